@@ -1,0 +1,189 @@
+"""Registry commands: add, list, update, enable, disable, remove, paths."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from ollamactl import manage, paths, registry, render
+from ollamactl.cli import app
+from ollamactl.errors import UsageError
+
+TYPE_HELP = "What the instance serves: chat, embedding or both."
+
+
+def complete_instance(incomplete: str) -> list[str]:
+    """Ids and names from the local registry (never the network), for shell completion."""
+    try:
+        reg = registry.load()
+    except Exception:  # completion must never fail loudly
+        return []
+    refs = []
+    for instance in reg.instances:
+        refs.extend({instance.id, instance.name})
+    return [ref for ref in refs if ref.startswith(incomplete)]
+
+
+def read_api_key(label: str) -> str:
+    """A key from stdin: a hidden prompt on a terminal, else the whole of stdin."""
+    if sys.stdin.isatty():
+        import getpass
+
+        key = getpass.getpass(f"API key for {label}: ")
+    else:
+        key = sys.stdin.read()
+    key = key.strip()
+    if not key:
+        raise UsageError("no API key on stdin", "pipe the key in, e.g. `pass show gpu1 | ollamactl ... --api-key-stdin`")
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        raise UsageError("the API key on stdin contains spaces or control characters", "pass exactly one key")
+    return key
+
+
+@app.command()
+def add(
+    url: str = typer.Argument(..., help="Host or URL, OLLAMA_HOST style: gpu1, gpu1:8080, https://host/prefix."),
+    name: Optional[str] = typer.Option(None, "--name", help="Display name (default: the id)."),
+    instance_id: Optional[str] = typer.Option(None, "--id", help="Id (default: derived from host and port)."),
+    kind: str = typer.Option("both", "--type", "-t", help=TYPE_HELP),
+    weight: int = typer.Option(1, "--weight", "-w", help="Share for the weighted strategy (>= 1)."),
+    disabled: bool = typer.Option(False, "--disabled", help="Register it but do not route to it."),
+    api_key_env: Optional[str] = typer.Option(
+        None, "--api-key-env", metavar="VAR", help="Send the key held in this environment variable."
+    ),
+    api_key_stdin: bool = typer.Option(
+        False, "--api-key-stdin", help="Read a key from stdin and store it in the (0600) registry."
+    ),
+) -> None:
+    """Register an instance and print its id.
+
+    Example: ollamactl add http://gpu1:11434 --name "GPU box 1" --weight 2
+    """
+    if api_key_env and api_key_stdin:
+        raise UsageError("--api-key-env and --api-key-stdin conflict", "choose one way to give the key")
+    key = read_api_key(name or url) if api_key_stdin else None
+    instance = manage.add(url, name=name, instance_id=instance_id, kind=kind, weight=weight,
+                          enabled=not disabled, api_key_env=api_key_env, api_key=key)
+    typer.echo(instance.id)
+
+
+@app.command("list")
+def list_instances(json_output: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
+    """Show the registered instances (keys are never shown).
+
+    Example: ollamactl list --json | jq -r '.[].url'
+    """
+    reg = registry.load()
+    if not reg.instances:
+        default = registry.default_instance()
+        render.message(f"no instances registered; commands will use the default instance {default.url}"
+                       " (from OLLAMA_HOST, else 127.0.0.1:11434). Add one with `ollamactl add URL`.")
+    if json_output:
+        render.print_json([i.public() for i in reg.instances])
+    else:
+        render.instances(reg.instances)
+
+
+@app.command()
+def update(
+    ref: str = typer.Argument(..., metavar="ID_OR_NAME", autocompletion=complete_instance),
+    url: Optional[str] = typer.Option(None, "--url", help="New host or URL."),
+    name: Optional[str] = typer.Option(None, "--name", help="New display name."),
+    kind: Optional[str] = typer.Option(None, "--type", "-t", help=TYPE_HELP),
+    weight: Optional[int] = typer.Option(None, "--weight", "-w", help="New weight (>= 1)."),
+    enable: bool = typer.Option(False, "--enable", help="Route to it again."),
+    disable: bool = typer.Option(False, "--disable", help="Stop routing to it."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", metavar="VAR",
+                                              help="Use the key held in this environment variable."),
+    api_key_stdin: bool = typer.Option(False, "--api-key-stdin", help="Read a new key from stdin."),
+    no_api_key: bool = typer.Option(False, "--no-api-key", help="Forget the key settings."),
+) -> None:
+    """Change an instance's settings; only the options given change.
+
+    Example: ollamactl update gpu1-11434 --weight 3 --api-key-env GPU1_KEY
+    """
+    if enable and disable:
+        raise UsageError("--enable and --disable conflict", "give one of them")
+    key_flags = [flag for flag, on in (("--api-key-env", api_key_env is not None),
+                                       ("--api-key-stdin", api_key_stdin), ("--no-api-key", no_api_key)) if on]
+    if len(key_flags) > 1:
+        raise UsageError(f"{' and '.join(key_flags)} conflict", "give one of them")
+    changes = manage.Changes()
+    for field, value in (("url", url), ("name", name), ("type", kind), ("weight", weight)):
+        if value is not None:
+            setattr(changes, field, value)
+    if enable or disable:
+        changes.enabled = enable
+    if api_key_env is not None:
+        changes.api_key_env = api_key_env
+    elif no_api_key:
+        changes.api_key_env = None
+    if not any(getattr(changes, f) is not manage.UNSET for f in vars(changes)) and not api_key_stdin:
+        raise UsageError(f"nothing to change for {ref!r}", "give at least one option, see `ollamactl update --help`")
+    if api_key_stdin:
+        registry.load().find(ref)  # fail on an unknown instance before asking for a key
+        changes.api_key = read_api_key(ref)
+    instance = manage.update(ref, changes)
+    render.message(f"updated {instance.id}")
+
+
+@app.command()
+def enable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME...", autocompletion=complete_instance)) -> None:
+    """Route to these instances again.
+
+    Example: ollamactl enable gpu1-11434 gpu2-11434
+    """
+    for instance in manage.set_enabled(refs, True):
+        render.message(f"enabled {instance.id}")
+
+
+@app.command()
+def disable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME...", autocompletion=complete_instance)) -> None:
+    """Stop routing to these instances (they stay registered).
+
+    Example: ollamactl disable gpu2-11434
+    """
+    for instance in manage.set_enabled(refs, False):
+        render.message(f"disabled {instance.id}")
+
+
+@app.command()
+def remove(
+    refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME...", autocompletion=complete_instance),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Unregister instances (asks first on a terminal; needs --yes otherwise).
+
+    Example: ollamactl remove gpu2-11434 --yes
+    """
+    reg = registry.load()
+    targets = [reg.find(ref) for ref in refs]
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to remove without confirmation: stdin is not a terminal", "pass --yes")
+        listing = ", ".join(f"{i.id} ({i.url})" for i in targets)
+        if not typer.confirm(f"Remove {listing}?", default=False, err=True):
+            render.message("nothing removed")
+            raise typer.Exit(1)
+    for instance in manage.remove([i.id for i in targets]):
+        render.message(f"removed {instance.id}")
+
+
+@app.command("paths")
+def show_paths(json_output: bool = typer.Option(False, "--json", help="Print a JSON object.")) -> None:
+    """Show where the registry, its backup and the state file live.
+
+    Example: ollamactl paths --json
+    """
+    locations = {
+        "registry": str(paths.registry_file()),
+        "registry_target": str(paths.registry_target()),
+        "backup": str(paths.backup_file()),
+        "state": str(paths.state_file()),
+    }
+    if json_output:
+        render.print_json(locations)
+    else:
+        render.table(("WHAT", "PATH"), locations.items())

@@ -1,0 +1,110 @@
+"""Crash-safe file primitives: private directories, locks on separate files, atomic replace.
+
+The lock is `fcntl.flock` on POSIX (stdlib, cheap enough for `pick`; it interoperates with
+filelock's Unix lock on the same file) and filelock elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ollamactl.errors import OllamactlError
+
+LOCK_TIMEOUT = 15.0
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create `directory` (and missing parents) with mode 0700 for every directory we create."""
+    missing = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (created if needed, never deleted)."""
+    ensure_private_dir(lock_path.parent)
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import filelock
+
+        try:
+            with filelock.FileLock(str(lock_path), timeout=timeout):
+                yield
+        except filelock.Timeout as exc:
+            raise _lock_timeout(lock_path, timeout) from exc
+        return
+    import fcntl
+
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _lock_timeout(lock_path, timeout) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _lock_timeout(lock_path: Path, timeout: float) -> OllamactlError:
+    return OllamactlError(
+        f"could not lock {lock_path} within {timeout:g} s",
+        "another ollamactl process is holding it; retry, and if nothing is running, check that file",
+    )
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` with `data`: temp file in the same directory, fsync, rename, fsync the dir.
+
+    A crash at any point leaves either the old file or the new one, never a mix.
+    """
+    ensure_private_dir(path.parent)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    if sys.platform == "win32":  # pragma: no cover
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

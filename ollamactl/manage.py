@@ -1,0 +1,162 @@
+"""Registry operations behind add/update/enable/disable/remove: validate input, then edit.
+
+Every check runs before anything is written, so bad input leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ollamactl import registry
+from ollamactl.errors import UsageError
+from ollamactl.registry import TYPES, Instance, Registry
+from ollamactl.urls import derive_id, normalise_url, validate_id
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+UNSET = object()  # "leave as is", distinct from None ("remove")
+
+
+@dataclass
+class Changes:
+    """What `update` should change; every field left UNSET stays as it is."""
+
+    url: Any = UNSET
+    name: Any = UNSET
+    type: Any = UNSET
+    weight: Any = UNSET
+    enabled: Any = UNSET
+    api_key_env: Any = UNSET  # a variable name, or None to drop key settings
+    api_key: Any = UNSET  # a key value, or None to drop key settings
+
+
+def check_type(kind: str) -> str:
+    if kind not in TYPES:
+        raise UsageError(f"unknown type {kind!r}", f"use one of: {', '.join(TYPES)}")
+    return kind
+
+
+def check_weight(weight: int) -> int:
+    if weight < 1:
+        raise UsageError(f"weight {weight} is below 1", "use a whole number of 1 or more")
+    return weight
+
+
+def check_env_name(name: str) -> str:
+    if not _ENV_NAME.match(name):
+        raise UsageError(f"{name!r} is not an environment variable name", "use letters, digits and '_'")
+    return name
+
+
+def check_name(name: str) -> str:
+    if not name.strip() or any(not ch.isprintable() for ch in name):
+        raise UsageError(f"invalid name {name!r}", "use printable text that is not blank")
+    return name
+
+
+def _check_unique(reg: Registry, url: str | None, name: str | None, instance_id: str | None,
+                  own_id: str | None = None) -> None:
+    for other in reg.instances:
+        if other.id == own_id:
+            continue
+        if url is not None and other.url == url:
+            raise UsageError(f"URL {url} is already registered as {other.id!r}",
+                             f"use `ollamactl update {other.id}` to change it")
+        if instance_id is not None and instance_id in (other.id, other.name):
+            raise UsageError(f"id {instance_id!r} is already taken by instance {other.id!r}", "choose another --id")
+        if name is not None and name in (other.id, other.name):
+            raise UsageError(f"name {name!r} is already used by instance {other.id!r}", "choose another --name")
+
+
+def add(url: str, *, name: str | None = None, instance_id: str | None = None, kind: str = "both",
+        weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
+        api_key: str | None = None) -> Instance:
+    normalised = normalise_url(url)
+    check_type(kind)
+    check_weight(weight)
+    if instance_id is not None:
+        validate_id(instance_id)
+    if name is not None:
+        check_name(name)
+    if api_key_env is not None:
+        check_env_name(api_key_env)
+    with registry.edit() as editor:
+        reg = editor.registry
+        taken = {i.id for i in reg.instances} | {i.name for i in reg.instances}
+        new_id = instance_id or derive_id(normalised, taken)
+        new_name = name or new_id
+        _check_unique(reg, normalised, None if name is None else new_name, new_id)
+        editor.append({
+            "id": new_id,
+            "name": new_name,
+            "url": normalised,
+            "type": kind,
+            "enabled": enabled,
+            "weight": weight,
+            "api_key_env": api_key_env,
+            "api_key": api_key,
+            "created_at": registry.now_utc(),
+        })
+    return editor.registry.find(new_id)
+
+
+def update(ref: str, changes: Changes) -> Instance:
+    if changes.url is not UNSET:
+        changes.url = normalise_url(changes.url)
+    if changes.type is not UNSET:
+        check_type(changes.type)
+    if changes.weight is not UNSET:
+        check_weight(changes.weight)
+    if changes.name is not UNSET:
+        check_name(changes.name)
+    if changes.api_key_env not in (UNSET, None):
+        check_env_name(changes.api_key_env)
+    with registry.edit() as editor:
+        instance = editor.registry.find(ref)
+        _check_unique(
+            editor.registry,
+            None if changes.url is UNSET else changes.url,
+            None if changes.name is UNSET else changes.name,
+            None,
+            own_id=instance.id,
+        )
+        table = editor.table_for(instance.id)
+        for key in ("url", "name", "type", "weight", "enabled"):
+            value = getattr(changes, key)
+            if value is not UNSET:
+                table[key] = value
+        if changes.api_key_env is not UNSET or changes.api_key is not UNSET:
+            for key in ("api_key_env", "api_key"):
+                if key in table:
+                    del table[key]
+            for key in ("api_key_env", "api_key"):
+                value = getattr(changes, key)
+                if value not in (UNSET, None):
+                    table[key] = value
+    return editor.registry.find(instance.id)
+
+
+def set_enabled(refs: list[str], enabled: bool) -> list[Instance]:
+    with registry.edit() as editor:
+        targets = _resolve_all(editor.registry, refs)
+        for instance in targets:
+            editor.table_for(instance.id)["enabled"] = enabled
+    return [editor.registry.find(i.id) for i in targets]
+
+
+def remove(refs: list[str]) -> list[Instance]:
+    with registry.edit() as editor:
+        targets = _resolve_all(editor.registry, refs)
+        for instance in targets:
+            editor.remove(instance.id)
+    return targets
+
+
+def _resolve_all(reg: Registry, refs: list[str]) -> list[Instance]:
+    """Every ref resolved before anything changes, duplicates folded, order kept."""
+    found: dict[str, Instance] = {}
+    for ref in refs:
+        instance = reg.find(ref)
+        found.setdefault(instance.id, instance)
+    return list(found.values())

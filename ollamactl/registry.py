@@ -1,0 +1,326 @@
+"""The instance registry: its model, validation, lookup, and safe edits of the TOML file.
+
+Reads use the stdlib TOML parser (fast, used by `pick`). Edits go through tomlkit so that a user's
+comments and hand-added keys survive, happen under a lock on a separate file, keep a `.bak` of
+the last good file and replace the file atomically. A corrupt file is never overwritten and a file
+written by a newer schema version is never rewritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import difflib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ollamactl import paths
+from ollamactl.errors import RegistryError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SCHEMA_VERSION = 1
+TYPES = ("chat", "embedding", "both")
+STRATEGIES = ("round-robin", "weighted", "least-latency", "random", "warm")
+DEFAULT_URL = "http://127.0.0.1:11434"
+SETTINGS_DEFAULTS: dict[str, Any] = {
+    "health_ttl": 300.0,
+    "timeout": 5.0,
+    "strategy": "round-robin",
+    "concurrency": 256,
+    "connect_timeout": 3.0,
+    "first_byte_timeout": 600.0,
+}
+NEW_FILE_HEADER = (
+    "# ollamactl instance registry. Edit by hand if you like: comments and extra keys are kept.\n"
+    "# Reference: https://pypi.org/project/ollamactl/ (README, 'The registry file').\n"
+)
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    name: str
+    url: str
+    type: str = "both"
+    enabled: bool = True
+    weight: int = 1
+    api_key_env: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    created_at: str | None = None
+
+    @property
+    def auth(self) -> str:
+        """How the instance authenticates, without ever revealing a key: none, env:VAR or stored."""
+        if self.api_key_env:
+            return f"env:{self.api_key_env}"
+        return "stored" if self.api_key else "none"
+
+    def resolve_api_key(self) -> str | None:
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env) or None
+        return self.api_key
+
+    def serves(self, request_type: str) -> bool:
+        return self.type == "both" or self.type == request_type
+
+    def public(self) -> dict[str, Any]:
+        """The JSON form used by every command: no key value, ever."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "url": self.url,
+            "type": self.type,
+            "enabled": self.enabled,
+            "weight": self.weight,
+            "auth": self.auth,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class Registry:
+    path: Path
+    version: int
+    settings: dict[str, Any]
+    instances: tuple[Instance, ...]
+
+    def setting(self, key: str) -> Any:
+        return self.settings.get(key, SETTINGS_DEFAULTS[key])
+
+    def find(self, ref: str) -> Instance:
+        """The instance whose id, else name, is `ref`; a UsageError with close matches otherwise."""
+        for instance in self.instances:
+            if instance.id == ref:
+                return instance
+        for instance in self.instances:
+            if instance.name == ref:
+                return instance
+        known = [i.id for i in self.instances] + [i.name for i in self.instances if i.name != i.id]
+        close = difflib.get_close_matches(ref, known, n=3, cutoff=0.4)
+        if close:
+            hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+        elif known:
+            hint = "see `ollamactl list` for the registered ids and names"
+        else:
+            hint = "the registry is empty; add one with `ollamactl add URL`"
+        raise UsageError(f"no instance with id or name {ref!r}", hint)
+
+
+def default_instance() -> Instance:
+    """The instance used when nothing is registered: OLLAMA_HOST, else 127.0.0.1:11434."""
+    from ollamactl.urls import normalise_url
+
+    host = os.environ.get("OLLAMA_HOST", "").strip()
+    url = DEFAULT_URL
+    if host:
+        try:
+            url = normalise_url(host)
+        except UsageError as exc:
+            raise UsageError(f"OLLAMA_HOST: {exc.message}", exc.hint) from None
+    return Instance(id="default", name="default", url=url, api_key_env="OLLAMA_API_KEY")
+
+
+def load(path: Path | None = None) -> Registry:
+    """Read and validate the registry; a missing file is an empty registry."""
+    path = path or paths.registry_file()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Registry(path, SCHEMA_VERSION, {}, ())
+    except OSError as exc:
+        raise RegistryError(f"cannot read registry {path}: {exc.strerror}") from None
+    return _validate(path, _parse(path, raw))
+
+
+def _parse(path: Path, raw: bytes) -> dict[str, Any]:
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RegistryError(
+            f"registry {path} is not UTF-8 text (byte {exc.start})", f"fix it by hand or restore {path}.bak"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RegistryError(
+            f"registry {path} is not valid TOML: {exc}",
+            f"fix that line by hand or restore the last good copy from {paths.backup_file()}",
+        ) from None
+
+
+def _validate(path: Path, data: dict[str, Any]) -> Registry:
+    def bad(where: str, problem: str) -> RegistryError:
+        return RegistryError(f"registry {path}: {where} {problem}", "fix it by hand, or restore the .bak file")
+
+    version = data.get("version", SCHEMA_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise bad("version", f"must be a positive integer, got {version!r}")
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise bad("[settings]", "must be a table")
+    for key, value in settings.items():
+        problem = _setting_problem(key, value)
+        if problem and version <= SCHEMA_VERSION:
+            raise bad(f"settings.{key}", problem)
+    entries = data.get("instances", [])
+    if not isinstance(entries, list):
+        raise bad("instances", "must be an array of tables ([[instances]])")
+    instances: list[Instance] = []
+    seen: dict[str, set[str]] = {"id": set(), "name": set(), "url": set()}
+    for index, entry in enumerate(entries):
+        where = f"instances[{index}]"
+        if not isinstance(entry, dict):
+            raise bad(where, "must be a table")
+        try:
+            instance = _instance_from(entry)
+        except (TypeError, ValueError, UsageError) as exc:
+            raise bad(where, str(exc)) from None
+        for key in ("id", "name", "url"):
+            value = getattr(instance, key)
+            if value in seen[key]:
+                raise bad(f"{where}.{key}", f"duplicates another instance's {key} {value!r}")
+            seen[key].add(value)
+        instances.append(instance)
+    return Registry(path, version, dict(settings), tuple(instances))
+
+
+def _setting_problem(key: str, value: Any) -> str | None:
+    if key == "strategy":
+        return None if value in STRATEGIES else f"must be one of {', '.join(STRATEGIES)}, got {value!r}"
+    if key in SETTINGS_DEFAULTS:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if number and value > 0 else f"must be a positive number, got {value!r}"
+    return None  # unknown keys are the user's own
+
+
+def _instance_from(entry: dict[str, Any]) -> Instance:
+    from ollamactl.urls import normalise_url, validate_id
+
+    def text(key: str, required: bool = False) -> str | None:
+        value = entry.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{key} must be a non-empty string, got {value!r}")
+        return value
+
+    instance_id = validate_id(text("id", required=True))
+    url = normalise_url(text("url", required=True))
+    kind = entry.get("type", "both")
+    if kind not in TYPES:
+        raise ValueError(f"type must be one of {', '.join(TYPES)}, got {kind!r}")
+    enabled = entry.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ValueError(f"enabled must be true or false, got {enabled!r}")
+    weight = entry.get("weight", 1)
+    if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+        raise ValueError(f"weight must be an integer >= 1, got {weight!r}")
+    created = entry.get("created_at")
+    return Instance(
+        id=instance_id,
+        name=text("name") or instance_id,
+        url=url,
+        type=kind,
+        enabled=enabled,
+        weight=weight,
+        api_key_env=text("api_key_env"),
+        api_key=text("api_key"),
+        created_at=_iso(created) if created is not None else None,
+    )
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None and value.utcoffset() == dt.timedelta(0):
+            return value.replace(tzinfo=None).isoformat() + "Z"
+        return value.isoformat()
+    return str(value)
+
+
+class Editor:
+    """A registry opened for change under the lock; `instances` is a list of plain dicts."""
+
+    def __init__(self, path: Path, document: Any):
+        self.path = path
+        self.document = document
+
+    @property
+    def registry(self) -> Registry:
+        return _validate(self.path, self.document.unwrap())
+
+    def tables(self) -> list[Any]:
+        return list(self.document.get("instances", []))
+
+    def table_for(self, instance_id: str) -> Any:
+        for table in self.document.get("instances", []):
+            if table.get("id") == instance_id:
+                return table
+        raise UsageError(f"no instance with id {instance_id!r}")
+
+    def append(self, values: dict[str, Any]) -> None:
+        import tomlkit
+
+        table = tomlkit.table()
+        table.trivia.indent = "\n"  # a blank line before each [[instances]]
+        for key, value in values.items():
+            if value is not None:
+                table[key] = value
+        if "instances" not in self.document:
+            self.document["instances"] = tomlkit.aot()
+        self.document["instances"].append(table)
+
+    def remove(self, instance_id: str) -> None:
+        instances = self.document["instances"]
+        for index, table in enumerate(instances):
+            if table.get("id") == instance_id:
+                del instances[index]
+                return
+        raise UsageError(f"no instance with id {instance_id!r}")
+
+
+@contextlib.contextmanager
+def edit() -> Iterator[Editor]:
+    """Open the registry for a read-modify-write; the file is replaced only if the block succeeds.
+
+    The new content is validated before it is written, the previous content goes to `.bak`.
+    """
+    import tomlkit
+
+    from ollamactl import files
+
+    target = paths.registry_target()
+    shown = paths.registry_file()
+    with files.locked(paths.registry_lock_file()):
+        try:
+            raw = target.read_bytes()
+        except FileNotFoundError:
+            raw = None
+        if raw is None:
+            document = tomlkit.parse(NEW_FILE_HEADER)
+            document["version"] = SCHEMA_VERSION
+        else:
+            registry = _validate(shown, _parse(shown, raw))
+            if registry.version > SCHEMA_VERSION:
+                raise RegistryError(
+                    f"registry {shown} was written by a newer ollamactl (schema version {registry.version},"
+                    f" this one knows {SCHEMA_VERSION}); it was not changed",
+                    "upgrade ollamactl (pip install -U ollamactl)",
+                )
+            document = tomlkit.parse(raw.decode("utf-8"))
+        editor = Editor(shown, document)
+        yield editor
+        new = tomlkit.dumps(document).encode("utf-8")
+        _validate(shown, _parse(shown, new))
+        if raw is not None:
+            files.atomic_write(paths.backup_file(), raw)
+        files.atomic_write(target, new)
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -1,0 +1,132 @@
+"""Instance URLs: OLLAMA_HOST-style normalisation and the ids derived from them.
+
+`normalise_url` is idempotent and raises `UsageError` (never anything else) for bad text, so
+every URL stored in the registry has one canonical form: `scheme://host:port[/path]`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ollamactl.errors import UsageError
+
+DEFAULT_PORT = 11434
+SCHEME_PORTS = {"http": 80, "https": 443}
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
+_PATH = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def normalise_url(text: str) -> str:
+    """`gpu1` -> `http://gpu1:11434`; `https://h/p/` -> `https://h:443/p`; `0.0.0.0` -> 127.0.0.1."""
+    raw = text.strip()
+    if not raw:
+        raise UsageError("the URL is empty", "give a host such as gpu1, gpu1:11434 or http://gpu1:11434")
+    if any(ch.isspace() or not ch.isprintable() for ch in raw):
+        raise UsageError(f"URL {raw!r} contains spaces or control characters", "remove them")
+    scheme, sep, rest = raw.partition("://")
+    if sep:
+        scheme = scheme.lower()
+        if scheme not in SCHEME_PORTS:
+            raise UsageError(f"unsupported scheme {scheme!r} in {raw!r}", "use http:// or https://")
+        default_port = SCHEME_PORTS[scheme]
+    else:
+        scheme, rest, default_port = "http", raw, DEFAULT_PORT
+    if "?" in rest or "#" in rest:
+        raise UsageError(f"URL {raw!r} has a query or fragment", "give only scheme, host, port and path")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        raise UsageError(
+            f"URL {_mask_userinfo(raw)!r} carries credentials",
+            "remove them and use --api-key-env VAR or --api-key-stdin",
+        )
+    host, port = _split_authority(authority, raw, default_port)
+    path = _normalise_path(path if slash else "", raw)
+    return f"{scheme}://{host}:{port}{path}"
+
+
+def _mask_userinfo(raw: str) -> str:
+    return re.sub(r"//[^/@]*@", "//***@", raw) if "//" in raw else re.sub(r"^[^/@]*@", "***@", raw)
+
+
+def _split_authority(authority: str, raw: str, default_port: int) -> tuple[str, int]:
+    if authority.startswith("["):
+        end = authority.find("]")
+        if end < 0:
+            raise UsageError(f"unclosed '[' in {raw!r}", "write IPv6 addresses as [::1]:11434")
+        host = _ipv6_host(authority[1:end], raw)
+        port_text = authority[end + 1 :]
+        if port_text and not port_text.startswith(":"):
+            raise UsageError(f"unexpected {port_text!r} after the IPv6 address in {raw!r}", "use [addr]:port")
+        port_text = port_text[1:] if port_text else ""
+    else:
+        if authority.count(":") > 1:
+            raise UsageError(f"{raw!r} looks like a bare IPv6 address", "put it in brackets: [::1]:11434")
+        host, _, port_text = authority.partition(":")
+        if not host:
+            raise UsageError(f"no host in URL {raw!r}", "give a host such as gpu1 or 192.168.1.20")
+        host = host.lower()
+        if not _HOSTNAME.match(host):
+            raise UsageError(f"invalid host {host!r} in {raw!r}", "use a hostname or an IP address")
+        host = host.rstrip(".")
+        if host == "0.0.0.0":
+            host = "127.0.0.1"  # a bind address, not a destination
+        if not authority.partition(":")[1]:
+            return host, default_port
+    return host, _port(port_text, raw, default_port)
+
+
+def _ipv6_host(address: str, raw: str) -> str:
+    import ipaddress
+
+    try:
+        parsed = ipaddress.IPv6Address(address)
+    except ValueError:
+        raise UsageError(f"invalid IPv6 address {address!r} in {raw!r}", "write it as [::1]:11434") from None
+    if parsed.is_unspecified:
+        parsed = ipaddress.IPv6Address("::1")
+    return f"[{parsed.compressed}]"
+
+
+def _port(port_text: str, raw: str, default_port: int) -> int:
+    if port_text == "":
+        return default_port
+    if not port_text.isascii() or not port_text.isdigit():
+        raise UsageError(f"port {port_text!r} in {raw!r} is not a number", "use a port from 1 to 65535")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise UsageError(f"port {port} in {raw!r} is out of range", "use a port from 1 to 65535")
+    return port
+
+
+def _normalise_path(path: str, raw: str) -> str:
+    segments = [segment for segment in path.split("/") if segment]
+    if not _PATH.match(path) or any(segment in (".", "..") for segment in segments):
+        raise UsageError(f"invalid path {('/' + path)!r} in {raw!r}", "use a plain prefix such as /ollama")
+    return "".join(f"/{segment}" for segment in segments)
+
+
+def derive_id(url: str, taken: set[str]) -> str:
+    """A readable unique id from a normalised URL: `http://gpu1:11434` -> `gpu1-11434`."""
+    rest = url.partition("://")[2]
+    authority, _, path = rest.partition("/")
+    host, _, port = authority.rpartition(":")
+    if host.startswith("["):
+        host = "ipv6-" + host.strip("[]")
+    parts = [host, port] + path.split("/")
+    base = "-".join(filter(None, (re.sub(r"[^A-Za-z0-9]+", "-", part).strip("-") for part in parts)))
+    base = base[:60].strip("-") or "instance"
+    candidate, suffix = base, 2
+    while candidate in taken:
+        candidate, suffix = f"{base}-{suffix}", suffix + 1
+    return candidate
+
+
+def validate_id(instance_id: str) -> str:
+    if not _ID.match(instance_id):
+        raise UsageError(
+            f"invalid id {instance_id!r}",
+            "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+    return instance_id

@@ -1,0 +1,17 @@
+"""Shared fixtures: every test runs against its own registry and state directory."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """Point ollamactl at a private config file and state dir; never at the developer's own."""
+    config = tmp_path / "config" / "instances.toml"
+    state = tmp_path / "state"
+    monkeypatch.setenv("OLLAMACTL_CONFIG", str(config))
+    monkeypatch.setenv("OLLAMACTL_STATE_DIR", str(state))
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    return {"config": config, "state": state}
