@@ -68,5 +68,6 @@ def update(change: Callable[[dict[str, Any]], T]) -> T:
     with files.locked(paths.state_lock_file()):
         data = read()
         result = change(data)
-        files.atomic_write(paths.state_file(), json.dumps(data, separators=(",", ":")).encode("utf-8"))
+        payload = json.dumps(data, separators=(",", ":")).encode("utf-8")
+        files.atomic_write(paths.state_file(), payload, durable=False)  # a cache: atomic is enough
     return result

@@ -1,0 +1,65 @@
+"""Passive health: the circuit breaker and request latencies that `run`/`embed` feed back.
+
+Three consecutive failures eject an instance for 30 s x the number of times it has been ejected
+(capped at 5 minutes); a success closes the breaker again. The rules are pure functions on one
+instance's entry; `record` applies them to the state file under its lock.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+FAILURE_THRESHOLD = 3
+EJECT_BASE_S = 30.0
+EJECT_CAP_S = 300.0
+LATENCY_WEIGHT = 0.3  # share of a new sample in the moving average
+
+
+def after_success() -> dict[str, Any]:
+    return {"failures": 0, "ejections": 0, "ejected_until": 0.0}
+
+
+def after_failure(entry: dict[str, Any] | None, now: float) -> dict[str, Any]:
+    entry = dict(entry or {"failures": 0, "ejections": 0, "ejected_until": 0.0})
+    entry["failures"] = entry.get("failures", 0) + 1
+    if entry["failures"] >= FAILURE_THRESHOLD:
+        entry["ejections"] = entry.get("ejections", 0) + 1
+        entry["ejected_until"] = now + min(EJECT_BASE_S * entry["ejections"], EJECT_CAP_S)
+        entry["failures"] = 0
+    return entry
+
+
+def moving_average(previous: float | None, sample: float) -> float:
+    return sample if previous is None else previous + LATENCY_WEIGHT * (sample - previous)
+
+
+def record(instance_id: str, ok: bool, latency_ms: float | None = None, now: float | None = None) -> None:
+    """Record one request's outcome for `instance_id` in the state file."""
+    from ollamactl import state
+
+    moment = time.time() if now is None else now
+
+    def change(data: dict[str, Any]) -> None:
+        breaker = data["breaker"]
+        breaker[instance_id] = after_success() if ok else after_failure(
+            breaker.get(instance_id), moment)
+        if ok and latency_ms is not None:
+            data["latency"][instance_id] = moving_average(data["latency"].get(instance_id), latency_ms)
+
+    state.update(change)
+
+
+def forget_model(instance_id: str, model: str) -> None:
+    """An instance answered 404 for `model`: drop it from that instance's cached model list."""
+    from ollamactl import state
+    from ollamactl.selection import normalise_model
+
+    wanted = normalise_model(model)
+
+    def change(data: dict[str, Any]) -> None:
+        entry = data["health"].get(instance_id)
+        if entry and entry.get("models"):
+            entry["models"] = [m for m in entry["models"] if normalise_model(m.get("name", "")) != wanted]
+
+    state.update(change)

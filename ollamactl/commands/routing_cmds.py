@@ -1,0 +1,41 @@
+"""`ollamactl pick` as a Typer command: help, completion and docs; the work is pickcli.execute.
+
+Normal invocations never reach this module: the entry point sends them to the fast parser in
+pickcli, which builds the same Request and calls the same `execute`.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ollamactl.cli import app
+from ollamactl.commands.common import complete_model
+from ollamactl.pickcli import FORMATS, execute
+from ollamactl.routing import Request
+from ollamactl.selection import STRATEGIES
+
+
+@app.command()
+def pick(
+    model: str | None = typer.Option(None, "--model", "-m", help="Only instances serving this model.",
+                                        autocompletion=complete_model),
+    request_type: str | None = typer.Option(None, "--type", "-t", help="chat or embedding."),
+    strategy: str | None = typer.Option(
+        None, "--strategy", "-s", help=f"{' | '.join(STRATEGIES)} (default: [settings] strategy, else round-robin)."
+    ),
+    key: str | None = typer.Option(None, "--key", help="Sticky: the same key gets the same instance."),
+    count: int = typer.Option(1, "--count", "-n", help="Print COUNT successive picks, one per line."),
+    fmt: str = typer.Option("url", "--format", "-f", help=f"{' | '.join(FORMATS)}."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 3 when no instance has the model."),
+    explain: bool = typer.Option(False, "--explain", help="On stderr: why each instance was kept or dropped."),
+    refresh: bool = typer.Option(False, "--refresh", help="Probe the instances now instead of using the cache."),
+) -> None:
+    """Print the base URL of the next instance to use (round-robin by default).
+
+    Example: curl "$(ollamactl pick -m llama3.2)/api/generate" -d '{"model":"llama3.2","prompt":"hi"}'
+    """
+    request = Request(request_type=request_type, model=model, strategy=strategy, key=key, count=count,
+                      strict=strict, refresh=refresh)
+    code = execute(request, fmt, explain)
+    if code:
+        raise typer.Exit(code)

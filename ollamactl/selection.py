@@ -1,0 +1,198 @@
+"""Instance selection as pure functions: eligibility filters, fallbacks and strategies. No I/O.
+
+`screen` decides which instances may serve a request and why the others may not; `choose` applies
+a strategy to the survivors and returns the picks plus the strategy's new persistent position
+(cursor or weights), which the caller stores in the state file under its lock.
+"""
+
+from __future__ import annotations
+
+import math
+
+STRATEGIES = ("round-robin", "weighted", "least-latency", "random", "warm")
+STATEFUL = ("round-robin", "weighted", "warm")
+REQUEST_TYPES = ("chat", "embedding")
+_REGISTRY_PREFIXES = ("registry.ollama.ai/",)
+
+
+def normalise_model(name: str) -> str:
+    """`llama3.2` -> `llama3.2:latest`; `registry.ollama.ai/library/x` -> `x:latest`; others keep namespaces."""
+    name = name.strip()
+    for prefix in _REGISTRY_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    if name.startswith("library/"):
+        name = name[len("library/"):]
+    if ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return name
+
+
+def model_names(entry: dict | None) -> set[str]:
+    """Normalised names of the models a cached health entry lists."""
+    if not entry:
+        return set()
+    return {normalise_model(m["name"]) for m in entry.get("models") or () if m.get("name")}
+
+
+def has_loaded(entry: dict | None, model: str | None) -> bool:
+    loaded = (entry or {}).get("loaded") or ()
+    if model is None:
+        return bool(loaded)
+    return normalise_model(model) in {normalise_model(name) for name in loaded}
+
+
+class Screening:
+    """The outcome of the filters: `candidates` in registry order, `dropped` as {id: reason}."""
+
+    def __init__(self) -> None:
+        self.candidates: list = []
+        self.dropped: dict[str, str] = {}
+        self.warnings: list[str] = []
+        self.model_missing = False
+
+
+def screen(instances, request_type: str | None, model: str | None, health: dict, breaker: dict,
+           now: float, strict: bool = False) -> Screening:
+    """Apply: enabled, type, healthy (per `health`, already fresh), model, then the breaker.
+
+    A model found on no healthy instance is ignored with a warning (unless `strict`, which leaves
+    no candidates and sets `model_missing`); when every remaining instance is ejected by the
+    breaker, ejection is ignored (panic mode) rather than failing.
+    """
+    result = Screening()
+    healthy = []
+    for instance in instances:
+        entry = health.get(instance.id)
+        if not instance.enabled:
+            result.dropped[instance.id] = "disabled"
+        elif request_type and not instance.serves(request_type):
+            result.dropped[instance.id] = f"wrong type ({instance.type} does not serve {request_type})"
+        elif entry is None:
+            result.dropped[instance.id] = "unhealthy: not checked"
+        elif not entry.get("healthy"):
+            result.dropped[instance.id] = f"unhealthy: {entry.get('error') or 'unknown error'}"
+        else:
+            healthy.append(instance)
+    serving = healthy
+    if model:
+        wanted = normalise_model(model)
+        serving = [i for i in healthy if wanted in model_names(health.get(i.id))]
+        if healthy and not serving:
+            result.model_missing = True
+            if strict:
+                for instance in healthy:
+                    result.dropped[instance.id] = f"no model {wanted}"
+                return result
+            result.warnings.append(f"model {wanted} is on no healthy instance; picking any eligible instance")
+            serving = healthy
+        else:
+            for instance in healthy:
+                if instance not in serving:
+                    result.dropped[instance.id] = f"no model {wanted}"
+    admitted = [i for i in serving if ejected_until(breaker.get(i.id), now) is None]
+    if serving and not admitted:
+        result.warnings.append("every eligible instance is ejected by the circuit breaker; trying them anyway")
+        admitted = serving
+    for instance in serving:
+        if instance not in admitted:
+            result.dropped[instance.id] = f"ejected until {format_clock(breaker[instance.id]['ejected_until'])}"
+    result.candidates = admitted
+    return result
+
+
+def ejected_until(entry: dict | None, now: float) -> float | None:
+    until = (entry or {}).get("ejected_until") or 0.0
+    return until if until > now else None
+
+
+def format_clock(epoch: float) -> str:
+    import time
+
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+def pool_key(request_type: str | None, model: str | None, strategy: str) -> str:
+    """One rotation per (strategy family, type, model): parallel picks of one pool share it."""
+    family = "warm" if strategy == "warm" else "rr"
+    return f"{family}|{request_type or 'any'}|{normalise_model(model) if model else '*'}"
+
+
+def round_robin(candidates: list, cursor: int, count: int) -> tuple[list, int]:
+    picks = [candidates[(cursor + i) % len(candidates)] for i in range(count)]
+    return picks, cursor + count
+
+
+def smooth_weighted(candidates: list, currents: dict[str, int], count: int) -> tuple[list, dict[str, int]]:
+    """nginx's smooth weighted round-robin: weights 5,1,1 give a a b a c a a, not a a a a a b c."""
+    current = {i.id: currents.get(i.id, 0) for i in candidates}
+    total = sum(i.weight for i in candidates)
+    picks = []
+    for _ in range(count):
+        for instance in candidates:
+            current[instance.id] += instance.weight
+        best = max(candidates, key=lambda i: current[i.id])  # first of equals wins: stable
+        current[best.id] -= total
+        picks.append(best)
+    return picks, current
+
+
+def least_latency(candidates: list, health: dict, latency: dict[str, float], count: int) -> list:
+    def cost(instance) -> float:
+        recent = latency.get(instance.id)
+        if recent is not None:
+            return recent
+        measured = (health.get(instance.id) or {}).get("latency_ms")
+        return measured if measured is not None else math.inf
+
+    return [min(candidates, key=cost)] * count
+
+
+def random_picks(candidates: list, count: int, entropy: bytes) -> list:
+    """Uniform picks from `entropy` (4 bytes per pick, e.g. os.urandom) so tests can fix it."""
+    return [
+        candidates[int.from_bytes(entropy[4 * i:4 * i + 4], "big") % len(candidates)] for i in range(count)
+    ]
+
+
+def rendezvous(candidates: list, key: str) -> list:
+    """Candidates ranked for `key` by weighted rendezvous hashing; losing one moves only its keys."""
+
+    import hashlib
+
+    def score(instance) -> float:
+        digest = hashlib.sha256(f"{key}\0{instance.id}".encode()).digest()
+        unit = (int.from_bytes(digest[:8], "big") + 1) / (2**64 + 1)  # in (0, 1)
+        return -instance.weight / math.log(unit)
+
+    return sorted(candidates, key=score, reverse=True)
+
+
+def choose(strategy: str, candidates: list, count: int, *, request_type: str | None = None,
+           model: str | None = None, key: str | None = None, health: dict | None = None,
+           positions: dict | None = None, latency: dict | None = None,
+           entropy: bytes = b"") -> tuple[list, dict]:
+    """Pick `count` instances from the non-empty `candidates`.
+
+    `positions` is the persisted strategy state: {"cursors": {pool: int}, "weights": {pool: {...}}};
+    the returned dict holds only the entries to write back (empty for stateless strategies).
+    """
+    health = health or {}
+    positions = positions or {}
+    if key is not None:
+        ranked = rendezvous(candidates, key)
+        return [ranked[i % len(ranked)] for i in range(count)], {}
+    if strategy == "random":
+        return random_picks(candidates, count, entropy), {}
+    if strategy == "least-latency":
+        return least_latency(candidates, health, latency or {}, count), {}
+    pool = pool_key(request_type, model, strategy)
+    if strategy == "weighted":
+        picks, currents = smooth_weighted(candidates, positions.get("weights", {}).get(pool, {}), count)
+        return picks, {"weights": {pool: currents}}
+    if strategy == "warm":
+        warm = [i for i in candidates if has_loaded(health.get(i.id), model)]
+        candidates = warm or candidates
+        pool += "|warm" if warm else "|cold"
+    picks, cursor = round_robin(candidates, positions.get("cursors", {}).get(pool, 0), count)
+    return picks, {"cursors": {pool: cursor}}

@@ -1,0 +1,214 @@
+"""`ollamactl pick` end to end: formats, filters, fallbacks, exit codes, shared rotation, start-up cost."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from typer.testing import CliRunner
+
+from ollamactl import manage, pickcli, state
+from ollamactl.cli import app
+
+
+def fill_cache(entries):
+    """Write fresh health entries {id: (url, healthy, models, loaded)} into the state file."""
+    def change(data):
+        for instance_id, (url, ok, models, loaded) in entries.items():
+            data["health"][instance_id] = {
+                "url": url, "healthy": ok, "error": None if ok else "connection refused", "latency_ms": 5.0,
+                "version": "0.12.6", "models": [{"name": m, "digest": "d" * 64, "size": 1} for m in models],
+                "loaded": list(loaded), "checked_at": time.time()}
+    state.update(change)
+
+
+def fleet(count, models=("llama3.2:latest",), **kwargs):
+    """Register `count` fake instances with a fresh healthy cache (no network is touched)."""
+    ids = [manage.add(f"gpu{n}", **kwargs).id for n in range(1, count + 1)]
+    fill_cache({i: (f"http://{i.rsplit('-', 1)[0]}:11434", True, models, ()) for i in ids})
+    return ids
+
+
+def refused_url():
+    """A loopback URL where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"127.0.0.1:{port}"
+
+
+def run_pick(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "ollamactl", "pick", *args], capture_output=True, text=True,
+                          env=env or os.environ.copy(), timeout=60)
+
+
+def test_formats_print_only_the_answer_on_stdout():
+    fleet(1)
+    assert run_pick().stdout == "http://gpu1:11434\n"
+    assert run_pick("--format", "env").stdout == "OLLAMA_HOST=http://gpu1:11434\n"
+    assert run_pick("--format", "openai").stdout == "http://gpu1:11434/v1\n"
+    as_json = json.loads(run_pick("--format", "json").stdout)
+    assert {"id": "gpu1-11434", "name": "gpu1-11434", "url": "http://gpu1:11434", "type": "both"}.items() <= \
+        as_json.items()
+
+
+def test_count_advances_the_rotation_and_the_next_call_continues_it():
+    fleet(3)
+    first = run_pick("-n", "4").stdout.split()
+    assert first == ["http://gpu1:11434", "http://gpu2:11434", "http://gpu3:11434", "http://gpu1:11434"]
+    assert run_pick().stdout.strip() == "http://gpu2:11434"
+
+
+def test_model_filter_and_explain_give_reasons_on_stderr():
+    ids = [manage.add(h).id for h in ("gpu1", "gpu2", "gpu3", "gpu4")]
+    manage.add("gpu5", enabled=False)
+    manage.add("emb", kind="embedding")
+    fill_cache({
+        ids[0]: ("http://gpu1:11434", True, ["llama3.2:latest"], ()),
+        ids[1]: ("http://gpu2:11434", True, ["qwen2.5:7b"], ()),
+        ids[2]: ("http://gpu3:11434", False, [], ()),
+        ids[3]: ("http://gpu4:11434", True, ["llama3.2:latest"], ()),
+        "emb-11434": ("http://emb:11434", True, ["llama3.2:latest"], ()),
+    })
+    state.update(lambda d: d["breaker"].update({ids[3]: {"failures": 0, "ejections": 1,
+                                                          "ejected_until": time.time() + 60}}))
+    result = run_pick("-m", "llama3.2", "-t", "chat", "--explain")
+    assert result.returncode == 0 and result.stdout == "http://gpu1:11434\n"
+    lines = {line.split()[0]: line for line in result.stderr.splitlines()}
+    assert "chosen" in lines["gpu1-11434"]
+    assert "no model llama3.2:latest" in lines["gpu2-11434"]
+    assert "unhealthy: connection refused" in lines["gpu3-11434"]
+    assert "ejected until" in lines["gpu4-11434"]
+    assert "disabled" in lines["gpu5-11434"]
+    assert "wrong type" in lines["emb-11434"]
+
+
+def test_model_found_nowhere_warns_or_fails_with_strict():
+    fleet(2)
+    loose = run_pick("-m", "mistral")
+    assert loose.returncode == 0 and loose.stdout.startswith("http://gpu")
+    assert "mistral:latest" in loose.stderr and "warning" in loose.stderr
+    strict = run_pick("-m", "mistral", "--strict")
+    assert strict.returncode == 3 and strict.stdout == "" and "mistral:latest" in strict.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["-s", "fastest"], "unknown strategy 'fastest'"),
+    (["-t", "vision"], "unknown type 'vision'"),
+    (["--format", "yaml"], "unknown format 'yaml'"),
+    (["-n", "0"], "count 0"),
+    (["-n", "many"], "invalid int value"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_bad_input_exits_2_with_the_offending_value(args, words):
+    fleet(1)
+    result = run_pick(*args)
+    assert result.returncode == 2 and result.stdout == "" and words in result.stderr
+
+
+def test_nothing_registered_uses_the_default_instance_without_probing():
+    env = dict(os.environ, OLLAMA_HOST="gpu9:8000")
+    assert run_pick(env=env).stdout == "http://gpu9:8000\n"
+    assert run_pick(env={k: v for k, v in env.items() if k != "OLLAMA_HOST"}).stdout == "http://127.0.0.1:11434\n"
+
+
+def test_nothing_eligible_and_default_down_exits_3_with_reasons():
+    ids = fleet(2)
+    fill_cache({i: (f"http://{i.rsplit('-', 1)[0]}:11434", False, [], ()) for i in ids})
+    result = run_pick(env=dict(os.environ, OLLAMA_HOST=refused_url()))
+    assert result.returncode == 3 and result.stdout == ""
+    assert "gpu1-11434: unhealthy: connection refused" in result.stderr
+    assert "default: unhealthy" in result.stderr
+
+
+def test_nothing_eligible_falls_back_to_a_healthy_default_instance(sim):
+    default = sim.add()
+    ids = fleet(1)
+    fill_cache({ids[0]: ("http://gpu1:11434", False, [], ())})
+    result = run_pick(env=dict(os.environ, OLLAMA_HOST=default.url))
+    assert result.returncode == 0 and result.stdout == f"{default.url}\n"
+    assert "default instance" in result.stderr
+
+
+def test_a_stale_cache_is_probed_once_then_reused_without_network(sim):
+    up, down = sim.add(), sim.add()
+    manage.add(up.url, name="up")
+    manage.add(down.url, name="down")
+    down.set_fault("refuse")
+    first = run_pick("-n", "2")
+    assert first.stdout.split() == [up.url, up.url]
+    probes = len(up.requests)
+    assert probes >= 2  # /api/version and /api/tags at least
+    assert run_pick().stdout.strip() == up.url
+    assert len(up.requests) == probes  # fresh cache: no network I/O
+    down.set_fault(None)
+    assert sorted(run_pick("--refresh", "-n", "2").stdout.split()) == sorted([up.url, down.url])
+
+
+def test_a_changed_url_invalidates_its_cache_entry(sim):
+    good = sim.add()
+    instance = manage.add("gpu1")
+    fill_cache({instance.id: ("http://gpu1:11434", True, ["llama3.2:latest"], ())})
+    manage.update(instance.id, manage.Changes(url=good.url))
+    assert run_pick().stdout.strip() == good.url
+    assert good.requests  # the new URL was probed before being picked
+
+
+def test_typer_and_fast_paths_give_identical_answers(capsys):
+    """Both parsers build the same Request and call the same execute: check they agree."""
+    fleet(3, models=("llama3.2:latest", "qwen2.5:7b"))
+    vectors = [["-n", "3"], ["-m", "qwen2.5:7b", "-n", "2", "--format", "env"], ["--key", "user-7", "-n", "2"],
+               ["-s", "weighted", "-n", "4", "--format", "json"], ["-s", "nope"], ["-t", "embedding", "-n", "2"]]
+    for argv in vectors:
+        state.update(lambda d: (d["cursors"].clear(), d["weights"].clear()))
+        code = pickcli.main(list(argv))
+        fast = capsys.readouterr()
+        state.update(lambda d: (d["cursors"].clear(), d["weights"].clear()))
+        result = CliRunner().invoke(app, ["pick", *argv])
+        assert (result.exit_code, result.stdout) == (code, fast.out), argv
+
+
+PICKER = """
+import sys
+from ollamactl import pickcli
+for _ in range({count}):
+    pickcli.main([])
+"""
+
+
+def _parallel_picks(processes, per_process):
+    procs = [subprocess.Popen([sys.executable, "-c", PICKER.format(count=per_process)], stdout=subprocess.PIPE,
+                              text=True) for _ in range(processes)]
+    return Counter(line for proc in procs for line in proc.communicate(timeout=120)[0].split())
+
+
+def test_parallel_processes_share_one_rotation_exactly():
+    fleet(4)
+    counts = _parallel_picks(8, 100)
+    assert sorted(counts.values()) == [200, 200, 200, 200]
+
+
+@pytest.mark.slow
+def test_xargs_style_parallel_ollamactl_pick_calls_share_one_rotation():
+    fleet(4)
+    result = subprocess.run("seq 400 | xargs -P 16 -n 1 sh -c 'ollamactl pick'", shell=True, capture_output=True,
+                            text=True, timeout=300)
+    assert sorted(Counter(result.stdout.split()).values()) == [100, 100, 100, 100]
+
+
+HEAVY = ("httpx", "rich", "asyncio", "pydantic", "typer", "click", "tomlkit", "filelock", "platformdirs")
+
+
+def test_pick_with_a_fresh_cache_imports_nothing_heavy():
+    fleet(2)
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "ollamactl", "pick", "-m", "llama3.2"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("http://gpu")
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "ollamactl" in imported  # the probe really saw the imports
+    assert not imported.intersection(HEAVY), sorted(imported.intersection(HEAVY))
