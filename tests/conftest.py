@@ -1,6 +1,7 @@
 """Shared fixtures: every test runs against its own registry and state directory."""
 
 import pytest
+from sim_fixtures import *  # noqa
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,22 @@
+"""Pytest fixtures for the Ollama simulator (pulled into conftest.py with a star import)."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from ollamactl.simulator import SimInstance, Simulator
+
+__all__ = ["sim", "sim_instance"]
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """A running Simulator; every instance it started is stopped at teardown."""
+    with Simulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def sim_instance(sim: Simulator) -> SimInstance:
+    """One simulated Ollama server with the default models, listening on a free loopback port."""
+    return sim.add()
