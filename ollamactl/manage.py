@@ -125,7 +125,7 @@ def update(ref: str, changes: Changes) -> Instance:
         for key in ("url", "name", "type", "weight", "enabled"):
             value = getattr(changes, key)
             if value is not UNSET:
-                table[key] = value
+                registry.set_value(table, key, value)
         if changes.api_key_env is not UNSET or changes.api_key is not UNSET:
             for key in ("api_key_env", "api_key"):
                 if key in table:
@@ -133,7 +133,7 @@ def update(ref: str, changes: Changes) -> Instance:
             for key in ("api_key_env", "api_key"):
                 value = getattr(changes, key)
                 if value not in (UNSET, None):
-                    table[key] = value
+                    registry.set_value(table, key, value)
     return editor.registry.find(instance.id)
 
 
@@ -141,7 +141,7 @@ def set_enabled(refs: list[str], enabled: bool) -> list[Instance]:
     with registry.edit() as editor:
         targets = _resolve_all(editor.registry, refs)
         for instance in targets:
-            editor.table_for(instance.id)["enabled"] = enabled
+            registry.set_value(editor.table_for(instance.id), "enabled", enabled)
     return [editor.registry.find(i.id) for i in targets]
 
 

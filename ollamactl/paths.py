@@ -17,7 +17,7 @@ STATE_NAME = "state.json"
 
 def _xdg(variable: str, fallback: str) -> Path:
     value = os.environ.get(variable, "").strip()
-    return Path(value if value else os.path.expanduser(fallback))
+    return Path(value if os.path.isabs(value) else os.path.expanduser(fallback))  # the XDG spec ignores relative
 
 
 def user_config_dir() -> Path:

@@ -207,7 +207,8 @@ def _instance_from(entry: dict[str, Any]) -> Instance:
         if value is None and not required:
             return None
         if not isinstance(value, str) or not value:
-            raise ValueError(f"{key} must be a non-empty string, got {value!r}")
+            shown = f"a value of type {type(value).__name__}" if key == "api_key" else repr(value)  # never show a key
+            raise ValueError(f"{key} must be a non-empty string, got {shown}")
         return value
 
     instance_id = validate_id(text("id", required=True))
@@ -244,7 +245,11 @@ def _iso(value: Any) -> str:
 
 
 class Editor:
-    """A registry opened for change under the lock; `instances` is a list of plain dicts."""
+    """A registry opened for change under the lock; `instances` is a list of plain dicts.
+
+    Blank lines and comments after an instance's last key belong to whatever follows it (the next
+    `[[instances]]`, a `[settings]` table), so adding, removing and setting keys keep them in place.
+    """
 
     def __init__(self, path: Path, document: Any):
         self.path = path
@@ -265,23 +270,100 @@ class Editor:
 
     def append(self, values: dict[str, Any]) -> None:
         import tomlkit
+        from tomlkit.items import AoT
 
+        values = {key: value for key, value in values.items() if value is not None}
+        instances = self.document.get("instances")
+        if instances is not None and not isinstance(instances, AoT):
+            if len(instances):  # a hand-written `instances = [{...}]`: keep its style
+                entry = tomlkit.inline_table()
+                entry.update(values)
+                instances.append(entry)
+                return
+            del self.document["instances"]  # `instances = []`
+            instances = None
+        if instances is None:
+            self.document["instances"] = tomlkit.aot()
+            instances = self.document["instances"]
+        trailer = _pop_trailer(instances[-1]) if len(instances) else []
         table = tomlkit.table()
         table.trivia.indent = "\n"  # a blank line before each [[instances]]
         for key, value in values.items():
-            if value is not None:
-                table[key] = value
-        if "instances" not in self.document:
-            self.document["instances"] = tomlkit.aot()
-        self.document["instances"].append(table)
+            table[key] = value
+        instances.append(table)
+        _extend(table, trailer)
 
     def remove(self, instance_id: str) -> None:
+        from tomlkit.items import AoT
+
         instances = self.document["instances"]
-        for index, table in enumerate(instances):
-            if table.get("id") == instance_id:
-                del instances[index]
-                return
-        raise UsageError(f"no instance with id {instance_id!r}")
+        index = next((i for i, table in enumerate(instances) if table.get("id") == instance_id), None)
+        if index is None:
+            raise UsageError(f"no instance with id {instance_id!r}")
+        table = instances[index]
+        trailer = _pop_trailer(table)
+        lead = getattr(table, "trivia", None)
+        lead = lead.indent if lead is not None and "#" in lead.indent else ""  # comments moved here earlier
+        del instances[index]
+        if index > 0:
+            _extend(instances[index - 1], trailer)
+        elif len(instances):
+            _prefix(instances[0], lead + _text(trailer))
+        elif isinstance(instances, AoT):
+            self._drop_empty_instances(lead + _text(trailer))
+
+    def _drop_empty_instances(self, kept: str) -> None:
+        """Delete an emptied [[instances]] (tomlkit would write `instances = []` at the top)."""
+        import tomlkit
+        from tomlkit.items import AoT, Table
+
+        body = self.document.body
+        position = next(i for i, (key, _) in enumerate(body) if key is not None and key.key == "instances")
+        following = body[position + 1][1] if position + 1 < len(body) else None
+        del self.document["instances"]
+        if isinstance(following, AoT) and len(following):
+            following = following[0]
+        if isinstance(following, Table):
+            _prefix(following, kept)
+        elif kept:
+            for _, item in tomlkit.parse(kept).body:
+                self.document.add(item)
+
+
+def set_value(table: Any, key: str, value: Any) -> None:
+    """Set `key` in an instance table; a new key goes after the last key, not after the trailer."""
+    if key in table:
+        table[key] = value
+        return
+    trailer = _pop_trailer(table)
+    table[key] = value
+    _extend(table, trailer)
+
+
+def _pop_trailer(table: Any) -> list[Any]:
+    from tomlkit.items import Comment, Table, Whitespace
+
+    if not isinstance(table, Table):
+        return []
+    body = table.value.body
+    trailer: list[Any] = []
+    while body and body[-1][0] is None and isinstance(body[-1][1], (Whitespace, Comment)):
+        trailer.insert(0, body.pop()[1])
+    return trailer
+
+
+def _extend(table: Any, items: list[Any]) -> None:
+    for item in items:
+        table.value.append(None, item)
+
+
+def _text(items: list[Any]) -> str:
+    return "".join(item.as_string() for item in items)
+
+
+def _prefix(table: Any, text: str) -> None:
+    """Put blank lines and comments before a table's header."""
+    table.trivia.indent = text + table.trivia.indent
 
 
 @contextlib.contextmanager
@@ -296,11 +378,16 @@ def edit() -> Iterator[Editor]:
 
     target = paths.registry_target()
     shown = paths.registry_file()
-    with files.locked(paths.registry_lock_file()):
+    lock_file = paths.registry_lock_file()
+    with contextlib.ExitStack() as stack:
+        with _os_errors("lock", lock_file):
+            stack.enter_context(files.locked(lock_file))
         try:
             raw = target.read_bytes()
         except FileNotFoundError:
             raw = None
+        except OSError as exc:
+            raise RegistryError(f"cannot read registry {shown}: {exc.strerror or exc}") from None
         if raw is None:
             document = tomlkit.parse(NEW_FILE_HEADER)
             document["version"] = SCHEMA_VERSION
@@ -312,14 +399,34 @@ def edit() -> Iterator[Editor]:
                     f" this one knows {SCHEMA_VERSION}); it was not changed",
                     "upgrade ollamactl (pip install -U ollamactl)",
                 )
-            document = tomlkit.parse(raw.decode("utf-8"))
+            try:
+                document = tomlkit.parse(raw.decode("utf-8"))
+            except ValueError as exc:  # tomlkit is stricter than tomllib in a few corners
+                raise RegistryError(f"registry {shown} cannot be edited safely: {exc}; it was not changed",
+                                    "edit it by hand") from None
         editor = Editor(shown, document)
         yield editor
         new = tomlkit.dumps(document).encode("utf-8")
-        _validate(shown, _parse(shown, new))
-        if raw is not None:
-            files.atomic_write(paths.backup_file(), raw)
-        files.atomic_write(target, new)
+        try:
+            _validate(shown, _parse(shown, new))
+        except RegistryError as exc:
+            raise RegistryError(f"this change would leave an invalid registry ({exc.message});"
+                                f" {shown} was not changed") from None
+        with _os_errors("write", shown):
+            if raw is not None:
+                files.atomic_write(paths.backup_file(), raw)
+            files.atomic_write(target, new)
+
+
+@contextlib.contextmanager
+def _os_errors(action: str, path: Path) -> Iterator[None]:
+    """An OSError (permissions, a full disk, a directory in the way) as one RegistryError line."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        raise RegistryError(f"cannot {action} {path}: {exc.strerror or exc}{where}",
+                            "check the permissions of that file and its directory") from None
 
 
 def now_utc() -> dt.datetime:

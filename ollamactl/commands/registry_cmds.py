@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
 from ollamactl import manage, paths, registry, render
 from ollamactl.cli import app
+from ollamactl.commands.common import complete_instance
 from ollamactl.errors import UsageError
 
 TYPE_HELP = "What the instance serves: chat, embedding or both."
-
-
-def complete_instance(incomplete: str) -> list[str]:
-    """Ids and names from the local registry (never the network), for shell completion."""
-    try:
-        reg = registry.load()
-    except Exception:  # completion must never fail loudly
-        return []
-    refs = []
-    for instance in reg.instances:
-        refs.extend({instance.id, instance.name})
-    return [ref for ref in refs if ref.startswith(incomplete)]
 
 
 def read_api_key(label: str) -> str:
@@ -36,7 +24,8 @@ def read_api_key(label: str) -> str:
         key = sys.stdin.read()
     key = key.strip()
     if not key:
-        raise UsageError("no API key on stdin", "pipe the key in, e.g. `pass show gpu1 | ollamactl ... --api-key-stdin`")
+        raise UsageError("no API key on stdin",
+                         "pipe the key in, e.g. `pass show gpu1 | ollamactl ... --api-key-stdin`")
     if any(ch.isspace() or not ch.isprintable() for ch in key):
         raise UsageError("the API key on stdin contains spaces or control characters", "pass exactly one key")
     return key
@@ -45,12 +34,12 @@ def read_api_key(label: str) -> str:
 @app.command()
 def add(
     url: str = typer.Argument(..., help="Host or URL, OLLAMA_HOST style: gpu1, gpu1:8080, https://host/prefix."),
-    name: Optional[str] = typer.Option(None, "--name", help="Display name (default: the id)."),
-    instance_id: Optional[str] = typer.Option(None, "--id", help="Id (default: derived from host and port)."),
+    name: str | None = typer.Option(None, "--name", help="Display name (default: the id)."),
+    instance_id: str | None = typer.Option(None, "--id", help="Id (default: derived from host and port)."),
     kind: str = typer.Option("both", "--type", "-t", help=TYPE_HELP),
     weight: int = typer.Option(1, "--weight", "-w", help="Share for the weighted strategy (>= 1)."),
     disabled: bool = typer.Option(False, "--disabled", help="Register it but do not route to it."),
-    api_key_env: Optional[str] = typer.Option(
+    api_key_env: str | None = typer.Option(
         None, "--api-key-env", metavar="VAR", help="Send the key held in this environment variable."
     ),
     api_key_stdin: bool = typer.Option(
@@ -89,13 +78,13 @@ def list_instances(json_output: bool = typer.Option(False, "--json", help="Print
 @app.command()
 def update(
     ref: str = typer.Argument(..., metavar="ID_OR_NAME", autocompletion=complete_instance),
-    url: Optional[str] = typer.Option(None, "--url", help="New host or URL."),
-    name: Optional[str] = typer.Option(None, "--name", help="New display name."),
-    kind: Optional[str] = typer.Option(None, "--type", "-t", help=TYPE_HELP),
-    weight: Optional[int] = typer.Option(None, "--weight", "-w", help="New weight (>= 1)."),
+    url: str | None = typer.Option(None, "--url", help="New host or URL."),
+    name: str | None = typer.Option(None, "--name", help="New display name."),
+    kind: str | None = typer.Option(None, "--type", "-t", help=TYPE_HELP),
+    weight: int | None = typer.Option(None, "--weight", "-w", help="New weight (>= 1)."),
     enable: bool = typer.Option(False, "--enable", help="Route to it again."),
     disable: bool = typer.Option(False, "--disable", help="Stop routing to it."),
-    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", metavar="VAR",
+    api_key_env: str | None = typer.Option(None, "--api-key-env", metavar="VAR",
                                               help="Use the key held in this environment variable."),
     api_key_stdin: bool = typer.Option(False, "--api-key-stdin", help="Read a new key from stdin."),
     no_api_key: bool = typer.Option(False, "--no-api-key", help="Forget the key settings."),
