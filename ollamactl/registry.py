@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import difflib
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ollamactl import paths
 from ollamactl.errors import RegistryError, UsageError
@@ -44,8 +42,9 @@ NEW_FILE_HEADER = (
 )
 
 
-@dataclass(frozen=True)
-class Instance:
+class Instance(NamedTuple):
+    """One registered server. A NamedTuple, not a dataclass: `pick` must not pay for importing inspect."""
+
     id: str
     name: str
     url: str
@@ -53,8 +52,11 @@ class Instance:
     enabled: bool = True
     weight: int = 1
     api_key_env: str | None = None
-    api_key: str | None = field(default=None, repr=False)
+    api_key: str | None = None
     created_at: str | None = None
+
+    def __repr__(self) -> str:  # never a key value, even in a traceback
+        return f"Instance(id={self.id!r}, url={self.url!r}, type={self.type!r}, auth={self.auth!r})"
 
     @property
     def auth(self) -> str:
@@ -85,8 +87,7 @@ class Instance:
         }
 
 
-@dataclass(frozen=True)
-class Registry:
+class Registry(NamedTuple):
     path: Path
     version: int
     settings: dict[str, Any]
@@ -104,6 +105,8 @@ class Registry:
             if instance.name == ref:
                 return instance
         known = [i.id for i in self.instances] + [i.name for i in self.instances if i.name != i.id]
+        import difflib
+
         close = difflib.get_close_matches(ref, known, n=3, cutoff=0.4)
         if close:
             hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ollamactl import registry, selection, state
 from ollamactl.errors import NoInstanceError, UsageError, warn
 from ollamactl.registry import Instance, Registry
 
 
-@dataclass
-class Request:
+class Request(NamedTuple):
     request_type: str | None = None  # chat | embedding | None (anything)
     model: str | None = None
     strategy: str | None = None  # None: [settings] strategy, else round-robin
@@ -28,14 +27,17 @@ class Request:
     refresh: bool = False
 
 
-@dataclass
 class Decision:
-    picks: list[Instance]
-    reasons: dict[str, str] = field(default_factory=dict)  # every instance id -> why kept or dropped
-    instances: tuple[Instance, ...] = ()
-    fallback: bool = False  # the default instance was used
-    candidates: list[Instance] = field(default_factory=list)  # every eligible instance, registry order
-    health: dict[str, dict] = field(default_factory=dict)  # the (fresh) cache entries used
+    """The picks, why every instance was kept or dropped, and what the caller may fail over to."""
+
+    def __init__(self, picks: list[Instance], reasons: dict[str, str], instances: tuple[Instance, ...],
+                 candidates: list[Instance], health: dict[str, dict] | None = None, fallback: bool = False):
+        self.picks = picks
+        self.reasons = reasons  # instance id -> why kept or dropped
+        self.instances = instances  # every instance considered, for --explain
+        self.candidates = candidates  # every eligible instance, registry order
+        self.health = health or {}  # the fresh cache entries used
+        self.fallback = fallback  # the default instance was used
 
     def failover_order(self) -> list[Instance]:
         """The first pick, then the other candidates in rotation order after it: for retries."""
@@ -67,7 +69,7 @@ def select(request: Request, now: float | None = None) -> Decision:
     if not reg.instances:
         default = registry.default_instance()
         return Decision([default] * request.count, {default.id: "chosen (nothing registered)"},
-                        (default,), fallback=True, candidates=[default])
+                        (default,), [default], fallback=True)
     now = time.time() if now is None else now
     data = state.read()
     health = _fresh_health(reg, request, data, now)
@@ -87,7 +89,7 @@ def select(request: Request, now: float | None = None) -> Decision:
     chosen = {i.id for i in picks}
     for instance in screening.candidates:
         reasons[instance.id] = "chosen" if instance.id in chosen else "eligible"
-    return Decision(picks, reasons, reg.instances, candidates=screening.candidates, health=health)
+    return Decision(picks, reasons, reg.instances, screening.candidates, health)
 
 
 def _fresh_health(reg: Registry, request: Request, data: dict, now: float) -> dict[str, dict]:
@@ -145,8 +147,8 @@ def _fallback(reg: Registry, request: Request, reasons: dict[str, str]) -> Decis
         if result.healthy:
             warn(f"no registered instance is eligible; using the default instance {default.url}")
             reasons[default.id] = "chosen (fallback)"
-            return Decision([default] * request.count, reasons, reg.instances + (default,), fallback=True,
-                            candidates=[default], health={default.id: result.to_cache()})
+            return Decision([default] * request.count, reasons, reg.instances + (default,), [default],
+                            {default.id: result.to_cache()}, fallback=True)
         reasons[default.id] = f"unhealthy: {result.error}"
     raise NoInstanceError("no eligible instance", _why(reasons))
 
