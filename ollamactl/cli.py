@@ -53,4 +53,9 @@ def main(
     """
 
 
-from ollamactl.commands import registry_cmds  # noqa: E402,F401  (registers the commands)
+# Imported for their side effect of registering commands; the order here is the order of `--help`.
+from ollamactl.commands import registry_cmds  # noqa: E402,F401,I001
+from ollamactl.commands import health_cmds  # noqa: E402,F401
+from ollamactl.commands import routing_cmds  # noqa: E402,F401
+from ollamactl.commands import proxy_cmds  # noqa: E402,F401
+from ollamactl.commands import shell_cmds  # noqa: E402,F401

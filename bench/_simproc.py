@@ -1,0 +1,68 @@
+"""Run simulated Ollama instances in a child process, so the benchmarked client has its own CPU and GIL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+
+_CHILD = """
+import json, sys
+from ollamactl.simulator import SimConfig, serve_forever
+configs = [SimConfig(**fields) for fields in json.loads(sys.argv[1])]
+serve_forever(len(configs), configs=configs,
+              ready=lambda instances: print(json.dumps([i.url for i in instances]), flush=True))
+"""
+
+
+@contextmanager
+def simulated(*configs: dict):
+    """Yield the URLs of len(configs) simulated instances (SimConfig fields per instance)."""
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(list(configs))], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        urls = json.loads(child.stdout.readline())
+        yield urls
+    finally:
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+@contextmanager
+def private_registry():
+    """Point ollamactl (this process and its children) at a throw-away registry and state directory."""
+    saved = {key: os.environ.get(key) for key in ("OLLAMACTL_CONFIG", "OLLAMACTL_STATE_DIR")}
+    with tempfile.TemporaryDirectory() as directory:
+        os.environ["OLLAMACTL_CONFIG"] = os.path.join(directory, "config", "instances.toml")
+        os.environ["OLLAMACTL_STATE_DIR"] = os.path.join(directory, "state")
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def register(urls: list[str]) -> None:
+    """Register `urls` and fill the health cache (as a fleet in daily use has it)."""
+    from ollamactl import health, manage, registry
+
+    for url in urls:
+        manage.add(url)
+    health.save(health.check(registry.load().instances, timeout=5.0))
+
+
+def ollamactl_command() -> list[str]:
+    import shutil
+
+    found = shutil.which("ollamactl", path=os.path.dirname(sys.executable))
+    return [found] if found else [sys.executable, "-m", "ollamactl"]

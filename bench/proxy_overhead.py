@@ -1,0 +1,119 @@
+"""How much does `ollamactl run` cost over talking to Ollama directly?
+
+One simulated instance (in a child process) streams 5,000 tokens as fast as it can. In the same run
+we time (a) a minimal direct httpx stream of the same request in this process and (b) `ollamactl run`
+as a subprocess whose stdout is a pipe this script reads. Printed: the throughput ratio from the first
+token to the last (target >= 0.8), and the time to first token that `ollamactl run` adds, next to the
+bare start-up costs of `python -c pass` and `ollamactl --version`.
+
+    python bench/proxy_overhead.py [--tokens 5000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from _simproc import ollamactl_command, private_registry, register, simulated
+
+MODEL = "llama3.2"
+PROMPT = "tell me a long story"
+
+
+def direct(url: str) -> tuple[float, float, int]:
+    """(time to first token, first to last token, characters) for a minimal httpx stream."""
+    import httpx
+
+    body = {"model": MODEL, "prompt": PROMPT}
+    text = []
+    started = time.perf_counter()
+    first = None
+    with httpx.Client(trust_env=False, timeout=None) as client:
+        with client.stream("POST", url + "/api/generate", json=body) as response:
+            buffer = b""
+            for chunk in response.iter_raw():
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for line in lines:
+                    if line:
+                        piece = json.loads(line).get("response", "")
+                        if piece and first is None:
+                            first = time.perf_counter()
+                        text.append(piece)
+    ended = time.perf_counter()
+    return first - started, ended - first, len("".join(text))
+
+
+def through_ollamactl() -> tuple[float, float, int]:
+    """(time to first output byte, first to last byte, bytes) for `ollamactl run` into a pipe."""
+    started = time.perf_counter()
+    process = subprocess.Popen([*ollamactl_command(), "run", MODEL, PROMPT], stdout=subprocess.PIPE,
+                               env=os.environ.copy())
+    fd = process.stdout.fileno()
+    first = None
+    size = 0
+    while True:
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        if first is None:
+            first = time.perf_counter()
+        size += len(data)
+    ended = time.perf_counter()
+    if process.wait() != 0:
+        raise SystemExit(f"ollamactl run failed with exit code {process.returncode}")
+    return first - started, ended - first, size
+
+
+def startup(command: list[str], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=os.environ.copy())
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=9)
+    args = parser.parse_args()
+    with private_registry(), simulated({"tokens": args.tokens}) as urls:
+        register(urls)
+        through_ollamactl()  # warm caches (page cache, .pyc) before timing
+        direct(urls[0])
+        runs_direct, runs_cli = [], []
+        for _ in range(args.repeat):  # interleaved, so drift hits both alike
+            runs_direct.append(direct(urls[0]))
+            runs_cli.append(through_ollamactl())
+        python_start = startup([sys.executable, "-c", "pass"], args.repeat)
+        cli_start = startup([*ollamactl_command(), "--version"], args.repeat)
+
+    d_ttft = statistics.median(r[0] for r in runs_direct)
+    c_ttft = statistics.median(r[0] for r in runs_cli)
+    d_stream, c_stream = statistics.median(r[1] for r in runs_direct), statistics.median(r[1] for r in runs_cli)
+    d_best, c_best = min(r[1] for r in runs_direct), min(r[1] for r in runs_cli)
+    ratio, ratio_best = d_stream / c_stream, d_best / c_best
+    print(f"tokens per run:                     {args.tokens} (median of {args.repeat} interleaved runs each)")
+    print(f"direct httpx stream:                {args.tokens / d_stream:10.0f} tokens/s"
+          f"   first token {d_ttft * 1e3:7.1f} ms")
+    print(f"ollamactl run (pipe):               {args.tokens / c_stream:10.0f} tokens/s"
+          f"   first token {c_ttft * 1e3:7.1f} ms (from process start)")
+    verdict = "OK" if ratio >= 0.8 else "BELOW TARGET"
+    print(f"throughput ratio run/direct:        {ratio:10.2f}   (target >= 0.8) {verdict}")
+    print(f"  same, best run of each:           {ratio_best:10.2f}   (less sensitive to a busy machine;"
+          f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print(f"added time to first token:          {(c_ttft - d_ttft) * 1e3:10.1f} ms")
+    print(f"  start-up `python -c pass`:        {python_start * 1e3:10.1f} ms")
+    print(f"  start-up `ollamactl --version`:   {cli_start * 1e3:10.1f} ms")
+    print(f"  added beyond `ollamactl --version`: {(c_ttft - d_ttft - cli_start) * 1e3:8.1f} ms (Typer's option"
+          " parsing loads pydantic, registry + health cache + routing cursor, httpx import, connect)")
+
+
+if __name__ == "__main__":
+    main()

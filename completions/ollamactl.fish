@@ -1,0 +1,1 @@
+complete --command ollamactl --no-files --arguments "(env _OLLAMACTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) ollamactl)" --condition "env _OLLAMACTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) ollamactl"

@@ -1,0 +1,507 @@
+"""Health probes: is each instance up, which models does it hold, which are loaded. Never prints.
+
+A probe of one instance is `GET /api/version`, `GET /api/tags` and `GET /api/ps`, sent at once
+and bounded by ONE overall deadline (httpx's read timeout only measures the silence between
+bytes, so a server dripping a byte a second would otherwise hold a probe for ever). All instances
+are probed concurrently, up to a cap, over one shared `httpx.AsyncClient`; the whole check costs
+about as much as the slowest instance, never the sum.
+
+Errors are words a person can act on: `connection refused`, `timed out after 2.0 s`,
+`HTTP 401: unauthorized (check the API key)`, `not an Ollama server`, `HTTP 500: <message>`,
+`cannot resolve host <h>`, ...
+
+The cache lives in the state file's `"health"` section (see `save`, `cached`); routing reads it.
+`cached()` and `HealthResult` stay cheap to import: httpx and asyncio load only when probing.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
+    from ollamactl.registry import Instance
+
+DEFAULT_CONCURRENCY = 256
+REQUESTS_PER_PROBE = 3  # version, tags, ps: at most three connections per instance at once
+
+OnResult = Callable[["HealthResult"], None]
+
+
+@dataclass
+class HealthResult:
+    id: str
+    url: str
+    healthy: bool
+    error: str | None = None
+    latency_ms: float | None = None
+    version: str | None = None
+    models: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "digest", "size"}]
+    loaded: list[str] | None = None  # None: the server cannot tell (no /api/ps)
+    checked_at: float = 0.0  # epoch seconds
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m["name"] for m in self.models]
+
+    def to_cache(self) -> dict[str, Any]:
+        """The state file's shape for one instance (read by the routing code: keep it stable)."""
+        return {
+            "url": self.url,
+            "healthy": self.healthy,
+            "error": self.error,
+            "latency_ms": self.latency_ms,
+            "version": self.version,
+            "models": [{"name": m.get("name"), "digest": m.get("digest"), "size": m.get("size")}
+                       for m in self.models],
+            "loaded": None if self.loaded is None else list(self.loaded),
+            "checked_at": self.checked_at,
+        }
+
+    @classmethod
+    def from_cache(cls, instance_id: str, data: dict[str, Any]) -> HealthResult:
+        """Rebuild a result from the state file; ValueError when the entry is not of our shape."""
+        if not isinstance(data, dict):
+            raise ValueError("a health cache entry must be an object")
+        url, healthy, checked_at = data.get("url"), data.get("healthy"), data.get("checked_at")
+        if not isinstance(url, str) or not isinstance(healthy, bool) or not _number(checked_at):
+            raise ValueError("a health cache entry needs url, healthy and checked_at")
+        models = data.get("models") or []
+        loaded = data.get("loaded")
+        latency = data.get("latency_ms")
+        if not isinstance(models, list) or not all(isinstance(m, dict) and isinstance(m.get("name"), str)
+                                                   for m in models):
+            raise ValueError("models must be a list of {name, digest, size}")
+        if loaded is not None and (not isinstance(loaded, list) or not all(isinstance(n, str) for n in loaded)):
+            raise ValueError("loaded must be a list of names or null")
+        error, version = data.get("error"), data.get("version")
+        return cls(
+            id=instance_id,
+            url=url,
+            healthy=healthy,
+            error=error if isinstance(error, str) else None,
+            latency_ms=float(latency) if _number(latency) else None,
+            version=version if isinstance(version, str) else None,
+            models=[{"name": m["name"], "digest": m.get("digest"), "size": m.get("size")} for m in models],
+            loaded=None if loaded is None else list(loaded),
+            checked_at=float(checked_at),
+        )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cache
+
+
+def save(results: Iterable[HealthResult]) -> None:
+    """Merge `results` into the state file's health section (under the state lock)."""
+    entries = {r.id: r.to_cache() for r in results}
+    if not entries:
+        return
+
+    def merge(data: dict[str, Any]) -> None:
+        data.setdefault("health", {}).update(entries)
+
+    from ollamactl import state
+
+    state.update(merge)
+
+
+def cached(state_dict: dict[str, Any], instance: Instance, now: float, ttl: float) -> HealthResult | None:
+    """The cached result for `instance` if it is fresh (younger than `ttl` s) and for its current url."""
+    health = state_dict.get("health") if isinstance(state_dict, dict) else None
+    entry = health.get(instance.id) if isinstance(health, dict) else None
+    if entry is None:
+        return None
+    try:
+        result = HealthResult.from_cache(instance.id, entry)
+    except (ValueError, TypeError):
+        return None
+    if result.url != instance.url:
+        return None
+    age = now - result.checked_at
+    if age > ttl or age < -60.0:  # stale, or stamped well in the future (a clock jump)
+        return None
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Probing
+
+
+def check(
+    instances: Sequence[Instance],
+    timeout: float,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_result: OnResult | None = None,
+) -> list[HealthResult]:
+    """Probe `instances` concurrently; results in the same order. `on_result` sees each as it ends."""
+    import asyncio
+
+    return asyncio.run(check_async(instances, timeout, concurrency, on_result))
+
+
+async def check_async(
+    instances: Sequence[Instance],
+    timeout: float,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_result: OnResult | None = None,
+) -> list[HealthResult]:
+    """`check` for callers already inside an event loop."""
+    import asyncio
+
+    import httpx
+
+    instances = list(instances)
+    if not instances:
+        return []
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    _spare_failed_imports()
+    cap = _usable_concurrency(max(1, min(int(concurrency), len(instances))))
+    connections = cap * REQUESTS_PER_PROBE
+    client = httpx.AsyncClient(
+        trust_env=False,  # loopback instances must never go through HTTP_PROXY
+        follow_redirects=False,  # a key is sent only to its own instance
+        timeout=httpx.Timeout(timeout),  # the per-probe deadline below is what bounds a probe
+        transport=_per_origin_transport(connections),
+        headers={"Accept": "application/json", "User-Agent": _user_agent()},
+    )
+    semaphore = asyncio.Semaphore(cap)
+
+    async def one(instance: Instance) -> HealthResult:
+        async with semaphore:
+            result = await probe(client, instance, timeout)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    async with client:
+        return list(await asyncio.gather(*(one(i) for i in instances)))
+
+
+async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -> HealthResult:
+    """One instance's three requests under one deadline; never raises for a network or server fault."""
+    import asyncio
+
+    headers = {}
+    key = instance.resolve_api_key()
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    base = instance.url.rstrip("/")
+    started = time.monotonic()
+    tasks = [
+        asyncio.ensure_future(_get_json(client, base, "/api/version", headers, _parse_version)),
+        asyncio.ensure_future(_get_json(client, base, "/api/tags", headers, _parse_tags)),
+        asyncio.ensure_future(_get_json(client, base, "/api/ps", headers, _parse_ps, optional=True)),
+    ]
+    version = models = loaded = None
+    error: str | None = None
+    try:
+        version, models, loaded = await asyncio.wait_for(asyncio.gather(*tasks), timeout)
+    except asyncio.TimeoutError:
+        error = f"timed out after {_seconds(timeout)} s"
+    except ProbeError as exc:
+        error = exc.words
+    except Exception as exc:  # noqa: BLE001 - any other failure is reported in words, not raised
+        error = describe(exc, instance.url, timeout)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    elapsed = (time.monotonic() - started) * 1000.0
+    return HealthResult(
+        id=instance.id,
+        url=instance.url,
+        healthy=error is None,
+        error=error,
+        latency_ms=round(elapsed, 1),
+        version=version if error is None else None,
+        models=models if error is None and models is not None else [],
+        loaded=loaded if error is None else None,
+        checked_at=time.time(),
+    )
+
+
+def _per_origin_transport(connections: int) -> httpx.AsyncBaseTransport:
+    """A transport that keeps one small connection pool per origin (scheme, host, port).
+
+    httpcore's pool scans every connection it holds for every request it assigns, so a single
+    pool holding the ~3 x N connections of an N-instance check costs O(N^2): about 9 s of CPU for
+    200 instances. One pool per origin keeps each scan to that origin's few connections. The pools
+    share one TLS context, made on the first https origin (verification as httpx does it).
+    """
+    import ssl
+
+    import httpx
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+
+    class PerOrigin(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+            self.tls: ssl.SSLContext | None = None
+            # http pools never do TLS; this context verifies everything and trusts nothing.
+            self.plain = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            url = request.url
+            key = (url.raw_scheme, url.raw_host, url.port)
+            pool = self.pools.get(key)
+            if pool is None:
+                if url.scheme == "https":
+                    if self.tls is None:
+                        self.tls = httpx.create_ssl_context()
+                    context = self.tls
+                else:
+                    context = self.plain
+                pool = self.pools[key] = httpx.AsyncHTTPTransport(verify=context, limits=limits, trust_env=False)
+            return await pool.handle_async_request(request)
+
+        async def aclose(self) -> None:
+            for pool in self.pools.values():
+                await pool.aclose()
+
+    return PerOrigin()
+
+
+class ProbeError(Exception):
+    """A probe failed; `words` is the message shown to people."""
+
+    def __init__(self, words: str):
+        super().__init__(words)
+        self.words = words
+
+
+_NOT_OLLAMA = "not an Ollama server"
+
+
+async def _get_json(client: httpx.AsyncClient, base: str, path: str, headers: dict[str, str],
+                    parse: Callable[[Any], Any], optional: bool = False) -> Any:
+    response = await client.get(base + path, headers=headers)
+    status = response.status_code
+    if optional and status == 404:
+        return None  # /api/ps is missing before 0.1.38: "unknown", not unhealthy
+    if status == 200:
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            raise ProbeError(_NOT_OLLAMA) from None
+        try:
+            return parse(data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise ProbeError(_NOT_OLLAMA) from None
+    raise ProbeError(_http_words(response))
+
+
+def _http_words(response: httpx.Response) -> str:
+    status = response.status_code
+    message = _error_message(response)
+    if status == 401:
+        return "HTTP 401: unauthorized (check the API key)"
+    if status == 404 and message is None:
+        return _NOT_OLLAMA  # plain "404 page not found": the route does not exist, not Ollama
+    if 300 <= status < 400:
+        where = response.headers.get("location")
+        return f"HTTP {status}: redirected" + (f" to {_short(where)} (not followed)" if where else " (not followed)")
+    if message is None:
+        message = response.reason_phrase.lower() if response.reason_phrase else "no message"
+        if status == 403:
+            message += " (a loopback-bound Ollama rejects non-local Host headers)"
+    return f"HTTP {status}: {message}"
+
+
+def _error_message(response: httpx.Response) -> str | None:
+    """The server's `{"error": ...}` text, if it sent one."""
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"].strip():
+        return _short(data["error"].strip())
+    return None
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _parse_version(data: Any) -> str:
+    version = data["version"]
+    if not isinstance(version, str):
+        raise ValueError("version is not text")
+    return version
+
+
+def _model_list(data: Any) -> list[dict[str, Any]]:
+    models = data["models"]
+    if models is None:  # some builds say null for none
+        return []
+    if not isinstance(models, list):
+        raise ValueError("models is not a list")
+    out = []
+    for model in models:
+        name = model.get("name") or model.get("model")
+        if not isinstance(name, str) or not name:
+            raise ValueError("a model without a name")
+        digest, size = model.get("digest"), model.get("size")
+        out.append({
+            "name": name,
+            "digest": digest if isinstance(digest, str) else None,
+            "size": size if _number(size) else None,
+        })
+    return out
+
+
+def _parse_tags(data: Any) -> list[dict[str, Any]]:
+    return _model_list(data)
+
+
+def _parse_ps(data: Any) -> list[str]:
+    return [m["name"] for m in _model_list(data)]
+
+
+def _seconds(timeout: float) -> str:
+    """2 -> "2.0", 0.5 -> "0.5", 0.25 -> "0.25": one decimal unless more are needed."""
+    text = f"{timeout:.1f}"
+    return text if float(text) == timeout else f"{timeout:g}"
+
+
+def describe(exc: BaseException, url: str, timeout: float) -> str:
+    """A network failure in plain words (never a Python exception repr)."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {_seconds(timeout)} s"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        text = str(exc).lower()
+        if "without sending" in text or "disconnected" in text or "peer closed" in text:
+            return "the server closed the connection without a complete answer"
+        return _NOT_OLLAMA  # bytes that are not HTTP
+    if isinstance(exc, (httpx.ConnectError, httpx.NetworkError, OSError)):
+        return _network_words(exc, url)
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "unsupported URL scheme"
+    if isinstance(exc, httpx.DecodingError):
+        return _NOT_OLLAMA
+    if isinstance(exc, httpx.HTTPError):
+        return "request failed: " + (_short(str(exc)) or type(exc).__name__)
+    return "probe failed: " + (_short(str(exc)) or type(exc).__name__)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc`, its causes and contexts, and the members of any exception group, without repeats."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend([current.__cause__, current.__context__])
+        todo.extend(getattr(current, "exceptions", None) or [])
+        if isinstance(current, OSError) and current.args and isinstance(current.args[-1], list):
+            todo.extend(e for e in current.args[-1] if isinstance(e, BaseException))
+    return [e for e in seen if e is not None]
+
+
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset by the server",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+    errno.EADDRNOTAVAIL: "address not available",
+    errno.EMFILE: "too many open files (raise `ulimit -n` or lower the concurrency setting)",
+    errno.EPIPE: "connection closed by the server",
+}
+
+
+def _network_words(exc: BaseException, url: str) -> str:
+    import socket
+    import ssl
+
+    chain = _chain(exc)
+    for item in chain:
+        if isinstance(item, socket.gaierror):
+            return f"cannot resolve host {_host(url)}"
+    for item in chain:
+        if isinstance(item, ConnectionRefusedError):
+            return "connection refused"
+    for item in chain:
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return "TLS certificate not trusted: " + _short(item.verify_message or "verification failed")
+        if isinstance(item, ssl.SSLError):
+            return "TLS handshake failed (is it an https server?)"
+    for item in chain:
+        if isinstance(item, OSError) and item.errno in _ERRNO_WORDS:
+            return _ERRNO_WORDS[item.errno]
+    text = " ".join(str(item) for item in chain).lower()
+    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return f"cannot resolve host {_host(url)}"
+    if "refused" in text or "all connection attempts failed" in text:
+        return "connection refused"
+    if "reset" in text:
+        return "connection reset by the server"
+    for item in chain:
+        if isinstance(item, OSError) and item.strerror:
+            return "cannot connect: " + item.strerror.lower()
+    return "cannot connect"
+
+
+def _host(url: str) -> str:
+    rest = url.split("://", 1)[-1].split("/", 1)[0]
+    if rest.startswith("["):
+        return rest[: rest.find("]") + 1]
+    return rest.rsplit(":", 1)[0] if ":" in rest else rest
+
+
+def _spare_failed_imports() -> None:
+    """Mark sniffio as absent when it is not installed, so `import sniffio` fails at once.
+
+    httpcore runs `import sniffio` on every request and lock; without the package (anyio 4.x no
+    longer pulls it in) each attempt searches sys.path again, ~30 us a time, 0.1-0.3 s over a
+    200-instance check. A None entry in sys.modules makes the import fail immediately, exactly as
+    it would anyway.
+    """
+    import importlib.util
+    import sys
+
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+def _user_agent() -> str:
+    from ollamactl import __version__
+
+    return f"ollamactl/{__version__}"
+
+
+def _usable_concurrency(cap: int) -> int:
+    """`cap`, lowered if the open-file limit cannot hold cap x 3 sockets (after trying to raise it)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return cap
+    needed = cap * REQUESTS_PER_PROBE + 64
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < needed:
+            target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    except (OSError, ValueError):
+        return cap
+    if soft == resource.RLIM_INFINITY:
+        return cap
+    return max(1, min(cap, (soft - 64) // REQUESTS_PER_PROBE))

@@ -1,0 +1,173 @@
+"""The health core against simulated servers over real loopback sockets: words, deadlines, keys, cache."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+
+import pytest
+
+from ollamactl import health, paths, state
+from ollamactl.health import HealthResult
+from ollamactl.registry import Instance
+from ollamactl.simulator import SimModel
+
+SECRET = "sk-health-5ecr3t-0a1b2c"
+
+
+def inst(instance_id: str, url: str, **fields) -> Instance:
+    return Instance(id=instance_id, name=instance_id, url=url, **fields)
+
+
+def by_id(results: list[HealthResult]) -> dict[str, HealthResult]:
+    return {r.id: r for r in results}
+
+
+def test_every_fault_mode_in_words_and_bounded_by_the_deadline(sim):
+    faults = [None, "refuse", "hang", "drip", "http500", "garbage", "busy503", "midstream", "truncated"]
+    instances = [inst(str(f), sim.add(fault=f).url) for f in faults]
+    legacy = sim.add(legacy=True)
+    instances.append(inst("legacy", legacy.url))
+    instances.append(inst("prefix", legacy.url + "/not-ollama"))  # every path there: plain-text 404
+    seen = []
+    started = time.monotonic()
+    results = health.check(instances, timeout=0.5, on_result=seen.append)
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.0, "hang and drip must cost the deadline, not more"
+    assert [r.id for r in results] == [i.id for i in instances]  # the instances' order
+    assert sorted(r.id for r in seen) == sorted(i.id for i in instances)  # each reported once
+    r = by_id(results)
+
+    ok = r["None"]
+    assert ok.healthy and ok.error is None and ok.version == "0.12.6"
+    assert {m["name"] for m in ok.models} == {"llama3.2:latest", "qwen2.5:7b", "nomic-embed-text:latest"}
+    assert all(len(m["digest"]) == 64 and m["size"] > 0 for m in ok.models)
+    assert ok.loaded == ["llama3.2:latest"]
+    assert 0 < ok.latency_ms < 3000 and abs(ok.checked_at - time.time()) < 10
+
+    assert (r["refuse"].healthy, r["refuse"].error) == (False, "connection refused")
+    assert r["hang"].error == "timed out after 0.5 s"
+    assert r["drip"].error == "timed out after 0.5 s"
+    assert 450 <= r["hang"].latency_ms < 2500
+    assert r["http500"].error == "HTTP 500: llama runner process has terminated: exit status 2"
+    assert r["garbage"].error == "not an Ollama server"
+    assert r["prefix"].error == "not an Ollama server"
+    for name in ("busy503", "midstream", "truncated"):  # generation faults: the probes still answer
+        assert r[name].healthy, r[name]
+    assert r["legacy"].healthy and r["legacy"].loaded is None  # no /api/ps: unknown, not unhealthy
+    for name in ("refuse", "hang", "drip", "http500", "garbage", "prefix"):
+        bad = r[name]
+        assert not bad.healthy and bad.version is None and bad.models == [] and bad.loaded is None
+        assert "Error" not in bad.error and "(" not in bad.error.split(":")[0]  # words, not a repr
+
+
+def test_timeout_words_keep_the_deadline_given(sim):
+    hung = sim.add(fault="hang")
+    assert health.check([inst("h", hung.url)], timeout=0.25)[0].error == "timed out after 0.25 s"
+    assert health._seconds(2) == "2.0" and health._seconds(2.0) == "2.0" and health._seconds(0.5) == "0.5"
+
+
+def test_unresolvable_host_is_named():
+    host = "no-such-host.invalid"
+    started = time.monotonic()
+    try:
+        socket.getaddrinfo(host, 80)
+    except socket.gaierror:
+        pass
+    else:  # pragma: no cover - a resolver that answers for .invalid
+        pytest.skip("this resolver answers for .invalid")
+    if time.monotonic() - started > 1.0:  # pragma: no cover
+        pytest.skip("DNS lookups are slow here")
+    result = health.check([inst("dns", f"http://{host}:11434")], timeout=2.0)[0]
+    assert result.error == f"cannot resolve host {host}"
+
+
+def test_api_key_goes_only_to_its_own_instance(sim, monkeypatch):
+    keyed = sim.add(api_key=SECRET)
+    open_ = sim.add()
+    monkeypatch.setenv("GPU_KEY", SECRET)
+    instances = [
+        inst("keyed", keyed.url, api_key=SECRET),
+        inst("keyed-env", keyed.url, api_key_env="GPU_KEY"),
+        inst("no-key", keyed.url),
+        inst("wrong-key", keyed.url, api_key="sk-wrong"),
+        inst("open", open_.url),
+    ]
+    r = by_id(health.check(instances, timeout=2.0))
+    assert r["keyed"].healthy and r["keyed-env"].healthy and r["open"].healthy
+    assert r["no-key"].error == "HTTP 401: unauthorized (check the API key)"
+    assert r["wrong-key"].error == "HTTP 401: unauthorized (check the API key)"
+    assert open_.requests and all("authorization" not in q.headers for q in open_.requests)
+    sent = [q.headers.get("authorization") for q in keyed.requests]
+    assert sent.count(f"Bearer {SECRET}") == 6  # keyed and keyed-env, three probes each
+    assert SECRET not in repr(list(r.values()))
+
+
+def test_proxy_environment_is_ignored(sim_instance, monkeypatch):
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # a proxy that refuses: must not be used
+    assert health.check([inst("a", sim_instance.url)], timeout=2.0)[0].healthy
+
+
+def test_concurrency_cap_is_respected(sim):
+    instances = [inst(f"s{n}", sim.add(latency=0.2).url) for n in range(4)]
+    started = time.monotonic()
+    results = health.check(instances, timeout=2.0, concurrency=2)
+    elapsed = time.monotonic() - started
+    assert all(r.healthy for r in results)
+    assert elapsed >= 0.38  # two waves of 0.2 s
+    many = [inst(f"m{n}", sim.add(latency=0.2).url) for n in range(8)]
+    started = time.monotonic()
+    assert all(r.healthy for r in health.check(many, timeout=2.0))
+    assert time.monotonic() - started < 1.2  # all at once, not the sum (1.6 s)
+
+
+def test_check_async_inside_a_running_loop(sim_instance):
+    async def main():
+        return await health.check_async([inst("a", sim_instance.url)], timeout=2.0)
+
+    assert asyncio.run(main())[0].healthy
+    assert health.check([], timeout=1.0) == []
+
+
+def test_save_writes_the_documented_cache_shape(sim, monkeypatch):
+    a = sim.add(models=[SimModel("llama3.2", digest="a" * 64, size=1000)], loaded=[])
+    b = sim.add(fault="refuse")
+    results = health.check([inst("a", a.url), inst("b", b.url)], timeout=2.0)
+    health.save(results)
+    data = json.loads(paths.state_file().read_text())
+    entry = data["health"]["a"]
+    assert set(entry) == {"url", "healthy", "error", "latency_ms", "version", "models", "loaded", "checked_at"}
+    assert entry["url"] == a.url and entry["healthy"] is True and entry["error"] is None
+    assert entry["models"] == [{"name": "llama3.2:latest", "digest": "a" * 64, "size": 1000}]
+    assert entry["loaded"] == [] and isinstance(entry["checked_at"], float)
+    assert data["health"]["b"]["healthy"] is False and data["health"]["b"]["error"] == "connection refused"
+    assert data["health"]["b"]["loaded"] is None
+    # merged, not replaced: a later save of one instance keeps the others
+    health.save([HealthResult("c", "http://c:1", False, "connection refused", checked_at=1.0)])
+    assert set(state.read()["health"]) == {"a", "b", "c"}
+    assert HealthResult.from_cache("a", entry) == results[0]
+    assert HealthResult.from_cache("a", results[0].to_cache()).to_cache() == results[0].to_cache()
+
+
+def test_cached_freshness_and_url_change():
+    instance = inst("a", "http://gpu1:11434")
+    entry = HealthResult("a", "http://gpu1:11434", True, version="0.12.6", checked_at=1000.0).to_cache()
+    data = {"health": {"a": entry}}
+    assert health.cached(data, instance, now=1000.0 + 299, ttl=300).version == "0.12.6"
+    assert health.cached(data, instance, now=1000.0 + 301, ttl=300) is None  # stale
+    moved = inst("a", "http://gpu1:8080")
+    assert health.cached(data, moved, now=1001.0, ttl=300) is None  # the url changed since
+    assert health.cached(data, inst("b", "http://gpu1:11434"), now=1001.0, ttl=300) is None
+    for broken in ({"health": {"a": "junk"}}, {"health": {"a": {"url": 1}}}, {"health": []}, {}):
+        assert health.cached(broken, instance, now=1001.0, ttl=300) is None
+
+
+def test_corrupt_state_file_is_rebuilt_on_save(sim_instance, capsys):
+    paths.state_dir().mkdir(parents=True, exist_ok=True)
+    paths.state_file().write_text("{not json")
+    health.save(health.check([inst("a", sim_instance.url)], timeout=2.0))
+    assert "corrupt" in capsys.readouterr().err
+    assert state.read()["health"]["a"]["healthy"] is True

@@ -1,0 +1,257 @@
+"""health / refresh / models / simulate through the real CLI, against simulated servers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from ollamactl import health, manage, paths, registry, state
+from ollamactl.cli import app
+from ollamactl.commands import health_cmds
+from ollamactl.simulator import SimModel
+
+SECRET = "sk-health-cli-5ecr3t-77aa"
+JSON_KEYS = {"id", "name", "url", "type", "enabled", "healthy", "error", "latency_ms", "version", "models",
+             "loaded", "checked_at", "ejected_until"}
+
+
+def _runner() -> CliRunner:
+    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:  # Click < 8.2
+        return CliRunner(mix_stderr=False)
+    return CliRunner()
+
+
+RUNNER = _runner()
+
+
+def run(*args: str):
+    result = RUNNER.invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"ollamactl {' '.join(args)} crashed") from result.exception
+    return result
+
+
+def register(sim_instance, name: str, **fields):
+    return manage.add(sim_instance.url, name=name, **fields)
+
+
+def test_exit_codes_all_some_none(sim):
+    good, bad = sim.add(), sim.add(fault="refuse")
+    a = register(good, "good")
+    result = run("health")
+    assert result.exit_code == 0, result.stderr
+    assert "healthy" in result.stdout and good.url in result.stdout
+    register(bad, "bad")
+    result = run("health", "--timeout", "2")
+    assert result.exit_code == 4
+    assert "unhealthy" in result.stdout and "connection refused" in result.stdout
+    assert run("health", "bad").exit_code == 3
+    assert run("health", a.id).exit_code == 0
+    assert run("health", "nope").exit_code == 2
+
+
+def test_json_schema(sim):
+    one = sim.add(loaded=["qwen2.5:7b"])
+    legacy = sim.add(legacy=True)
+    register(one, "one")
+    register(legacy, "old")
+    result = run("health", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == ["one", "old"]
+    for row in rows:
+        assert JSON_KEYS <= set(row)
+        assert row["healthy"] is True and row["error"] is None and row["enabled"] is True
+        assert row["type"] == "both" and row["version"] == "0.12.6"
+        assert isinstance(row["latency_ms"], float) and row["ejected_until"] is None
+        assert row["models"] == ["llama3.2:latest", "qwen2.5:7b", "nomic-embed-text:latest"]
+        stamp = dt.datetime.fromisoformat(row["checked_at"].replace("Z", "+00:00"))
+        assert stamp.utcoffset() == dt.timedelta(0) and abs(stamp.timestamp() - time.time()) < 30
+    assert rows[0]["loaded"] == ["qwen2.5:7b"] and rows[1]["loaded"] is None
+    assert set(state.read()["health"]) == {r["id"] for r in rows}  # every check is saved
+
+
+def test_ejected_status_from_the_breaker(sim):
+    instance = register(sim.add(), "gpu")
+    until = time.time() + 120
+
+    def eject(data):
+        data["breaker"][instance.id] = {"failures": 3, "ejections": 1, "ejected_until": until}
+
+    state.update(eject)
+    shown = time.strftime("%H:%M:%S", time.localtime(until))
+    assert f"ejected until {shown}" in run("health").stdout
+    row = json.loads(run("health", "--json").stdout)[0]
+    assert dt.datetime.fromisoformat(row["ejected_until"].replace("Z", "+00:00")).timestamp() == pytest.approx(until)
+
+
+def test_disabled_skipped_unless_all_or_named(sim):
+    register(sim.add(), "on")
+    manage.add(sim.add(fault="refuse").url, name="off", enabled=False)
+    assert [r["name"] for r in json.loads(run("health", "--json").stdout)] == ["on"]
+    result = run("health", "--json", "--all")
+    assert [r["name"] for r in json.loads(result.stdout)] == ["on", "off"] and result.exit_code == 4
+    assert json.loads(run("health", "--json", "off").stdout)[0]["enabled"] is False
+    manage.set_enabled(["on"], False)
+    result = run("health")
+    assert result.exit_code == 3 and "--all" in result.stderr
+
+
+def test_no_instances_checks_the_default(sim_instance, monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", sim_instance.url)
+    result = run("health", "--json")
+    assert result.exit_code == 0
+    assert "no instances registered" in result.stderr and sim_instance.url in result.stderr
+    assert json.loads(result.stdout)[0]["id"] == "default"
+
+
+def test_corrupt_state_file_is_rebuilt_and_the_command_works(sim_instance):
+    register(sim_instance, "gpu")
+    paths.state_dir().mkdir(parents=True, exist_ok=True)
+    paths.state_file().write_text("\x00garbage{")
+    result = run("health")
+    assert result.exit_code == 0
+    assert "corrupt" in result.stderr and "rebuilt" in result.stderr
+    assert json.loads(paths.state_file().read_text())["health"]
+
+
+def test_refresh_output(sim):
+    register(sim.add(), "a")
+    register(sim.add(), "b")
+    result = run("refresh")
+    assert (result.exit_code, result.stdout.strip()) == (0, "2 instances: 2 healthy, 0 unhealthy")
+    register(sim.add(fault="http500"), "c")
+    result = run("refresh", "--json")
+    assert result.exit_code == 4
+    assert json.loads(result.stdout) == {"total": 3, "healthy": 2, "unhealthy": 1}
+    assert len(state.read()["health"]) == 3
+
+
+def test_watch_rows_change_when_an_instance_goes_down(sim):
+    flaky = sim.add()
+    instances = [register(sim.add(), "steady"), register(flaky, "flaky")]
+    finals: list[dict] = []
+    partial = []
+
+    def show(rows, round_done):
+        if round_done:
+            finals.append({i.name: (r.healthy, r.error) for i, r in rows})
+        else:
+            partial.append(len([r for _, r in rows if r is not None]))
+
+    health_cmds.watch_loop(instances, timeout=1.0, concurrency=8, interval=0.0, show=show, rounds=2,
+                           sleep=lambda seconds: flaky.set_fault("refuse"))
+    assert finals == [
+        {"steady": (True, None), "flaky": (True, None)},
+        {"steady": (True, None), "flaky": (False, "connection refused")},
+    ]
+    assert partial[:2] == [1, 2]  # rows appear one answer at a time
+    assert state.read()["health"][instances[1].id]["healthy"] is False  # each round is saved
+
+
+def test_watch_command_off_a_terminal_prints_plain_tables_and_stops_on_ctrl_c(sim, monkeypatch):
+    register(sim.add(), "gpu")
+
+    def interrupt(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(health_cmds, "_sleep", interrupt)
+    result = run("health", "--watch", "--interval", "0.1")
+    assert result.exit_code == 0
+    assert "health at" in result.stdout and "healthy" in result.stdout and "\x1b[" not in result.stdout
+    result = run("health", "--watch", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout.splitlines()[0])[0]["healthy"] is True
+
+
+def test_models_with_a_digest_mismatch(sim):
+    same, other = "a" * 64, "b" * 64
+    s1 = sim.add(models=[SimModel("llama3.2", digest=same), SimModel("bge-m3", embedding=True)], loaded=["llama3.2"])
+    s2 = sim.add(models=[SimModel("llama3.2:latest", digest=same)], loaded=[])
+    s3 = sim.add(models=[SimModel("llama3.2", digest=other)], legacy=True)
+    ids = [register(s, f"gpu{n}").id for n, s in enumerate((s1, s2, s3), start=1)]
+    result = run("models", "--json")
+    assert result.exit_code == 0, result.stderr
+    listing = {item["model"]: item["instances"] for item in json.loads(result.stdout)}
+    assert set(listing) == {"llama3.2:latest", "bge-m3:latest"}
+    assert listing["llama3.2:latest"] == [
+        {"id": ids[0], "loaded": True, "digest": same, "digest_differs": False},
+        {"id": ids[1], "loaded": False, "digest": same, "digest_differs": False},
+        {"id": ids[2], "loaded": None, "digest": other, "digest_differs": True},
+    ]
+    assert [e["id"] for e in listing["bge-m3:latest"]] == [ids[0]]
+    # the cache is fresh now: no new probes; the table marks the odd build
+    before = len(s1.requests)
+    table = run("models")
+    assert len(s1.requests) == before
+    assert "differs" in table.stdout and "bbbbbbbbbbbb" in table.stdout
+
+
+def test_models_rechecks_stale_entries_and_notes_unhealthy_ones(sim):
+    up, down = sim.add(), sim.add(fault="garbage")
+    a = register(up, "up")
+    register(down, "down")
+
+    def stale(data):
+        data["health"][a.id] = health.HealthResult(a.id, a.url, True, checked_at=1.0).to_cache()
+
+    state.update(stale)
+    result = run("models", "--json")
+    assert "not an Ollama server" in result.stderr
+    assert {item["model"] for item in json.loads(result.stdout)} == {
+        "llama3.2:latest", "qwen2.5:7b", "nomic-embed-text:latest"}
+
+
+def test_the_api_key_never_appears_in_any_output(sim):
+    keyed = sim.add(api_key=SECRET)
+    wrong = sim.add(api_key="sk-other")
+    register(keyed, "keyed", api_key=SECRET)
+    register(wrong, "wrong", api_key=SECRET)
+    outputs = []
+    for args in (("health",), ("health", "--json"), ("refresh",), ("refresh", "--json"), ("models",),
+                 ("models", "--json"), ("health", "wrong")):
+        result = run(*args)
+        outputs.append(result.stdout + result.stderr)
+    assert "HTTP 401: unauthorized (check the API key)" in outputs[0]
+    assert all(SECRET not in text for text in outputs)
+    assert SECRET not in paths.state_file().read_text()
+    assert any(q.headers.get("authorization") == f"Bearer {SECRET}" for q in keyed.requests)
+
+
+def test_simulate_registers_and_stops_on_ctrl_c(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "ollamactl", "simulate", "--instances", "2", "--register",
+               "--fault", "2=http500"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        urls = [process.stdout.readline().strip() for _ in range(2)]
+        deadline = time.monotonic() + 10
+        while len(registry.load().instances) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reg = registry.load()
+        assert [i.url for i in reg.instances] == urls
+        assert [i.name for i in reg.instances] == ["sim-1", "sim-2"]
+        results = health.check(reg.instances, timeout=2.0)
+        assert results[0].healthy and results[1].error.startswith("HTTP 500")
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "Ctrl-C" in err
+    assert health_cmds._register(urls) == [i.id for i in reg.instances]  # same URLs: reused, not failed
+    assert len(registry.load().instances) == 2
+
+
+def test_simulate_rejects_bad_faults():
+    assert run("simulate", "--fault", "x").exit_code == 2
+    assert run("simulate", "--instances", "1", "--fault", "2=hang").exit_code == 2
+    assert run("simulate", "--fault", "1=melt").exit_code == 2

@@ -1,0 +1,391 @@
+"""`ollamactl run` against simulated instances over real loopback sockets: streaming, failover, errors."""
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from ollamactl import health, manage, ollama, registry, state
+from ollamactl.cli import app
+from ollamactl.simulator import SimModel
+
+
+def invoke(*args, input=None):
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def register(*instances, **kwargs):
+    """Register simulated instances in order (the first is the first round-robin pick) and probe them."""
+    ids = [manage.add(sim_instance.url, name=f"sim{n}", **kwargs).id for n, sim_instance in enumerate(instances, 1)]
+    prime()
+    return ids
+
+
+def prime():
+    """Fill the health cache now, so faults set afterwards are met by `run`, not by routing's probe."""
+    health.save(health.check(registry.load().instances, timeout=5.0))
+
+
+def generates(sim_instance, path="/api/generate"):
+    return [r for r in sim_instance.requests if r.path == path]
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming and options
+
+
+def test_streams_text_with_a_final_newline(sim):
+    a = sim.add(tokens=8)
+    register(a)
+    result = invoke("run", "llama3.2", "why", "is", "the", "sky", "blue")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.endswith("\n") and len(result.stdout.split()) == 8
+    body = generates(a)[-1].body
+    assert body["prompt"] == "why is the sky blue" and body["stream"] is True and body["model"] == "llama3.2"
+
+
+def test_json_prints_every_object_and_no_stream_gives_the_same_text(sim):
+    a = sim.add(tokens=6)
+    register(a)
+    lines = invoke("run", "llama3.2", "hi", "--json").stdout.splitlines()
+    objects = [json.loads(line) for line in lines]
+    assert len(objects) == 7 and objects[-1]["done"] is True
+    streamed = "".join(o["response"] for o in objects)
+    whole = invoke("run", "llama3.2", "hi", "--no-stream")
+    assert whole.exit_code == 0 and whole.stdout == streamed + "\n"
+    assert generates(a)[-1].body["stream"] is False
+
+
+def test_prompt_from_stdin_dash_and_empty(sim):
+    a = sim.add()
+    register(a)
+    assert invoke("run", "llama3.2", input="from stdin\n").exit_code == 0
+    assert generates(a)[-1].body["prompt"] == "from stdin"
+    assert invoke("run", "llama3.2", "-", input="dash").exit_code == 0
+    assert generates(a)[-1].body["prompt"] == "dash"
+    empty = invoke("run", "llama3.2", input="  \n")
+    assert empty.exit_code == 2 and "prompt is empty" in empty.stderr
+
+
+def test_options_are_typed_and_keep_alive_and_format(sim, tmp_path):
+    a = sim.add()
+    register(a)
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"n": {"type": "integer"}}}))
+    result = invoke("run", "llama3.2", "hi", "-o", "num_ctx=8192", "-o", "temperature=0.5", "-o", "stop=[\"x\"]",
+                    "-o", "penalize_newline=true", "-o", "mode=fast", "--keep-alive", "10m",
+                    "--format", str(schema))
+    assert result.exit_code == 0, result.stderr
+    body = generates(a)[-1].body
+    assert body["options"] == {"num_ctx": 8192, "temperature": 0.5, "stop": ["x"], "penalize_newline": True,
+                               "mode": "fast"}
+    assert body["keep_alive"] == "10m" and body["format"]["type"] == "object"
+    assert isinstance(json.loads(result.stdout)["n"], int)
+    assert invoke("run", "llama3.2", "hi", "--format", "json", "--keep-alive", "0").exit_code == 0
+    assert generates(a)[-1].body["format"] == "json" and generates(a)[-1].body["keep_alive"] == 0
+    sent = len(a.requests)
+    assert invoke("run", "llama3.2", "hi", "-o", "novalue").exit_code == 2
+    assert invoke("run", "llama3.2", "hi", "--format", str(tmp_path / "missing.json")).exit_code == 2
+    (tmp_path / "bad.json").write_text("{not json")
+    bad = invoke("run", "llama3.2", "hi", "--format", str(tmp_path / "bad.json"))
+    assert bad.exit_code == 2 and "not valid JSON" in bad.stderr
+    assert len(a.requests) == sent  # usage errors send nothing
+
+
+def test_option_value_typing():
+    from ollamactl.commands.proxy_cmds import typed_value
+
+    assert typed_value("42") == 42 and typed_value("-1") == -1
+    assert typed_value("0.25") == 0.25 and typed_value("1e-3") == 0.001
+    assert typed_value("true") is True and typed_value("false") is False
+    assert typed_value('{"a": 1}') == {"a": 1} and typed_value("null") is None
+    assert typed_value("nan") == "nan" and typed_value("hello world") == "hello world"
+
+
+def test_chat_with_system_and_generate_with_system(sim):
+    a = sim.add()
+    register(a)
+    assert invoke("run", "llama3.2", "hi", "--chat", "--system", "be brief").exit_code == 0
+    request = generates(a, "/api/chat")[-1]
+    assert request.body["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    assert invoke("run", "llama3.2", "hi", "--system", "be brief").exit_code == 0
+    assert generates(a)[-1].body["system"] == "be brief"
+
+
+def test_think_sends_think_and_thinking_goes_to_stderr(sim):
+    a = sim.add(tokens=4)
+    register(a)
+    result = invoke("run", "llama3.2", "hi", "--think")
+    assert result.exit_code == 0 and generates(a)[-1].body["think"] is True
+    assert len(result.stderr.split()) == 3 and len(result.stdout.split()) == 4  # 3 thinking tokens
+    chat = invoke("run", "llama3.2", "hi", "--think", "--chat")
+    assert chat.exit_code == 0 and len(chat.stderr.split()) == 3
+    assert invoke("run", "llama3.2", "hi", "--no-think").exit_code == 0
+    assert generates(a)[-1].body["think"] is False
+
+
+# ---------------------------------------------------------------------------------------------
+# Failover
+
+
+@pytest.mark.parametrize("fault,words", [("refuse", "connection refused"), ("busy503", "HTTP 503: server busy"),
+                                         ("http500", "HTTP 500: llama runner")])
+def test_fails_over_before_output(sim, fault, words):
+    a, b = sim.add(tokens=5), sim.add(tokens=5)
+    ids = register(a, b)
+    a.set_fault(fault)
+    result = invoke("run", "llama3.2", "hi", "--verbose")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.split()) == 5 and len(generates(b)) == 1
+    assert words in result.stderr and f"trying {ids[1]}" in result.stderr
+    assert state.read()["breaker"][ids[0]]["failures"] == 1
+    assert state.read()["breaker"][ids[1]]["failures"] == 0
+
+
+def test_model_not_found_fails_over_and_forgets_the_model(sim):
+    a, b = sim.add(), sim.add()
+    ids = register(a, b)
+    a.update(models=[SimModel("other:latest")])  # the cache still says it has llama3.2
+    result = invoke("run", "llama3.2", "hi", "--verbose")
+    assert result.exit_code == 0, result.stderr
+    assert "not found" in result.stderr and len(generates(b)) == 1
+    names = [m["name"] for m in state.read()["health"][ids[0]]["models"]]
+    assert "llama3.2:latest" not in names and names
+
+
+def test_hang_is_bounded_by_the_first_byte_timeout_then_fails_over(sim):
+    a, b = sim.add(), sim.add()
+    register(a, b)
+    a.set_fault("hang")
+    started = time.monotonic()
+    result = invoke("run", "llama3.2", "hi", "--first-byte-timeout", "0.5", "--verbose")
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started < 3
+    assert "first-byte timeout (0.5 s)" in result.stderr and len(generates(b)) == 1
+
+
+def test_drip_is_bounded_by_the_first_byte_deadline_not_by_silence(sim):
+    a, b = sim.add(drip_interval=0.05), sim.add()
+    register(a, b)
+    a.set_fault("drip")  # a byte every 50 ms: never silent, never done
+    started = time.monotonic()
+    result = invoke("run", "llama3.2", "hi", "--first-byte-timeout", "0.6", "--verbose")
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started < 3 and "first-byte timeout" in result.stderr
+    a.set_fault(None)
+
+
+def test_slow_drip_completes_within_a_generous_deadline(sim):
+    a = sim.add(tokens=2, drip_interval=0.0005)
+    register(a)
+    a.set_fault("drip")
+    result = invoke("run", "llama3.2", "hi", "--first-byte-timeout", "20")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.split()) == 2
+
+
+@pytest.mark.parametrize("fault", ["midstream", "truncated"])
+def test_no_retry_after_output_started(sim, fault):
+    a, b = sim.add(tokens=20, fault=fault), sim.add(tokens=20)
+    ids = register(a, b)
+    result = invoke("run", "llama3.2", "hi")
+    assert result.exit_code == 1
+    assert len(result.stdout.split()) == 10  # the first half was printed and stays
+    assert ids[0] in result.stderr and a.url in result.stderr and "not retried" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert generates(b) == []  # the other instance got NO generate request
+    assert state.read()["breaker"][ids[0]]["failures"] == 1
+
+
+def test_error_line_before_any_output_is_retried(sim):
+    a, b = sim.add(tokens=1, fault="midstream"), sim.add(tokens=3)  # half of 1 token: the error comes first
+    register(a, b)
+    result = invoke("run", "llama3.2", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.split()) == 3 and len(generates(b)) == 1
+
+
+def test_all_attempts_failed_lists_each_instance(sim):
+    a, b = sim.add(fault="busy503"), sim.add(fault="busy503")
+    ids = register(a, b)
+    result = invoke("run", "llama3.2", "hi")
+    assert result.exit_code == 1
+    assert "all 2 attempts failed" in result.stderr
+    for instance_id, instance in zip(ids, (a, b), strict=True):
+        assert f"{instance_id} ({instance.url}): HTTP 503" in result.stderr
+
+
+def test_tries_bounds_the_attempts(sim):
+    a, b = sim.add(fault="busy503"), sim.add()
+    register(a, b)
+    result = invoke("run", "llama3.2", "hi", "--tries", "1")
+    assert result.exit_code == 1 and generates(b) == []
+    assert invoke("run", "llama3.2", "hi", "--tries", "0").exit_code == 2
+
+
+def test_no_eligible_instance_exits_3(sim, monkeypatch):
+    a = sim.add(fault="refuse")
+    manage.add(a.url)
+    monkeypatch.setenv("OLLAMA_HOST", a.url)  # the default instance is refused as well
+    result = invoke("run", "llama3.2", "hi")
+    assert result.exit_code == 3, result.stderr
+
+
+def test_instance_option_skips_selection(sim):
+    a, b = sim.add(), sim.add()
+    register(a, b)
+    assert invoke("run", "llama3.2", "hi", "--instance", "sim2").exit_code == 0
+    assert generates(a) == [] and len(generates(b)) == 1
+    unknown = invoke("run", "llama3.2", "hi", "--instance", "nope")
+    assert unknown.exit_code == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys and redirects
+
+
+def test_401_is_not_retried_and_says_so(sim, monkeypatch):
+    a, b = sim.add(api_key="right-key"), sim.add()
+    monkeypatch.setenv("A_KEY", "right-key")
+    manage.add(a.url, name="a", api_key_env="A_KEY")
+    manage.add(b.url, name="b")
+    prime()
+    monkeypatch.setenv("A_KEY", "wrong-key-123")
+    result = invoke("run", "llama3.2", "hi", "--verbose")
+    assert result.exit_code == 1
+    assert "HTTP 401: unauthorized (check the API key)" in result.stderr
+    assert len(generates(a)) == 1 and generates(b) == []
+    assert "wrong-key-123" not in result.stderr + result.stdout
+
+
+def test_each_key_goes_only_to_its_own_instance(sim, monkeypatch):
+    a, b, c = sim.add(api_key="key-a", fault="busy503"), sim.add(api_key="key-b", fault="busy503"), sim.add()
+    monkeypatch.setenv("KEY_A", "key-a")
+    monkeypatch.setenv("KEY_B", "key-b")
+    manage.add(a.url, name="a", api_key_env="KEY_A")
+    manage.add(b.url, name="b", api_key_env="KEY_B")
+    manage.add(c.url, name="c")
+    prime()
+    result = invoke("run", "llama3.2", "hi", "--verbose", "--json")
+    assert result.exit_code == 0, result.stderr
+    for sim_instance, key in ((a, "key-a"), (b, "key-b"), (c, None)):
+        sent = {r.headers.get("authorization") for r in sim_instance.requests}
+        assert sent == ({f"Bearer {key}"} if key else {None})
+    assert len(generates(a)) == len(generates(b)) == len(generates(c)) == 1
+    for text in (result.stdout, result.stderr):
+        assert "key-a" not in text and "key-b" not in text
+
+
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    target = ""
+    hits = 0
+
+    def do_POST(self):  # noqa: N802
+        type(self).hits += 1
+        self.send_response(307)
+        self.send_header("Location", self.target + "/api/generate")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_redirects_are_not_followed_and_the_key_stays_home(sim, monkeypatch):
+    elsewhere = sim.add()
+    _Redirect.target = elsewhere.url
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("R_KEY", "redirect-secret")
+        manage.add(f"127.0.0.1:{server.server_address[1]}", name="redir", api_key_env="R_KEY")
+        result = invoke("run", "llama3.2", "hi", "--instance", "redir", "--verbose")
+    finally:
+        server.shutdown()
+    assert result.exit_code == 1 and _Redirect.hits == 1
+    assert f"redirected to {elsewhere.url}/api/generate" in result.stderr
+    assert elsewhere.requests == [] and "redirect-secret" not in result.stderr
+
+
+def test_key_never_in_error_words():
+    instance = registry.Instance(id="x", name="x", url="http://x:1", api_key="sekrit")
+    error = ollama.status_error(400, b'{"error":"bad header Bearer sekrit"}', None, "Bad Request", instance)
+    assert "sekrit" not in str(error) and "***" in str(error) and not error.retryable
+    assert ollama.status_error(404, b"404 page not found", None, "Not Found", instance).retryable is False
+    assert ollama.status_error(404, b'{"error":"model \\"m\\" not found"}', None, "", instance).retryable
+    assert ollama.status_error(503, b"{}", None, "Service Unavailable", instance).retryable
+
+
+# ---------------------------------------------------------------------------------------------
+# The real process: Ctrl-C
+
+
+def test_ctrl_c_closes_and_exits_130_without_traceback(sim):
+    a = sim.add(tokens=400, token_rate=40)
+    register(a)
+    process = subprocess.Popen([sys.executable, "-m", "ollamactl", "run", "llama3.2", "hi"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    try:
+        first = process.stdout.read(20)
+        assert first
+        process.send_signal(signal.SIGINT)
+        rest, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert b"Traceback" not in err and b"interrupted" in err
+    assert len((first + rest).split()) < 400
+
+
+def test_a_closed_stdout_ends_quietly(sim):
+    a = sim.add(tokens=300, token_rate=100)
+    register(a)
+    process = subprocess.Popen([sys.executable, "-m", "ollamactl", "run", "llama3.2", "hi"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    try:
+        assert process.stdout.read(10)
+        process.stdout.close()  # like `| head -c 10`
+        _, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1 and err == b""
+
+
+def _core_instance(sim_instance):
+    return registry.Instance(id="core", name="core", url=sim_instance.url)
+
+
+def test_silence_between_lines_is_bounded_by_the_read_timeout(sim):
+    a = sim.add(tokens=6, token_rate=2)  # a line every 0.5 s
+    shown = []
+    started = time.monotonic()
+    with pytest.raises(ollama.StreamBroken) as caught:
+        ollama.complete([_core_instance(a)], "/api/generate", {"model": "llama3.2", "prompt": "hi"},
+                        lambda line, obj: bool(shown.append(obj) or obj.get("response")),
+                        timeouts=ollama.Timeouts(read=0.2), feedback=False)
+    assert "no new line for 0.2 s" in str(caught.value) and time.monotonic() - started < 3
+    assert len(shown) == 1
+
+
+def test_a_slow_reader_of_our_output_is_not_the_servers_silence(sim):
+    a = sim.add(tokens=4, token_rate=50)
+    flushes = []
+
+    def slow_flush():
+        flushes.append(1)
+        if len(flushes) == 1:
+            time.sleep(0.6)  # stdout blocked by a slow consumer, longer than the read timeout
+
+    result = ollama.complete([_core_instance(a)], "/api/generate", {"model": "llama3.2", "prompt": "hi"},
+                             lambda line, obj: bool(obj.get("response")), timeouts=ollama.Timeouts(read=0.3),
+                             feedback=False, flush=slow_flush)
+    assert result.final["done"] is True and len(flushes) >= 1
