@@ -4,21 +4,19 @@ LiteLLM itself is not a dependency: its config is checked against the keys LiteL
 (and which its Router and proxy loader were seen to accept, see the module constants below).
 """
 
-import inspect
 import json
 import re
 import shutil
 import subprocess
 import time
 
+import cli_helpers
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from ollamactl import export, manage, state
-from ollamactl.cli import app
 from ollamactl.registry import Instance
 
 SECRET = "sk-stored-5ecr3t-0a1b2c"
@@ -29,23 +27,12 @@ LITELLM_STRATEGIES = {"simple-shuffle", "least-busy", "usage-based-routing", "us
                       "latency-based-routing", "cost-based-routing"}
 
 
-def _runner() -> CliRunner:
-    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:  # Click < 8.2
-        return CliRunner(mix_stderr=False)
-    return CliRunner()
-
-
 def run(*args):
-    result = _runner().invoke(app, ["export", *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"export {args} crashed") from result.exception
-    return result
+    return cli_helpers.run("export", *args)
 
 
 def ok(*args):
-    result = run(*args)
-    assert result.exit_code == 0, (args, result.stdout, result.stderr)
-    return result
+    return cli_helpers.ok("export", *args)
 
 
 def entry(url, models, healthy=True, age=0.0, error=None):

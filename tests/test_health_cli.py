@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import json
 import os
 import signal
@@ -12,32 +11,15 @@ import sys
 import time
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import run
 
 from ollamactl import health, manage, paths, registry, state
-from ollamactl.cli import app
 from ollamactl.commands import health_cmds
 from ollamactl.simulator import SimModel
 
 SECRET = "sk-health-cli-5ecr3t-77aa"
 JSON_KEYS = {"id", "name", "url", "type", "enabled", "healthy", "error", "latency_ms", "version", "models",
              "loaded", "checked_at", "ejected_until"}
-
-
-def _runner() -> CliRunner:
-    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:  # Click < 8.2
-        return CliRunner(mix_stderr=False)
-    return CliRunner()
-
-
-RUNNER = _runner()
-
-
-def run(*args: str):
-    result = RUNNER.invoke(app, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"ollamactl {' '.join(args)} crashed") from result.exception
-    return result
 
 
 def register(sim_instance, name: str, **fields):

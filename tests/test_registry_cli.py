@@ -6,7 +6,6 @@ would read. Bad input must leave the registry byte-for-byte as it was.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -14,10 +13,9 @@ import stat
 import sys
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import ok, one_error_line, run
 
 from ollamactl import __version__
-from ollamactl.cli import app
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,36 +24,6 @@ else:  # pragma: no cover
 
 PUBLIC_KEYS = {"id", "name", "url", "type", "enabled", "weight", "auth", "created_at"}
 SECRET = "sk-test-5ecr3t-9f8e7d6c"
-
-
-def _runner() -> CliRunner:
-    # Click < 8.2 mixes stderr into stdout unless told not to; 8.2+ (and Typer's own copy) keep them apart.
-    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
-        return CliRunner(mix_stderr=False)
-    return CliRunner()
-
-
-RUNNER = _runner()
-
-
-def run(*args: str, input: str | None = None):
-    result = RUNNER.invoke(app, list(args), input=input)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"ollamactl {' '.join(args)} crashed") from result.exception
-    return result
-
-
-def ok(*args: str, input: str | None = None):
-    result = run(*args, input=input)
-    assert result.exit_code == 0, (args, result.stdout, result.stderr)
-    return result
-
-
-def one_error_line(result) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one error line, got: {result.stderr!r}"
-    assert lines[0].startswith("ollamactl: error: "), lines[0]
-    return lines[0]
 
 
 def listing() -> list[dict]:

@@ -6,7 +6,6 @@ with the test's environment, so they stay on the temporary registry.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import select
@@ -20,38 +19,14 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import ok, one_error_line, run
 
 from ollamactl import __version__
-from ollamactl.cli import app
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-RUNNER = CliRunner(mix_stderr=False) if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters \
-    else CliRunner()
-
-
-def run(*args: str, input: str | None = None):
-    result = RUNNER.invoke(app, list(args), input=input)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"ollamactl {' '.join(args)} crashed") from result.exception
-    return result
-
-
-def ok(*args: str, input: str | None = None):
-    result = run(*args, input=input)
-    assert result.exit_code == 0, (args, result.stdout, result.stderr)
-    return result
-
-
-def one_error_line(result) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one error line, got: {result.stderr!r}"
-    return lines[0]
-
 
 def ids() -> list[str]:
     return [item["id"] for item in json.loads(ok("list", "--json").stdout)]

@@ -143,7 +143,21 @@ def _instances_for(request_type: str, model: str, instance_ref: str | None, stra
 # run
 
 
-class _TextOut:
+class _BufferedOut:
+    """Collects what a stream produces and writes it to stdout in one call when the core flushes."""
+
+    def __init__(self) -> None:
+        self.out = sys.stdout
+        self.pending: list[str] = []  # fragments since the last flush (stdout may be unbuffered)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.out.write("".join(self.pending))
+            self.pending.clear()
+        self.out.flush()
+
+
+class _TextOut(_BufferedOut):
     """Emits the text of each line to stdout and thinking to stderr (flushed per fragment).
 
     Stdout is flushed by the core's `flush` hook before every read that could wait: each fragment
@@ -151,11 +165,10 @@ class _TextOut:
     """
 
     def __init__(self, chat: bool, show_thinking: bool):
-        self.out = sys.stdout
+        super().__init__()
         self.chat = chat
         self.show_thinking = show_thinking
         self.last = ""
-        self.pending: list[str] = []  # fragments since the last flush (stdout may be unbuffered)
         self.thinking = False
         tty = sys.stderr.isatty()
         self.dim, self.undim = ("\x1b[2m", "\x1b[0m") if tty else ("", "")
@@ -199,12 +212,6 @@ class _TextOut:
         self.thinking = True
         return True
 
-    def flush(self) -> None:
-        if self.pending:
-            self.out.write("".join(self.pending))
-            self.pending.clear()
-        self.out.flush()
-
     def end_thinking(self) -> None:
         self.thinking = False
         sys.stderr.write("\n")
@@ -218,24 +225,15 @@ class _TextOut:
         self.flush()
 
 
-class _JsonOut:
+class _JsonOut(_BufferedOut):
     """--json: every NDJSON object as received, one per line."""
-
-    def __init__(self) -> None:
-        self.out = sys.stdout
-        self.pending: list[str] = []
 
     def emit(self, line: bytes, obj: dict) -> bool:
         self.pending.append(line.decode("utf-8", "replace").strip() + "\n")
         return True
 
-    def flush(self) -> None:
-        if self.pending:
-            self.out.write("".join(self.pending))
-            self.pending.clear()
-        self.out.flush()
-
-    finish = flush
+    def finish(self) -> None:
+        self.flush()
 
 
 @app.command()
