@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _support import precompile
+
 from ollamactl.simulator import SimInstance, Simulator
 
 SIZES = (1, 10, 100, 200)
@@ -80,6 +82,7 @@ def bare_floor(instances: list[SimInstance]) -> float:
 
 
 def main() -> int:
+    precompile()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median counts")
     parser.add_argument("--timeout", type=float, default=2.0, help="probe deadline passed to health")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from _support import ollamactl_command, precompile
 
 
 def median_ms(command: list[str], runs: int, env: dict[str, str]) -> float:
@@ -51,8 +52,8 @@ def main() -> None:
         env = dict(os.environ, OLLAMACTL_CONFIG=os.path.join(tmp, "instances.toml"),
                    OLLAMACTL_STATE_DIR=os.path.join(tmp, "state"))
         prepare(env)
-        exe = shutil.which("ollamactl")
-        pick = [exe] if exe else [sys.executable, "-m", "ollamactl"]
+        precompile()
+        pick = ollamactl_command()
         rows = [
             ("python -c pass", [sys.executable, "-c", "pass"]),
             ("python -c 'import typer'", [sys.executable, "-c", "import typer"]),
@@ -65,7 +66,7 @@ def main() -> None:
             subprocess.run(command, stdout=subprocess.DEVNULL, env=env, check=True)
         results = {label: median_ms(command, args.runs, env) for label, command in rows}
     base, typer_ms = results["python -c pass"], results["python -c 'import typer'"]
-    print(f"median of {args.runs} runs each ({'installed script' if exe else 'python -m ollamactl'})")
+    print(f"median of {args.runs} runs each of {' '.join(pick)}")
     print(f"{'command':<38} {'ms':>7} {'x pass':>7} {'x import typer':>15}")
     for label, ms in results.items():
         print(f"{label:<38} {ms:7.1f} {ms / base:7.2f} {ms / typer_ms:15.2f}")

@@ -2,7 +2,8 @@
 
 The rules (design.md "Proxying rules"; ollama-api.md is the wire contract):
 
-- One `httpx.AsyncClient` per command with `trust_env=False` (loopback instances never go through
+- One httpx client per command (a plain `Client` for run's single stream, which measured faster
+  than the async one; an `AsyncClient` for embed's fan-out) with `trust_env=False` (loopback instances never go through
   HTTP_PROXY) and `follow_redirects=False`; `Authorization: Bearer` is set per request, only with
   the key of the instance being called. Every error text has that key masked.
 - Timeouts: connecting is short (`connect`); until the response headers *and* the first NDJSON line

@@ -43,3 +43,21 @@ def message(text: str) -> None:
     """A human-facing line on stderr (data stays alone on stdout)."""
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
+
+
+class ProgressBar:
+    """A transient progress bar on stderr: `update(done)`, then `stop()`."""
+
+    def __init__(self, label: str, total: int | None):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                             console=console(stderr=True), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(label, total=total)
+
+    def update(self, done: int) -> None:
+        self._bar.update(self._task, completed=done)
+
+    def stop(self) -> None:
+        self._bar.stop()

@@ -1,7 +1,6 @@
 """Shell completion (generated scripts, real bash completion), docs/cli.md, help texts, and the wheel's data files."""
 
 import importlib.util
-import inspect
 import os
 import shutil
 import subprocess
@@ -12,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import typer
+from cli_helpers import make_runner
 from typer.main import get_command
-from typer.testing import CliRunner
 
 from ollamactl import manage, state
 from ollamactl.cli import app
@@ -29,12 +28,6 @@ def _generator():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _runner() -> CliRunner:
-    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:  # Click < 8.2
-        return CliRunner(mix_stderr=False)
-    return CliRunner()
 
 
 def _commands():
@@ -86,10 +79,10 @@ def test_scripts_are_what_the_env_var_route_prints(shell):
 
 
 def test_completion_command_prints_the_script_and_rejects_other_shells():
-    result = _runner().invoke(app, ["completion", "bash"])
+    result = make_runner().invoke(app, ["completion", "bash"])
     assert result.exit_code == 0 and result.stdout == completion_script("bash")
     assert "complete -o default -F _ollamactl_completion ollamactl" in result.stdout
-    result = _runner().invoke(app, ["completion", "tcsh"])
+    result = make_runner().invoke(app, ["completion", "tcsh"])
     assert result.exit_code == 2 and result.stdout == ""
     assert "unsupported shell 'tcsh'; choose one of: bash, zsh, fish" in result.stderr
 
@@ -251,7 +244,7 @@ def test_every_command_has_a_one_line_summary_and_an_example():
         examples = [p for p in paragraphs if p.startswith("Example:")]
         if not examples or "ollamactl" not in examples[0]:
             problems.append(f"{name}: no 'Example: ... ollamactl ...' paragraph")
-        shown = _runner().invoke(app, [name, "--help"])
+        shown = make_runner().invoke(app, [name, "--help"])
         if shown.exit_code != 0 or "Example:" not in shown.stdout:
             problems.append(f"{name}: --help does not show the example")
     assert not problems, "\n".join(problems)

@@ -247,7 +247,7 @@ def _watch(instances: list[Instance], timeout: float, concurrency: int, interval
 
 @app.command()
 def health(
-    refs: list[str] | None = typer.Argument(None, metavar="[ID_OR_NAME]...", autocompletion=complete_instance,
+    refs: list[str] | None = typer.Argument(None, metavar="ID_OR_NAME", autocompletion=complete_instance,
                                             show_default=False),
     watch: bool = typer.Option(False, "--watch", help="Keep checking and update the table (Ctrl-C to stop)."),
     interval: float = typer.Option(2.0, "--interval", metavar="S", help="Seconds between checks with --watch."),

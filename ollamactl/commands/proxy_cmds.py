@@ -473,7 +473,6 @@ class _Progress:
         self.threshold = batch_size * _PROGRESS_MIN_BATCHES
         self.enabled = sys.stderr.isatty() and (total is None or total > self.threshold)
         self.bar: Any = None
-        self.task: Any = None
 
     def __call__(self, done: int) -> None:
         if not self.enabled:
@@ -481,15 +480,10 @@ class _Progress:
         if self.bar is None:
             if self.total is None and done <= self.threshold:
                 return
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
             from ollamactl import render
 
-            self.bar = Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                console=render.console(stderr=True), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("embed", total=self.total)
-        self.bar.update(self.task, completed=done)
+            self.bar = render.ProgressBar("embedding", self.total)
+        self.bar.update(done)
 
     def stop(self) -> None:
         if self.bar is not None:

@@ -33,7 +33,7 @@ def read_api_key(label: str) -> str:
 
 @app.command()
 def add(
-    url: str = typer.Argument(..., help="Host or URL, OLLAMA_HOST style: gpu1, gpu1:8080, https://host/prefix."),
+    url: str = typer.Argument(..., metavar="URL", help="Host or URL, OLLAMA_HOST style: gpu1, gpu1:8080, https://host/prefix."),
     name: str | None = typer.Option(None, "--name", help="Display name (default: the id)."),
     instance_id: str | None = typer.Option(None, "--id", help="Id (default: derived from host and port)."),
     kind: str = typer.Option("both", "--type", "-t", help=TYPE_HELP),
@@ -119,7 +119,7 @@ def update(
 
 
 @app.command()
-def enable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME...", autocompletion=complete_instance)) -> None:
+def enable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME", autocompletion=complete_instance)) -> None:
     """Route to these instances again.
 
     Example: ollamactl enable gpu1-11434 gpu2-11434
@@ -129,7 +129,7 @@ def enable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME...", autoco
 
 
 @app.command()
-def disable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME...", autocompletion=complete_instance)) -> None:
+def disable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME", autocompletion=complete_instance)) -> None:
     """Stop routing to these instances (they stay registered).
 
     Example: ollamactl disable gpu2-11434
@@ -140,7 +140,7 @@ def disable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME...", autoc
 
 @app.command()
 def remove(
-    refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME...", autocompletion=complete_instance),
+    refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME", autocompletion=complete_instance),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Unregister instances (asks first on a terminal; needs --yes otherwise).

@@ -1,4 +1,5 @@
-"""Run simulated Ollama instances in a child process, so the benchmarked client has its own CPU and GIL."""
+"""Shared benchmark helpers: simulated instances in a child process (so the benchmarked client has its
+own CPU and GIL), a throw-away registry, and byte-compiled sources as a real install has them."""
 
 from __future__ import annotations
 
@@ -66,3 +67,13 @@ def ollamactl_command() -> list[str]:
 
     found = shutil.which("ollamactl", path=os.path.dirname(sys.executable))
     return [found] if found else [sys.executable, "-m", "ollamactl"]
+
+
+def precompile() -> None:
+    """Write ollamactl's .pyc files, as `pip install` does: an editable checkout run with
+    PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every module on every start-up."""
+    import compileall
+
+    import ollamactl
+
+    compileall.compile_dir(os.path.dirname(ollamactl.__file__), quiet=1)
