@@ -83,8 +83,15 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = Tru
 
     A crash at any point leaves either the old file or the new one, never a mix. `durable=False`
     skips the fsyncs (still atomic for other processes) for caches that may be lost on power loss.
+    Call it under the lock that guards `path`: temp files of earlier writers that crashed are then
+    known to be orphans, and are removed.
     """
     ensure_private_dir(path.parent)
+    prefix = f".{path.name}."
+    for name in os.listdir(path.parent):
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path.parent / name)
     tmp_name = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
