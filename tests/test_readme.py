@@ -1,0 +1,23 @@
+"""The README opens with the two fresh-machine commands, and CI runs the second one verbatim."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def opening_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_opens_with_an_install_and_run_and_an_install_and_test_command():
+    install_and_run, install_and_test = opening_commands()
+    assert install_and_run.startswith("python -m pip install . && ")
+    assert "ollamactl" in install_and_run.split("&&", 1)[1]
+    assert install_and_test.startswith("python -m pip install -e '.[test]' && ") and "pytest" in install_and_test
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci_lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert opening_commands()[1] in ci_lines
