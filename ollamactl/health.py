@@ -46,10 +46,6 @@ class HealthResult:
     loaded: list[str] | None = None  # None: the server cannot tell (no /api/ps)
     checked_at: float = 0.0  # epoch seconds
 
-    @property
-    def model_names(self) -> list[str]:
-        return [m["name"] for m in self.models]
-
     def to_cache(self) -> dict[str, Any]:
         """The state file's shape for one instance (read by the routing code: keep it stable)."""
         return {
@@ -67,30 +63,22 @@ class HealthResult:
     @classmethod
     def from_cache(cls, instance_id: str, data: dict[str, Any]) -> HealthResult:
         """Rebuild a result from the state file; ValueError when the entry is not of our shape."""
-        if not isinstance(data, dict):
-            raise ValueError("a health cache entry must be an object")
-        url, healthy, checked_at = data.get("url"), data.get("healthy"), data.get("checked_at")
-        if not isinstance(url, str) or not isinstance(healthy, bool) or not _number(checked_at):
-            raise ValueError("a health cache entry needs url, healthy and checked_at")
-        models = data.get("models") or []
-        loaded = data.get("loaded")
-        latency = data.get("latency_ms")
-        if not isinstance(models, list) or not all(isinstance(m, dict) and isinstance(m.get("name"), str)
-                                                   for m in models):
-            raise ValueError("models must be a list of {name, digest, size}")
-        if loaded is not None and (not isinstance(loaded, list) or not all(isinstance(n, str) for n in loaded)):
-            raise ValueError("loaded must be a list of names or null")
-        error, version = data.get("error"), data.get("version")
+        from ollamactl.state import health_entry_ok
+
+        if not health_entry_ok(data):
+            raise ValueError(f"health cache entry for {instance_id} is not of the cache's shape")
+        loaded, latency = data.get("loaded"), data.get("latency_ms")
         return cls(
             id=instance_id,
-            url=url,
-            healthy=healthy,
-            error=error if isinstance(error, str) else None,
-            latency_ms=float(latency) if _number(latency) else None,
-            version=version if isinstance(version, str) else None,
-            models=[{"name": m["name"], "digest": m.get("digest"), "size": m.get("size")} for m in models],
+            url=data["url"],
+            healthy=data["healthy"],
+            error=data.get("error"),
+            latency_ms=None if latency is None else float(latency),
+            version=data.get("version"),
+            models=[{"name": m["name"], "digest": m.get("digest"), "size": m.get("size")}
+                    for m in data.get("models") or ()],
             loaded=None if loaded is None else list(loaded),
-            checked_at=float(checked_at),
+            checked_at=float(data["checked_at"]),
         )
 
 
@@ -118,20 +106,17 @@ def save(results: Iterable[HealthResult]) -> None:
 
 def cached(state_dict: dict[str, Any], instance: Instance, now: float, ttl: float) -> HealthResult | None:
     """The cached result for `instance` if it is fresh (younger than `ttl` s) and for its current url."""
+    from ollamactl.state import is_fresh
+
     health = state_dict.get("health") if isinstance(state_dict, dict) else None
     entry = health.get(instance.id) if isinstance(health, dict) else None
     if entry is None:
         return None
     try:
         result = HealthResult.from_cache(instance.id, entry)
-    except (ValueError, TypeError):
+    except ValueError:
         return None
-    if result.url != instance.url:
-        return None
-    age = now - result.checked_at
-    if age > ttl or age < -60.0:  # stale, or stamped well in the future (a clock jump)
-        return None
-    return result
+    return result if is_fresh(entry, instance.url, now, ttl) else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +186,7 @@ async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -
     started = time.monotonic()
     tasks = [
         asyncio.ensure_future(_get_json(client, base, "/api/version", headers, _parse_version)),
-        asyncio.ensure_future(_get_json(client, base, "/api/tags", headers, _parse_tags)),
+        asyncio.ensure_future(_get_json(client, base, "/api/tags", headers, _model_list)),
         asyncio.ensure_future(_get_json(client, base, "/api/ps", headers, _parse_ps, optional=True)),
     ]
     version = models = loaded = None
@@ -361,10 +346,6 @@ def _model_list(data: Any) -> list[dict[str, Any]]:
             "size": size if _number(size) else None,
         })
     return out
-
-
-def _parse_tags(data: Any) -> list[dict[str, Any]]:
-    return _model_list(data)
 
 
 def _parse_ps(data: Any) -> list[str]:

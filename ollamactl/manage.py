@@ -139,7 +139,7 @@ def update(ref: str, changes: Changes) -> Instance:
 
 def set_enabled(refs: list[str], enabled: bool) -> list[Instance]:
     with registry.edit() as editor:
-        targets = _resolve_all(editor.registry, refs)
+        targets = resolve_all(editor.registry, refs)
         for instance in targets:
             registry.set_value(editor.table_for(instance.id), "enabled", enabled)
     return [editor.registry.find(i.id) for i in targets]
@@ -147,13 +147,13 @@ def set_enabled(refs: list[str], enabled: bool) -> list[Instance]:
 
 def remove(refs: list[str]) -> list[Instance]:
     with registry.edit() as editor:
-        targets = _resolve_all(editor.registry, refs)
+        targets = resolve_all(editor.registry, refs)
         for instance in targets:
             editor.remove(instance.id)
     return targets
 
 
-def _resolve_all(reg: Registry, refs: list[str]) -> list[Instance]:
+def resolve_all(reg: Registry, refs: list[str]) -> list[Instance]:
     """Every ref resolved before anything changes, duplicates folded, order kept."""
     found: dict[str, Instance] = {}
     for ref in refs:

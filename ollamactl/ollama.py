@@ -25,6 +25,7 @@ Nothing here prints: text goes to the callbacks and writers the caller passes.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_READ_TIMEOUT = 120.0  # seconds allowed between two NDJSON lines once a stream has begun
 ERROR_BODY_LIMIT = 64 * 1024
 _NEVER = float("inf")
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]+")  # what a header value may hold (after stripping)
 HEDGE_MIN_S = 1.0  # an embedding batch running this long (and 4x the usual) may be duplicated elsewhere
 
 Log = Callable[[str], None]
@@ -89,7 +91,8 @@ class OllamaError(OllamactlError):
                  hint: str | None = None):
         key = instance.resolve_api_key() if instance is not None else None
         if key:
-            reason = reason.replace(key, "***")
+            for form in {key, key.strip()} - {""}:
+                reason = reason.replace(form, "***")
         self.reason = reason
         self.instance = instance
         self.status = status
@@ -221,10 +224,18 @@ def network_error(exc: BaseException, instance: Instance, timeouts: Timeouts) ->
 
 
 def headers_for(instance: Instance) -> dict[str, str]:
-    """Request headers for `instance`: its own key, and only its own."""
+    """Request headers for `instance`: its own key, and only its own.
+
+    Surrounding whitespace (a key file's newline) is dropped. A key an HTTP header cannot carry is
+    refused here, in words that name where it came from: httpx's own error would quote the key.
+    """
     headers = {"Content-Type": "application/json"}
-    key = instance.resolve_api_key()
+    key = (instance.resolve_api_key() or "").strip()
     if key:
+        if not _HEADER_SAFE.fullmatch(key):
+            source = f"${instance.api_key_env}" if instance.api_key_env else "the registry"
+            raise BadRequest(f"the API key from {source} cannot be sent: it holds a line break, a control or a"
+                             " non-ASCII character", instance, hint="set the key again without it")
         headers["Authorization"] = f"Bearer {key}"
     return headers
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ollamactl.errors import OllamactlError, UsageError, report
+from ollamactl.errors import ExitCode, OllamactlError, UsageError, report
 from ollamactl.routing import Decision, Request, select
 
 FORMATS = ("url", "env", "openai", "json")
@@ -52,12 +52,21 @@ def execute(request: Request, fmt: str = "url", show_reasons: bool = False) -> i
         return 0
     except OllamactlError as error:
         return report(error)
+    except KeyboardInterrupt:  # Ctrl-C during a probe: the documented code, not a traceback
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # `ollamactl pick -n 100 | head -1`: the reader left, nothing to say
+        import contextlib
+        import os
+
+        with contextlib.suppress(OSError):  # io.UnsupportedOperation too: stdout may have no fd
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return int(ExitCode.FAILED)
 
 
 def parse(argv: list[str]):  # type: ignore[no-untyped-def]
     import argparse
 
-    parser = argparse.ArgumentParser(prog="ollamactl pick", add_help=False)
+    parser = argparse.ArgumentParser(prog="ollamactl pick", add_help=False, allow_abbrev=False)  # as Typer
     parser.add_argument("-m", "--model")
     parser.add_argument("-t", "--type", dest="request_type")
     parser.add_argument("-s", "--strategy")

@@ -167,10 +167,14 @@ def _validate(path: Path, data: dict[str, Any]) -> Registry:
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise bad("[settings]", "must be a table")
+    usable = {}
     for key, value in settings.items():
         problem = _setting_problem(key, value)
-        if problem and version <= SCHEMA_VERSION:
+        if problem is None:
+            usable[key] = value
+        elif version <= SCHEMA_VERSION:
             raise bad(f"settings.{key}", problem)
+        # else a newer schema's meaning we do not know: use the default instead
     entries = data.get("instances", [])
     if not isinstance(entries, list):
         raise bad("instances", "must be an array of tables ([[instances]])")
@@ -190,16 +194,19 @@ def _validate(path: Path, data: dict[str, Any]) -> Registry:
                 raise bad(f"{where}.{key}", f"duplicates another instance's {key} {value!r}")
             seen[key].add(value)
         instances.append(instance)
-    return Registry(path, version, dict(settings), tuple(instances))
+    return Registry(path, version, usable, tuple(instances))
 
 
 def _setting_problem(key: str, value: Any) -> str | None:
     if key == "strategy":
         return None if value in STRATEGIES else f"must be one of {', '.join(STRATEGIES)}, got {value!r}"
-    if key in SETTINGS_DEFAULTS:
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return None if number and value > 0 else f"must be a positive number, got {value!r}"
-    return None  # unknown keys are the user's own
+    if key not in SETTINGS_DEFAULTS:
+        return None  # unknown keys are the user's own
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key == "concurrency":  # a count of probes at once: inf or 2.5 cannot be one
+        whole = number and (isinstance(value, int) or value.is_integer())
+        return None if whole and value >= 1 else f"must be a whole number >= 1, got {value!r}"
+    return None if number and value > 0 else f"must be a positive number, got {value!r}"
 
 
 def _instance_from(entry: dict[str, Any]) -> Instance:
@@ -261,9 +268,6 @@ class Editor:
     @property
     def registry(self) -> Registry:
         return _validate(self.path, self.document.unwrap())
-
-    def tables(self) -> list[Any]:
-        return list(self.document.get("instances", []))
 
     def table_for(self, instance_id: str) -> Any:
         for table in self.document.get("instances", []):

@@ -101,8 +101,7 @@ def _fresh_health(reg: Registry, request: Request, data: dict, now: float) -> di
         if not instance.enabled or (request.request_type and not instance.serves(request.request_type)):
             continue
         entry = data["health"].get(instance.id)
-        fresh = entry and entry.get("url") == instance.url and now - entry.get("checked_at", 0) <= ttl
-        if fresh and not request.refresh:
+        if not request.refresh and state.health_entry_ok(entry) and state.is_fresh(entry, instance.url, now, ttl):
             health[instance.id] = entry
         else:
             stale.append(instance)

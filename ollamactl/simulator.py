@@ -877,10 +877,11 @@ class SimInstance:
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            if self.config.fault == "hang":
+            control = request.path == CONTROL_PATH  # always answered promptly: it is how faults are cleared
+            if self.config.fault == "hang" and not control:
                 await self._fault_changed.wait()
                 return False  # a hung request is never answered; its connection just closes
-            wire = _Wire(self, writer, drip=self.config.fault == "drip")
+            wire = _Wire(self, writer, drip=self.config.fault == "drip" and not control)
             reply = await self._answer(request, body, body_error)
             keep_alive = request.keep_alive and not (isinstance(reply, _Reply) and reply.close)
             status = reply.status if isinstance(reply, _Reply) else 200

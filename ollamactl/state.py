@@ -16,6 +16,7 @@ Layout (version 1):
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from ollamactl.errors import warn
 STATE_VERSION = 1
 SECTIONS = ("health", "cursors", "weights", "breaker", "latency")
 T = TypeVar("T")
+FUTURE_SLACK_S = 60.0  # a health entry stamped further ahead than this is not trusted
 
 
 def empty() -> dict[str, Any]:
@@ -32,7 +34,12 @@ def empty() -> dict[str, Any]:
 
 
 def read() -> dict[str, Any]:
-    """The current state; an empty one if the file is missing, and a warning if it was corrupt."""
+    """The current state; an empty one if the file is missing, and a warning if it was corrupt.
+
+    Cursors, weights, breaker and latency entries of the wrong shape (a hand edit, another version)
+    are dropped with a warning, so callers can trust their types; the next write stores the cleaned
+    state. Health entries are kept as they are: check them with `health_entry_ok` before use.
+    """
     path = paths.state_file()
     try:
         raw = path.read_bytes()
@@ -50,24 +57,89 @@ def read() -> dict[str, Any]:
         return empty()
     for section in SECTIONS:
         data.setdefault(section, {})
+    dropped = 0
+    for section, valid in _ENTRY_CHECKS.items():
+        entries = data[section]
+        for key in [key for key, value in entries.items() if not valid(value)]:
+            del entries[key]
+            dropped += 1
+    if dropped:
+        warn(f"state file {path} had {dropped} malformed entr{'y' if dropped == 1 else 'ies'}; they were"
+             " dropped (it only holds caches and cursors)")
     return data
 
 
 def _well_formed(data: Any) -> bool:
     return (
         isinstance(data, dict)
-        and data.get("version") == STATE_VERSION
+        and type(data.get("version")) is int
+        and data["version"] == STATE_VERSION
         and all(isinstance(data.get(section, {}), dict) for section in SECTIONS)
     )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _optional(value: Any, kind: type) -> bool:
+    return value is None or isinstance(value, kind)
+
+
+def health_entry_ok(entry: Any) -> bool:
+    """Whether `entry` has the health cache's shape (see HealthResult.to_cache)."""
+    if not isinstance(entry, dict):
+        return False
+    models, loaded, latency = entry.get("models") or [], entry.get("loaded"), entry.get("latency_ms")
+    return (
+        isinstance(entry.get("url"), str)
+        and isinstance(entry.get("healthy"), bool)
+        and _number(entry.get("checked_at"))
+        and _optional(entry.get("error"), str)
+        and _optional(entry.get("version"), str)
+        and (latency is None or _number(latency))
+        and isinstance(models, list)
+        and all(isinstance(m, dict) and isinstance(m.get("name"), str) for m in models)
+        and (loaded is None or (isinstance(loaded, list) and all(isinstance(n, str) for n in loaded)))
+    )
+
+
+def is_fresh(entry: dict[str, Any], url: str, now: float, ttl: float) -> bool:
+    """Whether a well-formed health entry may be trusted for an instance now at `url`.
+
+    It must be for that url, younger than `ttl` s, and not stamped in the future beyond a small
+    slack (a clock that jumped back would otherwise keep an old answer fresh for ever).
+    """
+    age = now - entry["checked_at"]
+    return entry["url"] == url and -FUTURE_SLACK_S <= age <= ttl
+
+
+def _breaker_ok(entry: Any) -> bool:
+    return isinstance(entry, dict) and all(
+        _number(entry.get(key, 0)) for key in ("failures", "ejections", "ejected_until"))
+
+
+_ENTRY_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "cursors": lambda value: type(value) is int,
+    "weights": lambda value: isinstance(value, dict) and all(_number(v) for v in value.values()),
+    "breaker": _breaker_ok,
+    "latency": _number,
+}
 
 
 def update(change: Callable[[dict[str, Any]], T]) -> T:
     """Apply `change` to the state under the lock and write it back atomically; returns its result."""
     from ollamactl import files
+    from ollamactl.errors import OllamactlError
 
-    with files.locked(paths.state_lock_file()):
-        data = read()
-        result = change(data)
-        payload = json.dumps(data, separators=(",", ":")).encode("utf-8")
-        files.atomic_write(paths.state_file(), payload, durable=False)  # a cache: atomic is enough
+    try:
+        with files.locked(paths.state_lock_file()):
+            data = read()
+            result = change(data)
+            payload = json.dumps(data, separators=(",", ":")).encode("utf-8")
+            files.atomic_write(paths.state_file(), payload, durable=False)  # a cache: atomic is enough
+    except OSError as exc:
+        where = exc.filename or paths.state_file()
+        raise OllamactlError(f"cannot write the state file in {paths.state_dir()}: {exc.strerror or exc} ({where})",
+                             "check that directory's permissions, or point OLLAMACTL_STATE_DIR elsewhere") from None
     return result

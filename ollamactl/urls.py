@@ -23,31 +23,29 @@ def normalise_url(text: str) -> str:
     raw = text.strip()
     if not raw:
         raise UsageError("the URL is empty", "give a host such as gpu1, gpu1:11434 or http://gpu1:11434")
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        scheme, rest = "", raw
+    userinfo, at, _ = rest.partition("/")[0].rpartition("@")
+    if at:  # checked first: no other message may echo a password (which may hold spaces, '?' or '#')
+        shown = f"{scheme}{sep}***@{rest[len(userinfo) + 1:]}"
+        raise UsageError(f"URL {shown!r} carries credentials",
+                         "remove them and use --api-key-env VAR or --api-key-stdin")
     if any(ch.isspace() or not ch.isprintable() for ch in raw):
         raise UsageError(f"URL {raw!r} contains spaces or control characters", "remove them")
-    scheme, sep, rest = raw.partition("://")
     if sep:
         scheme = scheme.lower()
         if scheme not in SCHEME_PORTS:
             raise UsageError(f"unsupported scheme {scheme!r} in {raw!r}", "use http:// or https://")
         default_port = SCHEME_PORTS[scheme]
     else:
-        scheme, rest, default_port = "http", raw, DEFAULT_PORT
+        scheme, default_port = "http", DEFAULT_PORT
     if "?" in rest or "#" in rest:
         raise UsageError(f"URL {raw!r} has a query or fragment", "give only scheme, host, port and path")
     authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        raise UsageError(
-            f"URL {_mask_userinfo(raw)!r} carries credentials",
-            "remove them and use --api-key-env VAR or --api-key-stdin",
-        )
     host, port = _split_authority(authority, raw, default_port)
     path = _normalise_path(path if slash else "", raw)
     return f"{scheme}://{host}:{port}{path}"
-
-
-def _mask_userinfo(raw: str) -> str:
-    return re.sub(r"//[^/@]*@", "//***@", raw) if "//" in raw else re.sub(r"^[^/@]*@", "***@", raw)
 
 
 def _split_authority(authority: str, raw: str, default_port: int) -> tuple[str, int]:

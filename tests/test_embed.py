@@ -199,6 +199,16 @@ def test_keys_go_only_to_their_instance(sim, monkeypatch):
     assert "emb-key-a" not in result.stdout + result.stderr
 
 
+def test_a_key_no_header_can_carry_fails_cleanly_naming_no_key(sim, monkeypatch):
+    a = sim.add(api_key="whatever")
+    monkeypatch.setenv("EMB_BAD", "emb-bad-secret\u00e9")
+    manage.add(a.url, name="a", api_key_env="EMB_BAD")
+    result = invoke("embed", MODEL, "one", "two", "--instance", "a", "--verbose")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "emb-bad-secret" not in result.stdout + result.stderr and "EMB_BAD" in result.stderr
+    assert a.requests == []
+
+
 def test_ctrl_c_with_stdin_still_open_exits_130_cleanly(sim):
     a = sim.add(latency=0.2)
     register(a)
@@ -234,3 +244,27 @@ def test_progress_bar_draws_on_a_terminal_only(monkeypatch, capsys):
     lazy(1000)
     assert lazy.bar is not None
     lazy.stop()
+
+
+def test_a_huge_line_is_read_in_linear_time(tmp_path):
+    from ollamactl.commands.proxy_cmds import _line_texts
+
+    path = tmp_path / "huge.txt"
+    path.write_bytes(b"x" * 40_000_000 + b"\nshort\n")  # one 40 MB text arriving in 64 KiB reads
+    started = time.monotonic()
+    with path.open("rb") as stream:
+        lengths = [len(text) for text in _line_texts(stream, "huge.txt")]
+    assert lengths == [40_000_000, 5]
+    assert time.monotonic() - started < 1.5  # joining each read onto the rest took ~5 s (quadratic)
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_text(sim, tmp_path):
+    a = sim.add()
+    register(a)
+    expected = vectors_via("sim1", ["first", "second"])
+    path = tmp_path / "notepad.txt"
+    path.write_bytes(b"\xef\xbb\xbffirst\r\nsecond\r\n")
+    from_file = invoke("embed", MODEL, "--file", str(path))
+    from_stdin = invoke("embed", MODEL, input="\ufefffirst\nsecond\n")
+    assert from_file.exit_code == 0 and json.loads(from_file.stdout)["embeddings"] == expected
+    assert from_stdin.exit_code == 0 and json.loads(from_stdin.stdout)["embeddings"] == expected

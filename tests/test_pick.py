@@ -212,3 +212,86 @@ def test_pick_with_a_fresh_cache_imports_nothing_heavy():
                 if line.startswith("import time:")}
     assert "ollamactl" in imported  # the probe really saw the imports
     assert not imported.intersection(HEAVY), sorted(imported.intersection(HEAVY))
+
+
+def test_a_cache_entry_stamped_in_the_future_is_not_trusted(sim):
+    """A clock that jumped back must not keep an old "unhealthy" answer fresh for ever."""
+    up = sim.add()
+    instance = manage.add(up.url)
+    fill_cache({instance.id: (up.url, False, [], ())})
+    state.update(lambda d: d["health"][instance.id].update(checked_at=time.time() + 86400))
+    result = run_pick()
+    assert (result.returncode, result.stdout) == (0, f"{up.url}\n"), result.stderr
+    assert up.requests  # it was probed again
+
+
+@pytest.mark.parametrize("section, value", [
+    ("cursors", {"rr|any|*": "two"}),
+    ("weights", {"rr|any|*": {"gpu1-11434": "heavy"}}),
+    ("breaker", {"gpu1-11434": {"ejected_until": "later"}}),
+    ("latency", {"gpu1-11434": "slow"}),
+])
+def test_a_malformed_state_entry_is_dropped_with_a_warning_not_a_traceback(section, value):
+    fleet(2)
+    data = json.loads(state.paths.state_file().read_text())
+    data[section] = value
+    state.paths.state_file().write_text(json.dumps(data))
+    for strategy in ("least-latency", "round-robin", "weighted"):
+        result = run_pick("-s", strategy)
+        assert result.returncode == 0 and result.stdout.startswith("http://gpu"), result.stderr
+        assert "Traceback" not in result.stderr
+        if strategy == "least-latency":  # stateless: reads, warns, writes nothing
+            assert "1 malformed entry" in result.stderr
+    assert run_pick().stderr == ""  # a stateful pick wrote the cleaned state back
+
+
+@pytest.mark.parametrize("entry", [5, "junk", {"url": "http://gpu1:11434", "healthy": True, "checked_at": "now"},
+                                   {"url": "http://gpu1:11434", "healthy": True, "checked_at": 1e18, "models": 7}])
+def test_a_malformed_health_entry_is_probed_again_not_a_traceback(entry):
+    ids = fleet(1)
+    state.update(lambda d: d["health"].update({ids[0]: entry}))
+    result = run_pick(env=dict(os.environ, OLLAMA_HOST=refused_url()))
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert "gpu1-11434: unhealthy: cannot resolve host gpu1" in result.stderr
+
+
+def test_an_unusable_state_directory_is_one_error_line(tmp_path, monkeypatch):
+    fleet(1)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_pick(env=dict(os.environ, OLLAMACTL_STATE_DIR=str(blocker)))
+    assert result.returncode == 1 and result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ollamactl: error:")]
+    assert len(errors) == 1 and str(blocker) in errors[0] and "Traceback" not in result.stderr
+
+
+INTERRUPTED = """
+import sys
+from ollamactl import pickcli
+def interrupted(request):
+    raise KeyboardInterrupt
+pickcli.select = interrupted
+sys.exit(pickcli.main([]))
+"""
+
+
+def test_ctrl_c_exits_130_without_a_traceback():
+    fleet(1)
+    result = subprocess.run([sys.executable, "-c", INTERRUPTED], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (130, "", "")
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback():
+    fleet(1)
+    proc = subprocess.Popen([sys.executable, "-m", "ollamactl", "pick", "-n", "200000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader went away, as with `| head -1`
+    stderr = proc.communicate(timeout=60)[1].decode()
+    assert proc.returncode == 1 and stderr == ""
+
+
+def test_abbreviated_options_are_refused_as_the_typer_command_does():
+    fleet(1)
+    result = run_pick("--mod", "llama3.2")
+    assert result.returncode == 2 and "--mod" in result.stderr
+    assert CliRunner().invoke(app, ["pick", "--mod", "llama3.2"]).exit_code == 2

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import ok, one_error_line, run
 
-from ollamactl import __version__
+from ollamactl import __version__, registry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -199,6 +199,23 @@ def test_invalid_content_is_named_too(config):
     line = one_error_line(result)
     assert str(config) in line and "weight" in line
     assert config.read_text() == text
+
+
+@pytest.mark.parametrize("value", ["inf", "2.5", "0"])
+def test_a_concurrency_that_is_not_a_count_is_named_not_a_traceback(config, value):
+    config.parent.mkdir(parents=True)
+    config.write_text(f'version = 1\n[settings]\nconcurrency = {value}\n[[instances]]\nid = "a"\nurl = "gpu1"\n')
+    for args in (["health"], ["list"]):
+        result = run(*args)
+        assert result.exit_code == 1
+        assert "settings.concurrency must be a whole number" in one_error_line(result)
+
+
+def test_a_newer_files_unknown_setting_values_fall_back_to_the_defaults(config):
+    config.parent.mkdir(parents=True)
+    config.write_text('version = 2\n[settings]\nconcurrency = inf\ntimeout = "fast"\n')
+    reg = registry.load()
+    assert (reg.setting("concurrency"), reg.setting("timeout")) == (256, 5.0)
 
 
 def test_an_unusable_path_is_one_error_line_not_a_traceback(config):

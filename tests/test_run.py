@@ -323,6 +323,29 @@ def test_key_never_in_error_words():
     assert ollama.status_error(503, b"{}", None, "Service Unavailable", instance).retryable
 
 
+@pytest.mark.parametrize("raw", ["padded-secret-77\n", "  padded-secret-77 "])
+def test_a_key_with_surrounding_whitespace_is_sent_trimmed(sim, monkeypatch, raw):
+    a = sim.add(api_key="padded-secret-77")
+    monkeypatch.setenv("PAD_KEY", raw)
+    manage.add(a.url, name="a", api_key_env="PAD_KEY")
+    result = invoke("run", "llama3.2", "hi", "--instance", "a", "--verbose")
+    assert result.exit_code == 0, result.stderr
+    assert {r.headers.get("authorization") for r in generates(a)} == {"Bearer padded-secret-77"}
+    assert "padded-secret-77" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("raw", ["bad-secret-88\x01x", "bad-secret-88\nx", "bad-secret-88\u00e9"])
+def test_a_key_no_header_can_carry_is_a_clear_error_naming_no_key(sim, monkeypatch, raw):
+    a = sim.add(api_key="whatever")
+    monkeypatch.setenv("BAD_KEY", raw)
+    manage.add(a.url, name="a", api_key_env="BAD_KEY")
+    result = invoke("run", "llama3.2", "hi", "--instance", "a", "--verbose")
+    assert result.exit_code == 1, result.stderr
+    assert "bad-secret-88" not in result.stderr + result.stdout
+    assert "BAD_KEY" in result.stderr and "cannot be sent" in result.stderr
+    assert a.requests == []
+
+
 # ---------------------------------------------------------------------------------------------
 # The real process: Ctrl-C
 

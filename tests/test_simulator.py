@@ -606,3 +606,15 @@ def test_serve_forever_stops_cleanly_on_ctrl_c():
         process.kill()
     assert len(urls) == 2 and versions == [200, 200]
     assert process.returncode == 0 and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("fault", ["hang", "drip"])
+def test_control_endpoint_answers_during_hang_and_drip(sim, fault):
+    # The README's way out of a fault is `curl -X POST .../_sim/config -d '{"fault": null}'`: the
+    # control endpoint itself must not hang or drip, or the fault could never be cleared that way.
+    instance = sim.add(fault=fault, drip_interval=10.0)
+    with client(instance, timeout=3.0) as http:
+        shown = http.get("/_sim/config")
+        cleared = http.post("/_sim/config", json={"fault": None})
+    assert shown.status_code == 200 and shown.json()["fault"] == fault
+    assert cleared.status_code == 200 and instance.config.fault is None

@@ -78,6 +78,15 @@ def test_credentials_are_masked_in_the_error():
     assert "pa55word" not in str(error.value) and "bob" not in str(error.value)
 
 
+@pytest.mark.parametrize("given", ["http://bob:pa#55word@gpu1", "http://bob:pa?55word@gpu1/x",
+                                   "bob:pa 55word@gpu1:11434", "http://bob:p@55word@gpu1", "HTTPS://bob:pa55word@gpu1"])
+def test_a_password_is_never_echoed_whatever_characters_it_holds(given):
+    with pytest.raises(UsageError) as error:
+        normalise_url(given)
+    assert "carries credentials" in str(error.value)
+    assert "55word" not in str(error.value) and "bob" not in str(error.value)
+
+
 URLISH = st.lists(
     st.sampled_from(["http://", "https://", "HTTP://", "ftp://", "gpu1", "GPU", "0.0.0.0", "127.0.0.1", "[", "]",
                      "::1", "::", ":", "11434", "80", "0", "99999", "/", "/prefix", ".", "..", "-", "_", "%20",

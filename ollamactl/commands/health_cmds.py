@@ -16,6 +16,7 @@ from ollamactl.cli import app
 from ollamactl.commands.common import complete_instance
 from ollamactl.errors import ExitCode, NoInstanceError, OllamactlError, UsageError
 from ollamactl.registry import Instance, Registry
+from ollamactl.selection import ejected_until, format_clock
 
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.health import HealthResult
@@ -34,11 +35,9 @@ def _targets(reg: Registry, refs: Sequence[str] | None, include_all: bool) -> li
     if refs:
         if not reg.instances and all(ref == "default" for ref in refs):
             return [registry.default_instance()]
-        found: dict[str, Instance] = {}
-        for ref in refs:
-            instance = reg.find(ref)
-            found.setdefault(instance.id, instance)
-        return list(found.values())
+        from ollamactl.manage import resolve_all
+
+        return resolve_all(reg, refs)
     if not reg.instances:
         default = registry.default_instance()
         render.message(f"no instances registered; checking the default instance {default.url}"
@@ -79,13 +78,8 @@ def _ejections(now: float) -> dict[str, float]:
     """Instance id -> epoch until which the circuit breaker keeps it out (only those in the future)."""
     from ollamactl import state
 
-    breaker = state.read().get("breaker", {})
-    out = {}
-    for instance_id, entry in breaker.items() if isinstance(breaker, dict) else ():
-        until = entry.get("ejected_until") if isinstance(entry, dict) else None
-        if isinstance(until, (int, float)) and not isinstance(until, bool) and until > now:
-            out[instance_id] = float(until)
-    return out
+    ejected = ((i, ejected_until(entry, now)) for i, entry in state.read()["breaker"].items())
+    return {instance_id: float(until) for instance_id, until in ejected if until is not None}
 
 
 def _json_row(instance: Instance, result: HealthResult, ejected: dict[str, float]) -> dict[str, Any]:
@@ -115,7 +109,7 @@ def _cells(instance: Instance, result: HealthResult | None, ejected: dict[str, f
     if result is None:
         return head + [Text("checking…", style="dim"), "", "", "", "", ""]
     if until is not None:
-        status = Text("ejected until " + time.strftime("%H:%M:%S", time.localtime(until)), style="yellow")
+        status = Text("ejected until " + format_clock(until), style="yellow")
     elif result.healthy:
         status = Text("healthy", style="green")
     else:

@@ -360,25 +360,31 @@ def _raw_lines(stream: IO[bytes]) -> Iterator[bytes]:
     except (OSError, ValueError, AttributeError):  # an in-memory stream (tests)
         yield from stream
         return
-    rest = b""
+    rest: list[bytes] = []  # the reads since the last newline, joined once (a huge line stays linear)
     while True:
         data = os.read(fd, 1 << 16)
         if not data:
             break
         if b"\n" not in data:
-            rest += data
+            rest.append(data)
             continue
-        *lines, tail = (rest + data).split(b"\n")
+        if rest:
+            rest.append(data)
+            data = b"".join(rest)
+        *lines, tail = data.split(b"\n")
         for line in lines:
             yield line + b"\n"
-        rest = tail
+        rest = [tail] if tail else []
     if rest:
-        yield rest
+        yield b"".join(rest)
 
 
 def _line_texts(stream: IO[bytes], source: str) -> Iterator[str]:
-    """One text per line (only the trailing newline removed); an empty line or bad UTF-8 is an error."""
+    """One text per line (only the trailing newline removed; a UTF-8 byte order mark at the start is
+    not text); an empty line or bad UTF-8 is an error."""
     for number, raw in enumerate(_raw_lines(stream), 1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
         if raw.endswith(b"\n"):
             raw = raw[:-1]
             if raw.endswith(b"\r"):
