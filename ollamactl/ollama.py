@@ -1,11 +1,12 @@
-"""The Ollama client calls: streamed generate/chat with failover, and fleet-wide embeddings.
+"""The Ollama client calls: streamed generate/chat with failover (embeddings: ollamactl.embedding).
 
 The rules (design.md "Proxying rules"; ollama-api.md is the wire contract):
 
 - One httpx client per command (a plain `Client` for run's single stream, which measured faster
-  than the async one; an `AsyncClient` for embed's fan-out) with `trust_env=False` (loopback instances never go through
-  HTTP_PROXY) and `follow_redirects=False`; `Authorization: Bearer` is set per request, only with
-  the key of the instance being called. Every error text has that key masked.
+  than the async one; an `AsyncClient` for embed's fan-out) with `trust_env=False` (loopback
+  instances never go through HTTP_PROXY) and `follow_redirects=False`; `Authorization: Bearer` is
+  set per request, only with the key of the instance being called. Every error text has that key
+  masked.
 - Timeouts: connecting is short (`connect`); until the response headers *and* the first NDJSON line
   have arrived there is one overall deadline (`first_byte`: a cold model load can take minutes);
   after that each new line must come within `read`. httpx's read timeout only measures silence (a
@@ -28,15 +29,13 @@ import json
 import re
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ollamactl.errors import OllamactlError
 
 if TYPE_CHECKING:  # pragma: no cover
-    import asyncio
 
     import httpx
 
@@ -46,7 +45,6 @@ DEFAULT_READ_TIMEOUT = 120.0  # seconds allowed between two NDJSON lines once a 
 ERROR_BODY_LIMIT = 64 * 1024
 _NEVER = float("inf")
 _HEADER_SAFE = re.compile(r"[\x20-\x7e]+")  # what a header value may hold (after stripping)
-HEDGE_MIN_S = 1.0  # an embedding batch running this long (and 4x the usual) may be duplicated elsewhere
 
 Log = Callable[[str], None]
 Emit = Callable[[bytes, dict], bool]  # (raw line, parsed object) -> True once it showed something
@@ -240,7 +238,7 @@ def headers_for(instance: Instance) -> dict[str, str]:
     return headers
 
 
-def _client_options(timeouts: Timeouts, instances: Sequence[Instance], connections: int) -> dict[str, Any]:
+def client_options(timeouts: Timeouts, instances: Sequence[Instance], connections: int) -> dict[str, Any]:
     import httpx
 
     from ollamactl import __version__
@@ -255,12 +253,6 @@ def _client_options(timeouts: Timeouts, instances: Sequence[Instance], connectio
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         headers={"User-Agent": f"ollamactl/{__version__}", "Accept-Encoding": "identity"},
     )
-
-
-def make_client(timeouts: Timeouts, instances: Sequence[Instance] = (), connections: int = 4) -> httpx.AsyncClient:
-    import httpx
-
-    return httpx.AsyncClient(**_client_options(timeouts, instances, connections))
 
 
 class _Watchdog:
@@ -368,7 +360,7 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
     payload = json.dumps(body).encode()
     failed: list[tuple[Instance, OllamaError]] = []
     model = body.get("model")
-    with httpx.Client(**_client_options(timeouts, order, 2)) as client:
+    with httpx.Client(**client_options(timeouts, order, 2)) as client:
         for number, instance in enumerate(order, 1):
             if log:
                 log(f"attempt {number}/{len(order)}: {label(instance)}")
@@ -378,7 +370,7 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
                 final = _exchange(client, instance, path, payload, emit, attempt, timeouts, flush)
             except OllamaError as error:
                 if feedback:
-                    _feed(instance, error, model)
+                    record_failure(instance, error, model)
                 if attempt.started:
                     raise StreamBroken(f"the stream failed after output had started: {error.reason}"
                                        " (the output so far is kept; not retried)", instance) from None
@@ -394,7 +386,7 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
                 attempt.dog.stop()
             latency_ms = ((attempt.first_line_at or sent) - sent) * 1000.0
             if feedback:
-                _record(instance.id, True, latency_ms)
+                record(instance.id, True, latency_ms)
             return Completion(instance, final, failed, latency_ms / 1000.0,
                               None if attempt.first_output_at is None else attempt.first_output_at - sent)
     raise AllFailed(failed, f"all {len(failed)} attempt{'s' if len(failed) != 1 else ''} failed")
@@ -407,21 +399,21 @@ def _with_history(error: OllamaError, earlier: list[tuple[Instance, OllamaError]
     return error
 
 
-def _feed(instance: Instance, error: OllamaError, model: str | None) -> None:
+def record_failure(instance: Instance, error: OllamaError, model: str | None) -> None:
     """Breaker feedback for one failed call: the request's own faults do not count against the server."""
     if isinstance(error, ModelNotFound):
         if model:
             from ollamactl import breaker
 
             breaker.forget_model(instance.id, model)
-        _record(instance.id, True)  # it answered correctly; it just lacks the model
+        record(instance.id, True)  # it answered correctly; it just lacks the model
     elif isinstance(error, BadRequest):
-        _record(instance.id, True)
+        record(instance.id, True)
     else:
-        _record(instance.id, False)
+        record(instance.id, False)
 
 
-def _record(instance_id: str, ok: bool, latency_ms: float | None = None) -> None:
+def record(instance_id: str, ok: bool, latency_ms: float | None = None) -> None:
     from ollamactl import breaker
 
     try:
@@ -563,391 +555,3 @@ def _line(line: bytes, loads: Callable, instance: Instance, emit: Emit, attempt:
         attempt.started = True
         attempt.first_output_at = time.monotonic()
     return obj if obj.get("done") else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Embeddings
-
-
-def model_digests(candidates: Sequence[Instance], health: dict[str, dict], model: str) -> dict[str, str]:
-    """{instance id: digest} of `model` per the cached health entries (instances without one are left out)."""
-    from ollamactl.selection import normalise_model
-
-    wanted = normalise_model(model)
-    digests = {}
-    for instance in candidates:
-        for entry in (health.get(instance.id) or {}).get("models") or ():
-            if entry.get("name") and normalise_model(entry["name"]) == wanted and entry.get("digest"):
-                digests[instance.id] = entry["digest"]
-    return digests
-
-
-@dataclass
-class EmbedSummary:
-    texts: int = 0
-    batches: int = 0
-    per_instance: dict[str, int] = field(default_factory=dict)  # batches served by each instance id
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (instance id, reason)
-    hedged: int = 0
-    legacy: list[str] = field(default_factory=list)
-
-
-class _Batch:
-    __slots__ = ("index", "start", "texts", "failed_on", "running", "done")
-
-    def __init__(self, index: int, start: int, texts: list[str]):
-        self.index = index
-        self.start = start
-        self.texts = texts
-        self.failed_on: dict[str, OllamaError] = {}
-        self.running: dict[str, tuple[asyncio.Future, float]] = {}  # instance id -> (request, started)
-        self.done = False
-
-
-Write = Callable[[int, list], None]  # (index of the first text, vectors), called in input order
-
-
-class Embedder:
-    """Embeds batches on every instance at once: `per_instance` requests in flight on each, fed from
-    one queue (fast instances take more), results written in input order as soon as they can be.
-
-    A failed batch goes to another instance; an instance that failed is avoided for new batches
-    while others still work; a batch that failed on every instance ends the job. When there is
-    nothing else to do, a batch stuck on one instance far longer than usual is also sent to an idle
-    one (embeddings are idempotent) and the first answer wins. Input is read lazily on a daemon
-    thread, at most `window` batches ahead of the output, so memory stays bounded.
-    """
-
-    def __init__(self, instances: Sequence[Instance], model: str, batches: Iterable[list[str]], write: Write, *,
-                 timeouts: Timeouts, per_instance: int = 2, log: Log | None = None,
-                 progress: Callable[[int], None] | None = None, feedback: bool = True):
-        if not instances:
-            raise ValueError("no instances")
-        self.instances = list(instances)
-        self.ids = {i.id for i in self.instances}
-        self.model = model
-        self.batches = iter(batches)
-        self.write = write
-        self.timeouts = timeouts
-        self.per_instance = max(1, per_instance)
-        self.log = log
-        self.progress = progress
-        self.feedback = feedback
-        slots = self.per_instance * len(self.instances)
-        self.window = 2 * slots + 2
-        self.summary = EmbedSummary()
-        self.legacy: set[str] = set()
-        self.avoided: set[str] = set()
-        self.ready: deque[_Batch] = deque()
-        self.retry: list[_Batch] = []
-        self.running: dict[int, _Batch] = {}
-        self.results: dict[int, _Batch] = {}
-        self.vectors: dict[int, list] = {}
-        self.next_write = 0
-        self.written = 0
-        self.exhausted = False
-        self.error: BaseException | None = None
-        self.stopping = False
-        self.typical: float | None = None  # moving average of a batch's duration, s
-        self.latency: dict[str, float] = {}
-        self.last_ok: dict[str, bool] = {}
-        self._event: asyncio.Event | None = None
-        self._slots = threading.Semaphore(self.window)
-        self._superseded: set[asyncio.Future] = set()  # requests we cancelled on purpose
-
-    # -- coordination --------------------------------------------------------------------------
-
-    def _changed(self) -> None:
-        import asyncio
-
-        assert self._event is not None
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def _wait(self, timeout: float | None = None) -> None:
-        import asyncio
-
-        assert self._event is not None
-        event = self._event
-        if timeout is None:
-            await event.wait()
-            return
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
-
-    def _usable(self, instance_id: str) -> bool:
-        return instance_id not in self.avoided or self.avoided >= self.ids
-
-    def _hedge_after(self) -> float:
-        return max(HEDGE_MIN_S, 4 * (self.typical or 0.0))
-
-    def _take(self, instance_id: str) -> tuple[_Batch | None, float | None]:
-        """A batch for `instance_id` now, else (None, seconds until a hedge may become possible)."""
-        if not self._usable(instance_id):
-            return None, None
-        for batch in self.retry:
-            if instance_id not in batch.failed_on:
-                self.retry.remove(batch)
-                return batch, None
-        if self.ready:
-            return self.ready.popleft(), None
-        soonest = None
-        now = time.monotonic()
-        limit = self._hedge_after()
-        for index in sorted(self.running):
-            batch = self.running[index]
-            if len(batch.running) != 1 or instance_id in batch.running or instance_id in batch.failed_on:
-                continue
-            (_, started), = batch.running.values()
-            wait = started + limit - now
-            if wait <= 0:
-                self.summary.hedged += 1
-                if self.log:
-                    holder = next(iter(batch.running))
-                    self.log(f"batch {index + 1} has run {now - started:.1f} s on {holder}; also sending it"
-                             f" to {instance_id}")
-                return batch, None
-            soonest = wait if soonest is None else min(soonest, wait)
-        return None, soonest
-
-    def _finished(self) -> bool:
-        return self.exhausted and not self.ready and not self.retry and not self.running and not self.results
-
-    # -- input (a daemon thread: a blocked stdin must never hold up exit) --------------------------
-
-    def _reader(self, loop: asyncio.AbstractEventLoop) -> None:
-        def hand(function: Callable, argument: Any) -> bool:
-            if self.stopping:
-                return False
-            try:
-                loop.call_soon_threadsafe(function, argument)
-            except RuntimeError:  # the loop has closed: the job ended without this input
-                return False
-            return True
-
-        try:
-            for texts in self.batches:
-                self._slots.acquire()
-                if not hand(self._add, texts):
-                    return
-        except BaseException as exc:  # noqa: BLE001 - handed to the loop, raised from run()
-            hand(self._input_ended, exc)
-            return
-        hand(self._input_ended, None)
-
-    def _add(self, texts: list[str]) -> None:
-        batch = _Batch(self.summary.batches, self.summary.texts, list(texts))
-        self.summary.batches += 1
-        self.summary.texts += len(batch.texts)
-        self.ready.append(batch)
-        self._changed()
-
-    def _input_ended(self, error: BaseException | None) -> None:
-        self.exhausted = True
-        if error is not None and self.error is None:
-            self._abort(error)
-        self._changed()
-
-    # -- work ------------------------------------------------------------------------------------
-
-    async def run(self) -> EmbedSummary:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        self._event = asyncio.Event()
-        connections = self.per_instance * len(self.instances) * 2
-        async with make_client(self.timeouts, self.instances, connections) as client:
-            self.client = client
-            threading.Thread(target=self._reader, args=(loop,), name="ollamactl-embed-input", daemon=True).start()
-            workers = [asyncio.ensure_future(self._work(instance))
-                       for instance in self.instances for _ in range(self.per_instance)]
-            try:
-                await asyncio.gather(*workers)
-            finally:
-                self.stopping = True
-                self._slots.release()  # let a reader blocked on the window see `stopping`
-                for task in workers:
-                    task.cancel()
-                for batch in list(self.running.values()):
-                    for request, _ in batch.running.values():
-                        request.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-        if self.error is not None:
-            raise self.error
-        if self.feedback:
-            for instance_id, ok in self.last_ok.items():
-                if ok:
-                    _record(instance_id, True, self.latency.get(instance_id))
-        self.summary.legacy = sorted(self.legacy)
-        return self.summary
-
-    async def _work(self, instance: Instance) -> None:
-        import asyncio
-
-        iid = instance.id
-        while True:
-            while True:
-                if self.error is not None or self._finished():
-                    return
-                batch, wait = self._take(iid)
-                if batch is not None:
-                    break
-                await self._wait(wait)
-            started = time.monotonic()
-            request = asyncio.ensure_future(self._embed(instance, batch.texts))
-            if not batch.running:
-                self.running[batch.index] = batch
-            batch.running[iid] = (request, started)
-            try:
-                vectors = await request
-            except asyncio.CancelledError:
-                batch.running.pop(iid, None)
-                ours = request in self._superseded
-                self._superseded.discard(request)
-                task = asyncio.current_task()
-                if not ours or self.stopping or (task is not None and getattr(task, "cancelling", int)()):
-                    raise
-                continue  # another instance answered this batch first, or the job was aborted
-            except OllamaError as error:
-                batch.running.pop(iid, None)
-                self._failed(batch, instance, error)
-                continue
-            batch.running.pop(iid, None)
-            self._succeeded(batch, instance, vectors, time.monotonic() - started)
-
-    def _succeeded(self, batch: _Batch, instance: Instance, vectors: list, elapsed: float) -> None:
-        iid = instance.id
-        self.last_ok[iid] = True
-        previous = self.latency.get(iid)
-        self.latency[iid] = elapsed * 1000 if previous is None else previous + 0.3 * (elapsed * 1000 - previous)
-        self.typical = elapsed if self.typical is None else self.typical + 0.2 * (elapsed - self.typical)
-        if batch.done:
-            return
-        batch.done = True
-        self.summary.per_instance[iid] = self.summary.per_instance.get(iid, 0) + 1
-        for other, (request, other_started) in list(batch.running.items()):
-            self._superseded.add(request)
-            request.cancel()  # a hedged copy lost the race; the slower original means a slow instance
-            if other_started < time.monotonic() - elapsed:
-                self.avoided.add(other)
-        self.running.pop(batch.index, None)
-        self.results[batch.index] = batch
-        self.vectors[batch.index] = vectors
-        while self.next_write in self.results:
-            done = self.results.pop(self.next_write)
-            self.write(done.start, self.vectors.pop(self.next_write))
-            self.written += len(done.texts)
-            self.next_write += 1
-            self._slots.release()
-            if self.progress:
-                self.progress(self.written)
-        self._changed()
-
-    def _failed(self, batch: _Batch, instance: Instance, error: OllamaError) -> None:
-        iid = instance.id
-        self.last_ok[iid] = False
-        self.summary.failures.append((iid, error.reason))
-        if self.feedback:
-            _feed(instance, error, self.model)
-        if batch.done:
-            return
-        batch.failed_on[iid] = error
-        self.avoided.add(iid)
-        if self.log:
-            self.log(f"batch {batch.index + 1} failed on {label(instance)}: {error.reason}")
-        if batch.running:
-            return  # a hedged copy is still running elsewhere
-        self.running.pop(batch.index, None)
-        if set(batch.failed_on) >= self.ids:
-            first, last = batch.start + 1, batch.start + len(batch.texts)
-            attempts = [(i, batch.failed_on[i.id]) for i in self.instances]
-            self._abort(AllFailed(attempts, f"batch {batch.index + 1} (texts {first}-{last}) failed on every"
-                                            " instance"))
-            return
-        self.retry.append(batch)
-        self.retry.sort(key=lambda b: b.index)
-        self._changed()
-
-    def _abort(self, error: BaseException) -> None:
-        self.error = error
-        for batch in self.running.values():
-            for request, _ in batch.running.values():
-                self._superseded.add(request)
-                request.cancel()
-        self._changed()
-
-    # -- requests --------------------------------------------------------------------------------
-
-    async def _embed(self, instance: Instance, texts: list[str]) -> list:
-        if instance.id in self.legacy:
-            return await self._embed_legacy(instance, texts)
-        try:
-            data = await self._post(instance, "/api/embed", {"model": self.model, "input": texts})
-        except RouteMissing:
-            self.legacy.add(instance.id)
-            if self.log:
-                self.log(f"{label(instance)} has no /api/embed; using the legacy /api/embeddings, one text at a time")
-            return await self._embed_legacy(instance, texts)
-        vectors = data.get("embeddings") if isinstance(data, dict) else None
-        if not isinstance(vectors, list) or len(vectors) != len(texts) or not all(
-                isinstance(v, list) for v in vectors):
-            count = len(vectors) if isinstance(vectors, list) else "no"
-            raise NotOllama(f"answered {count} embeddings for {len(texts)} texts", instance)
-        return vectors
-
-    async def _embed_legacy(self, instance: Instance, texts: list[str]) -> list:
-        vectors = []
-        for text in texts:
-            try:
-                data = await self._post(instance, "/api/embeddings", {"model": self.model, "prompt": text})
-            except RouteMissing as error:
-                raise RouteMissing("HTTP 404: neither /api/embed nor /api/embeddings exists (not an Ollama"
-                                   " server?)", instance, error.status) from None
-            vector = data.get("embedding") if isinstance(data, dict) else None
-            if not isinstance(vector, list) or not vector:
-                raise NotOllama("the legacy /api/embeddings answer has no embedding", instance)
-            vectors.append(vector)
-        return vectors
-
-    async def _post(self, instance: Instance, path: str, body: dict) -> Any:
-        import asyncio
-
-        import httpx
-
-        content = json.dumps(body).encode()
-        deadline = self.timeouts.first_byte
-        try:
-            response = await asyncio.wait_for(
-                self.client.post(instance.url + path, content=content, headers=headers_for(instance)), deadline)
-        except asyncio.TimeoutError:
-            raise Timeout(f"no answer within the first-byte timeout ({seconds(deadline)} s)", instance) from None
-        except httpx.HTTPError as exc:
-            raise network_error(exc, instance, self.timeouts) from None
-        if response.status_code != 200:
-            raise status_error(response.status_code, response.content[:ERROR_BODY_LIMIT],
-                               response.headers.get("location"), response.reason_phrase, instance)
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            raise NotOllama("not an Ollama server (the answer is not JSON)", instance) from None
-
-
-def embed(instances: Sequence[Instance], model: str, batches: Iterable[list[str]], write: Write,
-          **kwargs: Any) -> EmbedSummary:
-    """Run an Embedder from synchronous code."""
-    import asyncio
-
-    return asyncio.run(Embedder(instances, model, batches, write, **kwargs).run())
-
-
-def batched(texts: Iterable[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for text in texts:
-        batch.append(text)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

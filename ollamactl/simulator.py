@@ -94,6 +94,8 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
 }
 MODEL_PATHS = frozenset({"/api/generate", "/api/chat", "/api/embed", "/api/embeddings"})
 LEGACY_MISSING = frozenset({"/api/embed", "/api/ps"})
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # left unpaired by json.loads
 ZERO_DURATION = re.compile(r"0+(\.0+)?(ns|us|µs|ms|s|m|h)?")  # keep_alive values that unload at once
 
 WORDS = (
@@ -139,6 +141,19 @@ def _bytes_per_param(embedding: bool) -> float:
     return 2.0 if embedding else 0.6  # F16 embedding models, Q4_K_M chat models
 
 
+def _check_types(config: Any, types: dict[str, Any]) -> None:
+    """A ValueError naming the first field of the wrong JSON type (float: any finite number)."""
+    for name, expected in types.items():
+        value = getattr(config, name)
+        if expected is float or (isinstance(expected, tuple) and float in expected):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if (number and math.isfinite(value)) or (value is None and expected is not float):
+                continue
+        elif isinstance(value, expected) and (expected is bool or not isinstance(value, bool)):
+            continue
+        raise ValueError(f"{name} has the wrong type or value: {value!r}")
+
+
 @dataclass
 class SimModel:
     """One model an instance serves; the name is normalised (always carries a tag)."""
@@ -149,6 +164,8 @@ class SimModel:
     size: int | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self, {"name": str, "digest": (str, type(None)), "embedding": bool,
+                            "size": (int, type(None))})
         self.name = normalize_model_name(self.name)
         if self.digest is None:
             self.digest = hashlib.sha256(self.name.encode()).hexdigest()
@@ -191,6 +208,11 @@ class SimConfig:
     drip_interval: float = 1.0
 
     def __post_init__(self) -> None:
+        _check_types(self, {"name": str, "models": list, "loaded": list, "version": str, "latency": float,
+                            "token_rate": (float, type(None)), "tokens": int, "api_key": (str, type(None)),
+                            "fault": (str, type(None)), "legacy": bool, "drip_interval": float})
+        if not all(isinstance(name, str) for name in self.loaded):
+            raise ValueError("loaded must be a list of model names")
         if self.fault is not None and self.fault not in FAULTS:
             raise ValueError(f"unknown fault {self.fault!r}; choose from {', '.join(FAULTS)}")
         if self.latency < 0 or self.drip_interval < 0 or self.tokens < 0:
@@ -427,13 +449,26 @@ def _parse_body(raw: bytes) -> tuple[Any, str | None]:
     if not raw.strip():
         return None, "missing request body"
     try:
-        return json.loads(raw), None
+        value = json.loads(raw)
     except UnicodeDecodeError:
         return None, "invalid character in request body: not UTF-8"
     except json.JSONDecodeError as exc:
         if exc.pos >= len(exc.doc.rstrip()):
             return None, "unexpected EOF"
         return None, f"invalid character {exc.doc[exc.pos]!r} looking for beginning of value"
+    if _SURROGATE_ESCAPE.search(raw):  # Go decodes an unpaired \udXXX escape as U+FFFD
+        value = _without_lone_surrogates(value)
+    return value, None
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _json_kind(value: Any) -> str:
@@ -696,7 +731,7 @@ def _completion(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply
 
     limit = options.get("num_predict")
     capped = limit is not None and limit >= 0
-    words = _words(f"{model.name}\0{source}", int(limit) if capped else config.tokens)
+    words = _words(f"{model.name}\0{source}", min(int(limit), CONTEXT_LENGTH) if capped else config.tokens)
     content = _json_fragments(words, schema) if schema else _text_fragments(words)
     thinking = (
         _text_fragments(_words(f"think\0{model.name}\0{source}", THINKING_TOKENS))
@@ -728,6 +763,7 @@ async def _embed(instance: SimInstance, body: dict[str, Any]) -> _Reply:
     dimensions = body.get("dimensions") or DEFAULT_DIMENSIONS
     if dimensions <= 0:
         raise _ApiError(400, "dimensions must be a positive integer")
+    dimensions = min(dimensions, DEFAULT_DIMENSIONS)  # more than the model has: Ollama ignores it
     cold = model.name not in config.loaded
     instance._mark_loaded(model.name, not _unloads(body.get("keep_alive")))
     payload = {"model": body["model"], "embeddings": [_embedding(text, dimensions) for text in texts]}
@@ -920,6 +956,9 @@ class SimInstance:
             reply = await routes[request.method](self, self._checked_body(request, body, body_error))
         except _ApiError as exc:
             return _error(exc.status, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a simulator bug answers 500, never drops the connection
+            log.exception("%s %s %s failed", config.name, request.method, request.path)
+            return _error(500, f"simulator error: {type(exc).__name__}: {exc}")
         return _with_fault(reply, config.fault) if isinstance(reply, _Stream) else reply
 
     @staticmethod

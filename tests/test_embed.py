@@ -268,3 +268,10 @@ def test_a_utf8_byte_order_mark_is_not_part_of_the_first_text(sim, tmp_path):
     from_stdin = invoke("embed", MODEL, input="\ufefffirst\nsecond\n")
     assert from_file.exit_code == 0 and json.loads(from_file.stdout)["embeddings"] == expected
     assert from_stdin.exit_code == 0 and json.loads(from_stdin.stdout)["embeddings"] == expected
+
+
+def test_a_text_argument_that_is_not_utf8_exits_2(sim):
+    a = sim.add()
+    register(a)
+    result = invoke("embed", MODEL, "fine", "bad \udcff")
+    assert result.exit_code == 2 and "text argument 2 is not UTF-8" in result.stderr and embeds(a) == []

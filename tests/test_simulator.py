@@ -618,3 +618,46 @@ def test_control_endpoint_answers_during_hang_and_drip(sim, fault):
         cleared = http.post("/_sim/config", json={"fault": None})
     assert shown.status_code == 200 and shown.json()["fault"] == fault
     assert cleared.status_code == 200 and instance.config.fault is None
+
+
+def test_unpaired_surrogate_escapes_read_as_replacement_characters(sim_instance):
+    # Go's JSON decoder turns an unpaired \udXXX into U+FFFD; encoding it must not drop the connection.
+    with client(sim_instance) as http:
+        lone = http.post("/api/generate", content=b'{"model": "llama3.2", "prompt": "hi \\udcff", "stream": false}')
+        replaced = http.post("/api/generate", json={"model": "llama3.2", "prompt": "hi \ufffd", "stream": False})
+        embedded = http.post("/api/embed", content=b'{"model": "nomic-embed-text", "input": ["\\ud800"]}')
+    assert lone.status_code == 200 and lone.json()["response"] == replaced.json()["response"]
+    assert embedded.status_code == 200 and len(embedded.json()["embeddings"]) == 1
+
+
+def test_huge_num_predict_and_dimensions_are_bounded(sim_instance):
+    body = {"model": "llama3.2", "prompt": "x", "stream": False, "options": {"num_predict": 1e12}}
+    answer = post(sim_instance, "/api/generate", body).json()
+    assert answer["done_reason"] == "length" and answer["eval_count"] <= 4096
+    vectors = post(sim_instance, "/api/embed", {"model": "nomic-embed-text", "input": "a", "dimensions": 10**12})
+    assert vectors.status_code == 200 and len(vectors.json()["embeddings"][0]) == 16
+
+
+@pytest.mark.parametrize("change", [{"models": [{"name": 5}]}, {"loaded": [5]}, {"tokens": 1.5},
+                                    {"latency": "slow"}, {"latency": float("nan")}, {"legacy": "yes"},
+                                    {"models": "llama3.2"}, {"token_rate": True}])
+def test_control_endpoint_refuses_wrongly_typed_fields(sim_instance, change):
+    with client(sim_instance) as http:
+        refused = http.post("/_sim/config", content=json.dumps(change).encode())
+        after = http.post("/api/generate", json={"model": "llama3.2", "prompt": "x", "stream": False})
+    assert refused.status_code == 400 and after.status_code == 200
+
+
+def test_a_handler_bug_answers_500_instead_of_dropping_the_connection(sim_instance, monkeypatch, caplog):
+    from ollamactl import simulator
+
+    async def broken(instance, body):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(simulator.ROUTES, "/api/version", {"GET": broken})
+    with caplog.at_level(logging.ERROR, logger="ollamactl.simulator"):
+        response = post(sim_instance, "/api/generate", {"model": "llama3.2", "prompt": "x", "stream": False})
+        with client(sim_instance) as http:
+            failed = http.get("/api/version")
+    assert response.status_code == 200
+    assert failed.status_code == 500 and "boom" in failed.json()["error"]

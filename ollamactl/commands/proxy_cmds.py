@@ -1,11 +1,13 @@
 """Proxy commands: `run` (generate/chat on the fleet, streamed) and `embed` (batches across the fleet).
 
-They parse, select instances through routing, and hand the work to the core in ollamactl.ollama;
-output is written here. The text stream is written straight to sys.stdout (no rich per line).
+They parse, select instances through routing, and hand the work to the core (ollamactl.ollama for
+run, ollamactl.embedding for embed); output is written here. The text stream is written straight
+to sys.stdout (no rich per line).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -124,7 +126,18 @@ def read_prompt(words: list[str] | None) -> str:
             prompt = prompt[:-1]
     if not prompt.strip():
         raise UsageError("the prompt is empty", "give it as arguments or on stdin")
+    if not _is_utf8(prompt):
+        raise UsageError("the prompt is not UTF-8 text")
     return prompt
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text holding bytes that were not UTF-8 (argv and stdin keep them as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _instances_for(request_type: str, model: str, instance_ref: str | None, strategy: str | None,
@@ -429,6 +442,8 @@ def _open_inputs(texts: list[str] | None, file: str | None) -> tuple[Iterator[st
         for number, text in enumerate(texts, 1):
             if not text:
                 raise UsageError(f"text argument {number} is empty", "every argument is one text to embed")
+            if not _is_utf8(text):
+                raise UsageError(f"text argument {number} is not UTF-8 text")
         return iter(texts), len(texts), None
     if file is None or file == "-":
         stream, source, handle = sys.stdin.buffer, "stdin", None
@@ -525,20 +540,21 @@ def embed(
 
 def _embed(model: str, texts: list[str] | None, file: str | None, batch_size: int, ndjson: bool,
            allow_mixed: bool, instance_ref: str | None, per_instance: int, verbose: bool, began: float) -> None:
-    from ollamactl import ollama
+    from ollamactl import embedding, ollama
     from ollamactl.errors import OllamactlError
 
     if not model.strip():
         raise UsageError("the model name is empty", "give a model such as nomic-embed-text")
     inputs, total, handle = _open_inputs(texts, file)
     try:
-        first = next(ollama.batched(inputs, batch_size), None)
+        batches = embedding.batched(inputs, batch_size)
+        first = next(batches, None)
         if first is None:
             raise UsageError("no texts to embed", "give texts as arguments, with --file, or on stdin")
         reg, decision, instances = _instances_for("embedding", model, instance_ref, None, None)
         if decision is not None:
             instances = list(decision.candidates) or instances
-            digests = ollama.model_digests(instances, decision.health, model)
+            digests = embedding.model_digests(instances, decision.health, model)
             if len(set(digests.values())) > 1:
                 listing = ", ".join(f"{iid} {digest[:12]}" for iid, digest in digests.items())
                 if not allow_mixed:
@@ -552,9 +568,8 @@ def _embed(model: str, texts: list[str] | None, file: str | None, batch_size: in
         timeouts = ollama.Timeouts.from_settings(reg)
         out = _EmbedOut(model, ndjson)
         progress = _Progress(total, batch_size)
-        batches = _chain(first, ollama.batched(inputs, batch_size))
         try:
-            summary = ollama.embed(instances, model, batches, out.write, timeouts=timeouts,
+            summary = embedding.embed(instances, model, itertools.chain([first], batches), out.write, timeouts=timeouts,
                                    per_instance=per_instance, log=_say if verbose else None, progress=progress)
         finally:
             progress.stop()
@@ -567,8 +582,3 @@ def _embed(model: str, texts: list[str] | None, file: str | None, batch_size: in
         _say(f"{summary.texts} texts in {summary.batches} batches in {time.perf_counter() - began:.3f} s"
              f" (batches per instance: {served}; failed requests: {len(summary.failures)};"
              f" hedged: {summary.hedged})")
-
-
-def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
-    yield first
-    yield from rest
