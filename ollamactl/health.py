@@ -178,12 +178,15 @@ async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -
     """One instance's three requests under one deadline; never raises for a network or server fault."""
     import asyncio
 
-    headers = {}
-    key = instance.resolve_api_key()
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    base = instance.url.rstrip("/")
+    from ollamactl.ollama import OllamaError, headers_for
+
     started = time.monotonic()
+    try:
+        headers = headers_for(instance)  # the same key rules as run/embed: trimmed, or refused in words
+    except OllamaError as refused:
+        return HealthResult(id=instance.id, url=instance.url, healthy=False, error=refused.reason, latency_ms=None,
+                            version=None, models=[], loaded=None, checked_at=time.time())
+    base = instance.url.rstrip("/")
     tasks = [
         asyncio.ensure_future(_get_json(client, base, "/api/version", headers, _parse_version)),
         asyncio.ensure_future(_get_json(client, base, "/api/tags", headers, _model_list)),

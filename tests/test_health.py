@@ -171,3 +171,16 @@ def test_corrupt_state_file_is_rebuilt_on_save(sim_instance, capsys):
     health.save(health.check([inst("a", sim_instance.url)], timeout=2.0))
     assert "corrupt" in capsys.readouterr().err
     assert state.read()["health"]["a"]["healthy"] is True
+
+
+@pytest.mark.parametrize("key, expect_sent", [("sekrit-key-123\n", True), ("sekrit-kéy", False)])
+def test_a_key_with_a_newline_is_trimmed_and_one_no_header_can_carry_is_refused_unquoted(
+        sim, monkeypatch, key, expect_sent):
+    server = sim.add(api_key="sekrit-key-123")
+    monkeypatch.setenv("GPU_KEY", key)
+    instance = Instance(id="a", name="a", url=server.url, api_key_env="GPU_KEY")
+    result = health.check([instance], timeout=2.0)[0]
+    assert result.healthy is expect_sent
+    if not expect_sent:
+        assert "cannot be sent" in result.error and "sekrit" not in result.error
+        assert not server.requests  # nothing went out with a mangled key
