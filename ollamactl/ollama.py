@@ -329,8 +329,7 @@ class Completion:
     instance: Instance
     final: dict
     failed: list[tuple[Instance, OllamaError]]
-    first_line_s: float  # from sending the request to its first NDJSON line
-    first_output_s: float | None  # ... to the first thing shown to the user
+    first_output_s: float | None  # from sending the request to the first thing shown to the user
 
 
 class _Attempt:
@@ -387,7 +386,7 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
             latency_ms = ((attempt.first_line_at or sent) - sent) * 1000.0
             if feedback:
                 record(instance.id, True, latency_ms)
-            return Completion(instance, final, failed, latency_ms / 1000.0,
+            return Completion(instance, final, failed,
                               None if attempt.first_output_at is None else attempt.first_output_at - sent)
     raise AllFailed(failed, f"all {len(failed)} attempt{'s' if len(failed) != 1 else ''} failed")
 
