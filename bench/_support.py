@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 _CHILD = """
 import json, sys
-from ollamactl.simulator import SimConfig, serve_forever
+from ollamactl.sim import SimConfig, serve_forever
 configs = [SimConfig(**fields) for fields in json.loads(sys.argv[1])]
 serve_forever(len(configs), configs=configs,
               ready=lambda instances: print(json.dumps([i.url for i in instances]), flush=True))

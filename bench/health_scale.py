@@ -25,7 +25,7 @@ from pathlib import Path
 
 from _support import precompile
 
-from ollamactl.simulator import SimInstance, Simulator
+from ollamactl.sim import SimInstance, Simulator
 
 SIZES = (1, 10, 100, 200)
 HUNG_SIZES = (100, 200)  # these runs are repeated with one hung instance added

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ollamactl.simulator import SimInstance, Simulator
+from ollamactl.sim import SimInstance, Simulator
 
 __all__ = ["sim", "sim_instance"]
 

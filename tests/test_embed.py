@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ollamactl import health, manage, registry, state
 from ollamactl.cli import app
-from ollamactl.simulator import SimModel
+from ollamactl.sim import SimModel
 
 MODEL = "nomic-embed-text"
 

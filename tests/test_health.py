@@ -12,7 +12,7 @@ import pytest
 from ollamactl import health, paths, state
 from ollamactl.health import HealthResult
 from ollamactl.registry import Instance
-from ollamactl.simulator import SimModel
+from ollamactl.sim import SimModel
 
 SECRET = "sk-health-5ecr3t-0a1b2c"
 

@@ -15,7 +15,7 @@ from cli_helpers import run
 
 from ollamactl import health, manage, paths, registry, state
 from ollamactl.commands import health_cmds
-from ollamactl.simulator import SimModel
+from ollamactl.sim import SimModel
 
 SECRET = "sk-health-cli-5ecr3t-77aa"
 JSON_KEYS = {"id", "name", "url", "type", "enabled", "healthy", "error", "latency_ms", "version", "models",

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from ollamactl import health, manage, ollama, registry, state
 from ollamactl.cli import app
-from ollamactl.simulator import SimModel
+from ollamactl.sim import SimModel
 
 
 def invoke(*args, input=None):

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ollamactl.simulator import SimConfig, SimModel, Simulator
+from ollamactl.sim import SimConfig, SimModel, Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -591,7 +591,7 @@ def test_two_hundred_instances_share_one_simulator(sim):
 
 def test_serve_forever_stops_cleanly_on_ctrl_c():
     script = (
-        "from ollamactl.simulator import serve_forever\n"
+        "from ollamactl.sim import serve_forever\n"
         "serve_forever(2, ready=lambda found: print(*(i.url for i in found), flush=True))\n"
     )
     process = subprocess.Popen(
@@ -649,13 +649,13 @@ def test_control_endpoint_refuses_wrongly_typed_fields(sim_instance, change):
 
 
 def test_a_handler_bug_answers_500_instead_of_dropping_the_connection(sim_instance, monkeypatch, caplog):
-    from ollamactl import simulator
+    from ollamactl.sim import endpoints
 
     async def broken(instance, body):
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(simulator.ROUTES, "/api/version", {"GET": broken})
-    with caplog.at_level(logging.ERROR, logger="ollamactl.simulator"):
+    monkeypatch.setitem(endpoints.ROUTES, "/api/version", {"GET": broken})
+    with caplog.at_level(logging.ERROR, logger="ollamactl.sim"):
         response = post(sim_instance, "/api/generate", {"model": "llama3.2", "prompt": "x", "stream": False})
         with client(sim_instance) as http:
             failed = http.get("/api/version")

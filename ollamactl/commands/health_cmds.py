@@ -416,7 +416,7 @@ def models(json_output: bool = typer.Option(False, "--json", help="Print a JSON 
 
 
 def _parse_faults(specs: Sequence[str], count: int) -> dict[int, str]:
-    from ollamactl.simulator import FAULTS
+    from ollamactl.sim import FAULTS
 
     faults: dict[int, str] = {}
     for spec in specs:
@@ -470,7 +470,7 @@ def simulate(
         raise UsageError(f"--instances must be at least 1, got {count}")
     if base_port < 0 or base_port + count - 1 > 65535:
         raise UsageError(f"--base-port {base_port} does not leave room for {count} ports")
-    from ollamactl import simulator
+    from ollamactl import sim as simulator
 
     faults = _parse_faults(fault or [], count)
     configs = [simulator.SimConfig(name=f"sim-{n}", fault=faults.get(n)) for n in range(1, count + 1)]

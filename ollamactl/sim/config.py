@@ -1,0 +1,203 @@
+"""Simulated servers' settings: constants, models and SimConfig, validated on every change."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+log = logging.getLogger("ollamactl.sim")
+
+
+FAULTS = ("refuse", "hang", "http500", "busy503", "garbage", "midstream", "truncated", "drip")
+
+HOST = "127.0.0.1"
+CONTROL_PATH = "/_sim/config"
+DEFAULT_DIMENSIONS = 16
+THINKING_TOKENS = 3
+
+RUNNER_CRASHED = "llama runner process has terminated: exit status 2"
+SERVER_BUSY = "server busy, please try again.  maximum pending requests exceeded"
+STREAM_BROKEN = "an error was encountered while running the model: unexpected EOF"
+NOT_OLLAMA_PAGE = b"<html><body>It works!</body></html>"
+
+# Reported metrics (nanoseconds). They describe a plausible run; only latency and token_rate are real.
+NOMINAL_TOKEN_RATE = 100.0
+WARM_LOAD_NS = 15_000_000
+COLD_LOAD_NS = 1_500_000_000
+PROMPT_NS_PER_TOKEN = 400_000
+KEEP_ALIVE = timedelta(minutes=5)
+CONTEXT_LENGTH = 4096
+
+FLOAT_OPTIONS = frozenset(
+    {"temperature", "top_p", "min_p", "typical_p", "repeat_penalty", "presence_penalty", "frequency_penalty"}
+)
+INT_OPTIONS = frozenset(
+    {
+        "num_predict",
+        "num_ctx",
+        "seed",
+        "top_k",
+        "num_keep",
+        "repeat_last_n",
+        "num_batch",
+        "num_gpu",
+        "num_thread",
+    }
+)
+# Top-level request fields whose JSON type is checked (a Go server fails to unmarshal the others).
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "name": (str,),
+    "prompt": (str,),
+    "system": (str,),
+    "stream": (bool,),
+    "raw": (bool,),
+    "truncate": (bool,),
+    "messages": (list,),
+    "options": (dict,),
+    "input": (str, list),
+    "dimensions": (int,),
+    "think": (bool, str),
+}
+MODEL_PATHS = frozenset({"/api/generate", "/api/chat", "/api/embed", "/api/embeddings"})
+LEGACY_MISSING = frozenset({"/api/embed", "/api/ps"})
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # left unpaired by json.loads
+ZERO_DURATION = re.compile(r"0+(\.0+)?(ns|us|µs|ms|s|m|h)?")  # keep_alive values that unload at once
+
+WORDS = (
+    "the", "quick", "model", "answers", "every", "question", "with", "calm", "and", "simple", "words",
+    "while", "bright", "servers", "hum", "softly", "in", "a", "quiet", "room", "where", "tokens", "flow",
+    "like", "water", "over", "smooth", "stones", "under", "silver", "light", "today",
+)  # fmt: skip
+
+
+
+
+
+def normalize_model_name(name: str) -> str:
+    """Ollama's name matching: drop the default registry and namespace, add ":latest" when untagged."""
+    name = name.strip()
+    for prefix in ("registry.ollama.ai/", "library/"):
+        name = name.removeprefix(prefix)
+    if ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return name
+
+
+def _seed_int(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def _default_size(name: str, embedding: bool) -> int:
+    """Bytes on disk: from a "7b"-style tag when there is one, else a stable pick from the name."""
+    tag = re.fullmatch(r"(\d+(?:\.\d+)?)b", name.rsplit(":", 1)[-1].lower())
+    if tag:
+        params = float(tag.group(1)) * 1e9
+    elif embedding:
+        params = 100e6 + _seed_int(name) % 400_000_000
+    else:
+        params = 1e9 + _seed_int(name) % 7_000_000_000
+    return int(params * _bytes_per_param(embedding))
+
+
+def _bytes_per_param(embedding: bool) -> float:
+    return 2.0 if embedding else 0.6  # F16 embedding models, Q4_K_M chat models
+
+
+def _check_types(config: Any, types: dict[str, Any]) -> None:
+    """A ValueError naming the first field of the wrong JSON type (float: any finite number)."""
+    for name, expected in types.items():
+        value = getattr(config, name)
+        if expected is float or (isinstance(expected, tuple) and float in expected):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if (number and math.isfinite(value)) or (value is None and expected is not float):
+                continue
+        elif isinstance(value, expected) and (expected is bool or not isinstance(value, bool)):
+            continue
+        raise ValueError(f"{name} has the wrong type or value: {value!r}")
+
+
+@dataclass
+class SimModel:
+    """One model an instance serves; the name is normalised (always carries a tag)."""
+
+    name: str
+    digest: str | None = None
+    embedding: bool = False
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_types(self, {"name": str, "digest": (str, type(None)), "embedding": bool,
+                            "size": (int, type(None))})
+        self.name = normalize_model_name(self.name)
+        if self.digest is None:
+            self.digest = hashlib.sha256(self.name.encode()).hexdigest()
+        if self.size is None:
+            self.size = _default_size(self.name, self.embedding)
+
+
+def _as_model(value: SimModel | str | dict[str, Any]) -> SimModel:
+    if isinstance(value, SimModel):
+        return value
+    if isinstance(value, str):
+        return SimModel(value)
+    if isinstance(value, dict):
+        return SimModel(**value)
+    raise ValueError(f"a model must be a name or an object, not {value!r}")
+
+
+def _default_models() -> list[SimModel]:
+    return [
+        SimModel("llama3.2:latest"),
+        SimModel("qwen2.5:7b"),
+        SimModel("nomic-embed-text:latest", embedding=True),
+    ]
+
+
+@dataclass
+class SimConfig:
+    """How one simulated server behaves; validated on creation and on every change."""
+
+    name: str = "sim"
+    models: list[SimModel] = field(default_factory=_default_models)
+    loaded: list[str] = field(default_factory=lambda: ["llama3.2:latest"])
+    version: str = "0.12.6"
+    latency: float = 0.0
+    token_rate: float | None = None
+    tokens: int = 12
+    api_key: str | None = None
+    fault: str | None = None
+    legacy: bool = False
+    drip_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_types(self, {"name": str, "models": list, "loaded": list, "version": str, "latency": float,
+                            "token_rate": (float, type(None)), "tokens": int, "api_key": (str, type(None)),
+                            "fault": (str, type(None)), "legacy": bool, "drip_interval": float})
+        if not all(isinstance(name, str) for name in self.loaded):
+            raise ValueError("loaded must be a list of model names")
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"unknown fault {self.fault!r}; choose from {', '.join(FAULTS)}")
+        if self.latency < 0 or self.drip_interval < 0 or self.tokens < 0:
+            raise ValueError("latency, drip_interval and tokens must not be negative")
+        if self.token_rate is not None and self.token_rate <= 0:
+            raise ValueError("token_rate must be positive (or None for as fast as possible)")
+        self.models = [_as_model(model) for model in self.models]
+        self.loaded = [normalize_model_name(name) for name in self.loaded]
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the instance received it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: Any  # parsed JSON, or None when absent or not JSON
+

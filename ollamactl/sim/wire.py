@@ -1,0 +1,216 @@
+"""The simulator's hand-written HTTP/1.1 layer: requests in, replies and NDJSON streams out, exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.sim.server import SimInstance
+
+log = logging.getLogger("ollamactl.sim")
+
+
+class _BadRequest(Exception):
+    """The bytes on the connection are not an HTTP/1.1 request we can read."""
+
+
+@dataclass
+class _Request:
+    method: str
+    path: str
+    version: str
+    headers: dict[str, str]
+    raw_body: bytes
+
+    @property
+    def keep_alive(self) -> bool:
+        connection = self.headers.get("connection", "").lower()
+        if self.version == "HTTP/1.0":
+            return connection == "keep-alive"
+        return connection != "close"
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    close: bool = False
+
+
+@dataclass
+class _Stream:
+    """An NDJSON answer: `lines` paced by `interval`, then `final` (None: the stream just stops)."""
+
+    lines: list[dict[str, Any]]
+    final: dict[str, Any] | None
+    interval: float
+
+
+def _json_reply(status: int, payload: Any, close: bool = False) -> _Reply:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return _Reply(status, body, "application/json; charset=utf-8", close)
+
+
+def _text_reply(status: int, text: str) -> _Reply:
+    return _Reply(status, text.encode(), "text/plain; charset=utf-8")
+
+
+def _error(status: int, message: str) -> _Reply:
+    return _json_reply(status, {"error": message})
+
+
+async def _readline(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readline()
+    except ValueError as exc:  # a line longer than the stream's limit
+        raise _BadRequest("line too long") from exc
+
+
+async def _read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _Request | None:
+    """Read one request; None when the client closed the connection between requests."""
+    line = await _readline(reader)
+    while line in (b"\r\n", b"\n"):  # tolerated before a request line (RFC 9112, 2.2)
+        line = await _readline(reader)
+    if not line:
+        return None
+    parts = line.decode("latin-1").strip().split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise _BadRequest(f"bad request line {line[:80]!r}")
+    method, target, version = parts
+    headers = await _read_headers(reader)
+    if headers.get("expect", "").lower() == "100-continue":
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    body = await _read_body(reader, headers)
+    return _Request(method, target.split("?", 1)[0], version, headers, body)
+
+
+async def _read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    while True:
+        line = await _readline(reader)
+        if not line:
+            raise asyncio.IncompleteReadError(b"", None)
+        if line in (b"\r\n", b"\n"):
+            return headers
+        name, sep, value = line.decode("latin-1").partition(":")
+        if not sep or not name.strip():
+            raise _BadRequest(f"bad header line {line[:80]!r}")
+        key, value = name.strip().lower(), value.strip()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return await _read_chunked(reader)
+    try:
+        length = int(headers.get("content-length", "0"))
+    except ValueError as exc:
+        raise _BadRequest("bad Content-Length") from exc
+    if length < 0:
+        raise _BadRequest("bad Content-Length")
+    return await reader.readexactly(length)
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    parts = []
+    while True:
+        size_line = await _readline(reader)
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError as exc:
+            raise _BadRequest("bad chunk size") from exc
+        if size == 0:
+            while (await _readline(reader)) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(parts)
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", f"Date: {formatdate(usegmt=True)}"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class _Wire:
+    """Writes one response; in drip mode one byte per drip_interval while the fault stays "drip"."""
+
+    def __init__(self, instance: SimInstance, writer: asyncio.StreamWriter, drip: bool) -> None:
+        self.instance = instance
+        self.writer = writer
+        self.drip = drip
+
+    async def send(self, data: bytes) -> None:
+        if self.drip:
+            data = await self._drip(data)
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def _drip(self, data: bytes) -> bytes:
+        """Write byte by byte until done or the fault changes; return what is left to write."""
+        for offset in range(len(data)):
+            if self.instance.config.fault != "drip":
+                return data[offset:]
+            await asyncio.sleep(self.instance.config.drip_interval)
+            self.writer.write(data[offset : offset + 1])
+            await self.writer.drain()
+        return b""
+
+    async def reply(self, reply: _Reply, head_only: bool, keep_alive: bool) -> None:
+        headers = [("Content-Type", reply.content_type)] if reply.content_type else []
+        headers.append(("Content-Length", str(len(reply.body))))
+        if not keep_alive:
+            headers.append(("Connection", "close"))
+        await self.send(_head(reply.status, headers) + (b"" if head_only else reply.body))
+
+    async def stream(self, stream: _Stream, keep_alive: bool) -> None:
+        headers = [("Content-Type", "application/x-ndjson"), ("Transfer-Encoding", "chunked")]
+        if not keep_alive:
+            headers.append(("Connection", "close"))
+        await self.send(_head(200, headers))
+        for line in stream.lines:
+            if stream.interval:
+                await asyncio.sleep(stream.interval)
+            await self.send(_chunk(line))
+        if stream.final is not None:
+            await self.send(_chunk(stream.final))
+        await self.send(b"0\r\n\r\n")
+
+
+def _chunk(line: dict[str, Any]) -> bytes:
+    if "created_at" in line:
+        line = {**line, "created_at": _now()}
+    data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _allowed_host(host_header: str) -> bool:
+    """Ollama's check for a loopback-bound server: loopback/private/unspecified IPs and local names."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host in ("", "localhost") or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_unspecified
+
