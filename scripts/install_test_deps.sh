@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the test suite's real engines need, when missing: Debian packages (as root, through
+# apt) for the gateway, shell and store tests. Called first by the README's test command (and so by
+# .ci/run). Safe to run again: it installs only what is not there yet.
+set -euo pipefail
+packages=()
+need() { command -v "$1" >/dev/null 2>&1 || packages+=("$2"); }
+need bash bash
+if [ ${#packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install_test_deps: missing ${packages[*]}; run as root or install them with your package manager" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
