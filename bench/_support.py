@@ -55,10 +55,10 @@ def private_registry():
 
 def register(urls: list[str]) -> None:
     """Register `urls` and fill the health cache (as a fleet in daily use has it)."""
-    from ollamactl import health, manage, registry
+    from ollamactl.core import health, registry, registry_ops
 
     for url in urls:
-        manage.add(url)
+        registry_ops.add(url)
     health.save(health.check(registry.load().instances, timeout=5.0))
 
 

@@ -30,7 +30,7 @@ HELP_WIDTH = 80  # fixed, so docs/cli.md does not depend on the terminal it was 
 
 
 def completion_files() -> dict[str, str]:
-    from ollamactl.commands.shell_cmds import completion_script
+    from ollamactl.cli.export_cmd import completion_script
 
     bash, zsh, fish = (completion_script(shell) for shell in ("bash", "zsh", "fish"))
     return {
@@ -65,7 +65,7 @@ def cli_markdown() -> str:
     import typer
     from typer.main import get_command
 
-    from ollamactl.cli import app
+    from ollamactl.cli.app import app
 
     group = get_command(app)
     settings = {**group.context_settings, "terminal_width": HELP_WIDTH, "max_content_width": HELP_WIDTH}
@@ -103,7 +103,7 @@ def generate() -> dict[str, str]:
     """Every generated file: path relative to the repository root -> content."""
     # The app first, as `ollamactl` itself does: importing a command module first would register
     # its commands before the ones cli.py imports ahead of it, and reorder docs/cli.md.
-    import ollamactl.cli  # noqa: F401
+    import ollamactl.cli.app  # noqa: F401
 
     files = completion_files()
     files["docs/cli.md"] = cli_markdown()

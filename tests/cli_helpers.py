@@ -6,7 +6,7 @@ import inspect
 
 from typer.testing import CliRunner
 
-from ollamactl.cli import app
+from ollamactl.cli.app import app
 
 
 def make_runner() -> CliRunner:

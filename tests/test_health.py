@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from ollamactl import health, paths, state
-from ollamactl.health import HealthResult
-from ollamactl.registry import Instance
+from ollamactl.core import health, paths, state
+from ollamactl.core.health import HealthResult
+from ollamactl.core.registry import Instance
 from ollamactl.sim import SimModel
 
 SECRET = "sk-health-5ecr3t-0a1b2c"

@@ -13,8 +13,8 @@ import time
 import pytest
 from cli_helpers import run
 
-from ollamactl import health, manage, paths, registry, state
-from ollamactl.commands import health_cmds
+from ollamactl.cli import health_cmds
+from ollamactl.core import health, paths, registry, registry_ops, state
 from ollamactl.sim import SimModel
 
 SECRET = "sk-health-cli-5ecr3t-77aa"
@@ -23,7 +23,7 @@ JSON_KEYS = {"id", "name", "url", "type", "enabled", "healthy", "error", "latenc
 
 
 def register(sim_instance, name: str, **fields):
-    return manage.add(sim_instance.url, name=name, **fields)
+    return registry_ops.add(sim_instance.url, name=name, **fields)
 
 
 def test_exit_codes_all_some_none(sim):
@@ -78,12 +78,12 @@ def test_ejected_status_from_the_breaker(sim):
 
 def test_disabled_skipped_unless_all_or_named(sim):
     register(sim.add(), "on")
-    manage.add(sim.add(fault="refuse").url, name="off", enabled=False)
+    registry_ops.add(sim.add(fault="refuse").url, name="off", enabled=False)
     assert [r["name"] for r in json.loads(run("health", "--json").stdout)] == ["on"]
     result = run("health", "--json", "--all")
     assert [r["name"] for r in json.loads(result.stdout)] == ["on", "off"] and result.exit_code == 4
     assert json.loads(run("health", "--json", "off").stdout)[0]["enabled"] is False
-    manage.set_enabled(["on"], False)
+    registry_ops.set_enabled(["on"], False)
     result = run("health")
     assert result.exit_code == 3 and "--all" in result.stderr
 

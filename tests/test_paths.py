@@ -9,7 +9,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from ollamactl import paths
+from ollamactl.core import paths
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="paths.py inlines XDG on Linux only")
 

@@ -11,8 +11,9 @@ from collections import Counter
 import pytest
 from typer.testing import CliRunner
 
-from ollamactl import manage, pickcli, state
-from ollamactl.cli import app
+from ollamactl.cli import pick_fast
+from ollamactl.cli.app import app
+from ollamactl.core import registry_ops, state
 
 
 def fill_cache(entries):
@@ -28,7 +29,7 @@ def fill_cache(entries):
 
 def fleet(count, models=("llama3.2:latest",), **kwargs):
     """Register `count` fake instances with a fresh healthy cache (no network is touched)."""
-    ids = [manage.add(f"gpu{n}", **kwargs).id for n in range(1, count + 1)]
+    ids = [registry_ops.add(f"gpu{n}", **kwargs).id for n in range(1, count + 1)]
     fill_cache({i: (f"http://{i.rsplit('-', 1)[0]}:11434", True, models, ()) for i in ids})
     return ids
 
@@ -64,9 +65,9 @@ def test_count_advances_the_rotation_and_the_next_call_continues_it():
 
 
 def test_model_filter_and_explain_give_reasons_on_stderr():
-    ids = [manage.add(h).id for h in ("gpu1", "gpu2", "gpu3", "gpu4")]
-    manage.add("gpu5", enabled=False)
-    manage.add("emb", kind="embedding")
+    ids = [registry_ops.add(h).id for h in ("gpu1", "gpu2", "gpu3", "gpu4")]
+    registry_ops.add("gpu5", enabled=False)
+    registry_ops.add("emb", kind="embedding")
     fill_cache({
         ids[0]: ("http://gpu1:11434", True, ["llama3.2:latest"], ()),
         ids[1]: ("http://gpu2:11434", True, ["qwen2.5:7b"], ()),
@@ -136,8 +137,8 @@ def test_nothing_eligible_falls_back_to_a_healthy_default_instance(sim):
 
 def test_a_stale_cache_is_probed_once_then_reused_without_network(sim):
     up, down = sim.add(), sim.add()
-    manage.add(up.url, name="up")
-    manage.add(down.url, name="down")
+    registry_ops.add(up.url, name="up")
+    registry_ops.add(down.url, name="down")
     down.set_fault("refuse")
     first = run_pick("-n", "2")
     assert first.stdout.split() == [up.url, up.url]
@@ -151,9 +152,9 @@ def test_a_stale_cache_is_probed_once_then_reused_without_network(sim):
 
 def test_a_changed_url_invalidates_its_cache_entry(sim):
     good = sim.add()
-    instance = manage.add("gpu1")
+    instance = registry_ops.add("gpu1")
     fill_cache({instance.id: ("http://gpu1:11434", True, ["llama3.2:latest"], ())})
-    manage.update(instance.id, manage.Changes(url=good.url))
+    registry_ops.update(instance.id, registry_ops.Changes(url=good.url))
     assert run_pick().stdout.strip() == good.url
     assert good.requests  # the new URL was probed before being picked
 
@@ -165,7 +166,7 @@ def test_typer_and_fast_paths_give_identical_answers(capsys):
                ["-s", "weighted", "-n", "4", "--format", "json"], ["-s", "nope"], ["-t", "embedding", "-n", "2"]]
     for argv in vectors:
         state.update(lambda d: (d["cursors"].clear(), d["weights"].clear()))
-        code = pickcli.main(list(argv))
+        code = pick_fast.main(list(argv))
         fast = capsys.readouterr()
         state.update(lambda d: (d["cursors"].clear(), d["weights"].clear()))
         result = CliRunner().invoke(app, ["pick", *argv])
@@ -174,9 +175,9 @@ def test_typer_and_fast_paths_give_identical_answers(capsys):
 
 PICKER = """
 import sys
-from ollamactl import pickcli
+from ollamactl.cli import pick_fast
 for _ in range({count}):
-    pickcli.main([])
+    pick_fast.main([])
 """
 
 
@@ -217,7 +218,7 @@ def test_pick_with_a_fresh_cache_imports_nothing_heavy():
 def test_a_cache_entry_stamped_in_the_future_is_not_trusted(sim):
     """A clock that jumped back must not keep an old "unhealthy" answer fresh for ever."""
     up = sim.add()
-    instance = manage.add(up.url)
+    instance = registry_ops.add(up.url)
     fill_cache({instance.id: (up.url, False, [], ())})
     state.update(lambda d: d["health"][instance.id].update(checked_at=time.time() + 86400))
     result = run_pick()
@@ -267,11 +268,11 @@ def test_an_unusable_state_directory_is_one_error_line(tmp_path, monkeypatch):
 
 INTERRUPTED = """
 import sys
-from ollamactl import pickcli
+from ollamactl.cli import pick_fast
 def interrupted(request):
     raise KeyboardInterrupt
-pickcli.select = interrupted
-sys.exit(pickcli.main([]))
+pick_fast.select = interrupted
+sys.exit(pick_fast.main([]))
 """
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import ok, one_error_line, run
 
-from ollamactl import __version__, registry
+from ollamactl import __version__
+from ollamactl.core import registry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,7 +59,7 @@ PAUSE_BEFORE_REPLACE = textwrap.dedent("""
             time.sleep(60)
         return real_replace(src, dst, *args, **kwargs)
     os.replace = paused_replace
-    from ollamactl.entry import main
+    from ollamactl.cli.launcher import main
     main(sys.argv[1:])
 """)
 

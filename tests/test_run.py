@@ -12,8 +12,8 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from ollamactl import health, manage, ollama, registry, state
-from ollamactl.cli import app
+from ollamactl.cli.app import app
+from ollamactl.core import generate, health, registry, registry_ops, state
 from ollamactl.sim import SimModel
 
 
@@ -23,7 +23,9 @@ def invoke(*args, input=None):
 
 def register(*instances, **kwargs):
     """Register simulated instances in order (the first is the first round-robin pick) and probe them."""
-    ids = [manage.add(sim_instance.url, name=f"sim{n}", **kwargs).id for n, sim_instance in enumerate(instances, 1)]
+    ids = [registry_ops.add(sim_instance.url, name=f"sim{n}", **kwargs).id
+           for n, sim_instance in enumerate(instances, 1)
+           ]
     prime()
     return ids
 
@@ -100,7 +102,7 @@ def test_options_are_typed_and_keep_alive_and_format(sim, tmp_path):
 
 
 def test_option_value_typing():
-    from ollamactl.commands.proxy_cmds import typed_value
+    from ollamactl.cli.run_embed_cmds import typed_value
 
     assert typed_value("42") == 42 and typed_value("-1") == -1
     assert typed_value("0.25") == 0.25 and typed_value("1e-3") == 0.001
@@ -232,7 +234,7 @@ def test_tries_bounds_the_attempts(sim):
 
 def test_no_eligible_instance_exits_3(sim, monkeypatch):
     a = sim.add(fault="refuse")
-    manage.add(a.url)
+    registry_ops.add(a.url)
     monkeypatch.setenv("OLLAMA_HOST", a.url)  # the default instance is refused as well
     result = invoke("run", "llama3.2", "hi")
     assert result.exit_code == 3, result.stderr
@@ -254,8 +256,8 @@ def test_instance_option_skips_selection(sim):
 def test_401_is_not_retried_and_says_so(sim, monkeypatch):
     a, b = sim.add(api_key="right-key"), sim.add()
     monkeypatch.setenv("A_KEY", "right-key")
-    manage.add(a.url, name="a", api_key_env="A_KEY")
-    manage.add(b.url, name="b")
+    registry_ops.add(a.url, name="a", api_key_env="A_KEY")
+    registry_ops.add(b.url, name="b")
     prime()
     monkeypatch.setenv("A_KEY", "wrong-key-123")
     result = invoke("run", "llama3.2", "hi", "--verbose")
@@ -269,9 +271,9 @@ def test_each_key_goes_only_to_its_own_instance(sim, monkeypatch):
     a, b, c = sim.add(api_key="key-a", fault="busy503"), sim.add(api_key="key-b", fault="busy503"), sim.add()
     monkeypatch.setenv("KEY_A", "key-a")
     monkeypatch.setenv("KEY_B", "key-b")
-    manage.add(a.url, name="a", api_key_env="KEY_A")
-    manage.add(b.url, name="b", api_key_env="KEY_B")
-    manage.add(c.url, name="c")
+    registry_ops.add(a.url, name="a", api_key_env="KEY_A")
+    registry_ops.add(b.url, name="b", api_key_env="KEY_B")
+    registry_ops.add(c.url, name="c")
     prime()
     result = invoke("run", "llama3.2", "hi", "--verbose", "--json")
     assert result.exit_code == 0, result.stderr
@@ -305,7 +307,7 @@ def test_redirects_are_not_followed_and_the_key_stays_home(sim, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         monkeypatch.setenv("R_KEY", "redirect-secret")
-        manage.add(f"127.0.0.1:{server.server_address[1]}", name="redir", api_key_env="R_KEY")
+        registry_ops.add(f"127.0.0.1:{server.server_address[1]}", name="redir", api_key_env="R_KEY")
         result = invoke("run", "llama3.2", "hi", "--instance", "redir", "--verbose")
     finally:
         server.shutdown()
@@ -316,11 +318,11 @@ def test_redirects_are_not_followed_and_the_key_stays_home(sim, monkeypatch):
 
 def test_key_never_in_error_words():
     instance = registry.Instance(id="x", name="x", url="http://x:1", api_key="sekrit")
-    error = ollama.status_error(400, b'{"error":"bad header Bearer sekrit"}', None, "Bad Request", instance)
+    error = generate.status_error(400, b'{"error":"bad header Bearer sekrit"}', None, "Bad Request", instance)
     assert "sekrit" not in str(error) and "***" in str(error) and not error.retryable
-    assert ollama.status_error(404, b"404 page not found", None, "Not Found", instance).retryable is False
-    assert ollama.status_error(404, b'{"error":"model \\"m\\" not found"}', None, "", instance).retryable
-    assert ollama.status_error(503, b"{}", None, "Service Unavailable", instance).retryable
+    assert generate.status_error(404, b"404 page not found", None, "Not Found", instance).retryable is False
+    assert generate.status_error(404, b'{"error":"model \\"m\\" not found"}', None, "", instance).retryable
+    assert generate.status_error(503, b"{}", None, "Service Unavailable", instance).retryable
 
 
 @pytest.mark.parametrize("raw, usable", [("padded-secret-77\n", True), ("  padded-secret-77 ", True),
@@ -329,7 +331,7 @@ def test_key_never_in_error_words():
 def test_a_key_is_sent_trimmed_or_refused_by_its_source_never_quoted(sim, monkeypatch, raw, usable):
     a = sim.add(api_key="padded-secret-77")
     monkeypatch.setenv("PAD_KEY", raw)
-    manage.add(a.url, name="a", api_key_env="PAD_KEY")
+    registry_ops.add(a.url, name="a", api_key_env="PAD_KEY")
     result = invoke("run", "llama3.2", "hi", "--instance", "a", "--verbose")
     assert "padded-secret-77" not in result.stderr + result.stdout
     if usable:  # a key file's newline or stray spaces
@@ -397,10 +399,10 @@ def test_silence_between_lines_is_bounded_by_the_read_timeout(sim):
     a = sim.add(tokens=6, token_rate=2)  # a line every 0.5 s
     shown = []
     started = time.monotonic()
-    with pytest.raises(ollama.StreamBroken) as caught:
-        ollama.complete([_core_instance(a)], "/api/generate", {"model": "llama3.2", "prompt": "hi"},
+    with pytest.raises(generate.StreamBroken) as caught:
+        generate.complete([_core_instance(a)], "/api/generate", {"model": "llama3.2", "prompt": "hi"},
                         lambda line, obj: bool(shown.append(obj) or obj.get("response")),
-                        timeouts=ollama.Timeouts(read=0.2), feedback=False)
+                        timeouts=generate.Timeouts(read=0.2), feedback=False)
     assert "no new line for 0.2 s" in str(caught.value) and time.monotonic() - started < 3
     assert len(shown) == 1
 
@@ -414,7 +416,7 @@ def test_a_slow_reader_of_our_output_is_not_the_servers_silence(sim):
         if len(flushes) == 1:
             time.sleep(0.6)  # stdout blocked by a slow consumer, longer than the read timeout
 
-    result = ollama.complete([_core_instance(a)], "/api/generate", {"model": "llama3.2", "prompt": "hi"},
-                             lambda line, obj: bool(obj.get("response")), timeouts=ollama.Timeouts(read=0.3),
+    result = generate.complete([_core_instance(a)], "/api/generate", {"model": "llama3.2", "prompt": "hi"},
+                             lambda line, obj: bool(obj.get("response")), timeouts=generate.Timeouts(read=0.3),
                              feedback=False, flush=slow_flush)
     assert result.final["done"] is True and len(flushes) >= 1

@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from ollamactl import breaker, selection
-from ollamactl.registry import Instance
+from ollamactl.core import breaker, selection
+from ollamactl.core.registry import Instance
 
 NOW = 1_000_000.0
 
@@ -179,7 +179,7 @@ def test_breaker_ejects_after_three_failures_with_growing_then_capped_time():
 
 
 def test_breaker_record_ejects_in_the_state_file_and_screen_honours_it(isolated_env):
-    from ollamactl import state
+    from ollamactl.core import state
 
     for _ in range(3):
         breaker.record("a", ok=False, now=NOW)

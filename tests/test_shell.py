@@ -14,9 +14,9 @@ import typer
 from cli_helpers import make_runner
 from typer.main import get_command
 
-from ollamactl import manage, state
-from ollamactl.cli import app
-from ollamactl.commands.shell_cmds import SHELLS, completion_script
+from ollamactl.cli.app import app
+from ollamactl.cli.export_cmd import SHELLS, completion_script
+from ollamactl.core import registry_ops, state
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "scripts" / "gen_completions.py"
@@ -119,9 +119,9 @@ def bash_complete(shell_bin, *words):
 
 
 def test_bash_completes_instance_ids(shell_bin):
-    manage.add("gpu1")
-    manage.add("gpu2")
-    manage.add("cpu1", name="spare box")
+    registry_ops.add("gpu1")
+    registry_ops.add("gpu2")
+    registry_ops.add("cpu1", name="spare box")
     assert bash_complete(shell_bin, "ollamactl", "update", "gp") == ["gpu1-11434", "gpu2-11434"]
     assert bash_complete(shell_bin, "ollamactl", "update", "spa") == ["spare box"]
 
@@ -146,7 +146,7 @@ def test_bash_completes_commands_and_choices(shell_bin):
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
 def test_zsh_script_completes_on_the_first_tab_when_autoloaded(shell_bin, tmp_path):
-    manage.add("gpu1")
+    registry_ops.add("gpu1")
     functions = tmp_path / "site-functions"
     functions.mkdir()
     shutil.copy(ROOT / "completions" / "_ollamactl", functions / "_ollamactl")
@@ -160,7 +160,7 @@ def test_zsh_script_completes_on_the_first_tab_when_autoloaded(shell_bin, tmp_pa
 
 
 def _complete(args, incomplete):
-    from ollamactl.commands.shell_cmds import _shell_completion
+    from ollamactl.cli.export_cmd import _shell_completion
 
     completer = _shell_completion().get_completion_class("bash")(get_command(app), {}, "ollamactl",
                                                                   "_OLLAMACTL_COMPLETE")
@@ -173,7 +173,7 @@ def _takes_instances(param) -> bool:
 
 def test_every_instance_and_model_parameter_completes():
     """Each ID_OR_NAME argument or option completes ids and names, each --model completes models."""
-    manage.add("gpu1", name="box one")
+    registry_ops.add("gpu1", name="box one")
 
     def change(data):
         data["health"]["gpu1-11434"] = {"url": "http://gpu1:11434", "healthy": True, "models": [
@@ -217,7 +217,7 @@ socket.socket.connect = connect
 
 
 def test_completion_never_touches_the_network(shell_bin, tmp_path, monkeypatch):
-    manage.add("http://127.0.0.1:9", instance_id="nothing-listens")
+    registry_ops.add("http://127.0.0.1:9", instance_id="nothing-listens")
     guard = tmp_path / "guard"
     guard.mkdir()
     (guard / "sitecustomize.py").write_text(NO_NETWORK)
@@ -300,4 +300,4 @@ def test_the_wheel_installs_the_completion_scripts(tmp_path):
     for installed, committed in expected.items():
         assert data + installed in names, f"{installed} missing from {wheel.name}"
         assert zipfile.ZipFile(wheel).read(data + installed).decode() == (ROOT / committed).read_text()
-    assert "ollamactl/commands/shell_cmds.py" in names and "ollamactl/export.py" in names
+    assert "ollamactl/cli/export_cmd.py" in names and "ollamactl/core/export.py" in names and "ollamactl/sim/server.py" in names

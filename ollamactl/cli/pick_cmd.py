@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import typer
 
-from ollamactl.cli import app
-from ollamactl.commands.common import complete_model
-from ollamactl.pickcli import FORMATS, execute
-from ollamactl.routing import Request
-from ollamactl.selection import STRATEGIES
+from ollamactl.cli.completers import complete_model
+from ollamactl.cli.pick_fast import FORMATS, execute
+from ollamactl.core.routing import Request
+from ollamactl.core.selection import STRATEGIES
+
+app = typer.Typer()  # this module's commands; cli.app composes them
 
 
 @app.command()

@@ -6,10 +6,12 @@ import sys
 
 import typer
 
-from ollamactl import manage, paths, registry, render
-from ollamactl.cli import app
-from ollamactl.commands.common import complete_instance
-from ollamactl.errors import UsageError
+from ollamactl.cli import output
+from ollamactl.cli.completers import complete_instance
+from ollamactl.core import paths, registry, registry_ops
+from ollamactl.core.errors import UsageError
+
+app = typer.Typer()  # this module's commands; cli.app composes them
 
 TYPE_HELP = "What the instance serves: chat, embedding or both."
 
@@ -53,7 +55,7 @@ def add(
     if api_key_env and api_key_stdin:
         raise UsageError("--api-key-env and --api-key-stdin conflict", "choose one way to give the key")
     key = read_api_key(name or url) if api_key_stdin else None
-    instance = manage.add(url, name=name, instance_id=instance_id, kind=kind, weight=weight,
+    instance = registry_ops.add(url, name=name, instance_id=instance_id, kind=kind, weight=weight,
                           enabled=not disabled, api_key_env=api_key_env, api_key=key)
     typer.echo(instance.id)
 
@@ -67,12 +69,12 @@ def list_instances(json_output: bool = typer.Option(False, "--json", help="Print
     reg = registry.load()
     if not reg.instances:
         default = registry.default_instance()
-        render.message(f"no instances registered; commands will use the default instance {default.url}"
+        output.message(f"no instances registered; commands will use the default instance {default.url}"
                        " (from OLLAMA_HOST, else 127.0.0.1:11434). Add one with `ollamactl add URL`.")
     if json_output:
-        render.print_json([i.public() for i in reg.instances])
+        output.print_json([i.public() for i in reg.instances])
     else:
-        render.instances(reg.instances)
+        output.instances(reg.instances)
 
 
 @app.command()
@@ -99,7 +101,7 @@ def update(
                                        ("--api-key-stdin", api_key_stdin), ("--no-api-key", no_api_key)) if on]
     if len(key_flags) > 1:
         raise UsageError(f"{' and '.join(key_flags)} conflict", "give one of them")
-    changes = manage.Changes()
+    changes = registry_ops.Changes()
     for field, value in (("url", url), ("name", name), ("type", kind), ("weight", weight)):
         if value is not None:
             setattr(changes, field, value)
@@ -109,13 +111,13 @@ def update(
         changes.api_key_env = api_key_env
     elif no_api_key:
         changes.api_key_env = None
-    if not any(getattr(changes, f) is not manage.UNSET for f in vars(changes)) and not api_key_stdin:
+    if not any(getattr(changes, f) is not registry_ops.UNSET for f in vars(changes)) and not api_key_stdin:
         raise UsageError(f"nothing to change for {ref!r}", "give at least one option, see `ollamactl update --help`")
     if api_key_stdin:
         registry.load().find(ref)  # fail on an unknown instance before asking for a key
         changes.api_key = read_api_key(ref)
-    instance = manage.update(ref, changes)
-    render.message(f"updated {instance.id}")
+    instance = registry_ops.update(ref, changes)
+    output.message(f"updated {instance.id}")
 
 
 @app.command()
@@ -124,8 +126,8 @@ def enable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME", autocompl
 
     Example: ollamactl enable gpu1-11434 gpu2-11434
     """
-    for instance in manage.set_enabled(refs, True):
-        render.message(f"enabled {instance.id}")
+    for instance in registry_ops.set_enabled(refs, True):
+        output.message(f"enabled {instance.id}")
 
 
 @app.command()
@@ -134,8 +136,8 @@ def disable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME", autocomp
 
     Example: ollamactl disable gpu2-11434
     """
-    for instance in manage.set_enabled(refs, False):
-        render.message(f"disabled {instance.id}")
+    for instance in registry_ops.set_enabled(refs, False):
+        output.message(f"disabled {instance.id}")
 
 
 @app.command()
@@ -154,10 +156,10 @@ def remove(
             raise UsageError("refusing to remove without confirmation: stdin is not a terminal", "pass --yes")
         listing = ", ".join(f"{i.id} ({i.url})" for i in targets)
         if not typer.confirm(f"Remove {listing}?", default=False, err=True):
-            render.message("nothing removed")
+            output.message("nothing removed")
             raise typer.Exit(1)
-    for instance in manage.remove([i.id for i in targets]):
-        render.message(f"removed {instance.id}")
+    for instance in registry_ops.remove([i.id for i in targets]):
+        output.message(f"removed {instance.id}")
 
 
 @app.command("paths")
@@ -173,6 +175,6 @@ def show_paths(json_output: bool = typer.Option(False, "--json", help="Print a J
         "state": str(paths.state_file()),
     }
     if json_output:
-        render.print_json(locations)
+        output.print_json(locations)
     else:
-        render.table(("WHAT", "PATH"), locations.items())
+        output.table(("WHAT", "PATH"), locations.items())

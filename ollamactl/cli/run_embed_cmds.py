@@ -1,7 +1,7 @@
 """Proxy commands: `run` (generate/chat on the fleet, streamed) and `embed` (batches across the fleet).
 
-They parse, select instances through routing, and hand the work to the core (ollamactl.ollama for
-run, ollamactl.embedding for embed); output is written here. The text stream is written straight
+They parse, select instances through routing, and hand the work to the core (ollamactl.core.generate for
+run, ollamactl.core.embed for embed); output is written here. The text stream is written straight
 to sys.stdout (no rich per line).
 """
 
@@ -18,9 +18,10 @@ from typing import IO, Any
 
 import typer
 
-from ollamactl.cli import app
-from ollamactl.commands.common import complete_instance, complete_model
-from ollamactl.errors import ExitCode, UsageError, warn
+from ollamactl.cli.completers import complete_instance, complete_model
+from ollamactl.core.errors import ExitCode, UsageError, warn
+
+app = typer.Typer()  # this module's commands; cli.app composes them
 
 _INT = re.compile(r"[-+]?\d+")
 _FLOAT = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?")
@@ -143,7 +144,7 @@ def _is_utf8(text: str) -> bool:
 def _instances_for(request_type: str, model: str, instance_ref: str | None, strategy: str | None,
                    key: str | None):
     """(registry, routing decision or None, instances to try in order)."""
-    from ollamactl import registry, routing
+    from ollamactl.core import registry, routing
 
     reg = registry.load()
     if instance_ref is not None:
@@ -298,7 +299,7 @@ def _run(model: str, prompt_words: list[str] | None, chat: bool, system: str | N
          no_stream: bool, fmt: str | None, option: list[str], keep_alive: str | None, think: bool | None,
          instance_ref: str | None, strategy: str | None, key: str | None, tries: int,
          connect_timeout: float | None, first_byte_timeout: float | None, verbose: bool, began: float) -> int:
-    from ollamactl import ollama
+    from ollamactl.core import generate
 
     if not model.strip():
         raise UsageError("the model name is empty", "give a model such as llama3.2")
@@ -328,13 +329,13 @@ def _run(model: str, prompt_words: list[str] | None, chat: bool, system: str | N
         body["think"] = think
 
     reg, _, instances = _instances_for("chat", model, instance_ref, strategy, key)
-    timeouts = ollama.Timeouts.from_settings(reg, connect_timeout, first_byte_timeout)
+    timeouts = generate.Timeouts.from_settings(reg, connect_timeout, first_byte_timeout)
     writer = _JsonOut() if json_output else _TextOut(chat, show_thinking=think is not False)
     log = _say if verbose else None
     try:
-        result = ollama.complete(instances, path, body, writer.emit, timeouts=timeouts, tries=tries, log=log,
+        result = generate.complete(instances, path, body, writer.emit, timeouts=timeouts, tries=tries, log=log,
                                   flush=writer.flush)
-    except ollama.StreamBroken:
+    except generate.StreamBroken:
         writer.finish()
         raise
     writer.finish()
@@ -501,9 +502,9 @@ class _Progress:
         if self.bar is None:
             if self.total is None and done <= self.threshold:
                 return
-            from ollamactl import render
+            from ollamactl.cli import output
 
-            self.bar = render.ProgressBar("embedding", self.total)
+            self.bar = output.ProgressBar("embedding", self.total)
         self.bar.update(done)
 
     def stop(self) -> None:
@@ -540,21 +541,21 @@ def embed(
 
 def _embed(model: str, texts: list[str] | None, file: str | None, batch_size: int, ndjson: bool,
            allow_mixed: bool, instance_ref: str | None, per_instance: int, verbose: bool, began: float) -> None:
-    from ollamactl import embedding, ollama
-    from ollamactl.errors import OllamactlError
+    from ollamactl.core import embed, generate
+    from ollamactl.core.errors import OllamactlError
 
     if not model.strip():
         raise UsageError("the model name is empty", "give a model such as nomic-embed-text")
     inputs, total, handle = _open_inputs(texts, file)
     try:
-        batches = embedding.batched(inputs, batch_size)
+        batches = embed.batched(inputs, batch_size)
         first = next(batches, None)
         if first is None:
             raise UsageError("no texts to embed", "give texts as arguments, with --file, or on stdin")
         reg, decision, instances = _instances_for("embedding", model, instance_ref, None, None)
         if decision is not None:
             instances = list(decision.candidates) or instances
-            digests = embedding.model_digests(instances, decision.health, model)
+            digests = embed.model_digests(instances, decision.health, model)
             if len(set(digests.values())) > 1:
                 listing = ", ".join(f"{iid} {digest[:12]}" for iid, digest in digests.items())
                 if not allow_mixed:
@@ -563,13 +564,13 @@ def _embed(model: str, texts: list[str] | None, file: str | None, batch_size: in
                                          " everywhere, pick one with --instance, or pass --allow-mixed")
                 warn(f"mixing different builds of {model} (--allow-mixed): {listing}")
         if verbose:
-            _say("embedding on " + ", ".join(ollama.label(i) for i in instances)
+            _say("embedding on " + ", ".join(generate.label(i) for i in instances)
                  + f" ({per_instance} in flight each, {batch_size} texts per batch)")
-        timeouts = ollama.Timeouts.from_settings(reg)
+        timeouts = generate.Timeouts.from_settings(reg)
         out = _EmbedOut(model, ndjson)
         progress = _Progress(total, batch_size)
         try:
-            summary = embedding.embed(instances, model, itertools.chain([first], batches), out.write, timeouts=timeouts,
+            summary = embed.embed(instances, model, itertools.chain([first], batches), out.write, timeouts=timeouts,
                                    per_instance=per_instance, log=_say if verbose else None, progress=progress)
         finally:
             progress.stop()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ollamactl.errors import ExitCode, OllamactlError, UsageError, report
-from ollamactl.routing import Decision, Request, select
+from ollamactl.core.errors import ExitCode, OllamactlError, UsageError, report
+from ollamactl.core.routing import Decision, Request, select
 
 FORMATS = ("url", "env", "openai", "json")
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ollamactl.errors import OllamactlError
+from ollamactl.core.errors import OllamactlError
 
 LOCK_TIMEOUT = 15.0
 

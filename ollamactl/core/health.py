@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
-    from ollamactl.registry import Instance
+    from ollamactl.core.registry import Instance
 
 DEFAULT_CONCURRENCY = 256
 REQUESTS_PER_PROBE = 3  # version, tags, ps: at most three connections per instance at once
@@ -63,7 +63,7 @@ class HealthResult:
     @classmethod
     def from_cache(cls, instance_id: str, data: dict[str, Any]) -> HealthResult:
         """Rebuild a result from the state file; ValueError when the entry is not of our shape."""
-        from ollamactl.state import health_entry_ok
+        from ollamactl.core.state import health_entry_ok
 
         if not health_entry_ok(data):
             raise ValueError(f"health cache entry for {instance_id} is not of the cache's shape")
@@ -99,14 +99,14 @@ def save(results: Iterable[HealthResult]) -> None:
     def merge(data: dict[str, Any]) -> None:
         data.setdefault("health", {}).update(entries)
 
-    from ollamactl import state
+    from ollamactl.core import state
 
     state.update(merge)
 
 
 def cached(state_dict: dict[str, Any], instance: Instance, now: float, ttl: float) -> HealthResult | None:
     """The cached result for `instance` if it is fresh (younger than `ttl` s) and for its current url."""
-    from ollamactl.state import is_fresh
+    from ollamactl.core.state import is_fresh
 
     health = state_dict.get("health") if isinstance(state_dict, dict) else None
     entry = health.get(instance.id) if isinstance(health, dict) else None
@@ -178,7 +178,7 @@ async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -
     """One instance's three requests under one deadline; never raises for a network or server fault."""
     import asyncio
 
-    from ollamactl.ollama import OllamaError, headers_for
+    from ollamactl.core.generate import OllamaError, headers_for
 
     started = time.monotonic()
     try:

@@ -1,6 +1,6 @@
 """Fleet-wide embeddings: batches fanned out over every eligible instance, written in input order.
 
-The request rules (timeouts, keys, redirects, error classes) are ollamactl.ollama's; this module
+The request rules (timeouts, keys, redirects, error classes) are ollamactl.core.generate's; this module
 adds the fan-out: a shared queue, retries on another instance (embeddings are idempotent), hedging
 of a batch stuck on a slow instance, and a bounded read-ahead of the input.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ollamactl.ollama import (
+from ollamactl.core.generate import (
     ERROR_BODY_LIMIT,
     AllFailed,
     Log,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     import httpx
 
-    from ollamactl.registry import Instance
+    from ollamactl.core.registry import Instance
 
 HEDGE_MIN_S = 1.0  # an embedding batch running this long (and 4x the usual) may be duplicated elsewhere
 
@@ -52,7 +52,7 @@ def make_client(timeouts: Timeouts, instances: Sequence[Instance] = (), connecti
 
 def model_digests(candidates: Sequence[Instance], health: dict[str, dict], model: str) -> dict[str, str]:
     """{instance id: digest} of `model` per the cached health entries (instances without one are left out)."""
-    from ollamactl.selection import normalise_model
+    from ollamactl.core.selection import normalise_model
 
     wanted = normalise_model(model)
     digests = {}

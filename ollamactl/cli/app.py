@@ -10,7 +10,8 @@ import typer
 from typer.core import TyperGroup
 
 from ollamactl import __version__
-from ollamactl.errors import OllamactlError, report
+from ollamactl.cli import export_cmd, health_cmds, pick_cmd, registry_cmds, run_embed_cmds
+from ollamactl.core.errors import OllamactlError, report
 
 
 class OllamactlGroup(TyperGroup):
@@ -53,9 +54,6 @@ def main(
     """
 
 
-# Imported for their side effect of registering commands; the order here is the order of `--help`.
-from ollamactl.commands import registry_cmds  # noqa: E402,F401,I001
-from ollamactl.commands import health_cmds  # noqa: E402,F401
-from ollamactl.commands import routing_cmds  # noqa: E402,F401
-from ollamactl.commands import proxy_cmds  # noqa: E402,F401
-from ollamactl.commands import shell_cmds  # noqa: E402,F401
+# Each command module owns its sub-app; the root composes them. The order here is the order of `--help`.
+for _module in (registry_cmds, health_cmds, pick_cmd, run_embed_cmds, export_cmd):
+    app.add_typer(_module.app)

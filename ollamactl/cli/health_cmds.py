@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ollamactl import registry, render
-from ollamactl.cli import app
-from ollamactl.commands.common import complete_instance
-from ollamactl.errors import ExitCode, NoInstanceError, OllamactlError, UsageError
-from ollamactl.registry import Instance, Registry
-from ollamactl.selection import ejected_until, format_clock
+from ollamactl.cli import output
+from ollamactl.cli.completers import complete_instance
+from ollamactl.core import registry
+from ollamactl.core.errors import ExitCode, NoInstanceError, OllamactlError, UsageError
+from ollamactl.core.registry import Instance, Registry
+from ollamactl.core.selection import ejected_until, format_clock
+
+app = typer.Typer()  # this module's commands; cli.app composes them
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.health import HealthResult
+    from ollamactl.core.health import HealthResult
 
 Row = tuple[Instance, "HealthResult | None"]
 HEALTH_COLUMNS = ("INSTANCE", "URL", "TYPE", "STATUS", "LATENCY", "VERSION", "MODELS", "LOADED", "ERROR")
@@ -35,12 +37,12 @@ def _targets(reg: Registry, refs: Sequence[str] | None, include_all: bool) -> li
     if refs:
         if not reg.instances and all(ref == "default" for ref in refs):
             return [registry.default_instance()]
-        from ollamactl.manage import resolve_all
+        from ollamactl.core.registry_ops import resolve_all
 
         return resolve_all(reg, refs)
     if not reg.instances:
         default = registry.default_instance()
-        render.message(f"no instances registered; checking the default instance {default.url}"
+        output.message(f"no instances registered; checking the default instance {default.url}"
                        " (from OLLAMA_HOST, else 127.0.0.1:11434). Add one with `ollamactl add URL`.")
         return [default]
     chosen = [i for i in reg.instances if include_all or i.enabled]
@@ -76,7 +78,7 @@ def tagged(name: str) -> str:
 
 def _ejections(now: float) -> dict[str, float]:
     """Instance id -> epoch until which the circuit breaker keeps it out (only those in the future)."""
-    from ollamactl import state
+    from ollamactl.core import state
 
     ejected = ((i, ejected_until(entry, now)) for i, entry in state.read()["breaker"].items())
     return {instance_id: float(until) for instance_id, until in ejected if until is not None}
@@ -136,7 +138,7 @@ def health_table(rows: Sequence[Row], ejected: dict[str, float], title: str | No
 
 
 def _print(renderable: Any) -> None:
-    render.console().print(renderable)
+    output.console().print(renderable)
     sys.stdout.flush()
 
 
@@ -164,7 +166,7 @@ def watch_loop(
     of every round (True). A row keeps its previous answer until the new one arrives. Each round
     is saved to the cache. Returns the last round's results.
     """
-    from ollamactl import health
+    from ollamactl.core import health
 
     latest: dict[str, HealthResult | None] = {i.id: None for i in instances}
 
@@ -229,7 +231,7 @@ def _watch(instances: list[Instance], timeout: float, concurrency: int, interval
     def title() -> str:
         return f"health every {interval:g} s, {time.strftime('%H:%M:%S')} (Ctrl-C to stop)"
 
-    with Live(health_table([(i, None) for i in instances], ejected, title()), console=render.console(),
+    with Live(health_table([(i, None) for i in instances], ejected, title()), console=output.console(),
               auto_refresh=False, redirect_stdout=False, redirect_stderr=False) as live:
         def show_live(rows: list[Row], round_done: bool) -> None:
             if round_done:
@@ -267,7 +269,7 @@ def health(
         except KeyboardInterrupt:
             raise typer.Exit(0) from None
         return
-    from ollamactl import health as core
+    from ollamactl.core import health as core
 
     try:
         results = core.check(instances, timeout, concurrency)
@@ -276,7 +278,7 @@ def health(
     core.save(results)
     ejected = _ejections(time.time())
     if json_output:
-        render.print_json([_json_row(i, r, ejected) for i, r in zip(instances, results, strict=True)])
+        output.print_json([_json_row(i, r, ejected) for i, r in zip(instances, results, strict=True)])
     else:
         _print(health_table(list(zip(instances, results, strict=True)), ejected))
     code = _exit_code(results)
@@ -296,7 +298,7 @@ def refresh(json_output: bool = typer.Option(False, "--json", help="Print a JSON
 
     Example: ollamactl refresh && ollamactl pick llama3.2
     """
-    from ollamactl import health as core
+    from ollamactl.core import health as core
 
     reg = registry.load()
     instances = _targets(reg, None, False)
@@ -308,7 +310,7 @@ def refresh(json_output: bool = typer.Option(False, "--json", help="Print a JSON
     core.save(results)
     healthy = sum(1 for r in results if r.healthy)
     if json_output:
-        render.print_json({"total": len(results), "healthy": healthy, "unhealthy": len(results) - healthy})
+        output.print_json({"total": len(results), "healthy": healthy, "unhealthy": len(results) - healthy})
     else:
         noun = "instance" if len(results) == 1 else "instances"
         typer.echo(f"{len(results)} {noun}: {healthy} healthy, {len(results) - healthy} unhealthy")
@@ -362,8 +364,8 @@ def models(json_output: bool = typer.Option(False, "--json", help="Print a JSON 
 
     Example: ollamactl models --json | jq -r '.[] | select(any(.instances[]; .digest_differs)) | .model'
     """
-    from ollamactl import health as core
-    from ollamactl import state
+    from ollamactl.core import health as core
+    from ollamactl.core import state
 
     reg = registry.load()
     instances = _targets(reg, None, False)
@@ -389,13 +391,13 @@ def models(json_output: bool = typer.Option(False, "--json", help="Print a JSON 
     for instance in instances:
         result = results[instance.id]
         if not result.healthy:
-            render.message(f"{instance.id}: unhealthy ({result.error}); its models are not listed")
+            output.message(f"{instance.id}: unhealthy ({result.error}); its models are not listed")
     listing = model_map(instances, results)
     if json_output:
-        render.print_json(listing)
+        output.print_json(listing)
         return
     if not listing:
-        render.message("no models found on any healthy instance")
+        output.message("no models found on any healthy instance")
         return
 
     def rows():  # type: ignore[no-untyped-def]
@@ -408,7 +410,7 @@ def models(json_output: bool = typer.Option(False, "--json", help="Print a JSON 
                        "differs" if entry["digest_differs"] else "")
                 first = False
 
-    render.table(("MODEL", "INSTANCE", "LOADED", "DIGEST", "MISMATCH"), rows())
+    output.table(("MODEL", "INSTANCE", "LOADED", "DIGEST", "MISMATCH"), rows())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,20 +436,20 @@ def _parse_faults(specs: Sequence[str], count: int) -> dict[int, str]:
 
 def _register(urls: list[str]) -> list[str]:
     """Add sim-1..sim-N for these URLs, reusing an entry that already has the URL; returns the ids."""
-    from ollamactl import manage
-    from ollamactl.urls import normalise_url
+    from ollamactl.core import registry_ops
+    from ollamactl.core.urls import normalise_url
 
     ids = []
     for number, url in enumerate(urls, start=1):
         normalised = normalise_url(url)
         existing = next((i for i in registry.load().instances if i.url == normalised), None)
         if existing is not None:
-            render.message(f"{url} is already registered as {existing.id}; reusing it")
+            output.message(f"{url} is already registered as {existing.id}; reusing it")
             ids.append(existing.id)
             continue
         name = f"sim-{number}"
         taken = {ref for i in registry.load().instances for ref in (i.id, i.name)}
-        instance = manage.add(url, name=name if name not in taken else None)
+        instance = registry_ops.add(url, name=name if name not in taken else None)
         ids.append(instance.id)
     return ids
 
@@ -482,14 +484,14 @@ def simulate(
         sys.stdout.flush()
         if register:
             ids = _register(urls)
-            render.message(f"registered as {', '.join(ids)}")
+            output.message(f"registered as {', '.join(ids)}")
         control = getattr(simulator, "CONTROL_PATH", None)
         if control:
-            render.message(
+            output.message(
                 f"change a fault at run time: curl -X POST -d '{{\"fault\": \"http500\"}}' {urls[0]}{control}"
                 " (\"fault\": null clears it; \"refuse\" closes the port, so it cannot be undone that way)"
             )
-        render.message(f"serving {len(urls)} simulated instance(s); press Ctrl-C to stop")
+        output.message(f"serving {len(urls)} simulated instance(s); press Ctrl-C to stop")
 
     try:
         simulator.serve_forever(count, base_port=base_port, configs=configs, ready=ready)
@@ -498,4 +500,4 @@ def simulate(
     except OSError as exc:
         raise OllamactlError(f"cannot listen: {exc.strerror or exc}",
                          "choose another --base-port, or 0 for any free ports") from None
-    render.message("simulator stopped")
+    output.message("simulator stopped")

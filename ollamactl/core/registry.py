@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ollamactl import paths
-from ollamactl.errors import RegistryError, UsageError
+from ollamactl.core import paths
+from ollamactl.core.errors import RegistryError, UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -119,7 +119,7 @@ class Registry(NamedTuple):
 
 def default_instance() -> Instance:
     """The instance used when nothing is registered: OLLAMA_HOST, else 127.0.0.1:11434."""
-    from ollamactl.urls import normalise_url
+    from ollamactl.core.urls import normalise_url
 
     host = os.environ.get("OLLAMA_HOST", "").strip()
     url = DEFAULT_URL
@@ -210,7 +210,7 @@ def _setting_problem(key: str, value: Any) -> str | None:
 
 
 def _instance_from(entry: dict[str, Any]) -> Instance:
-    from ollamactl.urls import normalise_url, validate_id
+    from ollamactl.core.urls import normalise_url, validate_id
 
     def text(key: str, required: bool = False) -> str | None:
         value = entry.get(key)
@@ -381,14 +381,14 @@ def edit() -> Iterator[Editor]:
     """
     import tomlkit
 
-    from ollamactl import files
+    from ollamactl.core import atomic_files
 
     target = paths.registry_target()
     shown = paths.registry_file()
     lock_file = paths.registry_lock_file()
     with contextlib.ExitStack() as stack:
         with _os_errors("lock", lock_file):
-            stack.enter_context(files.locked(lock_file))
+            stack.enter_context(atomic_files.locked(lock_file))
         try:
             raw = target.read_bytes()
         except FileNotFoundError:
@@ -421,8 +421,8 @@ def edit() -> Iterator[Editor]:
                                 f" {shown} was not changed") from None
         with _os_errors("write", shown):
             if raw is not None:
-                files.atomic_write(paths.backup_file(), raw)
-            files.atomic_write(target, new)
+                atomic_files.atomic_write(paths.backup_file(), raw)
+            atomic_files.atomic_write(target, new)
 
 
 @contextlib.contextmanager

@@ -11,9 +11,10 @@ from __future__ import annotations
 import typer
 from typer.completion import completion_init
 
-from ollamactl.cli import app
-from ollamactl.commands.common import complete_model
-from ollamactl.errors import UsageError
+from ollamactl.cli.completers import complete_model
+from ollamactl.core.errors import UsageError
+
+app = typer.Typer()  # this module's commands; cli.app composes them
 
 SHELLS = ("bash", "zsh", "fish")
 PROG_NAME = "ollamactl"
@@ -97,7 +98,7 @@ def completion(
 
 
 def _complete_format(incomplete: str) -> list[str]:
-    from ollamactl.export import FORMATS
+    from ollamactl.core.export import FORMATS
 
     return [fmt for fmt in FORMATS if fmt.startswith(incomplete)]
 
@@ -131,9 +132,9 @@ def export(
     """
     import time
 
-    from ollamactl import export as core
-    from ollamactl import registry, state
-    from ollamactl.errors import warn
+    from ollamactl.core import export as core
+    from ollamactl.core import registry, state
+    from ollamactl.core.errors import warn
 
     if fmt not in core.FORMATS:
         raise UsageError(f"unknown format {fmt!r}", f"choose one of: {', '.join(core.FORMATS)}")

@@ -12,9 +12,9 @@ import os
 import time
 from typing import NamedTuple
 
-from ollamactl import registry, selection, state
-from ollamactl.errors import NoInstanceError, UsageError, warn
-from ollamactl.registry import Instance, Registry
+from ollamactl.core import registry, selection, state
+from ollamactl.core.errors import NoInstanceError, UsageError, warn
+from ollamactl.core.registry import Instance, Registry
 
 
 class Request(NamedTuple):
@@ -112,7 +112,7 @@ def _fresh_health(reg: Registry, request: Request, data: dict, now: float) -> di
 
 
 def _probe(instances: list[Instance], reg: Registry) -> list:
-    from ollamactl import health
+    from ollamactl.core import health
 
     results = health.check(instances, timeout=reg.setting("timeout"), concurrency=reg.setting("concurrency"))
     health.save(results)
@@ -140,7 +140,7 @@ def _fallback(reg: Registry, request: Request, reasons: dict[str, str]) -> Decis
     """Nothing eligible: the default instance if it answers a probe, else NoInstanceError."""
     default = registry.default_instance()
     if default.url not in {i.url for i in reg.instances}:
-        from ollamactl import health
+        from ollamactl.core import health
 
         result = health.check([default], timeout=reg.setting("timeout"))[0]
         if result.healthy:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ollamactl.errors import UsageError
+from ollamactl.core.errors import UsageError
 
 DEFAULT_PORT = 11434
 SCHEME_PORTS = {"http": 80, "https": 443}

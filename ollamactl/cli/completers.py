@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def complete_instance(incomplete: str) -> list[str]:
     """Ids and names from the local registry (never the network), for shell completion."""
-    from ollamactl import registry
+    from ollamactl.core import registry
 
     try:
         reg = registry.load()
@@ -19,7 +19,7 @@ def complete_instance(incomplete: str) -> list[str]:
 
 def complete_model(incomplete: str) -> list[str]:
     """Model names from the health cache (never the network), for shell completion."""
-    from ollamactl import state
+    from ollamactl.core import state
 
     try:
         entries = state.read()["health"].values()

@@ -42,9 +42,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ollamactl.errors import NoInstanceError
-from ollamactl.registry import Instance
-from ollamactl.selection import normalise_model
+from ollamactl.core.errors import NoInstanceError
+from ollamactl.core.registry import Instance
+from ollamactl.core.selection import normalise_model
 
 FORMATS = ("litellm", "nginx", "haproxy", "json")
 JSON_SCHEMA = 1

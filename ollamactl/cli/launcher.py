@@ -15,11 +15,11 @@ _HELP = {"-h", "--help"}
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["pick"] and not _HELP.intersection(args) and "_OLLAMACTL_COMPLETE" not in os.environ:
-        from ollamactl.pickcli import main as pick
+        from ollamactl.cli.pick_fast import main as pick
 
         sys.exit(pick(args[1:]))
     from typer.main import get_command
 
-    from ollamactl.cli import app
+    from ollamactl.cli.app import app
 
     get_command(app).main(args=args, prog_name="ollamactl")

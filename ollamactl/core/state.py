@@ -20,8 +20,8 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ollamactl import paths
-from ollamactl.errors import warn
+from ollamactl.core import paths
+from ollamactl.core.errors import warn
 
 STATE_VERSION = 1
 SECTIONS = ("health", "cursors", "weights", "breaker", "latency")
@@ -129,15 +129,15 @@ _ENTRY_CHECKS: dict[str, Callable[[Any], bool]] = {
 
 def update(change: Callable[[dict[str, Any]], T]) -> T:
     """Apply `change` to the state under the lock and write it back atomically; returns its result."""
-    from ollamactl import files
-    from ollamactl.errors import OllamactlError
+    from ollamactl.core import atomic_files
+    from ollamactl.core.errors import OllamactlError
 
     try:
-        with files.locked(paths.state_lock_file()):
+        with atomic_files.locked(paths.state_lock_file()):
             data = read()
             result = change(data)
             payload = json.dumps(data, separators=(",", ":")).encode("utf-8")
-            files.atomic_write(paths.state_file(), payload, durable=False)  # a cache: atomic is enough
+            atomic_files.atomic_write(paths.state_file(), payload, durable=False)  # a cache: atomic is enough
     except OSError as exc:
         where = exc.filename or paths.state_file()
         raise OllamactlError(f"cannot write the state file in {paths.state_dir()}: {exc.strerror or exc} ({where})",

@@ -36,7 +36,7 @@ def moving_average(previous: float | None, sample: float) -> float:
 
 def record(instance_id: str, ok: bool, latency_ms: float | None = None, now: float | None = None) -> None:
     """Record one request's outcome for `instance_id` in the state file."""
-    from ollamactl import state
+    from ollamactl.core import state
 
     moment = time.time() if now is None else now
 
@@ -52,8 +52,8 @@ def record(instance_id: str, ok: bool, latency_ms: float | None = None, now: flo
 
 def forget_model(instance_id: str, model: str) -> None:
     """An instance answered 404 for `model`: drop it from that instance's cached model list."""
-    from ollamactl import state
-    from ollamactl.selection import normalise_model
+    from ollamactl.core import state
+    from ollamactl.core.selection import normalise_model
 
     wanted = normalise_model(model)
 

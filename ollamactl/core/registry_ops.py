@@ -9,10 +9,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ollamactl import registry
-from ollamactl.errors import UsageError
-from ollamactl.registry import TYPES, Instance, Registry
-from ollamactl.urls import derive_id, normalise_url, validate_id
+from ollamactl.core import registry
+from ollamactl.core.errors import UsageError
+from ollamactl.core.registry import TYPES, Instance, Registry
+from ollamactl.core.urls import derive_id, normalise_url, validate_id
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 UNSET = object()  # "leave as is", distinct from None ("remove")

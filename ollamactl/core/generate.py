@@ -1,4 +1,4 @@
-"""The Ollama client calls: streamed generate/chat with failover (embeddings: ollamactl.embedding).
+"""The Ollama client calls: streamed generate/chat with failover (embeddings: ollamactl.core.embed).
 
 The rules (design.md "Proxying rules"; ollama-api.md is the wire contract):
 
@@ -33,13 +33,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ollamactl.errors import OllamactlError
+from ollamactl.core.errors import OllamactlError
 
 if TYPE_CHECKING:  # pragma: no cover
 
     import httpx
 
-    from ollamactl.registry import Instance, Registry
+    from ollamactl.core.registry import Instance, Registry
 
 DEFAULT_READ_TIMEOUT = 120.0  # seconds allowed between two NDJSON lines once a stream has begun
 ERROR_BODY_LIMIT = 64 * 1024
@@ -211,7 +211,7 @@ def network_error(exc: BaseException, instance: Instance, timeouts: Timeouts) ->
     if isinstance(exc, httpx.DecodingError):
         return NotOllama("not an Ollama server (the answer cannot be decoded)", instance)
     if isinstance(exc, (httpx.TransportError, OSError)):
-        from ollamactl.health import describe
+        from ollamactl.core.health import describe
 
         return ConnectFailed(describe(exc, instance.url, timeouts.connect), instance)
     return OllamaError(f"request failed: {_short(str(exc)) or type(exc).__name__}", instance)
@@ -402,7 +402,7 @@ def record_failure(instance: Instance, error: OllamaError, model: str | None) ->
     """Breaker feedback for one failed call: the request's own faults do not count against the server."""
     if isinstance(error, ModelNotFound):
         if model:
-            from ollamactl import breaker
+            from ollamactl.core import breaker
 
             breaker.forget_model(instance.id, model)
         record(instance.id, True)  # it answered correctly; it just lacks the model
@@ -413,7 +413,7 @@ def record_failure(instance: Instance, error: OllamaError, model: str | None) ->
 
 
 def record(instance_id: str, ok: bool, latency_ms: float | None = None) -> None:
-    from ollamactl import breaker
+    from ollamactl.core import breaker
 
     try:
         breaker.record(instance_id, ok, latency_ms=latency_ms)

@@ -1,1 +1,0 @@
-"""CLI command modules; each registers its commands on `ollamactl.cli.app` when imported."""

@@ -1,0 +1,1 @@
+"""The core: everything ollamactl does, without printing, Typer or rich (see fleet.Fleet)."""
