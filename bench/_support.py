@@ -11,6 +11,8 @@ import sys
 import tempfile
 from contextlib import contextmanager
 
+from ollamactl.core.fleet import Fleet
+
 _CHILD = """
 import json, sys
 from ollamactl.sim import SimConfig, serve_forever
@@ -55,11 +57,11 @@ def private_registry():
 
 def register(urls: list[str]) -> None:
     """Register `urls` and fill the health cache (as a fleet in daily use has it)."""
-    from ollamactl.core import health, registry, registry_ops
+    from ollamactl.core import health
 
     for url in urls:
-        registry_ops.add(url)
-    health.save(health.check(registry.load().instances, timeout=5.0))
+        Fleet().add(url)
+    health.save(Fleet().store, health.check(Fleet().registry().instances, timeout=5.0))
 
 
 def ollamactl_command() -> list[str]:

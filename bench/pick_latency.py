@@ -39,7 +39,7 @@ def prepare(env: dict[str, str]) -> None:
         "        data['health'][i] = {'url': 'http://' + i.rsplit('-', 1)[0] + ':11434', 'healthy': True,\n"
         "            'error': None, 'latency_ms': 5.0, 'version': '0.12.6', 'loaded': [], 'checked_at': time.time(),\n"
         "            'models': [{'name': 'llama3.2:latest', 'digest': 'd' * 64, 'size': 1}]}\n"
-        "state.update(fill)\n"
+        "Fleet().store.update(fill)\n"
     )
     subprocess.run([sys.executable, "-c", setup], env=env, check=True)
 

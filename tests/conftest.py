@@ -1,7 +1,10 @@
 """Shared fixtures: every test runs against its own registry and state directory."""
 
 import pytest
-from sim_fixtures import *  # noqa
+
+from ollamactl.core.fleet import Fleet
+
+pytest_plugins = ["sim_fixtures"]
 
 
 @pytest.fixture(autouse=True)
@@ -16,3 +19,9 @@ def isolated_env(tmp_path, monkeypatch):
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     return {"config": config, "state": state}
+
+
+@pytest.fixture
+def fleet(isolated_env) -> Fleet:
+    """The test's fleet: its private registry and state, warnings kept in `fleet.warnings`."""
+    return Fleet()

@@ -1,12 +1,10 @@
-"""Pytest fixtures for the Ollama simulator (pulled into conftest.py with a star import)."""
+"""Pytest fixtures for the Ollama simulator (a plugin named in conftest.py)."""
 
 from collections.abc import Iterator
 
 import pytest
 
 from ollamactl.sim import SimInstance, Simulator
-
-__all__ = ["sim", "sim_instance"]
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import time
 from typer.testing import CliRunner
 
 from ollamactl.cli.app import app
-from ollamactl.core import health, registry, registry_ops, state
+from ollamactl.core import health
+from ollamactl.core.fleet import Fleet
 from ollamactl.sim import SimModel
 
 MODEL = "nomic-embed-text"
@@ -21,10 +22,10 @@ def invoke(*args, input=None):
 
 
 def register(*instances, **kwargs):
-    ids = [registry_ops.add(sim_instance.url, name=f"sim{n}", **kwargs).id
+    ids = [Fleet().add(sim_instance.url, name=f"sim{n}", **kwargs).id
            for n, sim_instance in enumerate(instances, 1)
            ]
-    health.save(health.check(registry.load().instances, timeout=5.0))
+    health.save(Fleet().store, health.check(Fleet().registry().instances, timeout=5.0))
     for sim_instance in instances:
         sim_instance.max_in_flight = 0  # forget the probes' concurrency
     return ids
@@ -80,7 +81,7 @@ def test_a_batch_failing_on_one_instance_is_served_by_the_other(sim):
     assert json.loads(result.stdout)["embeddings"] == vectors_via("sim2", items)
     assert "HTTP 500" in result.stderr
     assert 1 <= len(embeds(broken)) <= 2  # it failed once per worker, then was avoided
-    assert state.read()["breaker"][ids[0]]["failures"] >= 1
+    assert Fleet().store.read()["breaker"][ids[0]]["failures"] >= 1
 
 
 def test_a_batch_failing_everywhere_ends_with_the_instances_named(sim):
@@ -102,7 +103,7 @@ def test_legacy_servers_use_api_embeddings_and_it_is_remembered(sim):
     assert result.exit_code == 0, result.stderr
     assert len(embeds(old)) == 1 and len(embeds(old, "/api/embeddings")) == 9
     modern = sim.add()
-    registry_ops.add(modern.url, name="modern")
+    Fleet().add(modern.url, name="modern")
     assert json.loads(result.stdout)["embeddings"] == vectors_via("modern", items)
 
 
@@ -125,7 +126,7 @@ def test_model_not_found_is_retried_elsewhere_and_forgotten(sim):
     result = invoke("embed", MODEL, *texts(8), "--batch-size", "2")
     assert result.exit_code == 0, result.stderr
     assert len(json.loads(result.stdout)["embeddings"]) == 8
-    names = [m["name"] for m in state.read()["health"][ids[0]]["models"]]
+    names = [m["name"] for m in Fleet().store.read()["health"][ids[0]]["models"]]
     assert "nomic-embed-text:latest" not in names
 
 
@@ -191,8 +192,8 @@ def test_piped_stdin_is_read_lazily_and_an_empty_line_still_exits_2(sim):
 def test_keys_go_only_to_their_instance(sim, monkeypatch):
     a, b = sim.add(api_key="emb-key-a"), sim.add()
     monkeypatch.setenv("EMB_A", "emb-key-a")
-    registry_ops.add(a.url, name="a", api_key_env="EMB_A")
-    registry_ops.add(b.url, name="b")
+    Fleet().add(a.url, name="a", api_key_env="EMB_A")
+    Fleet().add(b.url, name="b")
     result = invoke("embed", MODEL, *texts(20), "--batch-size", "2", "--verbose")
     assert result.exit_code == 0, result.stderr
     assert {r.headers.get("authorization") for r in a.requests} == {"Bearer emb-key-a"}
@@ -204,7 +205,7 @@ def test_keys_go_only_to_their_instance(sim, monkeypatch):
 def test_a_key_no_header_can_carry_fails_cleanly_naming_no_key(sim, monkeypatch):
     a = sim.add(api_key="whatever")
     monkeypatch.setenv("EMB_BAD", "emb-bad-secret\u00e9")
-    registry_ops.add(a.url, name="a", api_key_env="EMB_BAD")
+    Fleet().add(a.url, name="a", api_key_env="EMB_BAD")
     result = invoke("embed", MODEL, "one", "two", "--instance", "a", "--verbose")
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert "emb-bad-secret" not in result.stdout + result.stderr and "EMB_BAD" in result.stderr
@@ -230,7 +231,7 @@ def test_ctrl_c_with_stdin_still_open_exits_130_cleanly(sim):
 
 
 def test_progress_bar_draws_on_a_terminal_only(monkeypatch, capsys):
-    from ollamactl.cli.run_embed_cmds import _Progress
+    from ollamactl.cli.embed_cmd import _Progress
 
     assert not _Progress(10_000, 64).enabled  # stderr is not a terminal here
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
@@ -249,7 +250,7 @@ def test_progress_bar_draws_on_a_terminal_only(monkeypatch, capsys):
 
 
 def test_a_huge_line_is_read_in_linear_time(tmp_path):
-    from ollamactl.cli.run_embed_cmds import _line_texts
+    from ollamactl.cli.request_input import _line_texts
 
     path = tmp_path / "huge.txt"
     path.write_bytes(b"x" * 40_000_000 + b"\nshort\n")  # one 40 MB text arriving in 64 KiB reads

@@ -16,7 +16,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ollamactl.core import export, registry_ops, state
+from ollamactl.core import export
+from ollamactl.core.fleet import Fleet
 from ollamactl.core.registry import Instance
 
 SECRET = "sk-stored-5ecr3t-0a1b2c"
@@ -46,17 +47,17 @@ def cache(entries):
     def change(data):
         data["health"].update(entries)
 
-    state.update(change)
+    Fleet().store.update(change)
 
 
 @pytest.fixture
 def fleet():
     """gpu1 (env key, weight 2), gpu2 (stored key), emb (embedding only), off (disabled), nocache (never checked)."""
-    registry_ops.add("gpu1", weight=2, api_key_env="GPU1_KEY")
-    registry_ops.add("gpu2", api_key=SECRET)
-    registry_ops.add("emb1", kind="embedding")
-    registry_ops.add("off1", enabled=False)
-    registry_ops.add("nocache1")
+    Fleet().add("gpu1", weight=2, api_key_env="GPU1_KEY")
+    Fleet().add("gpu2", api_key=SECRET)
+    Fleet().add("emb1", type="embedding")
+    Fleet().add("off1", enabled=False)
+    Fleet().add("nocache1")
     cache({
         "gpu1-11434": entry("http://gpu1:11434", ["llama3.2:latest", "nomic-embed-text:latest", "qwen2.5:7b"]),
         "gpu2-11434": entry("http://gpu2:11434", ["llama3.2:latest"]),
@@ -227,9 +228,9 @@ def test_nginx_marks_disabled_instances_down_with_all(fleet):
 
 
 def test_nginx_leaves_out_https_and_path_prefixes_with_a_warning():
-    registry_ops.add("http://plain:11434")
-    registry_ops.add("https://secure.example.com", instance_id="secure")
-    registry_ops.add("http://proxy.example.com:8080/ollama", instance_id="prefixed")
+    Fleet().add("http://plain:11434")
+    Fleet().add("https://secure.example.com", id="secure")
+    Fleet().add("http://proxy.example.com:8080/ollama", id="prefixed")
     result = ok("--format", "nginx")
     found = blocks(result.stdout)
     assert [line for line in found["upstream ollama"] if line.startswith("server ")] == \
@@ -348,7 +349,7 @@ def test_json_filters(fleet):
 
 
 def test_a_stale_cache_is_used_with_a_warning():
-    registry_ops.add("gpu1")
+    Fleet().add("gpu1")
     cache({"gpu1-11434": entry("http://gpu1:11434", ["llama3.2:latest"], age=7200)})
     result = ok("--format", "litellm")
     assert yaml.safe_load(result.stdout)["model_list"][0]["model_name"] == "llama3.2:latest"
@@ -356,7 +357,7 @@ def test_a_stale_cache_is_used_with_a_warning():
 
 
 def test_a_cache_entry_for_an_old_url_is_ignored():
-    registry_ops.add("gpu1")
+    Fleet().add("gpu1")
     cache({"gpu1-11434": entry("http://elsewhere:11434", ["llama3.2:latest"])})
     result = run("--format", "litellm")
     assert result.exit_code == 3 and "gpu1-11434: no health check on record" in result.stderr
@@ -378,8 +379,8 @@ def test_an_empty_registry_exits_3_except_for_json():
 
 
 def test_a_malformed_cache_entry_is_tolerated():
-    registry_ops.add("gpu1")
-    registry_ops.add("gpu2")
+    Fleet().add("gpu1")
+    Fleet().add("gpu2")
     cache({"gpu1-11434": {**entry("http://gpu1:11434", []), "models": "garbage"},
            "gpu2-11434": entry("http://gpu2:11434", ["llama3.2:latest"])})
     result = ok("--format", "litellm")

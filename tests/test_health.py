@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from ollamactl.core import health, paths, state
+from ollamactl.core import health, health_cache, http
+from ollamactl.core.fleet import Fleet
 from ollamactl.core.health import HealthResult
 from ollamactl.core.registry import Instance
 from ollamactl.sim import SimModel
@@ -66,7 +67,7 @@ def test_every_fault_mode_in_words_and_bounded_by_the_deadline(sim):
 def test_timeout_words_keep_the_deadline_given(sim):
     hung = sim.add(fault="hang")
     assert health.check([inst("h", hung.url)], timeout=0.25)[0].error == "timed out after 0.25 s"
-    assert health._seconds(2) == "2.0" and health._seconds(2.0) == "2.0" and health._seconds(0.5) == "0.5"
+    assert http.seconds(2) == "2.0" and http.seconds(2.0) == "2.0" and http.seconds(0.5) == "0.5"
 
 
 def test_unresolvable_host_is_named():
@@ -136,8 +137,8 @@ def test_save_writes_the_documented_cache_shape(sim, monkeypatch):
     a = sim.add(models=[SimModel("llama3.2", digest="a" * 64, size=1000)], loaded=[])
     b = sim.add(fault="refuse")
     results = health.check([inst("a", a.url), inst("b", b.url)], timeout=2.0)
-    health.save(results)
-    data = json.loads(paths.state_file().read_text())
+    health.save(Fleet().store, results)
+    data = json.loads(Fleet().locations.state_file.read_text())
     entry = data["health"]["a"]
     assert set(entry) == {"url", "healthy", "error", "latency_ms", "version", "models", "loaded", "checked_at"}
     assert entry["url"] == a.url and entry["healthy"] is True and entry["error"] is None
@@ -146,31 +147,32 @@ def test_save_writes_the_documented_cache_shape(sim, monkeypatch):
     assert data["health"]["b"]["healthy"] is False and data["health"]["b"]["error"] == "connection refused"
     assert data["health"]["b"]["loaded"] is None
     # merged, not replaced: a later save of one instance keeps the others
-    health.save([HealthResult("c", "http://c:1", False, "connection refused", checked_at=1.0)])
-    assert set(state.read()["health"]) == {"a", "b", "c"}
+    health.save(Fleet().store, [HealthResult("c", "http://c:1", False, "connection refused", checked_at=1.0)])
+    assert set(Fleet().store.read()["health"]) == {"a", "b", "c"}
     assert HealthResult.from_cache("a", entry) == results[0]
     assert HealthResult.from_cache("a", results[0].to_cache()).to_cache() == results[0].to_cache()
 
 
 def test_cached_freshness_and_url_change():
+    cached = health_cache.cached_entry
     instance = inst("a", "http://gpu1:11434")
     entry = HealthResult("a", "http://gpu1:11434", True, version="0.12.6", checked_at=1000.0).to_cache()
     data = {"health": {"a": entry}}
-    assert health.cached(data, instance, now=1000.0 + 299, ttl=300).version == "0.12.6"
-    assert health.cached(data, instance, now=1000.0 + 301, ttl=300) is None  # stale
+    assert cached(data, instance, now=1000.0 + 299, ttl=300)["version"] == "0.12.6"
+    assert cached(data, instance, now=1000.0 + 301, ttl=300) is None  # stale
     moved = inst("a", "http://gpu1:8080")
-    assert health.cached(data, moved, now=1001.0, ttl=300) is None  # the url changed since
-    assert health.cached(data, inst("b", "http://gpu1:11434"), now=1001.0, ttl=300) is None
+    assert cached(data, moved, now=1001.0, ttl=300) is None  # the url changed since
+    assert cached(data, inst("b", "http://gpu1:11434"), now=1001.0, ttl=300) is None
     for broken in ({"health": {"a": "junk"}}, {"health": {"a": {"url": 1}}}, {"health": []}, {}):
-        assert health.cached(broken, instance, now=1001.0, ttl=300) is None
+        assert cached(broken, instance, now=1001.0, ttl=300) is None
 
 
-def test_corrupt_state_file_is_rebuilt_on_save(sim_instance, capsys):
-    paths.state_dir().mkdir(parents=True, exist_ok=True)
-    paths.state_file().write_text("{not json")
-    health.save(health.check([inst("a", sim_instance.url)], timeout=2.0))
-    assert "corrupt" in capsys.readouterr().err
-    assert state.read()["health"]["a"]["healthy"] is True
+def test_corrupt_state_file_is_rebuilt_on_save(sim_instance, fleet):
+    fleet.locations.state_dir.mkdir(parents=True, exist_ok=True)
+    fleet.locations.state_file.write_text("{not json")
+    health.save(fleet.store, health.check([inst("a", sim_instance.url)], timeout=2.0))
+    assert len(fleet.warnings) == 1 and "corrupt" in fleet.warnings[0]
+    assert fleet.store.read()["health"]["a"]["healthy"] is True
 
 
 @pytest.mark.parametrize("key, expect_sent", [("sekrit-key-123\n", True), ("sekrit-kéy", False)])

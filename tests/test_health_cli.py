@@ -13,8 +13,9 @@ import time
 import pytest
 from cli_helpers import run
 
-from ollamactl.cli import health_cmds
-from ollamactl.core import health, paths, registry, registry_ops, state
+from ollamactl.cli import health_cmds, simulate_cmd
+from ollamactl.core import health
+from ollamactl.core.fleet import Fleet
 from ollamactl.sim import SimModel
 
 SECRET = "sk-health-cli-5ecr3t-77aa"
@@ -23,7 +24,7 @@ JSON_KEYS = {"id", "name", "url", "type", "enabled", "healthy", "error", "latenc
 
 
 def register(sim_instance, name: str, **fields):
-    return registry_ops.add(sim_instance.url, name=name, **fields)
+    return Fleet().add(sim_instance.url, name=name, **fields)
 
 
 def test_exit_codes_all_some_none(sim):
@@ -59,7 +60,7 @@ def test_json_schema(sim):
         stamp = dt.datetime.fromisoformat(row["checked_at"].replace("Z", "+00:00"))
         assert stamp.utcoffset() == dt.timedelta(0) and abs(stamp.timestamp() - time.time()) < 30
     assert rows[0]["loaded"] == ["qwen2.5:7b"] and rows[1]["loaded"] is None
-    assert set(state.read()["health"]) == {r["id"] for r in rows}  # every check is saved
+    assert set(Fleet().store.read()["health"]) == {r["id"] for r in rows}  # every check is saved
 
 
 def test_ejected_status_from_the_breaker(sim):
@@ -69,7 +70,7 @@ def test_ejected_status_from_the_breaker(sim):
     def eject(data):
         data["breaker"][instance.id] = {"failures": 3, "ejections": 1, "ejected_until": until}
 
-    state.update(eject)
+    Fleet().store.update(eject)
     shown = time.strftime("%H:%M:%S", time.localtime(until))
     assert f"ejected until {shown}" in run("health").stdout
     row = json.loads(run("health", "--json").stdout)[0]
@@ -78,12 +79,12 @@ def test_ejected_status_from_the_breaker(sim):
 
 def test_disabled_skipped_unless_all_or_named(sim):
     register(sim.add(), "on")
-    registry_ops.add(sim.add(fault="refuse").url, name="off", enabled=False)
+    Fleet().add(sim.add(fault="refuse").url, name="off", enabled=False)
     assert [r["name"] for r in json.loads(run("health", "--json").stdout)] == ["on"]
     result = run("health", "--json", "--all")
     assert [r["name"] for r in json.loads(result.stdout)] == ["on", "off"] and result.exit_code == 4
     assert json.loads(run("health", "--json", "off").stdout)[0]["enabled"] is False
-    registry_ops.set_enabled(["on"], False)
+    Fleet().disable("on")
     result = run("health")
     assert result.exit_code == 3 and "--all" in result.stderr
 
@@ -98,12 +99,12 @@ def test_no_instances_checks_the_default(sim_instance, monkeypatch):
 
 def test_corrupt_state_file_is_rebuilt_and_the_command_works(sim_instance):
     register(sim_instance, "gpu")
-    paths.state_dir().mkdir(parents=True, exist_ok=True)
-    paths.state_file().write_text("\x00garbage{")
+    Fleet().locations.state_dir.mkdir(parents=True, exist_ok=True)
+    Fleet().locations.state_file.write_text("\x00garbage{")
     result = run("health")
     assert result.exit_code == 0
     assert "corrupt" in result.stderr and "rebuilt" in result.stderr
-    assert json.loads(paths.state_file().read_text())["health"]
+    assert json.loads(Fleet().locations.state_file.read_text())["health"]
 
 
 def test_refresh_output(sim):
@@ -115,7 +116,7 @@ def test_refresh_output(sim):
     result = run("refresh", "--json")
     assert result.exit_code == 4
     assert json.loads(result.stdout) == {"total": 3, "healthy": 2, "unhealthy": 1}
-    assert len(state.read()["health"]) == 3
+    assert len(Fleet().store.read()["health"]) == 3
 
 
 def test_watch_rows_change_when_an_instance_goes_down(sim):
@@ -130,14 +131,14 @@ def test_watch_rows_change_when_an_instance_goes_down(sim):
         else:
             partial.append(len([r for _, r in rows if r is not None]))
 
-    health_cmds.watch_loop(instances, timeout=1.0, concurrency=8, interval=0.0, show=show, rounds=2,
+    health_cmds.watch_loop(Fleet(), instances, timeout=1.0, interval=0.0, show=show, rounds=2,
                            sleep=lambda seconds: flaky.set_fault("refuse"))
     assert finals == [
         {"steady": (True, None), "flaky": (True, None)},
         {"steady": (True, None), "flaky": (False, "connection refused")},
     ]
     assert partial[:2] == [1, 2]  # rows appear one answer at a time
-    assert state.read()["health"][instances[1].id]["healthy"] is False  # each round is saved
+    assert Fleet().store.read()["health"][instances[1].id]["healthy"] is False  # each round is saved
 
 
 def test_watch_command_off_a_terminal_prints_plain_tables_and_stops_on_ctrl_c(sim, monkeypatch):
@@ -148,10 +149,10 @@ def test_watch_command_off_a_terminal_prints_plain_tables_and_stops_on_ctrl_c(si
 
     monkeypatch.setattr(health_cmds, "_sleep", interrupt)
     result = run("health", "--watch", "--interval", "0.1")
-    assert result.exit_code == 0
+    assert result.exit_code == 130 and result.stderr == "ollamactl: error: interrupted\n"
     assert "health at" in result.stdout and "healthy" in result.stdout and "\x1b[" not in result.stdout
     result = run("health", "--watch", "--json")
-    assert result.exit_code == 0 and json.loads(result.stdout.splitlines()[0])[0]["healthy"] is True
+    assert result.exit_code == 130 and json.loads(result.stdout.splitlines()[0])[0]["healthy"] is True
 
 
 def test_models_with_a_digest_mismatch(sim):
@@ -185,7 +186,7 @@ def test_models_rechecks_stale_entries_and_notes_unhealthy_ones(sim):
     def stale(data):
         data["health"][a.id] = health.HealthResult(a.id, a.url, True, checked_at=1.0).to_cache()
 
-    state.update(stale)
+    Fleet().store.update(stale)
     result = run("models", "--json")
     assert "not an Ollama server" in result.stderr
     assert {item["model"] for item in json.loads(result.stdout)} == {
@@ -204,7 +205,7 @@ def test_the_api_key_never_appears_in_any_output(sim):
         outputs.append(result.stdout + result.stderr)
     assert "HTTP 401: unauthorized (check the API key)" in outputs[0]
     assert all(SECRET not in text for text in outputs)
-    assert SECRET not in paths.state_file().read_text()
+    assert SECRET not in Fleet().locations.state_file.read_text()
     assert any(q.headers.get("authorization") == f"Bearer {SECRET}" for q in keyed.requests)
 
 
@@ -217,9 +218,9 @@ def test_simulate_registers_and_stops_on_ctrl_c(tmp_path):
     try:
         urls = [process.stdout.readline().strip() for _ in range(2)]
         deadline = time.monotonic() + 10
-        while len(registry.load().instances) < 2 and time.monotonic() < deadline:
+        while len(Fleet().registry().instances) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        reg = registry.load()
+        reg = Fleet().registry()
         assert [i.url for i in reg.instances] == urls
         assert [i.name for i in reg.instances] == ["sim-1", "sim-2"]
         results = health.check(reg.instances, timeout=2.0)
@@ -229,8 +230,8 @@ def test_simulate_registers_and_stops_on_ctrl_c(tmp_path):
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     assert "Traceback" not in err and "Ctrl-C" in err
-    assert health_cmds._register(urls) == [i.id for i in reg.instances]  # same URLs: reused, not failed
-    assert len(registry.load().instances) == 2
+    assert simulate_cmd._register(urls) == [i.id for i in reg.instances]  # same URLs: reused, not failed
+    assert len(Fleet().registry().instances) == 2
 
 
 def test_simulate_rejects_bad_faults():

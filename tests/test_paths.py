@@ -10,6 +10,7 @@ import platformdirs
 import pytest
 
 from ollamactl.core import paths
+from ollamactl.core.fleet import Fleet
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="paths.py inlines XDG on Linux only")
 
@@ -57,15 +58,15 @@ def test_parity_with_empty_xdg_variables(xdg):
 def test_registry_and_state_default_to_the_user_dirs(xdg, monkeypatch):
     monkeypatch.delenv("OLLAMACTL_CONFIG")
     monkeypatch.delenv("OLLAMACTL_STATE_DIR")
-    assert paths.registry_file() == paths.user_config_dir() / "instances.toml"
-    assert paths.state_file().parent == paths.user_state_dir()
-    assert paths.backup_file() == real(paths.user_config_dir() / "instances.toml.bak")
+    assert Fleet().locations.registry == paths.user_config_dir() / "instances.toml"
+    assert Fleet().locations.state_file.parent == paths.user_state_dir()
+    assert Fleet().locations.backup == real(paths.user_config_dir() / "instances.toml.bak")
 
 
 def test_overrides_win_and_expand_the_home_directory(xdg, tmp_path, monkeypatch):
     xdg.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.setenv("OLLAMACTL_CONFIG", "~/fleet.toml")
     monkeypatch.setenv("OLLAMACTL_STATE_DIR", "~/fleet-state")
-    assert paths.registry_file() == tmp_path / "home" / "fleet.toml"
-    assert paths.state_dir() == tmp_path / "home" / "fleet-state"
-    assert paths.backup_file() == real(tmp_path / "home" / "fleet.toml.bak")
+    assert Fleet().locations.registry == tmp_path / "home" / "fleet.toml"
+    assert Fleet().locations.state_dir == tmp_path / "home" / "fleet-state"
+    assert Fleet().locations.backup == real(tmp_path / "home" / "fleet.toml.bak")

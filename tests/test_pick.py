@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from ollamactl.cli import pick_fast
 from ollamactl.cli.app import app
-from ollamactl.core import registry_ops, state
+from ollamactl.core.fleet import Fleet
 
 
 def fill_cache(entries):
@@ -24,12 +24,12 @@ def fill_cache(entries):
                 "url": url, "healthy": ok, "error": None if ok else "connection refused", "latency_ms": 5.0,
                 "version": "0.12.6", "models": [{"name": m, "digest": "d" * 64, "size": 1} for m in models],
                 "loaded": list(loaded), "checked_at": time.time()}
-    state.update(change)
+    Fleet().store.update(change)
 
 
 def fleet(count, models=("llama3.2:latest",), **kwargs):
     """Register `count` fake instances with a fresh healthy cache (no network is touched)."""
-    ids = [registry_ops.add(f"gpu{n}", **kwargs).id for n in range(1, count + 1)]
+    ids = [Fleet().add(f"gpu{n}", **kwargs).id for n in range(1, count + 1)]
     fill_cache({i: (f"http://{i.rsplit('-', 1)[0]}:11434", True, models, ()) for i in ids})
     return ids
 
@@ -65,9 +65,9 @@ def test_count_advances_the_rotation_and_the_next_call_continues_it():
 
 
 def test_model_filter_and_explain_give_reasons_on_stderr():
-    ids = [registry_ops.add(h).id for h in ("gpu1", "gpu2", "gpu3", "gpu4")]
-    registry_ops.add("gpu5", enabled=False)
-    registry_ops.add("emb", kind="embedding")
+    ids = [Fleet().add(h).id for h in ("gpu1", "gpu2", "gpu3", "gpu4")]
+    Fleet().add("gpu5", enabled=False)
+    Fleet().add("emb", type="embedding")
     fill_cache({
         ids[0]: ("http://gpu1:11434", True, ["llama3.2:latest"], ()),
         ids[1]: ("http://gpu2:11434", True, ["qwen2.5:7b"], ()),
@@ -75,7 +75,7 @@ def test_model_filter_and_explain_give_reasons_on_stderr():
         ids[3]: ("http://gpu4:11434", True, ["llama3.2:latest"], ()),
         "emb-11434": ("http://emb:11434", True, ["llama3.2:latest"], ()),
     })
-    state.update(lambda d: d["breaker"].update({ids[3]: {"failures": 0, "ejections": 1,
+    Fleet().store.update(lambda d: d["breaker"].update({ids[3]: {"failures": 0, "ejections": 1,
                                                           "ejected_until": time.time() + 60}}))
     result = run_pick("-m", "llama3.2", "-t", "chat", "--explain")
     assert result.returncode == 0 and result.stdout == "http://gpu1:11434\n"
@@ -102,13 +102,14 @@ def test_model_found_nowhere_warns_or_fails_with_strict():
     (["-t", "vision"], "unknown type 'vision'"),
     (["--format", "yaml"], "unknown format 'yaml'"),
     (["-n", "0"], "count 0"),
-    (["-n", "many"], "invalid int value"),
-    (["--bogus"], "unrecognized arguments"),
+    (["-n", "many"], "'many' is not a whole number"),
+    (["--bogus"], "no such option: --bogus"),
 ])
 def test_bad_input_exits_2_with_the_offending_value(args, words):
     fleet(1)
     result = run_pick(*args)
     assert result.returncode == 2 and result.stdout == "" and words in result.stderr
+    assert result.stderr.startswith("ollamactl: error: ") and result.stderr.count("\n") == 1  # one line, as elsewhere
 
 
 def test_nothing_registered_uses_the_default_instance_without_probing():
@@ -137,8 +138,8 @@ def test_nothing_eligible_falls_back_to_a_healthy_default_instance(sim):
 
 def test_a_stale_cache_is_probed_once_then_reused_without_network(sim):
     up, down = sim.add(), sim.add()
-    registry_ops.add(up.url, name="up")
-    registry_ops.add(down.url, name="down")
+    Fleet().add(up.url, name="up")
+    Fleet().add(down.url, name="down")
     down.set_fault("refuse")
     first = run_pick("-n", "2")
     assert first.stdout.split() == [up.url, up.url]
@@ -152,9 +153,9 @@ def test_a_stale_cache_is_probed_once_then_reused_without_network(sim):
 
 def test_a_changed_url_invalidates_its_cache_entry(sim):
     good = sim.add()
-    instance = registry_ops.add("gpu1")
+    instance = Fleet().add("gpu1")
     fill_cache({instance.id: ("http://gpu1:11434", True, ["llama3.2:latest"], ())})
-    registry_ops.update(instance.id, registry_ops.Changes(url=good.url))
+    Fleet().update(instance.id, url=good.url)
     assert run_pick().stdout.strip() == good.url
     assert good.requests  # the new URL was probed before being picked
 
@@ -165,10 +166,10 @@ def test_typer_and_fast_paths_give_identical_answers(capsys):
     vectors = [["-n", "3"], ["-m", "qwen2.5:7b", "-n", "2", "--format", "env"], ["--key", "user-7", "-n", "2"],
                ["-s", "weighted", "-n", "4", "--format", "json"], ["-s", "nope"], ["-t", "embedding", "-n", "2"]]
     for argv in vectors:
-        state.update(lambda d: (d["cursors"].clear(), d["weights"].clear()))
+        Fleet().store.update(lambda d: (d["cursors"].clear(), d["weights"].clear()))
         code = pick_fast.main(list(argv))
         fast = capsys.readouterr()
-        state.update(lambda d: (d["cursors"].clear(), d["weights"].clear()))
+        Fleet().store.update(lambda d: (d["cursors"].clear(), d["weights"].clear()))
         result = CliRunner().invoke(app, ["pick", *argv])
         assert (result.exit_code, result.stdout) == (code, fast.out), argv
 
@@ -218,9 +219,9 @@ def test_pick_with_a_fresh_cache_imports_nothing_heavy():
 def test_a_cache_entry_stamped_in_the_future_is_not_trusted(sim):
     """A clock that jumped back must not keep an old "unhealthy" answer fresh for ever."""
     up = sim.add()
-    instance = registry_ops.add(up.url)
+    instance = Fleet().add(up.url)
     fill_cache({instance.id: (up.url, False, [], ())})
-    state.update(lambda d: d["health"][instance.id].update(checked_at=time.time() + 86400))
+    Fleet().store.update(lambda d: d["health"][instance.id].update(checked_at=time.time() + 86400))
     result = run_pick()
     assert (result.returncode, result.stdout) == (0, f"{up.url}\n"), result.stderr
     assert up.requests  # it was probed again
@@ -234,9 +235,9 @@ def test_a_cache_entry_stamped_in_the_future_is_not_trusted(sim):
 ])
 def test_a_malformed_state_entry_is_dropped_with_a_warning_not_a_traceback(section, value):
     fleet(2)
-    data = json.loads(state.paths.state_file().read_text())
+    data = json.loads(Fleet().locations.state_file.read_text())
     data[section] = value
-    state.paths.state_file().write_text(json.dumps(data))
+    Fleet().locations.state_file.write_text(json.dumps(data))
     for strategy in ("least-latency", "round-robin", "weighted"):
         result = run_pick("-s", strategy)
         assert result.returncode == 0 and result.stdout.startswith("http://gpu"), result.stderr
@@ -250,7 +251,7 @@ def test_a_malformed_state_entry_is_dropped_with_a_warning_not_a_traceback(secti
                                    {"url": "http://gpu1:11434", "healthy": True, "checked_at": 1e18, "models": 7}])
 def test_a_malformed_health_entry_is_probed_again_not_a_traceback(entry):
     ids = fleet(1)
-    state.update(lambda d: d["health"].update({ids[0]: entry}))
+    Fleet().store.update(lambda d: d["health"].update({ids[0]: entry}))
     result = run_pick(env=dict(os.environ, OLLAMA_HOST=refused_url()))
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert "gpu1-11434: unhealthy: cannot resolve host gpu1" in result.stderr
@@ -269,9 +270,10 @@ def test_an_unusable_state_directory_is_one_error_line(tmp_path, monkeypatch):
 INTERRUPTED = """
 import sys
 from ollamactl.cli import pick_fast
-def interrupted(request):
+from ollamactl.core.fleet import Fleet
+def interrupted(self, request):
     raise KeyboardInterrupt
-pick_fast.select = interrupted
+Fleet.select = interrupted
 sys.exit(pick_fast.main([]))
 """
 
@@ -279,7 +281,7 @@ sys.exit(pick_fast.main([]))
 def test_ctrl_c_exits_130_without_a_traceback():
     fleet(1)
     result = subprocess.run([sys.executable, "-c", INTERRUPTED], capture_output=True, text=True, timeout=60)
-    assert (result.returncode, result.stdout, result.stderr) == (130, "", "")
+    assert (result.returncode, result.stdout, result.stderr) == (130, "", "ollamactl: error: interrupted\n")
 
 
 def test_a_reader_that_goes_away_is_not_a_traceback():

@@ -22,7 +22,7 @@ import pytest
 from cli_helpers import ok, one_error_line, run
 
 from ollamactl import __version__
-from ollamactl.core import registry
+from ollamactl.core.fleet import Fleet
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -215,7 +215,7 @@ def test_a_concurrency_that_is_not_a_count_is_named_not_a_traceback(config, valu
 def test_a_newer_files_unknown_setting_values_fall_back_to_the_defaults(config):
     config.parent.mkdir(parents=True)
     config.write_text('version = 2\n[settings]\nconcurrency = inf\ntimeout = "fast"\n')
-    reg = registry.load()
+    reg = Fleet().registry()
     assert (reg.setting("concurrency"), reg.setting("timeout")) == (256, 5.0)
 
 

@@ -13,7 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ollamactl.cli.app import app
-from ollamactl.core import generate, health, registry, registry_ops, state
+from ollamactl.core import generate, health, registry
+from ollamactl.core import http as ollama_http
+from ollamactl.core.fleet import Fleet
 from ollamactl.sim import SimModel
 
 
@@ -23,7 +25,7 @@ def invoke(*args, input=None):
 
 def register(*instances, **kwargs):
     """Register simulated instances in order (the first is the first round-robin pick) and probe them."""
-    ids = [registry_ops.add(sim_instance.url, name=f"sim{n}", **kwargs).id
+    ids = [Fleet().add(sim_instance.url, name=f"sim{n}", **kwargs).id
            for n, sim_instance in enumerate(instances, 1)
            ]
     prime()
@@ -32,7 +34,7 @@ def register(*instances, **kwargs):
 
 def prime():
     """Fill the health cache now, so faults set afterwards are met by `run`, not by routing's probe."""
-    health.save(health.check(registry.load().instances, timeout=5.0))
+    health.save(Fleet().store, health.check(Fleet().registry().instances, timeout=5.0))
 
 
 def generates(sim_instance, path="/api/generate"):
@@ -102,7 +104,7 @@ def test_options_are_typed_and_keep_alive_and_format(sim, tmp_path):
 
 
 def test_option_value_typing():
-    from ollamactl.cli.run_embed_cmds import typed_value
+    from ollamactl.cli.request_input import typed_value
 
     assert typed_value("42") == 42 and typed_value("-1") == -1
     assert typed_value("0.25") == 0.25 and typed_value("1e-3") == 0.001
@@ -147,8 +149,8 @@ def test_fails_over_before_output(sim, fault, words):
     assert result.exit_code == 0, result.stderr
     assert len(result.stdout.split()) == 5 and len(generates(b)) == 1
     assert words in result.stderr and f"trying {ids[1]}" in result.stderr
-    assert state.read()["breaker"][ids[0]]["failures"] == 1
-    assert state.read()["breaker"][ids[1]]["failures"] == 0
+    assert Fleet().store.read()["breaker"][ids[0]]["failures"] == 1
+    assert Fleet().store.read()["breaker"][ids[1]]["failures"] == 0
 
 
 def test_model_not_found_fails_over_and_forgets_the_model(sim):
@@ -158,7 +160,7 @@ def test_model_not_found_fails_over_and_forgets_the_model(sim):
     result = invoke("run", "llama3.2", "hi", "--verbose")
     assert result.exit_code == 0, result.stderr
     assert "not found" in result.stderr and len(generates(b)) == 1
-    names = [m["name"] for m in state.read()["health"][ids[0]]["models"]]
+    names = [m["name"] for m in Fleet().store.read()["health"][ids[0]]["models"]]
     assert "llama3.2:latest" not in names and names
 
 
@@ -203,7 +205,7 @@ def test_no_retry_after_output_started(sim, fault):
     assert ids[0] in result.stderr and a.url in result.stderr and "not retried" in result.stderr
     assert "Traceback" not in result.stderr
     assert generates(b) == []  # the other instance got NO generate request
-    assert state.read()["breaker"][ids[0]]["failures"] == 1
+    assert Fleet().store.read()["breaker"][ids[0]]["failures"] == 1
 
 
 def test_error_line_before_any_output_is_retried(sim):
@@ -234,7 +236,7 @@ def test_tries_bounds_the_attempts(sim):
 
 def test_no_eligible_instance_exits_3(sim, monkeypatch):
     a = sim.add(fault="refuse")
-    registry_ops.add(a.url)
+    Fleet().add(a.url)
     monkeypatch.setenv("OLLAMA_HOST", a.url)  # the default instance is refused as well
     result = invoke("run", "llama3.2", "hi")
     assert result.exit_code == 3, result.stderr
@@ -256,8 +258,8 @@ def test_instance_option_skips_selection(sim):
 def test_401_is_not_retried_and_says_so(sim, monkeypatch):
     a, b = sim.add(api_key="right-key"), sim.add()
     monkeypatch.setenv("A_KEY", "right-key")
-    registry_ops.add(a.url, name="a", api_key_env="A_KEY")
-    registry_ops.add(b.url, name="b")
+    Fleet().add(a.url, name="a", api_key_env="A_KEY")
+    Fleet().add(b.url, name="b")
     prime()
     monkeypatch.setenv("A_KEY", "wrong-key-123")
     result = invoke("run", "llama3.2", "hi", "--verbose")
@@ -271,9 +273,9 @@ def test_each_key_goes_only_to_its_own_instance(sim, monkeypatch):
     a, b, c = sim.add(api_key="key-a", fault="busy503"), sim.add(api_key="key-b", fault="busy503"), sim.add()
     monkeypatch.setenv("KEY_A", "key-a")
     monkeypatch.setenv("KEY_B", "key-b")
-    registry_ops.add(a.url, name="a", api_key_env="KEY_A")
-    registry_ops.add(b.url, name="b", api_key_env="KEY_B")
-    registry_ops.add(c.url, name="c")
+    Fleet().add(a.url, name="a", api_key_env="KEY_A")
+    Fleet().add(b.url, name="b", api_key_env="KEY_B")
+    Fleet().add(c.url, name="c")
     prime()
     result = invoke("run", "llama3.2", "hi", "--verbose", "--json")
     assert result.exit_code == 0, result.stderr
@@ -307,7 +309,7 @@ def test_redirects_are_not_followed_and_the_key_stays_home(sim, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         monkeypatch.setenv("R_KEY", "redirect-secret")
-        registry_ops.add(f"127.0.0.1:{server.server_address[1]}", name="redir", api_key_env="R_KEY")
+        Fleet().add(f"127.0.0.1:{server.server_address[1]}", name="redir", api_key_env="R_KEY")
         result = invoke("run", "llama3.2", "hi", "--instance", "redir", "--verbose")
     finally:
         server.shutdown()
@@ -318,11 +320,11 @@ def test_redirects_are_not_followed_and_the_key_stays_home(sim, monkeypatch):
 
 def test_key_never_in_error_words():
     instance = registry.Instance(id="x", name="x", url="http://x:1", api_key="sekrit")
-    error = generate.status_error(400, b'{"error":"bad header Bearer sekrit"}', None, "Bad Request", instance)
+    error = ollama_http.status_error(400, b'{"error":"bad header Bearer sekrit"}', None, "Bad Request", instance)
     assert "sekrit" not in str(error) and "***" in str(error) and not error.retryable
-    assert generate.status_error(404, b"404 page not found", None, "Not Found", instance).retryable is False
-    assert generate.status_error(404, b'{"error":"model \\"m\\" not found"}', None, "", instance).retryable
-    assert generate.status_error(503, b"{}", None, "Service Unavailable", instance).retryable
+    assert ollama_http.status_error(404, b"404 page not found", None, "Not Found", instance).retryable is False
+    assert ollama_http.status_error(404, b'{"error":"model \\"m\\" not found"}', None, "", instance).retryable
+    assert ollama_http.status_error(503, b"{}", None, "Service Unavailable", instance).retryable
 
 
 @pytest.mark.parametrize("raw, usable", [("padded-secret-77\n", True), ("  padded-secret-77 ", True),
@@ -331,7 +333,7 @@ def test_key_never_in_error_words():
 def test_a_key_is_sent_trimmed_or_refused_by_its_source_never_quoted(sim, monkeypatch, raw, usable):
     a = sim.add(api_key="padded-secret-77")
     monkeypatch.setenv("PAD_KEY", raw)
-    registry_ops.add(a.url, name="a", api_key_env="PAD_KEY")
+    Fleet().add(a.url, name="a", api_key_env="PAD_KEY")
     result = invoke("run", "llama3.2", "hi", "--instance", "a", "--verbose")
     assert "padded-secret-77" not in result.stderr + result.stdout
     if usable:  # a key file's newline or stray spaces
@@ -399,10 +401,10 @@ def test_silence_between_lines_is_bounded_by_the_read_timeout(sim):
     a = sim.add(tokens=6, token_rate=2)  # a line every 0.5 s
     shown = []
     started = time.monotonic()
-    with pytest.raises(generate.StreamBroken) as caught:
+    with pytest.raises(ollama_http.StreamBroken) as caught:
         generate.complete([_core_instance(a)], "/api/generate", {"model": "llama3.2", "prompt": "hi"},
                         lambda line, obj: bool(shown.append(obj) or obj.get("response")),
-                        timeouts=generate.Timeouts(read=0.2), feedback=False)
+                        timeouts=ollama_http.Timeouts(read=0.2), feedback=None)
     assert "no new line for 0.2 s" in str(caught.value) and time.monotonic() - started < 3
     assert len(shown) == 1
 
@@ -417,6 +419,6 @@ def test_a_slow_reader_of_our_output_is_not_the_servers_silence(sim):
             time.sleep(0.6)  # stdout blocked by a slow consumer, longer than the read timeout
 
     result = generate.complete([_core_instance(a)], "/api/generate", {"model": "llama3.2", "prompt": "hi"},
-                             lambda line, obj: bool(obj.get("response")), timeouts=generate.Timeouts(read=0.3),
-                             feedback=False, flush=slow_flush)
+                             lambda line, obj: bool(obj.get("response")), timeouts=ollama_http.Timeouts(read=0.3),
+                             feedback=None, flush=slow_flush)
     assert result.final["done"] is True and len(flushes) >= 1

@@ -5,6 +5,7 @@ from collections import Counter
 import pytest
 
 from ollamactl.core import breaker, selection
+from ollamactl.core.fleet import Fleet
 from ollamactl.core.registry import Instance
 
 NOW = 1_000_000.0
@@ -179,15 +180,14 @@ def test_breaker_ejects_after_three_failures_with_growing_then_capped_time():
 
 
 def test_breaker_record_ejects_in_the_state_file_and_screen_honours_it(isolated_env):
-    from ollamactl.core import state
 
     for _ in range(3):
-        breaker.record("a", ok=False, now=NOW)
-    data = state.read()
+        breaker.record(Fleet().store, "a", ok=False, now=NOW)
+    data = Fleet().store.read()
     result = selection.screen([inst("a"), inst("b")], None, None, {"a": healthy(), "b": healthy()},
                               data["breaker"], NOW + 1)
     assert [i.id for i in result.candidates] == ["b"]
-    breaker.record("a", ok=True, latency_ms=40.0, now=NOW + 2)
-    data = state.read()
+    breaker.record(Fleet().store, "a", ok=True, latency_ms=40.0, now=NOW + 2)
+    data = Fleet().store.read()
     assert selection.ejected_until(data["breaker"]["a"], NOW + 3) is None
     assert data["latency"]["a"] == 40.0

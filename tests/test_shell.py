@@ -15,8 +15,8 @@ from cli_helpers import make_runner
 from typer.main import get_command
 
 from ollamactl.cli.app import app
-from ollamactl.cli.export_cmd import SHELLS, completion_script
-from ollamactl.core import registry_ops, state
+from ollamactl.cli.completion_cmd import SHELLS, completion_script
+from ollamactl.core.fleet import Fleet
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "scripts" / "gen_completions.py"
@@ -119,9 +119,9 @@ def bash_complete(shell_bin, *words):
 
 
 def test_bash_completes_instance_ids(shell_bin):
-    registry_ops.add("gpu1")
-    registry_ops.add("gpu2")
-    registry_ops.add("cpu1", name="spare box")
+    Fleet().add("gpu1")
+    Fleet().add("gpu2")
+    Fleet().add("cpu1", name="spare box")
     assert bash_complete(shell_bin, "ollamactl", "update", "gp") == ["gpu1-11434", "gpu2-11434"]
     assert bash_complete(shell_bin, "ollamactl", "update", "spa") == ["spare box"]
 
@@ -133,7 +133,7 @@ def test_bash_completes_model_names_for_pick_from_the_health_cache(shell_bin):
             "models": [{"name": n, "digest": "d", "size": 1} for n in ("llama3.2:latest", "qwen2.5:7b")],
             "loaded": [], "checked_at": time.time()}
 
-    state.update(change)
+    Fleet().store.update(change)
     assert bash_complete(shell_bin, "ollamactl", "pick", "-m", "lla") == ["llama3.2:latest"]
     assert bash_complete(shell_bin, "ollamactl", "export", "--model", "q") == ["qwen2.5:7b"]
 
@@ -146,7 +146,7 @@ def test_bash_completes_commands_and_choices(shell_bin):
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
 def test_zsh_script_completes_on_the_first_tab_when_autoloaded(shell_bin, tmp_path):
-    registry_ops.add("gpu1")
+    Fleet().add("gpu1")
     functions = tmp_path / "site-functions"
     functions.mkdir()
     shutil.copy(ROOT / "completions" / "_ollamactl", functions / "_ollamactl")
@@ -160,7 +160,7 @@ def test_zsh_script_completes_on_the_first_tab_when_autoloaded(shell_bin, tmp_pa
 
 
 def _complete(args, incomplete):
-    from ollamactl.cli.export_cmd import _shell_completion
+    from ollamactl.cli.completion_cmd import _shell_completion
 
     completer = _shell_completion().get_completion_class("bash")(get_command(app), {}, "ollamactl",
                                                                   "_OLLAMACTL_COMPLETE")
@@ -173,13 +173,13 @@ def _takes_instances(param) -> bool:
 
 def test_every_instance_and_model_parameter_completes():
     """Each ID_OR_NAME argument or option completes ids and names, each --model completes models."""
-    registry_ops.add("gpu1", name="box one")
+    Fleet().add("gpu1", name="box one")
 
     def change(data):
         data["health"]["gpu1-11434"] = {"url": "http://gpu1:11434", "healthy": True, "models": [
             {"name": "llama3.2:latest"}], "checked_at": time.time()}
 
-    state.update(change)
+    Fleet().store.update(change)
     _, _, commands = _commands()
     checked = []
     for name, command in commands:
@@ -217,7 +217,7 @@ socket.socket.connect = connect
 
 
 def test_completion_never_touches_the_network(shell_bin, tmp_path, monkeypatch):
-    registry_ops.add("http://127.0.0.1:9", instance_id="nothing-listens")
+    Fleet().add("http://127.0.0.1:9", id="nothing-listens")
     guard = tmp_path / "guard"
     guard.mkdir()
     (guard / "sitecustomize.py").write_text(NO_NETWORK)
@@ -300,4 +300,4 @@ def test_the_wheel_installs_the_completion_scripts(tmp_path):
     for installed, committed in expected.items():
         assert data + installed in names, f"{installed} missing from {wheel.name}"
         assert zipfile.ZipFile(wheel).read(data + installed).decode() == (ROOT / committed).read_text()
-    assert "ollamactl/cli/export_cmd.py" in names and "ollamactl/core/export.py" in names and "ollamactl/sim/server.py" in names
+    assert {"ollamactl/cli/export_cmd.py", "ollamactl/core/export.py", "ollamactl/sim/server.py"} <= set(names)

@@ -1,27 +1,74 @@
-"""The Typer application: global options, error-to-exit-code mapping, and the command modules.
+"""The Typer root: global options, the one exit path for every command, and the composed sub-apps.
 
-Commands live in `ollamactl/commands/`, one module per area; each only parses, calls the core
-and renders. Heavy modules (httpx, rich.live, asyncio) are imported inside the commands.
+Each command module under `ollamactl/cli/` owns a Typer sub-app; this module composes them
+(imports run one way: app -> command modules -> core). Heavy modules (httpx, rich.live, asyncio)
+are imported inside the commands that need them.
 """
 
 from __future__ import annotations
+
+import sys
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
 from ollamactl import __version__
-from ollamactl.cli import export_cmd, health_cmds, pick_cmd, registry_cmds, run_embed_cmds
-from ollamactl.core.errors import OllamactlError, report
+from ollamactl.cli import (
+    completion_cmd,
+    embed_cmd,
+    exits,
+    export_cmd,
+    health_cmds,
+    output,
+    pick_cmd,
+    registry_cmds,
+    run_cmd,
+    simulate_cmd,
+)
 
 
 class OllamactlGroup(TyperGroup):
-    """Turns an OllamactlError from any command into one stderr line and its exit code."""
+    """Every command's outcome goes through `exits`: errors, Ctrl-C and broken pipes (in `invoke`),
+    and usage errors too, as one `ollamactl: error:` line with exit 2 (in `main`)."""
 
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx: Any) -> Any:
+        outcome: list[Any] = []
+        code = exits.guarded(lambda: outcome.append(super(OllamactlGroup, self).invoke(ctx)))
+        if code:
+            raise typer.Exit(code)
+        return outcome[0] if outcome else None
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,  # type: ignore[override]
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        sys.exit(self._checked_main(args, prog_name, complete_var, **extra))
+
+    def _checked_main(self, args: Any, prog_name: Any, complete_var: Any, **extra: Any) -> int:
+        from typer.exceptions import Abort
+
+        try:  # Typer >= 0.20 vendors Click
+            from typer._click import exceptions as click
+        except ImportError:  # pragma: no cover - older Typer on Click
+            from click import exceptions as click  # type: ignore[no-redef]
+
         try:
-            return super().invoke(ctx)
-        except OllamactlError as error:
-            raise typer.Exit(report(error)) from None
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.NoArgsIsHelpError as usage:
+            usage.show()
+            return usage.exit_code
+        except click.UsageError as usage:
+            where = usage.ctx.command_path if usage.ctx is not None else "ollamactl"
+            output.error(f"{usage.format_message().rstrip('.')} (see `{where} --help`)")
+            return usage.exit_code
+        except click.ClickException as problem:
+            output.error(problem.format_message())
+            return problem.exit_code
+        except Abort:  # end of input at a prompt
+            output.error("the input ended before an answer was given")
+            return 1
+        return result if isinstance(result, int) else 0
 
 
 app = typer.Typer(
@@ -55,5 +102,5 @@ def main(
 
 
 # Each command module owns its sub-app; the root composes them. The order here is the order of `--help`.
-for _module in (registry_cmds, health_cmds, pick_cmd, run_embed_cmds, export_cmd):
+for _module in (registry_cmds, health_cmds, pick_cmd, run_cmd, embed_cmd, completion_cmd, export_cmd, simulate_cmd):
     app.add_typer(_module.app)

@@ -1,29 +1,30 @@
-"""Helpers shared by command modules: shell completion of instance and model names."""
+"""Shell completion of instance ids/names and model names: local files only, never the network,
+and never an error (a broken registry completes nothing)."""
 
 from __future__ import annotations
 
 
 def complete_instance(incomplete: str) -> list[str]:
-    """Ids and names from the local registry (never the network), for shell completion."""
-    from ollamactl.core import registry
+    """Ids and names from the local registry, for shell completion."""
+    from ollamactl.core.fleet import Fleet
 
     try:
-        reg = registry.load()
+        instances = Fleet().instances()
     except Exception:  # completion must never fail loudly
         return []
     refs: list[str] = []
-    for instance in reg.instances:
+    for instance in instances:
         refs.extend(dict.fromkeys((instance.id, instance.name)))
     return [ref for ref in refs if ref.startswith(incomplete)]
 
 
 def complete_model(incomplete: str) -> list[str]:
-    """Model names from the health cache (never the network), for shell completion."""
-    from ollamactl.core import state
+    """Model names from the health cache, for shell completion."""
+    from ollamactl.core.fleet import Fleet
 
     try:
-        entries = state.read()["health"].values()
-    except Exception:
+        entries = Fleet().store.read()["health"].values()
+        names = sorted({m["name"] for entry in entries for m in entry.get("models") or () if m.get("name")})
+    except Exception:  # completion must never fail loudly
         return []
-    names = sorted({m["name"] for entry in entries for m in entry.get("models") or () if m.get("name")})
     return [name for name in names if name.startswith(incomplete)]

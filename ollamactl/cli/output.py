@@ -1,4 +1,11 @@
-"""Output: the only module that imports rich. Tables for people, JSON for scripts."""
+"""Everything ollamactl shows a person: the only module that imports rich, the one sanitiser for
+untrusted text, and the one channel for messages, warnings and errors on stderr.
+
+Data goes to stdout (tables for people, JSON for scripts); every message goes to stderr through
+`say`, `warn` or `error`. Text that came from a server, the registry file or the user is passed
+through `clean` before it reaches a terminal: control characters and escape sequences are made
+visible, and rich tables receive `Text` objects, so markup in a name is shown, never interpreted.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,52 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+PREFIX = "ollamactl"
+MAX_CELL = 200  # characters of one untrusted value shown in a table cell or a message
+_VISIBLE = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\x1b": "\\x1b", "\x07": "\\a"}
+
+
+def clean(text: Any, limit: int | None = MAX_CELL) -> str:
+    """`text` made safe for a terminal: control characters (C0, DEL, C1, bidi overrides) shown as escapes,
+    then cut to `limit` characters with an ellipsis. Markup is left as text: rich receives `Text`."""
+    text = str(text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else _visible(ch) for ch in text)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def _visible(ch: str) -> str:
+    code = ord(ch)
+    return _VISIBLE.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def _write(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed: nothing else can be said
+        pass
+
+
+def say(text: str) -> None:
+    """A line for the person running the command (progress, --verbose), on stderr."""
+    _write(f"{PREFIX}: {clean(text, None)}")
+
+
+def message(text: str) -> None:
+    """A plain human-facing line on stderr without the program prefix (tables' footers, explanations)."""
+    _write(clean(text, None))
+
+
+def warn(text: str) -> None:
+    _write(f"{PREFIX}: warning: {clean(text, None)}")
+
+
+def error(text: str) -> None:
+    _write(f"{PREFIX}: error: {clean(text, None)}")
+
 
 def console(stderr: bool = False):  # type: ignore[no-untyped-def]
     from rich.console import Console
@@ -14,7 +67,18 @@ def console(stderr: bool = False):  # type: ignore[no-untyped-def]
     stream = sys.stderr if stderr else sys.stdout
     # Off a terminal rich would wrap at 80 columns; keep rows whole for grep and less.
     width = None if stream.isatty() else 250
-    return Console(file=stream, width=width, soft_wrap=False, highlight=False)
+    return Console(file=stream, width=width, soft_wrap=False, highlight=False, markup=False, emoji=False)
+
+
+def text(value: Any, style: str | None = None, limit: int | None = MAX_CELL):  # type: ignore[no-untyped-def]
+    """An untrusted value as a rich Text cell: cleaned, never parsed as markup."""
+    from rich.text import Text
+
+    if value is None:
+        return Text("")
+    if isinstance(value, Text):
+        return value
+    return Text(clean(value, limit), style=style or "")
 
 
 def print_json(data: Any) -> None:
@@ -22,14 +86,18 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+def grid(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None):  # type: ignore[no-untyped-def]
+    """A borderless rich table whose every cell is an untrusted value made safe by `text`."""
     from rich.table import Table
 
-    grid = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
+    table = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
     for row in rows:
-        grid.add_row(*("" if cell is None else str(cell) if not hasattr(cell, "__rich__") else cell
-                       for cell in row))
-    console().print(grid)
+        table.add_row(*(text(cell) for cell in row))
+    return table
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    console().print(grid(columns, rows, title))
 
 
 def instances(items: Sequence[Any]) -> None:
@@ -39,25 +107,32 @@ def instances(items: Sequence[Any]) -> None:
     )
 
 
-def message(text: str) -> None:
-    """A human-facing line on stderr (data stays alone on stdout)."""
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
-
-
 class ProgressBar:
     """A transient progress bar on stderr: `update(done)`, then `stop()`."""
 
     def __init__(self, label: str, total: int | None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        self._bar = Progress(TextColumn(clean(label)), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                              console=console(stderr=True), transient=True)
         self._bar.start()
-        self._task = self._bar.add_task(label, total=total)
+        self._task = self._bar.add_task(clean(label), total=total)
 
     def update(self, done: int) -> None:
         self._bar.update(self._task, completed=done)
 
     def stop(self) -> None:
         self._bar.stop()
+
+
+def show(renderable: Any) -> None:
+    """Print a table (or any rich renderable built here) on stdout."""
+    console().print(renderable)
+    sys.stdout.flush()
+
+
+def live(renderable: Any):  # type: ignore[no-untyped-def]
+    """A live view on stdout that is redrawn in place: `with live(table) as view: view.update(new, refresh=True)`."""
+    from rich.live import Live
+
+    return Live(renderable, console=console(), auto_refresh=False, redirect_stdout=False, redirect_stderr=False)

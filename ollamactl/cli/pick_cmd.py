@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from ollamactl.cli.completers import complete_model
-from ollamactl.cli.pick_fast import FORMATS, execute
+from ollamactl.cli.pick_exec import FORMATS, execute
 from ollamactl.core.routing import Request
 from ollamactl.core.selection import STRATEGIES
 

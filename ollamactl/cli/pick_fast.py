@@ -1,87 +1,71 @@
-"""`ollamactl pick`: output formats, `--explain`, and its stdlib-only fast parser.
+"""`ollamactl pick`'s fast parser: the handful of flags `pick` takes, without Typer or argparse.
 
-Shell loops call `pick` many times, so the entry point routes `ollamactl pick ...` here without
-importing Typer (and its pydantic). `ollamactl pick --help` and shell completion still go through
-the Typer command in commands/routing_cmds.py, which calls the same `execute`.
+Shell loops call `pick` many times, so the entry point routes `ollamactl pick ...` here. The
+options and their meaning are those of the Typer command in cli/pick_cmd.py (`pick --help` and
+shell completion go there); a parity test keeps the two in step. Usage errors are one
+`ollamactl: error: ...` line and exit 2, like every other command's.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+from ollamactl.cli.pick_exec import execute
+from ollamactl.core.errors import UsageError
+from ollamactl.core.routing import Request
 
-from ollamactl.core.errors import ExitCode, OllamactlError, UsageError, report
-from ollamactl.core.routing import Decision, Request, select
-
-FORMATS = ("url", "env", "openai", "json")
-
-
-def render_pick(instance, fmt: str) -> str:
-    if fmt == "url":
-        return instance.url
-    if fmt == "env":
-        return f"OLLAMA_HOST={instance.url}"
-    if fmt == "openai":
-        return f"{instance.url}/v1"
-    return json.dumps({"id": instance.id, "name": instance.name, "url": instance.url, "type": instance.type,
-                       "weight": instance.weight, "openai_url": f"{instance.url}/v1"})
+# option spelling -> (field, takes a value)
+_OPTIONS = {
+    "-m": ("model", True), "--model": ("model", True),
+    "-t": ("request_type", True), "--type": ("request_type", True),
+    "-s": ("strategy", True), "--strategy": ("strategy", True),
+    "--key": ("key", True),
+    "-n": ("count", True), "--count": ("count", True),
+    "-f": ("fmt", True), "--format": ("fmt", True),
+    "--strict": ("strict", False), "--explain": ("explain", False), "--refresh": ("refresh", False),
+}
+_SEE_HELP = "see `ollamactl pick --help`"
 
 
-def explain(decision: Decision) -> None:
-    width = max((len(i.id) for i in decision.instances), default=0)
-    for instance in decision.instances:
-        reason = decision.reasons.get(instance.id, "not considered")
-        sys.stderr.write(f"{instance.id:<{width}}  {instance.url}  {reason}\n")
-
-
-def execute(request: Request, fmt: str = "url", show_reasons: bool = False) -> int:
-    """Run a pick and print it; returns the exit code. Used by both parsers."""
+def parse(argv: list[str]) -> tuple[Request, str, bool]:
+    values: dict[str, object] = {"fmt": "url", "count": "1"}
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        index += 1
+        name, value = word, None
+        if word.startswith("--") and "=" in word:
+            name, value = word.split("=", 1)
+        elif word.startswith("-") and not word.startswith("--") and len(word) > 2:
+            name, value = word[:2], word[2:]  # -mllama3.2, as click accepts
+        if name not in _OPTIONS:
+            if word.startswith("-"):
+                raise UsageError(f"no such option: {word}", _SEE_HELP)
+            raise UsageError(f"unexpected argument {word!r}: pick takes options only", _SEE_HELP)
+        field, takes_value = _OPTIONS[name]
+        if not takes_value:
+            if value is not None:
+                raise UsageError(f"option {name} does not take a value", _SEE_HELP)
+            values[field] = True
+            continue
+        if value is None:
+            if index >= len(argv):
+                raise UsageError(f"option {name} requires an argument", _SEE_HELP)
+            value = argv[index]
+            index += 1
+        values[field] = value
+    count = str(values["count"])
     try:
-        if fmt not in FORMATS:
-            raise UsageError(f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
-        try:
-            decision = select(request)
-        except OllamactlError as error:
-            if show_reasons and error.hint:
-                sys.stderr.write(error.hint.replace("; ", "\n") + "\n")
-            raise
-        if show_reasons:
-            explain(decision)
-        sys.stdout.write("".join(render_pick(i, fmt) + "\n" for i in decision.picks))
-        sys.stdout.flush()
-        return 0
-    except OllamactlError as error:
-        return report(error)
-    except KeyboardInterrupt:  # Ctrl-C during a probe: the documented code, not a traceback
-        return int(ExitCode.INTERRUPTED)
-    except BrokenPipeError:  # `ollamactl pick -n 100 | head -1`: the reader left, nothing to say
-        import contextlib
-        import os
-
-        with contextlib.suppress(OSError):  # io.UnsupportedOperation too: stdout may have no fd
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return int(ExitCode.FAILED)
-
-
-def parse(argv: list[str]):  # type: ignore[no-untyped-def]
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="ollamactl pick", add_help=False, allow_abbrev=False)  # as Typer
-    parser.add_argument("-m", "--model")
-    parser.add_argument("-t", "--type", dest="request_type")
-    parser.add_argument("-s", "--strategy")
-    parser.add_argument("--key")
-    parser.add_argument("-n", "--count", type=int, default=1)
-    parser.add_argument("--format", "-f", dest="fmt", default="url")
-    parser.add_argument("--strict", action="store_true")
-    parser.add_argument("--explain", action="store_true")
-    parser.add_argument("--refresh", action="store_true")
-    args = parser.parse_args(argv)
-    request = Request(request_type=args.request_type, model=args.model, strategy=args.strategy, key=args.key,
-                      count=args.count, strict=args.strict, refresh=args.refresh)
-    return request, args.fmt, args.explain
+        number = int(count)
+    except ValueError:
+        raise UsageError(f"-n/--count: {count!r} is not a whole number", _SEE_HELP) from None
+    request = Request(request_type=values.get("request_type"), model=values.get("model"),  # type: ignore[arg-type]
+                      strategy=values.get("strategy"), key=values.get("key"), count=number,  # type: ignore[arg-type]
+                      strict=bool(values.get("strict")), refresh=bool(values.get("refresh")))
+    return request, str(values["fmt"]), bool(values.get("explain"))
 
 
 def main(argv: list[str]) -> int:
-    request, fmt, show_reasons = parse(argv)
-    return execute(request, fmt, show_reasons)
+    from ollamactl.cli import exits
+
+    parsed: list[tuple[Request, str, bool]] = []
+    code = exits.guarded(lambda: parsed.append(parse(argv)))
+    return code if not parsed else execute(*parsed[0])

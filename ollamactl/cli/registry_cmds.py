@@ -8,7 +8,7 @@ import typer
 
 from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance
-from ollamactl.core import paths, registry, registry_ops
+from ollamactl.cli.context import fleet
 from ollamactl.core.errors import UsageError
 
 app = typer.Typer()  # this module's commands; cli.app composes them
@@ -55,8 +55,8 @@ def add(
     if api_key_env and api_key_stdin:
         raise UsageError("--api-key-env and --api-key-stdin conflict", "choose one way to give the key")
     key = read_api_key(name or url) if api_key_stdin else None
-    instance = registry_ops.add(url, name=name, instance_id=instance_id, kind=kind, weight=weight,
-                          enabled=not disabled, api_key_env=api_key_env, api_key=key)
+    instance = fleet().add(url, name=name, id=instance_id, type=kind, weight=weight, enabled=not disabled,
+                           api_key_env=api_key_env, api_key=key)
     typer.echo(instance.id)
 
 
@@ -66,15 +66,16 @@ def list_instances(json_output: bool = typer.Option(False, "--json", help="Print
 
     Example: ollamactl list --json | jq -r '.[].url'
     """
-    reg = registry.load()
-    if not reg.instances:
-        default = registry.default_instance()
-        output.message(f"no instances registered; commands will use the default instance {default.url}"
-                       " (from OLLAMA_HOST, else 127.0.0.1:11434). Add one with `ollamactl add URL`.")
+    current = fleet()
+    instances = current.instances()
+    if not instances:
+        output.message(f"no instances registered; commands will use the default instance"
+                       f" {current.default_instance.url} (from OLLAMA_HOST, else 127.0.0.1:11434)."
+                       " Add one with `ollamactl add URL`.")
     if json_output:
-        output.print_json([i.public() for i in reg.instances])
+        output.print_json([i.public() for i in instances])
     else:
-        output.instances(reg.instances)
+        output.instances(instances)
 
 
 @app.command()
@@ -101,22 +102,22 @@ def update(
                                        ("--api-key-stdin", api_key_stdin), ("--no-api-key", no_api_key)) if on]
     if len(key_flags) > 1:
         raise UsageError(f"{' and '.join(key_flags)} conflict", "give one of them")
-    changes = registry_ops.Changes()
-    for field, value in (("url", url), ("name", name), ("type", kind), ("weight", weight)):
-        if value is not None:
-            setattr(changes, field, value)
+    changes: dict[str, object] = {field: value for field, value in
+                                  (("url", url), ("name", name), ("type", kind), ("weight", weight))
+                                  if value is not None}
     if enable or disable:
-        changes.enabled = enable
+        changes["enabled"] = enable
     if api_key_env is not None:
-        changes.api_key_env = api_key_env
+        changes["api_key_env"] = api_key_env
     elif no_api_key:
-        changes.api_key_env = None
-    if not any(getattr(changes, f) is not registry_ops.UNSET for f in vars(changes)) and not api_key_stdin:
+        changes["api_key_env"] = None
+    if not changes and not api_key_stdin:
         raise UsageError(f"nothing to change for {ref!r}", "give at least one option, see `ollamactl update --help`")
+    current = fleet()
     if api_key_stdin:
-        registry.load().find(ref)  # fail on an unknown instance before asking for a key
-        changes.api_key = read_api_key(ref)
-    instance = registry_ops.update(ref, changes)
+        current.find(ref)  # fail on an unknown instance before asking for a key
+        changes["api_key"] = read_api_key(ref)
+    instance = current.update(ref, **changes)
     output.message(f"updated {instance.id}")
 
 
@@ -126,7 +127,7 @@ def enable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME", autocompl
 
     Example: ollamactl enable gpu1-11434 gpu2-11434
     """
-    for instance in registry_ops.set_enabled(refs, True):
+    for instance in fleet().enable(*refs):
         output.message(f"enabled {instance.id}")
 
 
@@ -136,7 +137,7 @@ def disable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME", autocomp
 
     Example: ollamactl disable gpu2-11434
     """
-    for instance in registry_ops.set_enabled(refs, False):
+    for instance in fleet().disable(*refs):
         output.message(f"disabled {instance.id}")
 
 
@@ -149,7 +150,8 @@ def remove(
 
     Example: ollamactl remove gpu2-11434 --yes
     """
-    reg = registry.load()
+    current = fleet()
+    reg = current.registry()
     targets = [reg.find(ref) for ref in refs]
     if not yes:
         if not sys.stdin.isatty():
@@ -158,7 +160,7 @@ def remove(
         if not typer.confirm(f"Remove {listing}?", default=False, err=True):
             output.message("nothing removed")
             raise typer.Exit(1)
-    for instance in registry_ops.remove([i.id for i in targets]):
+    for instance in current.remove(*(i.id for i in targets)):
         output.message(f"removed {instance.id}")
 
 
@@ -168,11 +170,14 @@ def show_paths(json_output: bool = typer.Option(False, "--json", help="Print a J
 
     Example: ollamactl paths --json
     """
+    current = fleet()
+    where = current.locations
     locations = {
-        "registry": str(paths.registry_file()),
-        "registry_target": str(paths.registry_target()),
-        "backup": str(paths.backup_file()),
-        "state": str(paths.state_file()),
+        "registry": str(where.registry),
+        "registry_target": str(where.registry_target),
+        "backup": str(where.backup),
+        "state": str(where.state_file),
+        "store": current.store.description,
     }
     if json_output:
         output.print_json(locations)

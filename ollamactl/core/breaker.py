@@ -2,13 +2,22 @@
 
 Three consecutive failures eject an instance for 30 s x the number of times it has been ejected
 (capped at 5 minutes); a success closes the breaker again. The rules are pure functions on one
-instance's entry; `record` applies them to the state file under its lock.
+instance's entry; `record` applies them through the state store, `Feedback` is what run/embed call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ollamactl.core.errors import OllamactlError
+from ollamactl.core.http import BadRequest, ModelNotFound, OllamaError
+from ollamactl.model_names import normalise_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.registry import Instance
+    from ollamactl.core.store import Store
 
 FAILURE_THRESHOLD = 3
 EJECT_BASE_S = 30.0
@@ -34,10 +43,9 @@ def moving_average(previous: float | None, sample: float) -> float:
     return sample if previous is None else previous + LATENCY_WEIGHT * (sample - previous)
 
 
-def record(instance_id: str, ok: bool, latency_ms: float | None = None, now: float | None = None) -> None:
-    """Record one request's outcome for `instance_id` in the state file."""
-    from ollamactl.core import state
-
+def record(store: Store, instance_id: str, ok: bool, latency_ms: float | None = None,
+           now: float | None = None) -> None:
+    """Record one request's outcome for `instance_id` in the store."""
     moment = time.time() if now is None else now
 
     def change(data: dict[str, Any]) -> None:
@@ -47,14 +55,11 @@ def record(instance_id: str, ok: bool, latency_ms: float | None = None, now: flo
         if ok and latency_ms is not None:
             data["latency"][instance_id] = moving_average(data["latency"].get(instance_id), latency_ms)
 
-    state.update(change)
+    store.update(change)
 
 
-def forget_model(instance_id: str, model: str) -> None:
+def forget_model(store: Store, instance_id: str, model: str) -> None:
     """An instance answered 404 for `model`: drop it from that instance's cached model list."""
-    from ollamactl.core import state
-    from ollamactl.core.selection import normalise_model
-
     wanted = normalise_model(model)
 
     def change(data: dict[str, Any]) -> None:
@@ -62,4 +67,34 @@ def forget_model(instance_id: str, model: str) -> None:
         if entry and entry.get("models"):
             entry["models"] = [m for m in entry["models"] if normalise_model(m.get("name", "")) != wanted]
 
-    state.update(change)
+    store.update(change)
+
+
+class Feedback:
+    """Passive health from `run` and `embed`: each call's outcome goes to the store.
+
+    The request's own faults (a 400, a model the instance lacks) do not count against the server;
+    a model it lacks is forgotten from its cache entry. Feedback never fails a request: the store
+    is a cache.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def success(self, instance_id: str, latency_ms: float | None = None) -> None:
+        self._record(instance_id, True, latency_ms)
+
+    def failure(self, instance: Instance, error: OllamaError, model: str | None) -> None:
+        if isinstance(error, ModelNotFound):
+            if model:
+                with contextlib.suppress(OllamactlError):
+                    forget_model(self.store, instance.id, model)
+            self._record(instance.id, True)  # it answered correctly; it just lacks the model
+        elif isinstance(error, BadRequest):
+            self._record(instance.id, True)
+        else:
+            self._record(instance.id, False)
+
+    def _record(self, instance_id: str, ok: bool, latency_ms: float | None = None) -> None:
+        with contextlib.suppress(OllamactlError):
+            record(self.store, instance_id, ok, latency_ms=latency_ms)

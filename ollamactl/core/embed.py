@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ollamactl.core.generate import (
+from ollamactl.core.generate import Log
+from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
     AllFailed,
-    Log,
     NotOllama,
     OllamaError,
     RouteMissing,
@@ -28,8 +28,6 @@ from ollamactl.core.generate import (
     headers_for,
     label,
     network_error,
-    record,
-    record_failure,
     seconds,
     status_error,
 )
@@ -39,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     import httpx
 
+    from ollamactl.core.breaker import Feedback
     from ollamactl.core.registry import Instance
 
 HEDGE_MIN_S = 1.0  # an embedding batch running this long (and 4x the usual) may be duplicated elsewhere
@@ -52,7 +51,7 @@ def make_client(timeouts: Timeouts, instances: Sequence[Instance] = (), connecti
 
 def model_digests(candidates: Sequence[Instance], health: dict[str, dict], model: str) -> dict[str, str]:
     """{instance id: digest} of `model` per the cached health entries (instances without one are left out)."""
-    from ollamactl.core.selection import normalise_model
+    from ollamactl.model_names import normalise_model
 
     wanted = normalise_model(model)
     digests = {}
@@ -70,7 +69,6 @@ class EmbedSummary:
     per_instance: dict[str, int] = field(default_factory=dict)  # batches served by each instance id
     failures: list[tuple[str, str]] = field(default_factory=list)  # (instance id, reason)
     hedged: int = 0
-    legacy: list[str] = field(default_factory=list)
 
 
 class _Batch:
@@ -101,7 +99,7 @@ class Embedder:
 
     def __init__(self, instances: Sequence[Instance], model: str, batches: Iterable[list[str]], write: Write, *,
                  timeouts: Timeouts, per_instance: int = 2, log: Log | None = None,
-                 progress: Callable[[int], None] | None = None, feedback: bool = True):
+                 progress: Callable[[int], None] | None = None, feedback: Feedback | None = None):
         if not instances:
             raise ValueError("no instances")
         self.instances = list(instances)
@@ -257,11 +255,10 @@ class Embedder:
                 await asyncio.gather(*workers, return_exceptions=True)
         if self.error is not None:
             raise self.error
-        if self.feedback:
+        if self.feedback is not None:
             for instance_id, ok in self.last_ok.items():
                 if ok:
-                    record(instance_id, True, self.latency.get(instance_id))
-        self.summary.legacy = sorted(self.legacy)
+                    self.feedback.success(instance_id, self.latency.get(instance_id))
         return self.summary
 
     async def _work(self, instance: Instance) -> None:
@@ -330,8 +327,8 @@ class Embedder:
         iid = instance.id
         self.last_ok[iid] = False
         self.summary.failures.append((iid, error.reason))
-        if self.feedback:
-            record_failure(instance, error, self.model)
+        if self.feedback is not None:
+            self.feedback.failure(instance, error, self.model)
         if batch.done:
             return
         batch.failed_on[iid] = error

@@ -35,16 +35,17 @@ JSON lists every instance (disabled ones too: see "enabled"); --type and --model
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ollamactl.core.errors import NoInstanceError
+from ollamactl.core.errors import NoInstanceError, UsageError
 from ollamactl.core.registry import Instance
-from ollamactl.core.selection import normalise_model
+from ollamactl.core.selection import REQUEST_TYPES
+from ollamactl.core.timefmt import iso_utc
+from ollamactl.model_names import normalise_model
 
 FORMATS = ("litellm", "nginx", "haproxy", "json")
 JSON_SCHEMA = 1
@@ -93,6 +94,12 @@ def export(fmt: str, instances: Sequence[Instance], health: dict[str, Any], opti
     Raises NothingToExport (a NoInstanceError, exit 3) when nothing is left to export, except for
     JSON, which may be empty.
     """
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", f"choose one of: {', '.join(FORMATS)}")
+    if options.request_type is not None and options.request_type not in REQUEST_TYPES:
+        raise UsageError(f"unknown type {options.request_type!r}", f"choose one of: {', '.join(REQUEST_TYPES)}")
+    if options.model is not None and not options.model.strip():
+        raise UsageError("--model is empty", "give a model name such as llama3.2")
     writers = {"litellm": litellm, "nginx": nginx, "haproxy": haproxy, "json": as_json}
     return writers[fmt](instances, health, options)
 
@@ -489,16 +496,6 @@ def haproxy(instances: Sequence[Instance], health: dict[str, Any], options: Opti
 # JSON
 
 
-def _iso(epoch: Any) -> str | None:
-    if not isinstance(epoch, (int, float)) or isinstance(epoch, bool):
-        return None
-    try:
-        stamp = dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _health_json(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     if entry is None:
         return None
@@ -513,7 +510,7 @@ def _health_json(entry: dict[str, Any] | None) -> dict[str, Any] | None:
         "version": entry.get("version"),
         "models": models,
         "loaded": list(loaded) if isinstance(loaded, list) else None,
-        "checked_at": _iso(entry.get("checked_at")),
+        "checked_at": iso_utc(entry.get("checked_at")),
     }
 
 

@@ -26,233 +26,85 @@ Nothing here prints: text goes to the callbacks and writers the caller passes.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ollamactl.core.errors import OllamactlError
+from ollamactl.core.http import (
+    ERROR_BODY_LIMIT,
+    AllFailed,
+    ConnectFailed,
+    NotOllama,
+    OllamaError,
+    ServerError,
+    StreamBroken,
+    Timeout,
+    Timeouts,
+    client_options,
+    headers_for,
+    label,
+    network_error,
+    seconds,
+    short,
+    status_error,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
-
     import httpx
 
-    from ollamactl.core.registry import Instance, Registry
+    from ollamactl.core.breaker import Feedback
+    from ollamactl.core.registry import Instance
 
-DEFAULT_READ_TIMEOUT = 120.0  # seconds allowed between two NDJSON lines once a stream has begun
-ERROR_BODY_LIMIT = 64 * 1024
 _NEVER = float("inf")
-_HEADER_SAFE = re.compile(r"[\x20-\x7e]+")  # what a header value may hold (after stripping)
 
 Log = Callable[[str], None]
 Emit = Callable[[bytes, dict], bool]  # (raw line, parsed object) -> True once it showed something
 Flush = Callable[[], None]
 
-
 @dataclass(frozen=True)
-class Timeouts:
-    connect: float = 3.0
-    first_byte: float = 600.0
-    read: float = DEFAULT_READ_TIMEOUT
+class GenerateRequest:
+    """One generate or chat call, as typed values; `path` and `body()` are its wire form."""
 
-    @classmethod
-    def from_settings(cls, reg: Registry, connect: float | None = None, first_byte: float | None = None,
-                      read: float | None = None) -> Timeouts:
-        return cls(
-            connect=connect if connect is not None else float(reg.setting("connect_timeout")),
-            first_byte=first_byte if first_byte is not None else float(reg.setting("first_byte_timeout")),
-            read=read if read is not None else DEFAULT_READ_TIMEOUT,
-        )
+    model: str
+    prompt: str
+    chat: bool = False
+    system: str | None = None
+    stream: bool = True
+    format: Any = None  # "json" or a JSON-schema object
+    options: dict[str, Any] | None = None
+    keep_alive: Any = None  # a duration string or seconds
+    think: bool | None = None
 
+    @property
+    def path(self) -> str:
+        return "/api/chat" if self.chat else "/api/generate"
 
-def label(instance: Instance) -> str:
-    return f"{instance.id} ({instance.url})"
-
-
-def seconds(value: float) -> str:
-    text = f"{value:.1f}"
-    return text if float(text) == value else f"{value:g}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors
-
-
-class OllamaError(OllamactlError):
-    """A failed call to one instance; `reason` is the words without the instance's name."""
-
-    retryable = False
-
-    def __init__(self, reason: str, instance: Instance | None = None, status: int | None = None,
-                 hint: str | None = None):
-        key = instance.resolve_api_key() if instance is not None else None
-        if key:
-            for form in {key, key.strip()} - {""}:
-                reason = reason.replace(form, "***")
-        self.reason = reason
-        self.instance = instance
-        self.status = status
-        super().__init__(f"{label(instance)}: {reason}" if instance is not None else reason, hint)
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model}
+        if self.chat:
+            messages = [{"role": "system", "content": self.system}] if self.system is not None else []
+            body["messages"] = messages + [{"role": "user", "content": self.prompt}]
+        else:
+            body["prompt"] = self.prompt
+            if self.system is not None:
+                body["system"] = self.system
+        body["stream"] = self.stream
+        optional = {"format": self.format, "options": self.options or None, "keep_alive": self.keep_alive,
+                    "think": self.think}
+        body.update((key, value) for key, value in optional.items() if value is not None)
+        return body
 
 
-class ConnectFailed(OllamaError):
-    """No connection, or it broke before an answer arrived."""
-
-    retryable = True
-
-
-class Timeout(OllamaError):
-    retryable = True
-
-
-class ServerError(OllamaError):
-    """HTTP 5xx, an error line or a truncated stream before any output."""
-
-    retryable = True
-
-
-class ServerBusy(ServerError):
-    """HTTP 503: the server's queue is full."""
-
-
-class ModelNotFound(OllamaError):
-    """HTTP 404 with a JSON "... not found" error: this instance lacks the model."""
-
-    retryable = True
-
-
-class Unauthorized(OllamaError):
-    pass
-
-
-class BadRequest(OllamaError):
-    """HTTP 400 or another 4xx: the request is wrong; another instance would say the same."""
-
-
-class RouteMissing(OllamaError):
-    """A plain-text 404: the path does not exist on that server (old Ollama, or not Ollama)."""
-
-
-class Redirected(OllamaError):
-    pass
-
-
-class NotOllama(OllamaError):
-    """The answer is not what Ollama sends."""
-
-
-class StreamBroken(OllamaError):
-    """A stream failed after output had reached the user: never retried."""
-
-
-class AllFailed(OllamaError):
-    """Every attempt failed; `attempts` holds (instance, error) in order."""
-
-    def __init__(self, attempts: list[tuple[Instance, OllamaError]], what: str = "every attempt failed"):
-        self.attempts = attempts
-        listing = "; ".join(str(error) for _, error in attempts)
-        super().__init__(f"{what}: {listing}")
-
-
-def status_error(status: int, content: bytes, location: str | None, reason_phrase: str,
-                 instance: Instance) -> OllamaError:
-    """The error class and words for a non-200 answer (`content`: the body, maybe cut short)."""
-    message = _error_message(content)
-    if 300 <= status < 400:
-        where = f" to {location}" if location else ""
-        return Redirected(f"HTTP {status}: redirected{where} (redirects are not followed)", instance, status,
-                          "register the final URL instead")
-    if status == 401:
-        return Unauthorized("HTTP 401: unauthorized (check the API key)", instance, status)
-    if status == 404:
-        if message is None:
-            return RouteMissing("HTTP 404: no such API path (not an Ollama server, or too old?)", instance, status)
-        if "not found" in message.lower():
-            return ModelNotFound(f"HTTP 404: {message}", instance, status)
-        return BadRequest(f"HTTP 404: {message}", instance, status)
-    words = message or (reason_phrase.lower() if reason_phrase else "no message")
-    if status == 503:
-        return ServerBusy(f"HTTP 503: {words}", instance, status)
-    if status >= 500:
-        return ServerError(f"HTTP {status}: {words}", instance, status)
-    return BadRequest(f"HTTP {status}: {words}", instance, status)
-
-
-def _error_message(content: bytes) -> str | None:
-    try:
-        data = json.loads(content)
-    except ValueError:
-        return None
-    if isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"].strip():
-        return _short(data["error"])
-    return None
-
-
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def network_error(exc: BaseException, instance: Instance, timeouts: Timeouts) -> OllamaError:
-    """An httpx exception in words, as the right class."""
-    import httpx
-
-    if isinstance(exc, httpx.ConnectTimeout):
-        return ConnectFailed(f"connect timed out after {seconds(timeouts.connect)} s", instance)
-    if isinstance(exc, httpx.TimeoutException):
-        return Timeout("timed out", instance)
-    if isinstance(exc, httpx.RemoteProtocolError):
-        text = str(exc).lower()
-        if "disconnect" in text or "peer closed" in text or "without sending" in text:
-            return ConnectFailed("the server closed the connection without a complete answer", instance)
-        return NotOllama("not an Ollama server (the answer is not valid HTTP)", instance)
-    if isinstance(exc, httpx.DecodingError):
-        return NotOllama("not an Ollama server (the answer cannot be decoded)", instance)
-    if isinstance(exc, (httpx.TransportError, OSError)):
-        from ollamactl.core.health import describe
-
-        return ConnectFailed(describe(exc, instance.url, timeouts.connect), instance)
-    return OllamaError(f"request failed: {_short(str(exc)) or type(exc).__name__}", instance)
-
-
-# ---------------------------------------------------------------------------------------------
-# Plumbing
-
-
-def headers_for(instance: Instance) -> dict[str, str]:
-    """Request headers for `instance`: its own key, and only its own.
-
-    Surrounding whitespace (a key file's newline) is dropped. A key an HTTP header cannot carry is
-    refused here, in words that name where it came from: httpx's own error would quote the key.
-    """
-    headers = {"Content-Type": "application/json"}
-    key = (instance.resolve_api_key() or "").strip()
-    if key:
-        if not _HEADER_SAFE.fullmatch(key):
-            source = f"${instance.api_key_env}" if instance.api_key_env else "the registry"
-            raise BadRequest(f"the API key from {source} cannot be sent: it holds a line break, a control or a"
-                             " non-ASCII character", instance, hint="set the key again without it")
-        headers["Authorization"] = f"Bearer {key}"
-    return headers
-
-
-def client_options(timeouts: Timeouts, instances: Sequence[Instance], connections: int) -> dict[str, Any]:
-    import httpx
-
-    from ollamactl import __version__
-
-    return dict(
-        trust_env=False,  # loopback instances must never go through HTTP_PROXY
-        follow_redirects=False,  # a key is sent only to its own instance
-        # Building a TLS context costs ~15 ms of start-up: only when some instance speaks https.
-        verify=any(i.url.startswith("https:") for i in instances),
-        # Only the connect timeout is httpx's; the deadlines after it are enforced here (see top).
-        timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=None, pool=None),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        headers={"User-Agent": f"ollamactl/{__version__}", "Accept-Encoding": "identity"},
-    )
+def text_fragment(obj: dict, chat: bool) -> str | None:
+    """The answer text one NDJSON line carries (generate: `response`; chat: `message.content`)."""
+    if chat:
+        message = obj.get("message")
+        text = message.get("content") if isinstance(message, dict) else None
+    else:
+        text = obj.get("response")
+    return text if isinstance(text, str) else None
 
 
 class _Watchdog:
@@ -324,11 +176,10 @@ class _Watchdog:
 
 @dataclass
 class Completion:
-    """A finished generation: who served it, its last line, and what came before."""
+    """A finished generation: who served it, its last line, and when output began."""
 
     instance: Instance
     final: dict
-    failed: list[tuple[Instance, OllamaError]]
     first_output_s: float | None  # from sending the request to the first thing shown to the user
 
 
@@ -343,14 +194,15 @@ class _Attempt:
 
 
 def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *, timeouts: Timeouts,
-             tries: int = 3, log: Log | None = None, feedback: bool = True, flush: Flush | None = None) -> Completion:
+             tries: int = 3, log: Log | None = None, feedback: Feedback | None = None,
+             flush: Flush | None = None) -> Completion:
     """POST `body` to `path` on the first instance that serves it, failing over before any output.
 
     `emit(raw_line, obj)` is called for every NDJSON line that is not an error and returns True once
     it has shown something to the user; from then on a failure raises StreamBroken (never retried).
     `flush()` is called whenever the next read could wait for the network, so everything emitted is
     out before any wait, while a burst of lines already received costs one flush, not one per line.
-    `feedback` feeds the circuit breaker (and forgets models an instance answered 404 for).
+    `feedback` (breaker.Feedback) learns each attempt's outcome for the circuit breaker.
     Synchronous on purpose: this is the hot path (a blocking read per chunk is the cheapest loop).
     """
     import httpx
@@ -368,8 +220,8 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
             try:
                 final = _exchange(client, instance, path, payload, emit, attempt, timeouts, flush)
             except OllamaError as error:
-                if feedback:
-                    record_failure(instance, error, model)
+                if feedback is not None:
+                    feedback.failure(instance, error, model)
                 if attempt.started:
                     raise StreamBroken(f"the stream failed after output had started: {error.reason}"
                                        " (the output so far is kept; not retried)", instance) from None
@@ -384,9 +236,9 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
             finally:
                 attempt.dog.stop()
             latency_ms = ((attempt.first_line_at or sent) - sent) * 1000.0
-            if feedback:
-                record(instance.id, True, latency_ms)
-            return Completion(instance, final, failed,
+            if feedback is not None:
+                feedback.success(instance.id, latency_ms)
+            return Completion(instance, final,
                               None if attempt.first_output_at is None else attempt.first_output_at - sent)
     raise AllFailed(failed, f"all {len(failed)} attempt{'s' if len(failed) != 1 else ''} failed")
 
@@ -396,29 +248,6 @@ def _with_history(error: OllamaError, earlier: list[tuple[Instance, OllamaError]
         before = "; ".join(str(e) for _, e in earlier)
         error.message = f"{error.message} (after: {before})"
     return error
-
-
-def record_failure(instance: Instance, error: OllamaError, model: str | None) -> None:
-    """Breaker feedback for one failed call: the request's own faults do not count against the server."""
-    if isinstance(error, ModelNotFound):
-        if model:
-            from ollamactl.core import breaker
-
-            breaker.forget_model(instance.id, model)
-        record(instance.id, True)  # it answered correctly; it just lacks the model
-    elif isinstance(error, BadRequest):
-        record(instance.id, True)
-    else:
-        record(instance.id, False)
-
-
-def record(instance_id: str, ok: bool, latency_ms: float | None = None) -> None:
-    from ollamactl.core import breaker
-
-    try:
-        breaker.record(instance_id, ok, latency_ms=latency_ms)
-    except OllamactlError:
-        pass  # the breaker is a cache: never fail a request over it
 
 
 def _exchange(client: httpx.Client, instance: Instance, path: str, payload: bytes, emit: Emit,
@@ -513,7 +342,7 @@ def _lines(response: httpx.Response, instance: Instance, emit: Emit, attempt: _A
             if type(obj) is not dict:
                 raise NotOllama("not an Ollama server (a line of the answer is not a JSON object)", instance)
             if "error" in obj:
-                raise ServerError(f"the server reported: {_short(obj['error'])}", instance)
+                raise ServerError(f"the server reported: {short(obj['error'])}", instance)
             if emit(line, obj) and not started:
                 started = attempt.started = True
                 attempt.first_output_at = monotonic()
@@ -549,7 +378,7 @@ def _line(line: bytes, loads: Callable, instance: Instance, emit: Emit, attempt:
     if type(obj) is not dict:
         raise NotOllama("not an Ollama server (a line of the answer is not a JSON object)", instance)
     if "error" in obj:
-        raise ServerError(f"the server reported: {_short(obj['error'])}", instance)
+        raise ServerError(f"the server reported: {short(obj['error'])}", instance)
     if emit(line, obj) and not attempt.started:
         attempt.started = True
         attempt.first_output_at = time.monotonic()

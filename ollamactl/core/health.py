@@ -10,25 +10,28 @@ Errors are words a person can act on: `connection refused`, `timed out after 2.0
 `HTTP 401: unauthorized (check the API key)`, `not an Ollama server`, `HTTP 500: <message>`,
 `cannot resolve host <h>`, ...
 
-The cache lives in the state file's `"health"` section (see `save`, `cached`); routing reads it.
-`cached()` and `HealthResult` stay cheap to import: httpx and asyncio load only when probing.
+Results are kept in the state's `"health"` section (`save`); `health_cache` decides which may be
+used. httpx and asyncio load only when probing.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ollamactl.core.http import NOT_OLLAMA, OllamaError, describe, error_message, headers_for, seconds, short
+from ollamactl.core.settings import DEFAULTS
+
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
     from ollamactl.core.registry import Instance
+    from ollamactl.core.store import Store
 
-DEFAULT_CONCURRENCY = 256
+DEFAULT_CONCURRENCY = DEFAULTS["concurrency"]
 REQUESTS_PER_PROBE = 3  # version, tags, ps: at most three connections per instance at once
 
 OnResult = Callable[["HealthResult"], None]
@@ -90,8 +93,8 @@ def _number(value: Any) -> bool:
 # The cache
 
 
-def save(results: Iterable[HealthResult]) -> None:
-    """Merge `results` into the state file's health section (under the state lock)."""
+def save(store: Store, results: Iterable[HealthResult]) -> None:
+    """Merge `results` into the store's health section."""
     entries = {r.id: r.to_cache() for r in results}
     if not entries:
         return
@@ -99,24 +102,7 @@ def save(results: Iterable[HealthResult]) -> None:
     def merge(data: dict[str, Any]) -> None:
         data.setdefault("health", {}).update(entries)
 
-    from ollamactl.core import state
-
-    state.update(merge)
-
-
-def cached(state_dict: dict[str, Any], instance: Instance, now: float, ttl: float) -> HealthResult | None:
-    """The cached result for `instance` if it is fresh (younger than `ttl` s) and for its current url."""
-    from ollamactl.core.state import is_fresh
-
-    health = state_dict.get("health") if isinstance(state_dict, dict) else None
-    entry = health.get(instance.id) if isinstance(health, dict) else None
-    if entry is None:
-        return None
-    try:
-        result = HealthResult.from_cache(instance.id, entry)
-    except ValueError:
-        return None
-    return result if is_fresh(entry, instance.url, now, ttl) else None
+    store.update(merge)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,7 +164,6 @@ async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -
     """One instance's three requests under one deadline; never raises for a network or server fault."""
     import asyncio
 
-    from ollamactl.core.generate import OllamaError, headers_for
 
     started = time.monotonic()
     try:
@@ -197,7 +182,7 @@ async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -
     try:
         version, models, loaded = await asyncio.wait_for(asyncio.gather(*tasks), timeout)
     except asyncio.TimeoutError:
-        error = f"timed out after {_seconds(timeout)} s"
+        error = f"timed out after {seconds(timeout)} s"
     except ProbeError as exc:
         error = exc.words
     except Exception as exc:  # noqa: BLE001 - any other failure is reported in words, not raised
@@ -270,7 +255,6 @@ class ProbeError(Exception):
         self.words = words
 
 
-_NOT_OLLAMA = "not an Ollama server"
 
 
 async def _get_json(client: httpx.AsyncClient, base: str, path: str, headers: dict[str, str],
@@ -283,45 +267,29 @@ async def _get_json(client: httpx.AsyncClient, base: str, path: str, headers: di
         try:
             data = json.loads(response.content)
         except ValueError:
-            raise ProbeError(_NOT_OLLAMA) from None
+            raise ProbeError(NOT_OLLAMA) from None
         try:
             return parse(data)
         except (ValueError, TypeError, KeyError, AttributeError):
-            raise ProbeError(_NOT_OLLAMA) from None
+            raise ProbeError(NOT_OLLAMA) from None
     raise ProbeError(_http_words(response))
 
 
 def _http_words(response: httpx.Response) -> str:
     status = response.status_code
-    message = _error_message(response)
+    message = error_message(response.content)
     if status == 401:
         return "HTTP 401: unauthorized (check the API key)"
     if status == 404 and message is None:
-        return _NOT_OLLAMA  # plain "404 page not found": the route does not exist, not Ollama
+        return NOT_OLLAMA  # plain "404 page not found": the route does not exist, not Ollama
     if 300 <= status < 400:
         where = response.headers.get("location")
-        return f"HTTP {status}: redirected" + (f" to {_short(where)} (not followed)" if where else " (not followed)")
+        return f"HTTP {status}: redirected" + (f" to {short(where)} (not followed)" if where else " (not followed)")
     if message is None:
         message = response.reason_phrase.lower() if response.reason_phrase else "no message"
         if status == 403:
             message += " (a loopback-bound Ollama rejects non-local Host headers)"
     return f"HTTP {status}: {message}"
-
-
-def _error_message(response: httpx.Response) -> str | None:
-    """The server's `{"error": ...}` text, if it sent one."""
-    try:
-        data = json.loads(response.content)
-    except ValueError:
-        return None
-    if isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"].strip():
-        return _short(data["error"].strip())
-    return None
-
-
-def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _parse_version(data: Any) -> str:
@@ -353,101 +321,6 @@ def _model_list(data: Any) -> list[dict[str, Any]]:
 
 def _parse_ps(data: Any) -> list[str]:
     return [m["name"] for m in _model_list(data)]
-
-
-def _seconds(timeout: float) -> str:
-    """2 -> "2.0", 0.5 -> "0.5", 0.25 -> "0.25": one decimal unless more are needed."""
-    text = f"{timeout:.1f}"
-    return text if float(text) == timeout else f"{timeout:g}"
-
-
-def describe(exc: BaseException, url: str, timeout: float) -> str:
-    """A network failure in plain words (never a Python exception repr)."""
-    import httpx
-
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out after {_seconds(timeout)} s"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        text = str(exc).lower()
-        if "without sending" in text or "disconnected" in text or "peer closed" in text:
-            return "the server closed the connection without a complete answer"
-        return _NOT_OLLAMA  # bytes that are not HTTP
-    if isinstance(exc, (httpx.ConnectError, httpx.NetworkError, OSError)):
-        return _network_words(exc, url)
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return "unsupported URL scheme"
-    if isinstance(exc, httpx.DecodingError):
-        return _NOT_OLLAMA
-    if isinstance(exc, httpx.HTTPError):
-        return "request failed: " + (_short(str(exc)) or type(exc).__name__)
-    return "probe failed: " + (_short(str(exc)) or type(exc).__name__)
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """`exc`, its causes and contexts, and the members of any exception group, without repeats."""
-    seen: list[BaseException] = []
-    todo = [exc]
-    while todo:
-        current = todo.pop(0)
-        if current is None or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        todo.extend([current.__cause__, current.__context__])
-        todo.extend(getattr(current, "exceptions", None) or [])
-        if isinstance(current, OSError) and current.args and isinstance(current.args[-1], list):
-            todo.extend(e for e in current.args[-1] if isinstance(e, BaseException))
-    return [e for e in seen if e is not None]
-
-
-_ERRNO_WORDS = {
-    errno.ECONNREFUSED: "connection refused",
-    errno.ECONNRESET: "connection reset by the server",
-    errno.ENETUNREACH: "network unreachable",
-    errno.EHOSTUNREACH: "host unreachable",
-    errno.ETIMEDOUT: "connection timed out",
-    errno.EADDRNOTAVAIL: "address not available",
-    errno.EMFILE: "too many open files (raise `ulimit -n` or lower the concurrency setting)",
-    errno.EPIPE: "connection closed by the server",
-}
-
-
-def _network_words(exc: BaseException, url: str) -> str:
-    import socket
-    import ssl
-
-    chain = _chain(exc)
-    for item in chain:
-        if isinstance(item, socket.gaierror):
-            return f"cannot resolve host {_host(url)}"
-    for item in chain:
-        if isinstance(item, ConnectionRefusedError):
-            return "connection refused"
-    for item in chain:
-        if isinstance(item, ssl.SSLCertVerificationError):
-            return "TLS certificate not trusted: " + _short(item.verify_message or "verification failed")
-        if isinstance(item, ssl.SSLError):
-            return "TLS handshake failed (is it an https server?)"
-    for item in chain:
-        if isinstance(item, OSError) and item.errno in _ERRNO_WORDS:
-            return _ERRNO_WORDS[item.errno]
-    text = " ".join(str(item) for item in chain).lower()
-    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
-        return f"cannot resolve host {_host(url)}"
-    if "refused" in text or "all connection attempts failed" in text:
-        return "connection refused"
-    if "reset" in text:
-        return "connection reset by the server"
-    for item in chain:
-        if isinstance(item, OSError) and item.strerror:
-            return "cannot connect: " + item.strerror.lower()
-    return "cannot connect"
-
-
-def _host(url: str) -> str:
-    rest = url.split("://", 1)[-1].split("/", 1)[0]
-    if rest.startswith("["):
-        return rest[: rest.find("]") + 1]
-    return rest.rsplit(":", 1)[0] if ":" in rest else rest
 
 
 def _spare_failed_imports() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 APP = "ollamactl"
 REGISTRY_NAME = "instances.toml"
@@ -36,35 +37,46 @@ def user_state_dir() -> Path:
     return platformdirs.user_state_path(APP, appauthor=False)
 
 
-def registry_file() -> Path:
-    """The registry as named: `$OLLAMACTL_CONFIG`, else `<config dir>/ollamactl/instances.toml`."""
-    override = os.environ.get("OLLAMACTL_CONFIG", "").strip()
-    return Path(os.path.expanduser(override)) if override else user_config_dir() / REGISTRY_NAME
+class Locations(NamedTuple):
+    """Where one fleet's files are: resolved once, at the edge (`Fleet`), then passed in.
+
+    `registry` is the file as named (a symlink stays a link); writes go to `registry_target`.
+    """
+
+    registry: Path
+    state_dir: Path
+
+    @classmethod
+    def resolve(cls, config: str | os.PathLike[str] | None = None,
+                state_dir: str | os.PathLike[str] | None = None) -> Locations:
+        """Given paths win; for the others `$OLLAMACTL_CONFIG` / `$OLLAMACTL_STATE_DIR`, then the user's dirs."""
+        return cls(_given(config, "OLLAMACTL_CONFIG") or user_config_dir() / REGISTRY_NAME,
+                   _given(state_dir, "OLLAMACTL_STATE_DIR") or user_state_dir())
+
+    @property
+    def registry_target(self) -> Path:
+        """The file that is actually written: a symlinked registry is written through to its target."""
+        return Path(os.path.realpath(self.registry))
+
+    @property
+    def backup(self) -> Path:
+        target = self.registry_target
+        return target.with_name(target.name + ".bak")
+
+    @property
+    def registry_lock(self) -> Path:
+        target = self.registry_target
+        return target.with_name(target.name + ".lock")
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / STATE_NAME
+
+    @property
+    def state_lock(self) -> Path:
+        return self.state_dir / "state.lock"
 
 
-def registry_target() -> Path:
-    """The file that is actually written: a symlinked registry is written through to its target."""
-    return Path(os.path.realpath(registry_file()))
-
-
-def backup_file() -> Path:
-    target = registry_target()
-    return target.with_name(target.name + ".bak")
-
-
-def registry_lock_file() -> Path:
-    target = registry_target()
-    return target.with_name(target.name + ".lock")
-
-
-def state_dir() -> Path:
-    override = os.environ.get("OLLAMACTL_STATE_DIR", "").strip()
-    return Path(os.path.expanduser(override)) if override else user_state_dir()
-
-
-def state_file() -> Path:
-    return state_dir() / STATE_NAME
-
-
-def state_lock_file() -> Path:
-    return state_dir() / "state.lock"
+def _given(value: str | os.PathLike[str] | None, variable: str) -> Path | None:
+    text = os.fspath(value) if value is not None else os.environ.get(variable, "").strip()
+    return Path(os.path.expanduser(text)) if text else None

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ollamactl.core import paths
+from ollamactl.core import settings
 from ollamactl.core.errors import RegistryError, UsageError
+from ollamactl.core.paths import Locations
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,16 +27,8 @@ else:  # pragma: no cover
 
 SCHEMA_VERSION = 1
 TYPES = ("chat", "embedding", "both")
-STRATEGIES = ("round-robin", "weighted", "least-latency", "random", "warm")
+MAX_WEIGHT = 1000  # smooth weighted round-robin sums weights: keep them small integers
 DEFAULT_URL = "http://127.0.0.1:11434"
-SETTINGS_DEFAULTS: dict[str, Any] = {
-    "health_ttl": 300.0,
-    "timeout": 5.0,
-    "strategy": "round-robin",
-    "concurrency": 256,
-    "connect_timeout": 3.0,
-    "first_byte_timeout": 600.0,
-}
 NEW_FILE_HEADER = (
     "# ollamactl instance registry. Edit by hand if you like: comments and extra keys are kept.\n"
     "# Reference: https://pypi.org/project/ollamactl/ (README, 'The registry file').\n"
@@ -94,7 +87,7 @@ class Registry(NamedTuple):
     instances: tuple[Instance, ...]
 
     def setting(self, key: str) -> Any:
-        return self.settings.get(key, SETTINGS_DEFAULTS[key])
+        return self.settings.get(key, settings.DEFAULTS[key])
 
     def find(self, ref: str) -> Instance:
         """The instance whose id, else name, is `ref`; a UsageError with close matches otherwise."""
@@ -117,11 +110,11 @@ class Registry(NamedTuple):
         raise UsageError(f"no instance with id or name {ref!r}", hint)
 
 
-def default_instance() -> Instance:
-    """The instance used when nothing is registered: OLLAMA_HOST, else 127.0.0.1:11434."""
+def default_instance(ollama_host: str | None) -> Instance:
+    """The instance used when nothing is registered: `ollama_host` (OLLAMA_HOST), else 127.0.0.1:11434."""
     from ollamactl.core.urls import normalise_url
 
-    host = os.environ.get("OLLAMA_HOST", "").strip()
+    host = (ollama_host or "").strip()
     url = DEFAULT_URL
     if host:
         try:
@@ -131,9 +124,8 @@ def default_instance() -> Instance:
     return Instance(id="default", name="default", url=url, api_key_env="OLLAMA_API_KEY")
 
 
-def load(path: Path | None = None) -> Registry:
-    """Read and validate the registry; a missing file is an empty registry."""
-    path = path or paths.registry_file()
+def load(path: Path) -> Registry:
+    """Read and validate the registry at `path`; a missing file is an empty registry."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -153,7 +145,7 @@ def _parse(path: Path, raw: bytes) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise RegistryError(
             f"registry {path} is not valid TOML: {exc}",
-            f"fix that line by hand or restore the last good copy from {paths.backup_file()}",
+            f"fix that line by hand or restore the last good copy from {os.path.realpath(path)}.bak",
         ) from None
 
 
@@ -164,12 +156,12 @@ def _validate(path: Path, data: dict[str, Any]) -> Registry:
     version = data.get("version", SCHEMA_VERSION)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise bad("version", f"must be a positive integer, got {version!r}")
-    settings = data.get("settings", {})
-    if not isinstance(settings, dict):
+    given = data.get("settings", {})
+    if not isinstance(given, dict):
         raise bad("[settings]", "must be a table")
     usable = {}
-    for key, value in settings.items():
-        problem = _setting_problem(key, value)
+    for key, value in given.items():
+        problem = settings.problem(key, value)
         if problem is None:
             usable[key] = value
         elif version <= SCHEMA_VERSION:
@@ -197,16 +189,16 @@ def _validate(path: Path, data: dict[str, Any]) -> Registry:
     return Registry(path, version, usable, tuple(instances))
 
 
-def _setting_problem(key: str, value: Any) -> str | None:
-    if key == "strategy":
-        return None if value in STRATEGIES else f"must be one of {', '.join(STRATEGIES)}, got {value!r}"
-    if key not in SETTINGS_DEFAULTS:
-        return None  # unknown keys are the user's own
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if key == "concurrency":  # a count of probes at once: inf or 2.5 cannot be one
-        whole = number and (isinstance(value, int) or value.is_integer())
-        return None if whole and value >= 1 else f"must be a whole number >= 1, got {value!r}"
-    return None if number and value > 0 else f"must be a positive number, got {value!r}"
+def type_problem(kind: Any) -> str | None:
+    """Why `kind` cannot be an instance's type, or None: the one rule for the file and for flags."""
+    return None if kind in TYPES else f"type must be one of {', '.join(TYPES)}, got {kind!r}"
+
+
+def weight_problem(weight: Any) -> str | None:
+    """Why `weight` cannot be an instance's weight, or None."""
+    if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= MAX_WEIGHT:
+        return f"weight {weight!r} is not a whole number from 1 to {MAX_WEIGHT}"
+    return None
 
 
 def _instance_from(entry: dict[str, Any]) -> Instance:
@@ -224,14 +216,16 @@ def _instance_from(entry: dict[str, Any]) -> Instance:
     instance_id = validate_id(text("id", required=True))
     url = normalise_url(text("url", required=True))
     kind = entry.get("type", "both")
-    if kind not in TYPES:
-        raise ValueError(f"type must be one of {', '.join(TYPES)}, got {kind!r}")
+    problem = type_problem(kind)
+    if problem:
+        raise ValueError(problem)
     enabled = entry.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ValueError(f"enabled must be true or false, got {enabled!r}")
     weight = entry.get("weight", 1)
-    if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
-        raise ValueError(f"weight must be an integer >= 1, got {weight!r}")
+    problem = weight_problem(weight)
+    if problem:
+        raise ValueError(problem)
     created = entry.get("created_at")
     return Instance(
         id=instance_id,
@@ -374,7 +368,7 @@ def _prefix(table: Any, text: str) -> None:
 
 
 @contextlib.contextmanager
-def edit() -> Iterator[Editor]:
+def edit(locations: Locations) -> Iterator[Editor]:
     """Open the registry for a read-modify-write; the file is replaced only if the block succeeds.
 
     The new content is validated before it is written, the previous content goes to `.bak`.
@@ -383,9 +377,9 @@ def edit() -> Iterator[Editor]:
 
     from ollamactl.core import atomic_files
 
-    target = paths.registry_target()
-    shown = paths.registry_file()
-    lock_file = paths.registry_lock_file()
+    target = locations.registry_target
+    shown = locations.registry
+    lock_file = locations.registry_lock
     with contextlib.ExitStack() as stack:
         with _os_errors("lock", lock_file):
             stack.enter_context(atomic_files.locked(lock_file))
@@ -421,7 +415,7 @@ def edit() -> Iterator[Editor]:
                                 f" {shown} was not changed") from None
         with _os_errors("write", shown):
             if raw is not None:
-                atomic_files.atomic_write(paths.backup_file(), raw)
+                atomic_files.atomic_write(locations.backup, raw)
             atomic_files.atomic_write(target, new)
 
 

@@ -1,4 +1,4 @@
-"""Registry operations behind add/update/enable/disable/remove: validate input, then edit.
+"""Registry changes behind add/update/enable/disable/remove: validate the input, then edit the file.
 
 Every check runs before anything is written, so bad input leaves the file as it was.
 """
@@ -11,7 +11,8 @@ from typing import Any
 
 from ollamactl.core import registry
 from ollamactl.core.errors import UsageError
-from ollamactl.core.registry import TYPES, Instance, Registry
+from ollamactl.core.paths import Locations
+from ollamactl.core.registry import Instance, Registry
 from ollamactl.core.urls import derive_id, normalise_url, validate_id
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -32,14 +33,16 @@ class Changes:
 
 
 def check_type(kind: str) -> str:
-    if kind not in TYPES:
-        raise UsageError(f"unknown type {kind!r}", f"use one of: {', '.join(TYPES)}")
+    problem = registry.type_problem(kind)
+    if problem:
+        raise UsageError(problem)
     return kind
 
 
 def check_weight(weight: int) -> int:
-    if weight < 1:
-        raise UsageError(f"weight {weight} is below 1", "use a whole number of 1 or more")
+    problem = registry.weight_problem(weight)
+    if problem:
+        raise UsageError(problem)
     return weight
 
 
@@ -69,7 +72,7 @@ def _check_unique(reg: Registry, url: str | None, name: str | None, instance_id:
             raise UsageError(f"name {name!r} is already used by instance {other.id!r}", "choose another --name")
 
 
-def add(url: str, *, name: str | None = None, instance_id: str | None = None, kind: str = "both",
+def add(locations: Locations, url: str, *, name: str | None = None, instance_id: str | None = None, kind: str = "both",
         weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
         api_key: str | None = None) -> Instance:
     normalised = normalise_url(url)
@@ -81,7 +84,7 @@ def add(url: str, *, name: str | None = None, instance_id: str | None = None, ki
         check_name(name)
     if api_key_env is not None:
         check_env_name(api_key_env)
-    with registry.edit() as editor:
+    with registry.edit(locations) as editor:
         reg = editor.registry
         taken = {i.id for i in reg.instances} | {i.name for i in reg.instances}
         new_id = instance_id or derive_id(normalised, taken)
@@ -101,7 +104,7 @@ def add(url: str, *, name: str | None = None, instance_id: str | None = None, ki
     return editor.registry.find(new_id)
 
 
-def update(ref: str, changes: Changes) -> Instance:
+def update(locations: Locations, ref: str, changes: Changes) -> Instance:
     if changes.url is not UNSET:
         changes.url = normalise_url(changes.url)
     if changes.type is not UNSET:
@@ -112,7 +115,7 @@ def update(ref: str, changes: Changes) -> Instance:
         check_name(changes.name)
     if changes.api_key_env not in (UNSET, None):
         check_env_name(changes.api_key_env)
-    with registry.edit() as editor:
+    with registry.edit(locations) as editor:
         instance = editor.registry.find(ref)
         _check_unique(
             editor.registry,
@@ -137,16 +140,16 @@ def update(ref: str, changes: Changes) -> Instance:
     return editor.registry.find(instance.id)
 
 
-def set_enabled(refs: list[str], enabled: bool) -> list[Instance]:
-    with registry.edit() as editor:
+def set_enabled(locations: Locations, refs: list[str], enabled: bool) -> list[Instance]:
+    with registry.edit(locations) as editor:
         targets = resolve_all(editor.registry, refs)
         for instance in targets:
             registry.set_value(editor.table_for(instance.id), "enabled", enabled)
     return [editor.registry.find(i.id) for i in targets]
 
 
-def remove(refs: list[str]) -> list[Instance]:
-    with registry.edit() as editor:
+def remove(locations: Locations, refs: list[str]) -> list[Instance]:
+    with registry.edit(locations) as editor:
         targets = resolve_all(editor.registry, refs)
         for instance in targets:
             editor.remove(instance.id)

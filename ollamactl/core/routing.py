@@ -1,20 +1,27 @@
 """Routing: from a request (type, model, strategy, key) to chosen instances, with I/O at the edges.
 
 `select` is the one code path every entry point uses (`pick` from both its fast and its Typer
-parser, `run`, `embed`): it reads the registry and the health cache, probes only what is stale,
-screens with the pure functions of `selection`, and persists the strategy's position under the
-state lock. With a fresh cache it does no network I/O and imports neither httpx nor asyncio.
+parser, `run`, `embed`, `Fleet.pick`): it takes the registry and the state store, uses the health
+cache where it is fresh and probes the rest, screens with the pure functions of `selection`, and
+persists the strategy's position through the store. With a fresh cache it does no network I/O and
+imports neither httpx nor asyncio. Warnings go to the caller's `warn`.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
-from ollamactl.core import registry, selection, state
-from ollamactl.core.errors import NoInstanceError, UsageError, warn
+from ollamactl.core import health_cache, selection
+from ollamactl.core.errors import NoInstanceError, UsageError
 from ollamactl.core.registry import Instance, Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.store import Store
+
+Warn = Callable[[str], None]
 
 
 class Request(NamedTuple):
@@ -27,17 +34,14 @@ class Request(NamedTuple):
     refresh: bool = False
 
 
-class Decision:
+class Decision(NamedTuple):
     """The picks, why every instance was kept or dropped, and what the caller may fail over to."""
 
-    def __init__(self, picks: list[Instance], reasons: dict[str, str], instances: tuple[Instance, ...],
-                 candidates: list[Instance], health: dict[str, dict] | None = None, fallback: bool = False):
-        self.picks = picks
-        self.reasons = reasons  # instance id -> why kept or dropped
-        self.instances = instances  # every instance considered, for --explain
-        self.candidates = candidates  # every eligible instance, registry order
-        self.health = health or {}  # the fresh cache entries used
-        self.fallback = fallback  # the default instance was used
+    picks: list[Instance]
+    reasons: dict[str, str]  # instance id -> why kept or dropped
+    instances: tuple[Instance, ...]  # every instance considered, for --explain
+    candidates: list[Instance]  # every eligible instance, registry order
+    health: dict[str, dict]  # the cache entries used
 
     def failover_order(self) -> list[Instance]:
         """The first pick, then the other candidates in rotation order after it: for retries."""
@@ -63,16 +67,18 @@ def validate(request: Request, reg: Registry) -> str:
     return strategy
 
 
-def select(request: Request, now: float | None = None) -> Decision:
-    reg = registry.load()
+def select(request: Request, reg: Registry, store: Store, warn: Warn, default: Instance,
+           now: float | None = None) -> Decision:
+    """Choose instances for `request`; `default` serves when nothing is registered (or as the last resort)."""
     strategy = validate(request, reg)
     if not reg.instances:
-        default = registry.default_instance()
         return Decision([default] * request.count, {default.id: "chosen (nothing registered)"},
-                        (default,), [default], fallback=True)
+                        (default,), [default], {})
     now = time.time() if now is None else now
-    data = state.read()
-    health = _fresh_health(reg, request, data, now)
+    data = store.read()
+    serving = [i for i in reg.instances
+               if i.enabled and not (request.request_type and not i.serves(request.request_type))]
+    health = health_cache.current(serving, reg, store, data, now, refresh=request.refresh)
     screening = selection.screen(reg.instances, request.request_type, request.model, health,
                                  data["breaker"], now, strict=request.strict)
     for message in screening.warnings:
@@ -84,42 +90,16 @@ def select(request: Request, now: float | None = None) -> Decision:
                 f"model {selection.normalise_model(request.model)} is on no healthy instance (--strict)",
                 _why(reasons),
             )
-        return _fallback(reg, request, reasons)
-    picks = _choose(strategy, screening.candidates, request, health, data)
+        return _fallback(reg, request, reasons, warn, default)
+    picks = _choose(strategy, screening.candidates, request, health, data, store)
     chosen = {i.id for i in picks}
     for instance in screening.candidates:
         reasons[instance.id] = "chosen" if instance.id in chosen else "eligible"
     return Decision(picks, reasons, reg.instances, screening.candidates, health)
 
 
-def _fresh_health(reg: Registry, request: Request, data: dict, now: float) -> dict[str, dict]:
-    """Cached health for each instance that could serve, probing (and saving) the stale ones."""
-    ttl = reg.setting("health_ttl")
-    health: dict[str, dict] = {}
-    stale = []
-    for instance in reg.instances:
-        if not instance.enabled or (request.request_type and not instance.serves(request.request_type)):
-            continue
-        entry = data["health"].get(instance.id)
-        if not request.refresh and state.health_entry_ok(entry) and state.is_fresh(entry, instance.url, now, ttl):
-            health[instance.id] = entry
-        else:
-            stale.append(instance)
-    if stale:
-        for result in _probe(stale, reg):
-            health[result.id] = result.to_cache()
-    return health
-
-
-def _probe(instances: list[Instance], reg: Registry) -> list:
-    from ollamactl.core import health
-
-    results = health.check(instances, timeout=reg.setting("timeout"), concurrency=reg.setting("concurrency"))
-    health.save(results)
-    return results
-
-
-def _choose(strategy: str, candidates: list[Instance], request: Request, health: dict, data: dict) -> list:
+def _choose(strategy: str, candidates: list[Instance], request: Request, health: dict, data: dict,
+            store: Store) -> list:
     kwargs = dict(request_type=request.request_type, model=request.model, key=request.key, health=health,
                   latency=data["latency"])
     if request.key is not None or strategy not in selection.STATEFUL:
@@ -133,12 +113,11 @@ def _choose(strategy: str, candidates: list[Instance], request: Request, health:
             current[section].update(values)
         return picks
 
-    return state.update(advance)
+    return store.update(advance)
 
 
-def _fallback(reg: Registry, request: Request, reasons: dict[str, str]) -> Decision:
+def _fallback(reg: Registry, request: Request, reasons: dict[str, str], warn: Warn, default: Instance) -> Decision:
     """Nothing eligible: the default instance if it answers a probe, else NoInstanceError."""
-    default = registry.default_instance()
     if default.url not in {i.url for i in reg.instances}:
         from ollamactl.core import health
 
@@ -147,7 +126,7 @@ def _fallback(reg: Registry, request: Request, reasons: dict[str, str]) -> Decis
             warn(f"no registered instance is eligible; using the default instance {default.url}")
             reasons[default.id] = "chosen (fallback)"
             return Decision([default] * request.count, reasons, reg.instances + (default,), [default],
-                            {default.id: result.to_cache()}, fallback=True)
+                            {default.id: result.to_cache()})
         reasons[default.id] = f"unhealthy: {result.error}"
     raise NoInstanceError("no eligible instance", _why(reasons))
 

@@ -9,23 +9,12 @@ from __future__ import annotations
 
 import math
 
+from ollamactl.core.timefmt import clock
+from ollamactl.model_names import normalise_model
+
 STRATEGIES = ("round-robin", "weighted", "least-latency", "random", "warm")
 STATEFUL = ("round-robin", "weighted", "warm")
 REQUEST_TYPES = ("chat", "embedding")
-_REGISTRY_PREFIXES = ("registry.ollama.ai/",)
-
-
-def normalise_model(name: str) -> str:
-    """`llama3.2` -> `llama3.2:latest`; `registry.ollama.ai/library/x` -> `x:latest`; others keep namespaces."""
-    name = name.strip()
-    for prefix in _REGISTRY_PREFIXES:
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-    if name.startswith("library/"):
-        name = name[len("library/"):]
-    if ":" not in name.rsplit("/", 1)[-1]:
-        name += ":latest"
-    return name
 
 
 def model_names(entry: dict | None) -> set[str]:
@@ -96,7 +85,7 @@ def screen(instances, request_type: str | None, model: str | None, health: dict,
         admitted = serving
     for instance in serving:
         if instance not in admitted:
-            result.dropped[instance.id] = f"ejected until {format_clock(breaker[instance.id]['ejected_until'])}"
+            result.dropped[instance.id] = f"ejected until {clock(breaker[instance.id]['ejected_until'])}"
     result.candidates = admitted
     return result
 
@@ -104,12 +93,6 @@ def screen(instances, request_type: str | None, model: str | None, health: dict,
 def ejected_until(entry: dict | None, now: float) -> float | None:
     until = (entry or {}).get("ejected_until") or 0.0
     return until if until > now else None
-
-
-def format_clock(epoch: float) -> str:
-    import time
-
-    return time.strftime("%H:%M:%S", time.localtime(epoch))
 
 
 def pool_key(request_type: str | None, model: str | None, strategy: str) -> str:

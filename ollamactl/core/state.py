@@ -1,8 +1,7 @@
-"""The state file: health cache, round-robin cursors and circuit-breaker counts, shared by processes.
+"""The state's schema: health cache, round-robin cursors and circuit-breaker counts, and its checks.
 
-It is a JSON cache owned by the machine: reads need no lock (writes replace it atomically),
-read-modify-writes hold the state lock for milliseconds, and a corrupt or unreadable file is
-rebuilt with a warning instead of failing the command.
+Pure functions over the parsed document; where it is kept (a file, Redis) is `store`'s business.
+Anything that fails validation is a cache miss, never an error: the state is disposable.
 
 Layout (version 1):
     {"version": 1,
@@ -15,17 +14,12 @@ Layout (version 1):
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-from ollamactl.core import paths
-from ollamactl.core.errors import warn
+from typing import Any
 
 STATE_VERSION = 1
 SECTIONS = ("health", "cursors", "weights", "breaker", "latency")
-T = TypeVar("T")
 FUTURE_SLACK_S = 60.0  # a health entry stamped further ahead than this is not trusted
 
 
@@ -33,28 +27,15 @@ def empty() -> dict[str, Any]:
     return {"version": STATE_VERSION, **{section: {} for section in SECTIONS}}
 
 
-def read() -> dict[str, Any]:
-    """The current state; an empty one if the file is missing, and a warning if it was corrupt.
+def validate(data: Any) -> tuple[dict[str, Any], str | None]:
+    """`data` (parsed JSON) as a usable state, and what was wrong with it in words (None: nothing).
 
-    Cursors, weights, breaker and latency entries of the wrong shape (a hand edit, another version)
-    are dropped with a warning, so callers can trust their types; the next write stores the cleaned
-    state. Health entries are kept as they are: check them with `health_entry_ok` before use.
+    A document of the wrong shape is replaced by an empty state. Cursors, weights, breaker and
+    latency entries of the wrong shape (a hand edit, another version) are dropped, so callers can
+    trust their types; health entries are kept as they are: check them with `health_entry_ok`.
     """
-    path = paths.state_file()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return empty()
-    except OSError as exc:
-        warn(f"cannot read state file {path} ({exc.strerror}); starting from an empty cache")
-        return empty()
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
     if not _well_formed(data):
-        warn(f"state file {path} was corrupt; it is being rebuilt (it only holds caches and cursors)")
-        return empty()
+        return empty(), "was corrupt; it is being rebuilt (it only holds caches and cursors)"
     for section in SECTIONS:
         data.setdefault(section, {})
     dropped = 0
@@ -64,9 +45,9 @@ def read() -> dict[str, Any]:
             del entries[key]
             dropped += 1
     if dropped:
-        warn(f"state file {path} had {dropped} malformed entr{'y' if dropped == 1 else 'ies'}; they were"
-             " dropped (it only holds caches and cursors)")
-    return data
+        return data, (f"had {dropped} malformed entr{'y' if dropped == 1 else 'ies'}; they were dropped"
+                      " (it only holds caches and cursors)")
+    return data, None
 
 
 def _well_formed(data: Any) -> bool:
@@ -125,21 +106,3 @@ _ENTRY_CHECKS: dict[str, Callable[[Any], bool]] = {
     "breaker": _breaker_ok,
     "latency": _number,
 }
-
-
-def update(change: Callable[[dict[str, Any]], T]) -> T:
-    """Apply `change` to the state under the lock and write it back atomically; returns its result."""
-    from ollamactl.core import atomic_files
-    from ollamactl.core.errors import OllamactlError
-
-    try:
-        with atomic_files.locked(paths.state_lock_file()):
-            data = read()
-            result = change(data)
-            payload = json.dumps(data, separators=(",", ":")).encode("utf-8")
-            atomic_files.atomic_write(paths.state_file(), payload, durable=False)  # a cache: atomic is enough
-    except OSError as exc:
-        where = exc.filename or paths.state_file()
-        raise OllamactlError(f"cannot write the state file in {paths.state_dir()}: {exc.strerror or exc} ({where})",
-                             "check that directory's permissions, or point OLLAMACTL_STATE_DIR elsewhere") from None
-    return result

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from ollamactl.model_names import normalise_model
+
 log = logging.getLogger("ollamactl.sim")
 
 
@@ -80,16 +82,6 @@ WORDS = (
 
 
 
-def normalize_model_name(name: str) -> str:
-    """Ollama's name matching: drop the default registry and namespace, add ":latest" when untagged."""
-    name = name.strip()
-    for prefix in ("registry.ollama.ai/", "library/"):
-        name = name.removeprefix(prefix)
-    if ":" not in name.rsplit("/", 1)[-1]:
-        name += ":latest"
-    return name
-
-
 def _seed_int(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
@@ -135,7 +127,7 @@ class SimModel:
     def __post_init__(self) -> None:
         _check_types(self, {"name": str, "digest": (str, type(None)), "embedding": bool,
                             "size": (int, type(None))})
-        self.name = normalize_model_name(self.name)
+        self.name = normalise_model(self.name)
         if self.digest is None:
             self.digest = hashlib.sha256(self.name.encode()).hexdigest()
         if self.size is None:
@@ -189,7 +181,7 @@ class SimConfig:
         if self.token_rate is not None and self.token_rate <= 0:
             raise ValueError("token_rate must be positive (or None for as fast as possible)")
         self.models = [_as_model(model) for model in self.models]
-        self.loaded = [normalize_model_name(name) for name in self.loaded]
+        self.loaded = [normalise_model(name) for name in self.loaded]
 
 
 @dataclass

@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+from ollamactl.model_names import normalise_model
 from ollamactl.sim.config import (
     _SURROGATE,
     _SURROGATE_ESCAPE,
@@ -15,7 +16,6 @@ from ollamactl.sim.config import (
     ZERO_DURATION,
     SimConfig,
     SimModel,
-    normalize_model_name,
 )
 
 log = logging.getLogger("ollamactl.sim")
@@ -87,7 +87,7 @@ def _check_format(value: Any) -> Any:
 
 
 def _find_model(config: SimConfig, name: str) -> SimModel | None:
-    wanted = normalize_model_name(name)
+    wanted = normalise_model(name)
     return next((model for model in config.models if model.name == wanted), None)
 
 

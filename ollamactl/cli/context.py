@@ -1,0 +1,10 @@
+"""The fleet a command works on: the user's registry and state, with warnings on stderr."""
+
+from __future__ import annotations
+
+from ollamactl.cli import output
+from ollamactl.core.fleet import Fleet
+
+
+def fleet() -> Fleet:
+    return Fleet(warn=output.warn)

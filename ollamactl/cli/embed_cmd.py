@@ -1,0 +1,126 @@
+"""`ollamactl embed`: texts to vectors on every eligible instance at once, written in input order.
+
+It reads and checks the input (cli.request_input), hands batches to `Fleet.embed_batches`, and
+writes the vectors as one JSON object or NDJSON lines, with a progress bar on a terminal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from typing import Any
+
+import typer
+
+from ollamactl.cli import output
+from ollamactl.cli.completers import complete_instance, complete_model
+from ollamactl.cli.context import fleet
+from ollamactl.cli.request_input import open_inputs
+from ollamactl.core.errors import UsageError
+
+app = typer.Typer()  # this module's commands; cli.app composes them
+
+_PROGRESS_MIN_BATCHES = 4
+
+
+class _EmbedOut:
+    """Writes vectors in input order: one JSON object, or --ndjson lines; holds none of them."""
+
+    def __init__(self, model: str, ndjson: bool):
+        self.out = sys.stdout
+        self.ndjson = ndjson
+        self.head = '{"model":' + json.dumps(model) + ',"embeddings":['
+        self.started = False
+
+    def write(self, start: int, vectors: list) -> None:
+        dumps = json.dumps
+        if self.ndjson:
+            self.out.write("".join(f'{{"index":{start + offset},"embedding":{dumps(vector, separators=(",", ":"))}}}\n'
+                                   for offset, vector in enumerate(vectors)))
+            self.out.flush()
+            return
+        text = ",".join(dumps(vector, separators=(",", ":")) for vector in vectors)
+        if self.started:
+            self.out.write("," + text)
+        else:
+            self.out.write(self.head + text)
+            self.started = True
+
+    def finish(self) -> None:
+        if not self.ndjson:
+            self.out.write(("" if self.started else self.head) + "]}\n")
+        self.out.flush()
+
+
+class _Progress:
+    """A rich progress bar on stderr, started only for large inputs on a terminal."""
+
+    def __init__(self, total: int | None, batch_size: int):
+        self.total = total
+        self.threshold = batch_size * _PROGRESS_MIN_BATCHES
+        self.enabled = sys.stderr.isatty() and (total is None or total > self.threshold)
+        self.bar: Any = None
+
+    def __call__(self, done: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if self.total is None and done <= self.threshold:
+                return
+            self.bar = output.ProgressBar("embedding", self.total)
+        self.bar.update(done)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command()
+def embed(
+    model: str = typer.Argument(..., help="Embedding model, e.g. nomic-embed-text.", autocompletion=complete_model),
+    texts: list[str] | None = typer.Argument(None, help="Texts to embed; none: one per line from --file or stdin."),
+    file: str | None = typer.Option(None, "--file", metavar="PATH|-", help="Read one text per line."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per request."),
+    ndjson: bool = typer.Option(False, "--ndjson", help='One line {"index": i, "embedding": [...]} per text.'),
+    allow_mixed: bool = typer.Option(False, "--allow-mixed",
+                                     help="Use instances whose copies of the model differ (digests)."),
+    instance_ref: str | None = typer.Option(None, "--instance", metavar="ID_OR_NAME",
+                                            help="Use only this instance.", autocompletion=complete_instance),
+    per_instance: int = typer.Option(2, "--per-instance", min=1, help="Requests in flight per instance."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="On stderr: instances, retries, timings."),
+) -> None:
+    """Embed texts with every eligible instance at once; vectors come out in input order.
+
+    Example: ollamactl embed nomic-embed-text --file docs.txt --ndjson > vectors.ndjson
+    """
+    from ollamactl.core import embed
+
+    began = time.perf_counter()
+    if not model.strip():
+        raise UsageError("the model name is empty", "give a model such as nomic-embed-text")
+    inputs, total, handle = open_inputs(texts, file)
+    try:
+        batches = embed.batched(inputs, batch_size)
+        first = next(batches, None)
+        if first is None:
+            raise UsageError("no texts to embed", "give texts as arguments, with --file, or on stdin")
+        out = _EmbedOut(model, ndjson)
+        progress = _Progress(total, batch_size)
+        try:
+            summary = fleet().embed_batches(model, itertools.chain([first], batches), out.write,
+                                            instance=instance_ref, allow_mixed=allow_mixed,
+                                            per_instance=per_instance, log=output.say if verbose else None,
+                                            progress=progress)
+        finally:
+            progress.stop()
+        out.finish()
+    finally:
+        if handle is not None:
+            handle.close()
+    if verbose:
+        served = ", ".join(f"{iid}: {count}" for iid, count in sorted(summary.per_instance.items()))
+        output.say(f"{summary.texts} texts in {summary.batches} batches in {time.perf_counter() - began:.3f} s"
+             f" (batches per instance: {served}; failed requests: {len(summary.failures)};"
+             f" hedged: {summary.hedged})")

@@ -1,0 +1,53 @@
+"""The one exit path: how every command (the Typer app and the fast `pick` parser alike) turns its
+outcome into an exit code and at most one line on stderr.
+
+OllamactlError -> its message and hint on one line, its exit code; Ctrl-C -> 130 without a
+traceback; a reader that left stdout (`| head -1`) -> quiet exit 1. Stdlib only: the fast path uses it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from ollamactl.cli import output
+from ollamactl.core.errors import ExitCode, OllamactlError
+
+
+def interrupted() -> int:
+    _silence_stdout_errors()
+    output.error("interrupted")
+    return int(ExitCode.INTERRUPTED)
+
+
+def broken_pipe() -> int:
+    """The reader of stdout went away: stop quietly, and keep Python from complaining at exit."""
+    _silence_stdout_errors()
+    return int(ExitCode.FAILED)
+
+
+def failed(error: OllamactlError) -> int:
+    output.error(str(error))
+    return int(error.exit_code)
+
+
+def _silence_stdout_errors() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation too: stdout may have no fd
+        pass
+
+
+def guarded(body: Callable[[], int | None]) -> int:
+    """Run `body` and map what it raises to an exit code (see the module docstring)."""
+    try:
+        return int(body() or 0)
+    except OllamactlError as error:
+        return failed(error)
+    except KeyboardInterrupt:
+        return interrupted()
+    except BrokenPipeError:
+        return broken_pipe()

@@ -1,0 +1,56 @@
+"""`ollamactl pick`'s body, shared by its fast parser and its Typer command: select, then print.
+
+Stdlib only (the fast path imports it): output formats, `--explain` on stderr, and the exit path.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ollamactl.cli import exits, output
+from ollamactl.core.errors import OllamactlError, UsageError
+from ollamactl.core.fleet import Fleet
+from ollamactl.core.routing import Decision, Request
+
+FORMATS = ("url", "env", "openai", "json")
+
+
+def render_pick(instance, fmt: str) -> str:
+    if fmt == "url":
+        return instance.url
+    if fmt == "env":
+        return f"OLLAMA_HOST={instance.url}"
+    if fmt == "openai":
+        return f"{instance.url}/v1"
+    return json.dumps({"id": instance.id, "name": instance.name, "url": instance.url, "type": instance.type,
+                       "weight": instance.weight, "openai_url": f"{instance.url}/v1"})
+
+
+def explain(decision: Decision) -> None:
+    width = max((len(i.id) for i in decision.instances), default=0)
+    for instance in decision.instances:
+        reason = decision.reasons.get(instance.id, "not considered")
+        output.message(f"{instance.id:<{width}}  {instance.url}  {reason}")
+
+
+def _pick(request: Request, fmt: str, show_reasons: bool) -> int:
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
+    try:
+        decision = Fleet(warn=output.warn).select(request)
+    except OllamactlError as error:
+        if show_reasons and error.hint:
+            for line in error.hint.split("; "):
+                output.message(line)
+        raise
+    if show_reasons:
+        explain(decision)
+    sys.stdout.write("".join(render_pick(i, fmt) + "\n" for i in decision.picks))
+    sys.stdout.flush()
+    return 0
+
+
+def execute(request: Request, fmt: str = "url", show_reasons: bool = False) -> int:
+    """Run a pick and print it; returns the exit code."""
+    return exits.guarded(lambda: _pick(request, fmt, show_reasons))

@@ -1,0 +1,197 @@
+"""Reading what a request is made of from the command line and stdin: typed `-o` options, `--format`,
+`--keep-alive`, the prompt, and the texts to embed (checked before anything is sent)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ollamactl.core.errors import UsageError
+
+_INT = re.compile(r"[-+]?\d+")
+_FLOAT = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?")
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` with a typed value: int, float, true/false, JSON, else the string itself."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UsageError(f"option {text!r} is not KEY=VALUE", "e.g. -o temperature=0.2 -o num_ctx=8192")
+    return key, typed_value(value)
+
+
+def typed_value(value: str) -> Any:
+    stripped = value.strip()
+    if _INT.fullmatch(stripped):
+        return int(stripped)
+    if _FLOAT.fullmatch(stripped):
+        return float(stripped)
+    if stripped in ("true", "false"):
+        return stripped == "true"
+    if stripped[:1] in ('[', '{', '"') or stripped == "null":
+        try:
+            return json.loads(stripped)
+        except ValueError:
+            pass
+    return value
+
+
+def parse_format(value: str | None) -> Any:
+    """`json`, or a path to a JSON-schema file (its object is sent)."""
+    if value is None or value == "json":
+        return value
+    path = Path(value)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--format: no such file {value!r}", "use json or the path of a JSON-schema file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--format: cannot read {value!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        schema = json.loads(raw)
+    except ValueError as exc:
+        raise UsageError(f"--format: {value} is not valid JSON ({exc})", "give a JSON-schema object") from None
+    if not isinstance(schema, dict):
+        raise UsageError(f"--format: {value} holds a JSON {type(schema).__name__}, not an object",
+                         "give a JSON-schema object such as {\"type\": \"object\", ...}")
+    return schema
+
+
+def parse_keep_alive(value: str | None) -> Any:
+    """A number is seconds (sent as a number); anything else is a duration string such as 10m."""
+    if value is None:
+        return None
+    stripped = value.strip()
+    if not stripped:
+        raise UsageError("--keep-alive is empty", "give a duration such as 10m, 3600 or -1")
+    if _INT.fullmatch(stripped):
+        return int(stripped)
+    if _FLOAT.fullmatch(stripped):
+        return float(stripped)
+    return stripped
+
+
+def read_prompt(words: list[str] | None) -> str:
+    if words and words != ["-"]:
+        prompt = " ".join(words)
+    else:
+        prompt = sys.stdin.read()
+        if prompt.endswith("\n"):
+            prompt = prompt[:-1]
+    if not prompt.strip():
+        raise UsageError("the prompt is empty", "give it as arguments or on stdin")
+    if not _is_utf8(prompt):
+        raise UsageError("the prompt is not UTF-8 text")
+    return prompt
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text holding bytes that were not UTF-8 (argv and stdin keep them as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _raw_lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """Lines split on b"\\n" only (kept on each line), read straight from the file descriptor.
+
+    Reading the descriptor (not Python's buffered object) matters: the input is read on a daemon
+    thread, and one blocked inside a BufferedReader at exit (Ctrl-C while stdin is still open)
+    makes the interpreter abort instead of exiting cleanly.
+    """
+    import os
+
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):  # an in-memory stream (tests)
+        yield from stream
+        return
+    rest: list[bytes] = []  # the reads since the last newline, joined once (a huge line stays linear)
+    while True:
+        data = os.read(fd, 1 << 16)
+        if not data:
+            break
+        if b"\n" not in data:
+            rest.append(data)
+            continue
+        if rest:
+            rest.append(data)
+            data = b"".join(rest)
+        *lines, tail = data.split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+        rest = [tail] if tail else []
+    if rest:
+        yield b"".join(rest)
+
+
+def _line_texts(stream: IO[bytes], source: str) -> Iterator[str]:
+    """One text per line (only the trailing newline removed; a UTF-8 byte order mark at the start is
+    not text); an empty line or bad UTF-8 is an error."""
+    for number, raw in enumerate(_raw_lines(stream), 1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+        if not raw:
+            raise UsageError(f"line {number} of {source} is empty",
+                             "every line is one text to embed; remove empty lines")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"line {number} of {source} is not UTF-8 text") from None
+
+
+def _prescan(stream: IO[bytes], source: str) -> int | None:
+    """Check a seekable input (a file, or stdin redirected from one) fully before any request, so
+    bad input writes nothing; returns its line count. Pipes and terminals are read lazily instead."""
+    import os
+
+    try:
+        fd = stream.fileno()
+        position = os.lseek(fd, 0, os.SEEK_CUR)
+    except (OSError, ValueError, AttributeError):
+        try:
+            if not stream.seekable():
+                return None
+            position = stream.tell()
+        except (OSError, ValueError):
+            return None
+        count = sum(1 for _ in _line_texts(stream, source))
+        stream.seek(position)
+        return count
+    count = sum(1 for _ in _line_texts(stream, source))
+    os.lseek(fd, position, os.SEEK_SET)
+    return count
+
+
+def open_inputs(texts: list[str] | None, file: str | None) -> tuple[Iterator[str], int | None, IO[bytes] | None]:
+    """(texts, how many if known, a file to close)."""
+    if texts and file is not None:
+        raise UsageError("give texts as arguments or with --file, not both")
+    if texts:
+        for number, text in enumerate(texts, 1):
+            if not text:
+                raise UsageError(f"text argument {number} is empty", "every argument is one text to embed")
+            if not _is_utf8(text):
+                raise UsageError(f"text argument {number} is not UTF-8 text")
+        return iter(texts), len(texts), None
+    if file is None or file == "-":
+        stream, source, handle = sys.stdin.buffer, "stdin", None
+    else:
+        try:
+            stream = handle = open(file, "rb")  # noqa: SIM115 - closed by the caller
+        except OSError as exc:
+            raise UsageError(f"--file: cannot open {file!r}: {exc.strerror}") from None
+        source = file
+    total = _prescan(stream, source)
+    return _line_texts(stream, source), total, handle

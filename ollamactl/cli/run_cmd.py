@@ -1,0 +1,183 @@
+"""`ollamactl run`: generate or chat with a model on the fleet, streamed to stdout as it arrives.
+
+It parses, builds a typed GenerateRequest, and hands it to `Fleet.stream`; the text is written
+straight to sys.stdout here (no rich per line), thinking dimmed on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import typer
+
+from ollamactl.cli import output
+from ollamactl.cli.completers import complete_instance, complete_model
+from ollamactl.cli.context import fleet
+from ollamactl.cli.request_input import parse_format, parse_keep_alive, parse_option, read_prompt
+from ollamactl.core.errors import UsageError
+
+app = typer.Typer()  # this module's commands; cli.app composes them
+
+
+class _BufferedOut:
+    """Collects what a stream produces and writes it to stdout in one call when the core flushes."""
+
+    def __init__(self) -> None:
+        self.out = sys.stdout
+        self.pending: list[str] = []  # fragments since the last flush (stdout may be unbuffered)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.out.write("".join(self.pending))
+            self.pending.clear()
+        self.out.flush()
+
+
+class _TextOut(_BufferedOut):
+    """Emits the text of each line to stdout and thinking to stderr (flushed per fragment).
+
+    Stdout is flushed by the core's `flush` hook before every read that could wait: each fragment
+    is out before ollamactl waits for the next, and a burst already received costs one write.
+    """
+
+    def __init__(self, chat: bool, show_thinking: bool):
+        super().__init__()
+        self.chat = chat
+        self.show_thinking = show_thinking
+        self.last = ""
+        self.thinking = False
+        tty = sys.stderr.isatty()
+        self.dim, self.undim = ("\x1b[2m", "\x1b[0m") if tty else ("", "")
+        self.emit = self.emit_chat if chat else self.emit_generate
+
+    def emit_generate(self, line: bytes, obj: dict) -> bool:
+        shown = False
+        thinking = obj.get("thinking")
+        if thinking and self.show_thinking:
+            shown = self.think(thinking)
+        text = obj.get("response")
+        if text:
+            return self.text(text)
+        return shown
+
+    def emit_chat(self, line: bytes, obj: dict) -> bool:
+        message = obj.get("message")
+        if not message:
+            return False
+        text = message.get("content")
+        shown = False
+        if "thinking" in message and self.show_thinking:
+            shown = self.think(message["thinking"])
+        if text:
+            return self.text(text)
+        return shown
+
+    def text(self, text: str) -> bool:
+        if self.thinking:
+            self.end_thinking()
+        self.pending.append(text)
+        self.last = text
+        return True
+
+    def think(self, text: Any) -> bool:
+        if not text or not isinstance(text, str):
+            return False
+        self.flush()
+        sys.stderr.write(self.dim + text + self.undim)
+        sys.stderr.flush()
+        self.thinking = True
+        return True
+
+    def end_thinking(self) -> None:
+        self.thinking = False
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.thinking:
+            self.end_thinking()
+        if self.last and not self.last.endswith("\n"):
+            self.pending.append("\n")
+        self.flush()
+
+
+class _JsonOut(_BufferedOut):
+    """--json: every NDJSON object as received, one per line."""
+
+    def emit(self, line: bytes, obj: dict) -> bool:
+        self.pending.append(line.decode("utf-8", "replace").strip() + "\n")
+        return True
+
+    def finish(self) -> None:
+        self.flush()
+
+
+@app.command()
+def run(
+    model: str = typer.Argument(..., help="Model name, e.g. llama3.2.", autocompletion=complete_model),
+    prompt: list[str] | None = typer.Argument(None, help="Prompt words (joined by spaces); none or - reads stdin."),
+    chat: bool = typer.Option(False, "--chat", help="Use /api/chat instead of /api/generate."),
+    system: str | None = typer.Option(None, "--system", help="System prompt."),
+    json_output: bool = typer.Option(False, "--json", help="Print the raw NDJSON objects, one per line."),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Ask for one answer object (stream: false)."),
+    fmt: str | None = typer.Option(None, "--format", help="json, or the path of a JSON-schema file."),
+    option: list[str] | None = typer.Option(None, "--option", "-o", metavar="KEY=VALUE",
+                                             help="Model option (repeatable), e.g. -o temperature=0.2."),
+    keep_alive: str | None = typer.Option(None, "--keep-alive", metavar="DURATION",
+                                          help="How long the model stays loaded: 10m, 3600, -1, 0."),
+    think: bool | None = typer.Option(None, "--think/--no-think", help="Ask a thinking model to think (or not)."),
+    instance_ref: str | None = typer.Option(None, "--instance", metavar="ID_OR_NAME",
+                                            help="Use this instance (no selection, no failover).",
+                                            autocompletion=complete_instance),
+    strategy: str | None = typer.Option(None, "--strategy", "-s", help="Selection strategy (default: settings)."),
+    key: str | None = typer.Option(None, "--key", help="Sticky: the same key gets the same instance."),
+    tries: int = typer.Option(3, "--tries", min=1, help="Instances to try before giving up."),
+    connect_timeout: float | None = typer.Option(None, "--connect-timeout", min=0.001, metavar="S",
+                                                 help="Seconds to connect (default: settings, 3)."),
+    first_byte_timeout: float | None = typer.Option(None, "--first-byte-timeout", min=0.001, metavar="S",
+                                                    help="Seconds until the first line (default: settings, 600)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="On stderr: instance, failovers, timings."),
+) -> None:
+    """Generate text with MODEL on the fleet, streamed to stdout as it arrives.
+
+    Fails over to another instance only before any output (connect error, timeout, 5xx, busy,
+    model missing); once text has been printed a failure ends the command (exit 1).
+
+    Example: ollamactl run llama3.2 "Why is the sky blue?"
+    """
+    from ollamactl.core.generate import GenerateRequest
+    from ollamactl.core.http import Timeouts
+
+    began = time.perf_counter()
+    if not model.strip():
+        raise UsageError("the model name is empty", "give a model such as llama3.2")
+    request = GenerateRequest(
+        model=model, chat=chat, system=system, stream=not no_stream, format=parse_format(fmt),
+        options=dict(parse_option(item) for item in option or ()), keep_alive=parse_keep_alive(keep_alive),
+        think=think, prompt=read_prompt(prompt),
+    )
+    current = fleet()
+    settings = Timeouts.from_settings(current.registry(), connect_timeout, first_byte_timeout)
+    writer = _JsonOut() if json_output else _TextOut(chat, show_thinking=think is not False)
+    try:
+        result = current.stream(request, writer.emit, instance=instance_ref, strategy=strategy, key=key,
+                                tries=tries, timeouts=settings, log=output.say if verbose else None,
+                                flush=writer.flush)
+    finally:
+        writer.finish()  # what arrived before a failure or Ctrl-C stays on screen
+    if verbose:
+        _report_timing(result, began)
+
+
+def _report_timing(result: Any, began: float) -> None:
+    final = result.final
+    parts = [f"served by {result.instance.id} ({result.instance.url})"]
+    if result.first_output_s is not None:
+        parts.append(f"first token {result.first_output_s:.3f} s after the request"
+                     f" ({time.perf_counter() - began:.3f} s since the command started)")
+    count, duration = final.get("eval_count"), final.get("eval_duration")
+    if isinstance(count, int) and isinstance(duration, (int, float)) and duration > 0:
+        parts.append(f"{count} tokens at {count / duration * 1e9:.1f} tokens/s")
+    output.say("; ".join(parts))

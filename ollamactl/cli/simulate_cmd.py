@@ -1,0 +1,103 @@
+"""`ollamactl simulate`: simulated Ollama servers on loopback, for the tour, demos and trying things out."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+
+from ollamactl.cli import output
+from ollamactl.cli.context import fleet
+from ollamactl.core.errors import OllamactlError, UsageError
+
+app = typer.Typer()  # this module's commands; cli.app composes them
+
+
+
+
+def _parse_faults(specs: Sequence[str], count: int) -> dict[int, str]:
+    from ollamactl.sim import FAULTS
+
+    faults: dict[int, str] = {}
+    for spec in specs:
+        index_text, sep, mode = spec.partition("=")
+        if not sep or not index_text.strip().isdigit():
+            raise UsageError(f"--fault {spec!r} is not INDEX=MODE", "e.g. --fault 2=refuse (instances count from 1)")
+        index, mode = int(index_text), mode.strip()
+        if not 1 <= index <= count:
+            raise UsageError(f"--fault {spec!r}: index {index} is not between 1 and {count}")
+        if mode not in FAULTS:
+            raise UsageError(f"--fault {spec!r}: unknown mode {mode!r}", f"choose from {', '.join(FAULTS)}")
+        faults[index] = mode
+    return faults
+
+
+def _register(urls: list[str]) -> list[str]:
+    """Add sim-1..sim-N for these URLs, reusing an entry that already has the URL; returns the ids."""
+    from ollamactl.core.urls import normalise_url
+
+    current = fleet()
+    ids = []
+    for number, url in enumerate(urls, start=1):
+        normalised = normalise_url(url)
+        existing = next((i for i in current.instances() if i.url == normalised), None)
+        if existing is not None:
+            output.message(f"{url} is already registered as {existing.id}; reusing it")
+            ids.append(existing.id)
+            continue
+        name = f"sim-{number}"
+        taken = {ref for i in current.instances() for ref in (i.id, i.name)}
+        instance = current.add(url, name=name if name not in taken else None)
+        ids.append(instance.id)
+    return ids
+
+
+@app.command()
+def simulate(
+    count: int = typer.Option(3, "--instances", "-n", metavar="N", help="How many simulated servers."),
+    base_port: int = typer.Option(0, "--base-port", metavar="P",
+                                  help="Listen on P, P+1, ... (0: any free ports; e.g. 11500)."),
+    register: bool = typer.Option(False, "--register", help="Add them to the registry as sim-1..sim-N."),
+    fault: list[str] | None = typer.Option(None, "--fault", metavar="INDEX=MODE",
+                                           help="Start instance INDEX (from 1) in a fault mode: refuse, hang,"
+                                                " http500, busy503, garbage, midstream, truncated, drip."),
+) -> None:
+    """Run simulated Ollama servers on loopback until Ctrl-C (for demos and trying ollamactl out).
+
+    Example: ollamactl simulate --instances 3 --base-port 11500 --register --fault 2=http500
+    """
+    if count < 1:
+        raise UsageError(f"--instances must be at least 1, got {count}")
+    if base_port < 0 or base_port + count - 1 > 65535:
+        raise UsageError(f"--base-port {base_port} does not leave room for {count} ports")
+    from ollamactl import sim as simulator
+
+    faults = _parse_faults(fault or [], count)
+    configs = [simulator.SimConfig(name=f"sim-{n}", fault=faults.get(n)) for n in range(1, count + 1)]
+
+    def ready(instances: list[Any]) -> None:
+        urls = [i.url for i in instances]
+        for url in urls:
+            typer.echo(url)
+        sys.stdout.flush()
+        if register:
+            ids = _register(urls)
+            output.message(f"registered as {', '.join(ids)}")
+        control = getattr(simulator, "CONTROL_PATH", None)
+        if control:
+            output.message(
+                f"change a fault at run time: curl -X POST -d '{{\"fault\": \"http500\"}}' {urls[0]}{control}"
+                " (\"fault\": null clears it; \"refuse\" closes the port, so it cannot be undone that way)"
+            )
+        output.message(f"serving {len(urls)} simulated instance(s); press Ctrl-C to stop")
+
+    try:
+        simulator.serve_forever(count, base_port=base_port, configs=configs, ready=ready)
+    except KeyboardInterrupt:  # pragma: no cover - serve_forever handles it itself
+        pass
+    except OSError as exc:
+        raise OllamactlError(f"cannot listen: {exc.strerror or exc}",
+                         "choose another --base-port, or 0 for any free ports") from None
+    output.message("simulator stopped")

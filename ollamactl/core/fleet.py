@@ -1,0 +1,296 @@
+"""`Fleet`: the one front door to everything ollamactl does, as a library.
+
+    from ollamactl import Fleet
+
+    fleet = Fleet()                          # the user's registry and state (env, then XDG dirs)
+    fleet.add("http://gpu1:11434", name="gpu1")
+    fleet.check()                            # probe every enabled instance, update the cache
+    [url] = [i.url for i in fleet.pick(model="llama3.2")]
+    for text in fleet.generate("llama3.2", "Why is the sky blue?"):
+        print(text, end="")
+
+Locations are resolved once, here (`config`/`state_dir`, else `$OLLAMACTL_CONFIG`,
+`$OLLAMACTL_STATE_DIR`, else the user's dirs; `OLLAMA_HOST` names the default instance); the
+modules behind this class never read the environment for them. Nothing here prints: warnings go
+to the `warn` callback given (or are kept in `warnings`), errors are OllamactlError subclasses
+whose `exit_code` the CLI uses. httpx, asyncio and tomlkit are imported only by the methods that
+need them, so a `pick` from the cache stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ollamactl.core import health_cache, registry, routing
+from ollamactl.core.errors import NoInstanceError, OllamactlError
+from ollamactl.core.paths import Locations
+from ollamactl.core.registry import Instance, Registry
+from ollamactl.core.store import FileStore, Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.embed import EmbedSummary, Write
+    from ollamactl.core.export import Exported
+    from ollamactl.core.generate import Completion, Emit, Flush, GenerateRequest, Log
+    from ollamactl.core.health import HealthResult, OnResult
+    from ollamactl.core.http import Timeouts
+
+Warn = Callable[[str], None]
+
+
+class Fleet:
+    """A registry of Ollama instances and the shared state that routes work to them."""
+
+    def __init__(self, config: str | os.PathLike[str] | None = None, state_dir: str | os.PathLike[str] | None = None,
+                 *, warn: Warn | None = None, store: Store | None = None):
+        self.locations = Locations.resolve(config, state_dir)
+        self.warnings: list[str] = []
+        self._warn = warn
+        self.store: Store = store or FileStore(self.locations.state_dir, self.warn)
+        self._ollama_host = os.environ.get("OLLAMA_HOST")
+
+    def warn(self, message: str) -> None:
+        """Pass a warning to the caller's callback, or keep it in `warnings`."""
+        if self._warn is not None:
+            self._warn(message)
+        else:
+            self.warnings.append(message)
+
+    # -- the registry ---------------------------------------------------------------------------
+
+    def registry(self) -> Registry:
+        """The registry as it is on disk now (validated; a missing file is an empty registry)."""
+        return registry.load(self.locations.registry)
+
+    def instances(self) -> tuple[Instance, ...]:
+        return self.registry().instances
+
+    def find(self, ref: str) -> Instance:
+        """The instance whose id, else name, is `ref` (a UsageError with close matches otherwise)."""
+        return self.registry().find(ref)
+
+    @property
+    def default_instance(self) -> Instance:
+        """The instance used when nothing is registered: OLLAMA_HOST, else http://127.0.0.1:11434."""
+        return registry.default_instance(self._ollama_host)
+
+    def add(self, url: str, *, name: str | None = None, id: str | None = None, type: str = "both",  # noqa: A002
+            weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
+            api_key: str | None = None) -> Instance:
+        """Register an instance (the URL is normalised; the id is derived from it unless given)."""
+        from ollamactl.core import registry_ops
+
+        return registry_ops.add(self.locations, url, name=name, instance_id=id, kind=type, weight=weight,
+                                enabled=enabled, api_key_env=api_key_env, api_key=api_key)
+
+    def update(self, ref: str, **changes: Any) -> Instance:
+        """Change fields of one instance: url, name, type, weight, enabled, api_key_env, api_key
+        (api_key_env=None / api_key=None drop the key settings)."""
+        from ollamactl.core import registry_ops
+
+        return registry_ops.update(self.locations, ref, registry_ops.Changes(**changes))
+
+    def enable(self, *refs: str) -> list[Instance]:
+        from ollamactl.core import registry_ops
+
+        return registry_ops.set_enabled(self.locations, list(refs), True)
+
+    def disable(self, *refs: str) -> list[Instance]:
+        from ollamactl.core import registry_ops
+
+        return registry_ops.set_enabled(self.locations, list(refs), False)
+
+    def remove(self, *refs: str) -> list[Instance]:
+        from ollamactl.core import registry_ops
+
+        return registry_ops.remove(self.locations, list(refs))
+
+    def targets(self, refs: Sequence[str] = (), include_disabled: bool = False) -> list[Instance]:
+        """The instances a fleet-wide command works on: the named ones (even disabled), else the
+        enabled ones (all with `include_disabled`), else, with nothing registered, the default."""
+        from ollamactl.core.registry_ops import resolve_all
+
+        reg = self.registry()
+        if refs:
+            if not reg.instances and all(ref == "default" for ref in refs):
+                return [self.default_instance]
+            return resolve_all(reg, list(refs))
+        if not reg.instances:
+            default = self.default_instance
+            self.warn(f"no instances registered; using the default instance {default.url}"
+                      " (from OLLAMA_HOST, else 127.0.0.1:11434); add one with `ollamactl add URL`")
+            return [default]
+        chosen = [i for i in reg.instances if include_disabled or i.enabled]
+        if not chosen:
+            raise NoInstanceError(f"all {len(reg.instances)} registered instances are disabled",
+                                  "pass --all to include them anyway, or `ollamactl enable ID_OR_NAME`")
+        return chosen
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def check(self, *refs: str, timeout: float | None = None, include_disabled: bool = False,
+              on_result: OnResult | None = None) -> list[HealthResult]:
+        """Probe the named instances (default: every enabled one) now, in parallel; the results are
+        cached and returned in the same order."""
+        return self.probe(self.targets(refs, include_disabled), timeout=timeout, on_result=on_result)
+
+    def probe(self, instances: Sequence[Instance], *, timeout: float | None = None,
+              on_result: OnResult | None = None) -> list[HealthResult]:
+        """Probe exactly `instances` now and cache the results."""
+        from ollamactl.core import health
+
+        reg = self.registry()
+        results = health.check(instances, timeout if timeout is not None else float(reg.setting("timeout")),
+                               int(reg.setting("concurrency")), on_result)
+        health.save(self.store, results)
+        return results
+
+    def refresh(self) -> list[HealthResult]:
+        """Probe every enabled instance now and update the cache."""
+        return self.check()
+
+    def health(self, refresh: bool = False) -> dict[str, HealthResult]:
+        """Every enabled instance's health, by id: from the cache where fresh, probed otherwise."""
+        import time
+
+        from ollamactl.core.health import HealthResult
+
+        reg = self.registry()
+        instances = self.targets()
+        entries = health_cache.current(instances, reg, self.store, self.store.read(), time.time(), refresh)
+        return {i.id: HealthResult.from_cache(i.id, entries[i.id]) for i in instances}
+
+    def models(self, results: dict[str, HealthResult] | None = None) -> list[dict[str, Any]]:
+        """Per model: the healthy instances holding it, loaded or not, and digest mismatches."""
+        from ollamactl.core.inventory import model_map
+
+        results = self.health() if results is None else results
+        return model_map(self.targets(), results)
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def select(self, request: routing.Request) -> routing.Decision:
+        """The routing decision for `request`: picks, and why each instance was kept or dropped."""
+        return routing.select(request, self.registry(), self.store, self.warn, self.default_instance)
+
+    def pick(self, *, model: str | None = None, type: str | None = None, strategy: str | None = None,  # noqa: A002
+             key: str | None = None, count: int = 1, strict: bool = False, refresh: bool = False) -> list[Instance]:
+        """The next `count` instances for a request, as `ollamactl pick` chooses them."""
+        return self.select(routing.Request(request_type=type, model=model, strategy=strategy, key=key,
+                                           count=count, strict=strict, refresh=refresh)).picks
+
+    def route(self, request_type: str, model: str, *, instance: str | None = None, strategy: str | None = None,
+              key: str | None = None) -> tuple[Registry, routing.Decision | None, list[Instance]]:
+        """(registry, decision or None, instances to try in order) for one call: the named instance
+        alone, or the routing choice followed by the other candidates for failover."""
+        reg = self.registry()
+        if instance is not None:
+            return reg, None, [reg.find(instance)]
+        decision = routing.select(routing.Request(request_type=request_type, model=model, strategy=strategy,
+                                                  key=key), reg, self.store, self.warn, self.default_instance)
+        return reg, decision, decision.failover_order()
+
+    # -- work -----------------------------------------------------------------------------------
+
+    def stream(self, request: GenerateRequest, emit: Emit, *, instance: str | None = None,
+               strategy: str | None = None, key: str | None = None, tries: int = 3,
+               timeouts: Timeouts | None = None, log: Log | None = None, flush: Flush | None = None) -> Completion:
+        """Send a generate/chat request to the fleet with failover before output; `emit(raw, obj)` sees
+        every NDJSON line (see generate.complete)."""
+        from ollamactl.core import generate
+        from ollamactl.core.breaker import Feedback
+        from ollamactl.core.http import Timeouts
+
+        reg, _, instances = self.route("chat", request.model, instance=instance, strategy=strategy, key=key)
+        return generate.complete(instances, request.path, request.body(), emit,
+                                 timeouts=timeouts or Timeouts.from_settings(reg), tries=tries, log=log,
+                                 feedback=Feedback(self.store), flush=flush)
+
+    def generate(self, model: str, prompt: str, *, chat: bool = False, system: str | None = None,
+                 options: dict[str, Any] | None = None, format: Any = None, keep_alive: Any = None,  # noqa: A002
+                 think: bool | None = None, **routing_options: Any) -> Iterator[str]:
+        """The answer's text fragments as they arrive, from the first instance that serves the model.
+
+        `routing_options`: instance, strategy, key, tries, timeouts (as for `stream`).
+        """
+        import queue
+        import threading
+
+        from ollamactl.core.generate import GenerateRequest, text_fragment
+
+        request = GenerateRequest(model, prompt, chat=chat, system=system, format=format, options=options,
+                                  keep_alive=keep_alive, think=think)
+        fragments: queue.Queue[Any] = queue.Queue()
+        finished = object()
+
+        def emit(raw: bytes, obj: dict) -> bool:
+            text = text_fragment(obj, chat)
+            if text:
+                fragments.put(text)
+            return bool(text)
+
+        def work() -> None:
+            try:
+                self.stream(request, emit, **routing_options)
+            except BaseException as error:  # noqa: BLE001 - handed to the consumer's thread
+                fragments.put(error)
+                return
+            fragments.put(finished)
+
+        threading.Thread(target=work, name="ollamactl-generate", daemon=True).start()
+        while (item := fragments.get()) is not finished:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def embed_batches(self, model: str, batches: Iterable[list[str]], write: Write, *, instance: str | None = None,
+                      allow_mixed: bool = False, per_instance: int = 2, timeouts: Timeouts | None = None,
+                      log: Log | None = None, progress: Callable[[int], None] | None = None) -> EmbedSummary:
+        """Embed `batches` on every eligible instance at once; `write(start, vectors)` gets them in input order.
+
+        Instances holding different builds (digests) of the model are refused unless `allow_mixed`.
+        """
+        from ollamactl.core import embed
+        from ollamactl.core.breaker import Feedback
+        from ollamactl.core.http import Timeouts, label
+
+        reg, decision, instances = self.route("embedding", model, instance=instance)
+        if decision is not None:
+            instances = list(decision.candidates) or instances
+            digests = embed.model_digests(instances, decision.health, model)
+            if len(set(digests.values())) > 1:
+                listing = ", ".join(f"{iid} {digest[:12]}" for iid, digest in digests.items())
+                if not allow_mixed:
+                    raise OllamactlError(f"the instances hold different builds of {model}: {listing}",
+                                         "vectors from different builds do not mix; pull the same build"
+                                         " everywhere, pick one with --instance, or pass --allow-mixed")
+                self.warn(f"mixing different builds of {model} (--allow-mixed): {listing}")
+        if log is not None:
+            log("embedding on " + ", ".join(label(i) for i in instances) + f" ({per_instance} in flight each)")
+        return embed.embed(instances, model, batches, write, timeouts=timeouts or Timeouts.from_settings(reg),
+                           per_instance=per_instance, log=log, progress=progress, feedback=Feedback(self.store))
+
+    def embed(self, model: str, texts: Iterable[str], *, batch_size: int = 64, **options: Any) -> list[list[float]]:
+        """One vector per text, in input order (`options` as for `embed_batches`)."""
+        from ollamactl.core.embed import batched
+
+        vectors: list[list[float]] = []
+        self.embed_batches(model, batched(texts, batch_size), lambda start, chunk: vectors.extend(chunk), **options)
+        return vectors
+
+    # -- export ---------------------------------------------------------------------------------
+
+    def export(self, fmt: str, *, model: str | None = None, type: str | None = None,  # noqa: A002
+               include_disabled: bool = False) -> Exported:
+        """The fleet as a gateway config (litellm, nginx, haproxy) or JSON, from the registry and the
+        health cache; its `warnings` say what was left out and why."""
+        import time
+
+        from ollamactl.core import export
+
+        reg = self.registry()
+        options = export.Options(model=model, request_type=type, include_all=include_disabled,
+                                 strategy=str(reg.setting("strategy")), health_ttl=float(reg.setting("health_ttl")),
+                                 now=time.time())
+        return export.export(fmt, reg.instances, self.store.read()["health"], options)

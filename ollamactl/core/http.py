@@ -1,0 +1,329 @@
+"""HTTP plumbing shared by every client of an Ollama server (health probes, run, embed, model
+management): timeouts, request headers (a key only to its own instance), client settings, and the
+error classes and plain words for every way a call can fail.
+
+Errors map to classes whose `retryable` says whether another instance may be tried. Retryable:
+the server could not serve this now (connect error, timeout, 5xx, 503 busy, 404 model not found,
+a dropped connection). Not retryable: the request or the configuration is wrong (400, 401, other
+4xx, a plain-text 404 = route missing, a redirect, an answer that is not Ollama's). Every error
+text has the instance's key masked.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ollamactl.core.errors import OllamactlError
+from ollamactl.core.settings import DEFAULTS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.registry import Instance, Registry
+
+DEFAULT_READ_TIMEOUT = 120.0  # seconds allowed between two NDJSON lines once a stream has begun
+NOT_OLLAMA = "not an Ollama server"
+
+ERROR_BODY_LIMIT = 64 * 1024
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]+")  # what a header value may hold (after stripping)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = DEFAULTS["connect_timeout"]
+    first_byte: float = DEFAULTS["first_byte_timeout"]
+    read: float = DEFAULT_READ_TIMEOUT
+
+    @classmethod
+    def from_settings(cls, reg: Registry, connect: float | None = None, first_byte: float | None = None,
+                      read: float | None = None) -> Timeouts:
+        return cls(
+            connect=connect if connect is not None else float(reg.setting("connect_timeout")),
+            first_byte=first_byte if first_byte is not None else float(reg.setting("first_byte_timeout")),
+            read=read if read is not None else DEFAULT_READ_TIMEOUT,
+        )
+
+
+def label(instance: Instance) -> str:
+    return f"{instance.id} ({instance.url})"
+
+
+def seconds(value: float) -> str:
+    text = f"{value:.1f}"
+    return text if float(text) == value else f"{value:g}"
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+class OllamaError(OllamactlError):
+    """A failed call to one instance; `reason` is the words without the instance's name."""
+
+    retryable = False
+
+    def __init__(self, reason: str, instance: Instance | None = None, status: int | None = None,
+                 hint: str | None = None):
+        key = instance.resolve_api_key() if instance is not None else None
+        if key:
+            for form in {key, key.strip()} - {""}:
+                reason = reason.replace(form, "***")
+        self.reason = reason
+        self.instance = instance
+        self.status = status
+        super().__init__(f"{label(instance)}: {reason}" if instance is not None else reason, hint)
+
+
+class ConnectFailed(OllamaError):
+    """No connection, or it broke before an answer arrived."""
+
+    retryable = True
+
+
+class Timeout(OllamaError):
+    retryable = True
+
+
+class ServerError(OllamaError):
+    """HTTP 5xx, an error line or a truncated stream before any output."""
+
+    retryable = True
+
+
+class ServerBusy(ServerError):
+    """HTTP 503: the server's queue is full."""
+
+
+class ModelNotFound(OllamaError):
+    """HTTP 404 with a JSON "... not found" error: this instance lacks the model."""
+
+    retryable = True
+
+
+class Unauthorized(OllamaError):
+    pass
+
+
+class BadRequest(OllamaError):
+    """HTTP 400 or another 4xx: the request is wrong; another instance would say the same."""
+
+
+class RouteMissing(OllamaError):
+    """A plain-text 404: the path does not exist on that server (old Ollama, or not Ollama)."""
+
+
+class Redirected(OllamaError):
+    pass
+
+
+class NotOllama(OllamaError):
+    """The answer is not what Ollama sends."""
+
+
+class StreamBroken(OllamaError):
+    """A stream failed after output had reached the user: never retried."""
+
+
+class AllFailed(OllamaError):
+    """Every attempt failed; `attempts` holds (instance, error) in order."""
+
+    def __init__(self, attempts: list[tuple[Instance, OllamaError]], what: str = "every attempt failed"):
+        self.attempts = attempts
+        listing = "; ".join(str(error) for _, error in attempts)
+        super().__init__(f"{what}: {listing}")
+
+
+def status_error(status: int, content: bytes, location: str | None, reason_phrase: str,
+                 instance: Instance) -> OllamaError:
+    """The error class and words for a non-200 answer (`content`: the body, maybe cut short)."""
+    message = error_message(content)
+    if 300 <= status < 400:
+        where = f" to {location}" if location else ""
+        return Redirected(f"HTTP {status}: redirected{where} (redirects are not followed)", instance, status,
+                          "register the final URL instead")
+    if status == 401:
+        return Unauthorized("HTTP 401: unauthorized (check the API key)", instance, status)
+    if status == 404:
+        if message is None:
+            return RouteMissing("HTTP 404: no such API path (not an Ollama server, or too old?)", instance, status)
+        if "not found" in message.lower():
+            return ModelNotFound(f"HTTP 404: {message}", instance, status)
+        return BadRequest(f"HTTP 404: {message}", instance, status)
+    words = message or (reason_phrase.lower() if reason_phrase else "no message")
+    if status == 503:
+        return ServerBusy(f"HTTP 503: {words}", instance, status)
+    if status >= 500:
+        return ServerError(f"HTTP {status}: {words}", instance, status)
+    return BadRequest(f"HTTP {status}: {words}", instance, status)
+
+
+
+def error_message(content: bytes) -> str | None:
+    """The server's `{"error": ...}` text, shortened, if it sent one."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"].strip():
+        return short(data["error"])
+    return None
+
+
+def short(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def network_error(exc: BaseException, instance: Instance, timeouts: Timeouts) -> OllamaError:
+    """An httpx exception in words, as the right class."""
+    import httpx
+
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ConnectFailed(f"connect timed out after {seconds(timeouts.connect)} s", instance)
+    if isinstance(exc, httpx.TimeoutException):
+        return Timeout("timed out", instance)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        text = str(exc).lower()
+        if "disconnect" in text or "peer closed" in text or "without sending" in text:
+            return ConnectFailed("the server closed the connection without a complete answer", instance)
+        return NotOllama("not an Ollama server (the answer is not valid HTTP)", instance)
+    if isinstance(exc, httpx.DecodingError):
+        return NotOllama("not an Ollama server (the answer cannot be decoded)", instance)
+    if isinstance(exc, (httpx.TransportError, OSError)):
+        return ConnectFailed(describe(exc, instance.url, timeouts.connect), instance)
+    return OllamaError(f"request failed: {short(str(exc)) or type(exc).__name__}", instance)
+
+
+
+def describe(exc: BaseException, url: str, timeout: float) -> str:
+    """A network failure in plain words (never a Python exception repr)."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {seconds(timeout)} s"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        text = str(exc).lower()
+        if "without sending" in text or "disconnected" in text or "peer closed" in text:
+            return "the server closed the connection without a complete answer"
+        return NOT_OLLAMA  # bytes that are not HTTP
+    if isinstance(exc, (httpx.ConnectError, httpx.NetworkError, OSError)):
+        return _network_words(exc, url)
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "unsupported URL scheme"
+    if isinstance(exc, httpx.DecodingError):
+        return NOT_OLLAMA
+    if isinstance(exc, httpx.HTTPError):
+        return "request failed: " + (short(str(exc)) or type(exc).__name__)
+    return "probe failed: " + (short(str(exc)) or type(exc).__name__)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc`, its causes and contexts, and the members of any exception group, without repeats."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend([current.__cause__, current.__context__])
+        todo.extend(getattr(current, "exceptions", None) or [])
+        if isinstance(current, OSError) and current.args and isinstance(current.args[-1], list):
+            todo.extend(e for e in current.args[-1] if isinstance(e, BaseException))
+    return [e for e in seen if e is not None]
+
+
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset by the server",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+    errno.EADDRNOTAVAIL: "address not available",
+    errno.EMFILE: "too many open files (raise `ulimit -n` or lower the concurrency setting)",
+    errno.EPIPE: "connection closed by the server",
+}
+
+
+def _network_words(exc: BaseException, url: str) -> str:
+    import socket
+    import ssl
+
+    chain = _chain(exc)
+    for item in chain:
+        if isinstance(item, socket.gaierror):
+            return f"cannot resolve host {_host(url)}"
+    for item in chain:
+        if isinstance(item, ConnectionRefusedError):
+            return "connection refused"
+    for item in chain:
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return "TLS certificate not trusted: " + short(item.verify_message or "verification failed")
+        if isinstance(item, ssl.SSLError):
+            return "TLS handshake failed (is it an https server?)"
+    for item in chain:
+        if isinstance(item, OSError) and item.errno in _ERRNO_WORDS:
+            return _ERRNO_WORDS[item.errno]
+    text = " ".join(str(item) for item in chain).lower()
+    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return f"cannot resolve host {_host(url)}"
+    if "refused" in text or "all connection attempts failed" in text:
+        return "connection refused"
+    if "reset" in text:
+        return "connection reset by the server"
+    for item in chain:
+        if isinstance(item, OSError) and item.strerror:
+            return "cannot connect: " + item.strerror.lower()
+    return "cannot connect"
+
+
+def _host(url: str) -> str:
+    rest = url.split("://", 1)[-1].split("/", 1)[0]
+    if rest.startswith("["):
+        return rest[: rest.find("]") + 1]
+    return rest.rsplit(":", 1)[0] if ":" in rest else rest
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Plumbing
+
+
+def headers_for(instance: Instance) -> dict[str, str]:
+    """Request headers for `instance`: its own key, and only its own.
+
+    Surrounding whitespace (a key file's newline) is dropped. A key an HTTP header cannot carry is
+    refused here, in words that name where it came from: httpx's own error would quote the key.
+    """
+    headers = {"Content-Type": "application/json"}
+    key = (instance.resolve_api_key() or "").strip()
+    if key:
+        if not _HEADER_SAFE.fullmatch(key):
+            source = f"${instance.api_key_env}" if instance.api_key_env else "the registry"
+            raise BadRequest(f"the API key from {source} cannot be sent: it holds a line break, a control or a"
+                             " non-ASCII character", instance, hint="set the key again without it")
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def client_options(timeouts: Timeouts, instances: Sequence[Instance], connections: int) -> dict[str, Any]:
+    import httpx
+
+    from ollamactl import __version__
+
+    return dict(
+        trust_env=False,  # loopback instances must never go through HTTP_PROXY
+        follow_redirects=False,  # a key is sent only to its own instance
+        # Building a TLS context costs ~15 ms of start-up: only when some instance speaks https.
+        verify=any(i.url.startswith("https:") for i in instances),
+        # Only the connect timeout is httpx's; the deadlines after it are enforced here (see top).
+        timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=None, pool=None),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        headers={"User-Agent": f"ollamactl/{__version__}", "Accept-Encoding": "identity"},
+    )
+
+

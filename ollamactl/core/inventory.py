@@ -1,0 +1,46 @@
+"""Which model is on which instance: the fleet's model map, with loaded state and digest mismatches."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ollamactl.model_names import normalise_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.health import HealthResult
+    from ollamactl.core.registry import Instance
+
+
+def model_map(instances: Sequence[Instance], results: dict[str, HealthResult]) -> list[dict[str, Any]]:
+    """Per model tag: the instances holding it, whether loaded there, and digest mismatches.
+
+    An instance's digest "differs" when the tag has more than one digest across instances and
+    that instance's digest is not the majority one (with no clear majority, every one differs).
+    """
+    holders: dict[str, list[dict[str, Any]]] = {}
+    for instance in instances:
+        result = results.get(instance.id)
+        if result is None or not result.healthy:
+            continue
+        loaded = None if result.loaded is None else {normalise_model(n) for n in result.loaded}
+        for model in result.models:
+            name = normalise_model(model["name"])
+            holders.setdefault(name, []).append({
+                "id": instance.id,
+                "loaded": None if loaded is None else name in loaded,
+                "digest": model.get("digest"),
+            })
+    out = []
+    for name in sorted(holders):
+        entries = holders[name]
+        counts = Counter(e["digest"] for e in entries if e["digest"])
+        majority = None
+        if len(counts) > 1:
+            (top, top_count), (_, second_count) = counts.most_common(2)
+            majority = top if top_count > second_count else None
+        for entry in entries:
+            entry["digest_differs"] = len(counts) > 1 and bool(entry["digest"]) and entry["digest"] != majority
+        out.append({"model": name, "instances": entries})
+    return out
