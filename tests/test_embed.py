@@ -7,10 +7,10 @@ import subprocess
 import sys
 import time
 
+from fleet_setup import register
 from typer.testing import CliRunner
 
 from ollamactl.cli.app import app
-from ollamactl.core import health
 from ollamactl.core.fleet import Fleet
 from ollamactl.sim import SimModel
 
@@ -19,16 +19,6 @@ MODEL = "nomic-embed-text"
 
 def invoke(*args, input=None):
     return CliRunner().invoke(app, list(args), input=input)
-
-
-def register(*instances, **kwargs):
-    ids = [Fleet().add(sim_instance.url, name=f"sim{n}", **kwargs).id
-           for n, sim_instance in enumerate(instances, 1)
-           ]
-    health.save(Fleet().store, health.check(Fleet().registry().instances, timeout=5.0))
-    for sim_instance in instances:
-        sim_instance.max_in_flight = 0  # forget the probes' concurrency
-    return ids
 
 
 def texts(count, prefix="text"):

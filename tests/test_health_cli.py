@@ -23,17 +23,13 @@ JSON_KEYS = {"id", "name", "url", "type", "enabled", "healthy", "error", "latenc
              "loaded", "checked_at", "ejected_until"}
 
 
-def register(sim_instance, name: str, **fields):
-    return Fleet().add(sim_instance.url, name=name, **fields)
-
-
 def test_exit_codes_all_some_none(sim):
     good, bad = sim.add(), sim.add(fault="refuse")
-    a = register(good, "good")
+    a = Fleet().add(good.url, name="good")
     result = run("health")
     assert result.exit_code == 0, result.stderr
     assert "healthy" in result.stdout and good.url in result.stdout
-    register(bad, "bad")
+    Fleet().add(bad.url, name="bad")
     result = run("health", "--timeout", "2")
     assert result.exit_code == 4
     assert "unhealthy" in result.stdout and "connection refused" in result.stdout
@@ -45,8 +41,8 @@ def test_exit_codes_all_some_none(sim):
 def test_json_schema(sim):
     one = sim.add(loaded=["qwen2.5:7b"])
     legacy = sim.add(legacy=True)
-    register(one, "one")
-    register(legacy, "old")
+    Fleet().add(one.url, name="one")
+    Fleet().add(legacy.url, name="old")
     result = run("health", "--json")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
@@ -64,7 +60,7 @@ def test_json_schema(sim):
 
 
 def test_ejected_status_from_the_breaker(sim):
-    instance = register(sim.add(), "gpu")
+    instance = Fleet().add(sim.add().url, name="gpu")
     until = time.time() + 120
 
     def eject(data):
@@ -78,7 +74,7 @@ def test_ejected_status_from_the_breaker(sim):
 
 
 def test_disabled_skipped_unless_all_or_named(sim):
-    register(sim.add(), "on")
+    Fleet().add(sim.add().url, name="on")
     Fleet().add(sim.add(fault="refuse").url, name="off", enabled=False)
     assert [r["name"] for r in json.loads(run("health", "--json").stdout)] == ["on"]
     result = run("health", "--json", "--all")
@@ -98,7 +94,7 @@ def test_no_instances_checks_the_default(sim_instance, monkeypatch):
 
 
 def test_corrupt_state_file_is_rebuilt_and_the_command_works(sim_instance):
-    register(sim_instance, "gpu")
+    Fleet().add(sim_instance.url, name="gpu")
     Fleet().locations.state_dir.mkdir(parents=True, exist_ok=True)
     Fleet().locations.state_file.write_text("\x00garbage{")
     result = run("health")
@@ -108,11 +104,11 @@ def test_corrupt_state_file_is_rebuilt_and_the_command_works(sim_instance):
 
 
 def test_refresh_output(sim):
-    register(sim.add(), "a")
-    register(sim.add(), "b")
+    Fleet().add(sim.add().url, name="a")
+    Fleet().add(sim.add().url, name="b")
     result = run("refresh")
     assert (result.exit_code, result.stdout.strip()) == (0, "2 instances: 2 healthy, 0 unhealthy")
-    register(sim.add(fault="http500"), "c")
+    Fleet().add(sim.add(fault="http500").url, name="c")
     result = run("refresh", "--json")
     assert result.exit_code == 4
     assert json.loads(result.stdout) == {"total": 3, "healthy": 2, "unhealthy": 1}
@@ -121,7 +117,7 @@ def test_refresh_output(sim):
 
 def test_watch_rows_change_when_an_instance_goes_down(sim):
     flaky = sim.add()
-    instances = [register(sim.add(), "steady"), register(flaky, "flaky")]
+    instances = [Fleet().add(sim.add().url, name="steady"), Fleet().add(flaky.url, name="flaky")]
     finals: list[dict] = []
     partial = []
 
@@ -142,7 +138,7 @@ def test_watch_rows_change_when_an_instance_goes_down(sim):
 
 
 def test_watch_command_off_a_terminal_prints_plain_tables_and_stops_on_ctrl_c(sim, monkeypatch):
-    register(sim.add(), "gpu")
+    Fleet().add(sim.add().url, name="gpu")
 
     def interrupt(seconds):
         raise KeyboardInterrupt
@@ -160,7 +156,7 @@ def test_models_with_a_digest_mismatch(sim):
     s1 = sim.add(models=[SimModel("llama3.2", digest=same), SimModel("bge-m3", embedding=True)], loaded=["llama3.2"])
     s2 = sim.add(models=[SimModel("llama3.2:latest", digest=same)], loaded=[])
     s3 = sim.add(models=[SimModel("llama3.2", digest=other)], legacy=True)
-    ids = [register(s, f"gpu{n}").id for n, s in enumerate((s1, s2, s3), start=1)]
+    ids = [Fleet().add(s.url, name=f"gpu{n}").id for n, s in enumerate((s1, s2, s3), start=1)]
     result = run("models", "--json")
     assert result.exit_code == 0, result.stderr
     listing = {item["model"]: item["instances"] for item in json.loads(result.stdout)}
@@ -180,8 +176,8 @@ def test_models_with_a_digest_mismatch(sim):
 
 def test_models_rechecks_stale_entries_and_notes_unhealthy_ones(sim):
     up, down = sim.add(), sim.add(fault="garbage")
-    a = register(up, "up")
-    register(down, "down")
+    a = Fleet().add(up.url, name="up")
+    Fleet().add(down.url, name="down")
 
     def stale(data):
         data["health"][a.id] = health.HealthResult(a.id, a.url, True, checked_at=1.0).to_cache()
@@ -196,8 +192,8 @@ def test_models_rechecks_stale_entries_and_notes_unhealthy_ones(sim):
 def test_the_api_key_never_appears_in_any_output(sim):
     keyed = sim.add(api_key=SECRET)
     wrong = sim.add(api_key="sk-other")
-    register(keyed, "keyed", api_key=SECRET)
-    register(wrong, "wrong", api_key=SECRET)
+    Fleet().add(keyed.url, name="keyed", api_key=SECRET)
+    Fleet().add(wrong.url, name="wrong", api_key=SECRET)
     outputs = []
     for args in (("health",), ("health", "--json"), ("refresh",), ("refresh", "--json"), ("models",),
                  ("models", "--json"), ("health", "wrong")):

@@ -9,29 +9,12 @@ import time
 from collections import Counter
 
 import pytest
+from fleet_setup import fake_fleet, fill_cache
 from typer.testing import CliRunner
 
 from ollamactl.cli import pick_fast
 from ollamactl.cli.app import app
 from ollamactl.core.fleet import Fleet
-
-
-def fill_cache(entries):
-    """Write fresh health entries {id: (url, healthy, models, loaded)} into the state file."""
-    def change(data):
-        for instance_id, (url, ok, models, loaded) in entries.items():
-            data["health"][instance_id] = {
-                "url": url, "healthy": ok, "error": None if ok else "connection refused", "latency_ms": 5.0,
-                "version": "0.12.6", "models": [{"name": m, "digest": "d" * 64, "size": 1} for m in models],
-                "loaded": list(loaded), "checked_at": time.time()}
-    Fleet().store.update(change)
-
-
-def fleet(count, models=("llama3.2:latest",), **kwargs):
-    """Register `count` fake instances with a fresh healthy cache (no network is touched)."""
-    ids = [Fleet().add(f"gpu{n}", **kwargs).id for n in range(1, count + 1)]
-    fill_cache({i: (f"http://{i.rsplit('-', 1)[0]}:11434", True, models, ()) for i in ids})
-    return ids
 
 
 def refused_url():
@@ -48,7 +31,7 @@ def run_pick(*args, env=None):
 
 
 def test_formats_print_only_the_answer_on_stdout():
-    fleet(1)
+    fake_fleet(1)
     assert run_pick().stdout == "http://gpu1:11434\n"
     assert run_pick("--format", "env").stdout == "OLLAMA_HOST=http://gpu1:11434\n"
     assert run_pick("--format", "openai").stdout == "http://gpu1:11434/v1\n"
@@ -58,7 +41,7 @@ def test_formats_print_only_the_answer_on_stdout():
 
 
 def test_count_advances_the_rotation_and_the_next_call_continues_it():
-    fleet(3)
+    fake_fleet(3)
     first = run_pick("-n", "4").stdout.split()
     assert first == ["http://gpu1:11434", "http://gpu2:11434", "http://gpu3:11434", "http://gpu1:11434"]
     assert run_pick().stdout.strip() == "http://gpu2:11434"
@@ -89,7 +72,7 @@ def test_model_filter_and_explain_give_reasons_on_stderr():
 
 
 def test_model_found_nowhere_warns_or_fails_with_strict():
-    fleet(2)
+    fake_fleet(2)
     loose = run_pick("-m", "mistral")
     assert loose.returncode == 0 and loose.stdout.startswith("http://gpu")
     assert "mistral:latest" in loose.stderr and "warning" in loose.stderr
@@ -106,7 +89,7 @@ def test_model_found_nowhere_warns_or_fails_with_strict():
     (["--bogus"], "no such option: --bogus"),
 ])
 def test_bad_input_exits_2_with_the_offending_value(args, words):
-    fleet(1)
+    fake_fleet(1)
     result = run_pick(*args)
     assert result.returncode == 2 and result.stdout == "" and words in result.stderr
     assert result.stderr.startswith("ollamactl: error: ") and result.stderr.count("\n") == 1  # one line, as elsewhere
@@ -119,7 +102,7 @@ def test_nothing_registered_uses_the_default_instance_without_probing():
 
 
 def test_nothing_eligible_and_default_down_exits_3_with_reasons():
-    ids = fleet(2)
+    ids = fake_fleet(2)
     fill_cache({i: (f"http://{i.rsplit('-', 1)[0]}:11434", False, [], ()) for i in ids})
     result = run_pick(env=dict(os.environ, OLLAMA_HOST=refused_url()))
     assert result.returncode == 3 and result.stdout == ""
@@ -129,7 +112,7 @@ def test_nothing_eligible_and_default_down_exits_3_with_reasons():
 
 def test_nothing_eligible_falls_back_to_a_healthy_default_instance(sim):
     default = sim.add()
-    ids = fleet(1)
+    ids = fake_fleet(1)
     fill_cache({ids[0]: ("http://gpu1:11434", False, [], ())})
     result = run_pick(env=dict(os.environ, OLLAMA_HOST=default.url))
     assert result.returncode == 0 and result.stdout == f"{default.url}\n"
@@ -162,7 +145,7 @@ def test_a_changed_url_invalidates_its_cache_entry(sim):
 
 def test_typer_and_fast_paths_give_identical_answers(capsys):
     """Both parsers build the same Request and call the same execute: check they agree."""
-    fleet(3, models=("llama3.2:latest", "qwen2.5:7b"))
+    fake_fleet(3, models=("llama3.2:latest", "qwen2.5:7b"))
     vectors = [["-n", "3"], ["-m", "qwen2.5:7b", "-n", "2", "--format", "env"], ["--key", "user-7", "-n", "2"],
                ["-s", "weighted", "-n", "4", "--format", "json"], ["-s", "nope"], ["-t", "embedding", "-n", "2"]]
     for argv in vectors:
@@ -189,14 +172,14 @@ def _parallel_picks(processes, per_process):
 
 
 def test_parallel_processes_share_one_rotation_exactly():
-    fleet(4)
+    fake_fleet(4)
     counts = _parallel_picks(8, 100)
     assert sorted(counts.values()) == [200, 200, 200, 200]
 
 
 @pytest.mark.slow
 def test_xargs_style_parallel_ollamactl_pick_calls_share_one_rotation():
-    fleet(4)
+    fake_fleet(4)
     result = subprocess.run("seq 400 | xargs -P 16 -n 1 sh -c 'ollamactl pick'", shell=True, capture_output=True,
                             text=True, timeout=300)
     assert sorted(Counter(result.stdout.split()).values()) == [100, 100, 100, 100]
@@ -206,7 +189,7 @@ HEAVY = ("httpx", "rich", "asyncio", "pydantic", "typer", "click", "tomlkit", "f
 
 
 def test_pick_with_a_fresh_cache_imports_nothing_heavy():
-    fleet(2)
+    fake_fleet(2)
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "ollamactl", "pick", "-m", "llama3.2"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("http://gpu")
@@ -234,7 +217,7 @@ def test_a_cache_entry_stamped_in_the_future_is_not_trusted(sim):
     ("latency", {"gpu1-11434": "slow"}),
 ])
 def test_a_malformed_state_entry_is_dropped_with_a_warning_not_a_traceback(section, value):
-    fleet(2)
+    fake_fleet(2)
     data = json.loads(Fleet().locations.state_file.read_text())
     data[section] = value
     Fleet().locations.state_file.write_text(json.dumps(data))
@@ -250,7 +233,7 @@ def test_a_malformed_state_entry_is_dropped_with_a_warning_not_a_traceback(secti
 @pytest.mark.parametrize("entry", [5, "junk", {"url": "http://gpu1:11434", "healthy": True, "checked_at": "now"},
                                    {"url": "http://gpu1:11434", "healthy": True, "checked_at": 1e18, "models": 7}])
 def test_a_malformed_health_entry_is_probed_again_not_a_traceback(entry):
-    ids = fleet(1)
+    ids = fake_fleet(1)
     Fleet().store.update(lambda d: d["health"].update({ids[0]: entry}))
     result = run_pick(env=dict(os.environ, OLLAMA_HOST=refused_url()))
     assert result.returncode == 3 and "Traceback" not in result.stderr
@@ -258,7 +241,7 @@ def test_a_malformed_health_entry_is_probed_again_not_a_traceback(entry):
 
 
 def test_an_unusable_state_directory_is_one_error_line(tmp_path, monkeypatch):
-    fleet(1)
+    fake_fleet(1)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     result = run_pick(env=dict(os.environ, OLLAMACTL_STATE_DIR=str(blocker)))
@@ -279,13 +262,13 @@ sys.exit(pick_fast.main([]))
 
 
 def test_ctrl_c_exits_130_without_a_traceback():
-    fleet(1)
+    fake_fleet(1)
     result = subprocess.run([sys.executable, "-c", INTERRUPTED], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (130, "", "ollamactl: error: interrupted\n")
 
 
 def test_a_reader_that_goes_away_is_not_a_traceback():
-    fleet(1)
+    fake_fleet(1)
     proc = subprocess.Popen([sys.executable, "-m", "ollamactl", "pick", "-n", "200000"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader went away, as with `| head -1`
@@ -294,7 +277,7 @@ def test_a_reader_that_goes_away_is_not_a_traceback():
 
 
 def test_abbreviated_options_are_refused_as_the_typer_command_does():
-    fleet(1)
+    fake_fleet(1)
     result = run_pick("--mod", "llama3.2")
     assert result.returncode == 2 and "--mod" in result.stderr
     assert CliRunner().invoke(app, ["pick", "--mod", "llama3.2"]).exit_code == 2

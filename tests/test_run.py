@@ -10,10 +10,11 @@ import threading
 import time
 
 import pytest
+from fleet_setup import prime, register
 from typer.testing import CliRunner
 
 from ollamactl.cli.app import app
-from ollamactl.core import generate, health, registry
+from ollamactl.core import generate, registry
 from ollamactl.core import http as ollama_http
 from ollamactl.core.fleet import Fleet
 from ollamactl.sim import SimModel
@@ -21,20 +22,6 @@ from ollamactl.sim import SimModel
 
 def invoke(*args, input=None):
     return CliRunner().invoke(app, list(args), input=input)
-
-
-def register(*instances, **kwargs):
-    """Register simulated instances in order (the first is the first round-robin pick) and probe them."""
-    ids = [Fleet().add(sim_instance.url, name=f"sim{n}", **kwargs).id
-           for n, sim_instance in enumerate(instances, 1)
-           ]
-    prime()
-    return ids
-
-
-def prime():
-    """Fill the health cache now, so faults set afterwards are met by `run`, not by routing's probe."""
-    health.save(Fleet().store, health.check(Fleet().registry().instances, timeout=5.0))
 
 
 def generates(sim_instance, path="/api/generate"):

@@ -1,8 +1,7 @@
-"""Error types, exit codes and the one stderr warning channel shared by the core and the CLI."""
+"""Error types and exit codes: what went wrong, in words a user can act on, and the code to exit with."""
 
 from __future__ import annotations
 
-import sys
 from enum import IntEnum
 
 
@@ -43,16 +42,3 @@ class NoInstanceError(OllamactlError):
     """No instance can serve the request."""
 
     exit_code = ExitCode.NO_INSTANCE
-
-
-def warn(message: str) -> None:
-    """Print a warning on stderr; stdout stays reserved for data."""
-    sys.stderr.write(f"ollamactl: warning: {message}\n")
-    sys.stderr.flush()
-
-
-def report(error: OllamactlError) -> int:
-    """Print `error` as one line on stderr and return its exit code."""
-    sys.stderr.write(f"ollamactl: error: {error}\n")
-    sys.stderr.flush()
-    return int(error.exit_code)

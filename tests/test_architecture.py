@@ -1,0 +1,139 @@
+"""The layout's rules, read from the source with `ast` (imports inside functions included):
+no import cycle among ollamactl's modules; core/ imports neither cli/, typer nor rich; sim/ imports
+nothing from core/ or cli/; and the README's layout paragraph names every package module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "ollamactl"
+README = PACKAGE.parent / "README.md"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _type_checking_block(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+
+
+def imports_of(path: Path, runtime_only: bool) -> set[str]:
+    """Every module `path` imports, at any depth; `runtime_only` skips `if TYPE_CHECKING:` blocks."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if runtime_only and _type_checking_block(node):
+            for child in node.orelse:  # type: ignore[attr-defined]
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return found
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def graph(runtime_only: bool) -> dict[str, set[str]]:
+    """Module -> the ollamactl modules it imports (a package import counts as its __init__)."""
+    edges: dict[str, set[str]] = {}
+    for name, path in MODULES.items():
+        edges[name] = {target for target in imports_of(path, runtime_only) if target in MODULES and target != name}
+    return edges
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(edges[node]):
+            if state.get(target) == 1:
+                return stack[stack.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle():
+    edges = graph(runtime_only=True)
+    # The root package's lazy `Fleet` export is an attribute hook, not an import at load time.
+    edges["ollamactl"] = set()
+    assert find_cycle(edges) is None, " -> ".join(find_cycle(edges) or [])
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_core_never_imports_the_cli_typer_or_rich():
+    offences = []
+    for name, path in MODULES.items():
+        if name.startswith("ollamactl.core"):
+            for target in imports_of(path, runtime_only=False):
+                if target.split(".")[0] in ("typer", "rich", "click") or target.startswith("ollamactl.cli"):
+                    offences.append(f"{name} imports {target}")
+    assert offences == []
+
+
+def test_the_simulator_imports_nothing_from_core_or_cli():
+    offences = [f"{name} imports {target}" for name, path in MODULES.items() if name.startswith("ollamactl.sim")
+                for target in imports_of(path, runtime_only=False)
+                if target.startswith(("ollamactl.core", "ollamactl.cli"))]
+    assert offences == []
+
+
+def test_only_cli_output_imports_rich():
+    importers = {name for name, path in MODULES.items()
+                 if any(target.split(".")[0] == "rich" for target in imports_of(path, runtime_only=False))}
+    assert importers == {"ollamactl.cli.output"}
+
+
+def test_nothing_in_core_prints():
+    offences = []
+    for name, path in MODULES.items():
+        if not name.startswith("ollamactl.core"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                offences.append(f"{name}: print()")
+            if isinstance(node, ast.Attribute) and node.attr in ("stdout", "stderr") and \
+                    isinstance(node.value, ast.Name) and node.value.id == "sys":
+                offences.append(f"{name}: sys.{node.attr}")
+    assert offences == []
+
+
+def test_the_readme_layout_names_every_module():
+    layout = README.read_text(encoding="utf-8").split("## Layout", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name, path in MODULES.items()
+               if path.name != "__init__.py" and path.name != "__main__.py" and f"{path.stem}" not in layout]
+    assert missing == [], f"README's layout paragraph does not mention {missing}"

@@ -1,0 +1,50 @@
+"""`from ollamactl import Fleet`: the README's Python example runs as written against the simulator,
+and the library works without the CLI (no Typer, rich or cli module loaded)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ollamactl.core.errors import UsageError
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+EXAMPLE_URL = "http://127.0.0.1:11500"
+
+
+def readme_example() -> str:
+    section = README.read_text(encoding="utf-8").split("## Use from Python", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_runs_without_the_cli(sim, isolated_env):
+    server = sim.add()
+    code = readme_example()
+    assert EXAMPLE_URL in code
+    code = code.replace(EXAMPLE_URL, server.url) + (
+        "\nimport sys\n"
+        "loaded = [m for m in sys.modules if m.startswith(('typer', 'rich', 'click', 'ollamactl.cli'))]\n"
+        "print('loaded:', loaded)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "[True]" and lines[1] == server.url
+    assert lines[2].strip()  # the generated text
+    assert lines[3] == "2 []" and lines[4] == "loaded: []"
+    assert [r.path for r in server.requests if r.path in ("/api/generate", "/api/embed")] == \
+        ["/api/generate", "/api/embed"]
+
+
+def test_errors_and_warnings_are_data_not_printed(fleet, capsys):
+    with pytest.raises(UsageError) as refused:
+        fleet.add("http://bad host")
+    assert refused.value.exit_code == 2 and "bad host" in refused.value.message
+    assert fleet.pick() == [fleet.default_instance]  # nothing registered: the default, no probe
+    fleet.targets()
+    assert fleet.warnings and "no instances registered" in fleet.warnings[0]
+    assert capsys.readouterr() == ("", "")
