@@ -57,11 +57,10 @@ def private_registry():
 
 def register(urls: list[str]) -> None:
     """Register `urls` and fill the health cache (as a fleet in daily use has it)."""
-    from ollamactl.core import health
-
     for url in urls:
         Fleet().add(url)
-    health.save(Fleet().store, health.check(Fleet().registry().instances, timeout=5.0))
+    fleet = Fleet()
+    fleet.probe(fleet.instances(), timeout=5.0)
 
 
 def ollamactl_command() -> list[str]:

@@ -32,14 +32,15 @@ def median_ms(command: list[str], runs: int, env: dict[str, str]) -> float:
 def prepare(env: dict[str, str]) -> None:
     setup = (
         "import time\n"
-        "from ollamactl import manage, state\n"
-        "ids = [manage.add(f'gpu{n}').id for n in range(1, 5)]\n"
+        "from ollamactl import Fleet\n"
+        "fleet = Fleet()\n"
+        "ids = [fleet.add(f'gpu{n}').id for n in range(1, 5)]\n"
         "def fill(data):\n"
         "    for i in ids:\n"
         "        data['health'][i] = {'url': 'http://' + i.rsplit('-', 1)[0] + ':11434', 'healthy': True,\n"
         "            'error': None, 'latency_ms': 5.0, 'version': '0.12.6', 'loaded': [], 'checked_at': time.time(),\n"
         "            'models': [{'name': 'llama3.2:latest', 'digest': 'd' * 64, 'size': 1}]}\n"
-        "Fleet().store.update(fill)\n"
+        "fleet.store.update(fill)\n"
     )
     subprocess.run([sys.executable, "-c", setup], env=env, check=True)
 

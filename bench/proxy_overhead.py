@@ -72,8 +72,8 @@ def through_ollamactl() -> tuple[float, float, int]:
 # What `ollamactl run` does before it looks at the request: its start-up, as opposed to its work.
 # The interpreter, the imports (httpx imports httpcore only when the first client is built, so it
 # is named here) and Typer building the command tree, as `ollamactl --version` also does.
-RUN_IMPORTS = ("import ollamactl.cli.app, ollamactl.core.generate, ollamactl.core.routing, httpx, httpcore, typer.main;"
-               " typer.main.get_command(ollamactl.cli.app.app)")
+RUN_IMPORTS = ("import ollamactl.cli.app, ollamactl.core.generate, ollamactl.core.routing, httpx, httpcore,"
+               " typer.main; typer.main.get_command(ollamactl.cli.app.app)")
 
 
 def startup(command: list[str], repeat: int) -> float:

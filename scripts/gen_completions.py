@@ -102,7 +102,7 @@ def cli_markdown() -> str:
 def generate() -> dict[str, str]:
     """Every generated file: path relative to the repository root -> content."""
     # The app first, as `ollamactl` itself does: importing a command module first would register
-    # its commands before the ones cli.py imports ahead of it, and reorder docs/cli.md.
+    # its commands before the ones cli/app.py composes ahead of it, and reorder docs/cli.md.
     import ollamactl.cli.app  # noqa: F401
 
     files = completion_files()

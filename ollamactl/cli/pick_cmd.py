@@ -1,7 +1,7 @@
-"""`ollamactl pick` as a Typer command: help, completion and docs; the work is pickcli.execute.
+"""`ollamactl pick` as a Typer command: help, completion and docs; the work is pick_exec.execute.
 
 Normal invocations never reach this module: the entry point sends them to the fast parser in
-pickcli, which builds the same Request and calls the same `execute`.
+pick_fast, which builds the same Request and calls the same `execute`.
 """
 
 from __future__ import annotations

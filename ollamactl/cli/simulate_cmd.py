@@ -95,9 +95,7 @@ def simulate(
 
     try:
         simulator.serve_forever(count, base_port=base_port, configs=configs, ready=ready)
-    except KeyboardInterrupt:  # pragma: no cover - serve_forever handles it itself
-        pass
-    except OSError as exc:
+    except OSError as exc:  # serve_forever itself ends quietly on Ctrl-C
         raise OllamactlError(f"cannot listen: {exc.strerror or exc}",
-                         "choose another --base-port, or 0 for any free ports") from None
+                             "choose another --base-port, or 0 for any free ports") from None
     output.message("simulator stopped")

@@ -1,7 +1,7 @@
 """Export the fleet as configuration for other tools: LiteLLM, nginx, HAProxy, or plain JSON.
 
 Pure functions: registry instances + the health cache in, text + warnings out. Nothing here
-prints, reads files or touches the network; `ollamactl export` (commands/shell_cmds.py) does.
+prints, reads files or touches the network; `Fleet.export` and `ollamactl export` (cli/export_cmd.py) do.
 
 Rules shared by every format:
 - A key stored in the registry is never written out. LiteLLM gets an env var reference

@@ -236,11 +236,12 @@ def _instance_from(entry: dict[str, Any]) -> Instance:
         weight=weight,
         api_key_env=text("api_key_env"),
         api_key=text("api_key"),
-        created_at=_iso(created) if created is not None else None,
+        created_at=_datetime_text(created) if created is not None else None,
     )
 
 
-def _iso(value: Any) -> str:
+def _datetime_text(value: Any) -> str:
+    """A TOML datetime as RFC 3339 text (UTC as `Z`); other values as written."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None and value.utcoffset() == dt.timedelta(0):
             return value.replace(tzinfo=None).isoformat() + "Z"
