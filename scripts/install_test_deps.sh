@@ -4,8 +4,11 @@
 # .ci/run). Safe to run again: it installs only what is not there yet.
 set -euo pipefail
 packages=()
-need() { command -v "$1" >/dev/null 2>&1 || packages+=("$2"); }
+# nginx and haproxy install to /usr/sbin, which a non-login PATH may not list.
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || packages+=("$2"); }
 need bash bash
+need nginx nginx
+need haproxy haproxy
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install_test_deps: missing ${packages[*]}; run as root or install them with your package manager" >&2

@@ -1,18 +1,19 @@
 """`ollamactl export`: LiteLLM YAML, nginx, HAProxy and JSON, each parsed back and checked structurally.
 
-LiteLLM itself is not a dependency: its config is checked against the keys LiteLLM documents
-(and which its Router and proxy loader were seen to accept, see the module constants below).
+The configs are also checked by the engines themselves (`nginx -t`, `haproxy -c`) here, and run
+against a simulated fleet in test_gateways.py (LiteLLM too, through litellm.Router).
 """
 
 import json
+import os
 import re
-import shutil
-import subprocess
+import stat
 import time
 
 import cli_helpers
 import pytest
 import yaml
+from gateway_engines import HAProxy, Nginx
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -98,6 +99,18 @@ def test_litellm_config_has_one_entry_per_instance_and_model(fleet):
     assert config["router_settings"]["routing_strategy"] == "simple-shuffle"
     assert config["router_settings"]["model_group_alias"]["llama3.2"] == "llama3.2:latest"
     assert "http://off1:11434" not in result.stdout  # disabled
+
+
+def test_litellm_config_starts_safely_and_rests_failed_deployments(fleet):
+    result = ok("--format", "litellm")
+    config = yaml.safe_load(result.stdout)
+    assert config["general_settings"] == {"master_key": "os.environ/LITELLM_MASTER_KEY"}
+    settings = config["router_settings"]
+    assert (settings["num_retries"], settings["allowed_fails"], settings["cooldown_time"]) == (2, 0, 30)
+    assert result.stdout.splitlines()[2] == \
+        "# Use: LITELLM_MASTER_KEY=sk-... litellm --config PATH --host 127.0.0.1 --port 11434"
+    # gpu1 has a key and serves nomic-embed-text: LiteLLM 1.108 would send that key on chat calls only
+    assert "gpu1-11434: LiteLLM before 1.109 sends no API key on Ollama embedding calls" in result.stderr
 
 
 def test_litellm_never_writes_a_stored_key_and_says_which_variable_to_export(fleet):
@@ -191,40 +204,96 @@ def blocks(text):
             depth -= 1
             assert depth >= 0, "unbalanced }"
             stack.pop()
+        elif line.endswith("}"):  # a one-line block: map $host $var { default "..."; }
+            header, _, body = line[:-1].partition("{")
+            found.setdefault(" > ".join([*stack, header.strip()]), []).append(body.strip().rstrip(";"))
         else:
             assert line.endswith(";"), f"directive without ';': {raw!r}"
-            found[" > ".join(stack)].append(line[:-1])
+            found.setdefault(" > ".join(stack), []).append(line[:-1])
     assert depth == 0, "unbalanced {"
     return found
 
 
-def test_nginx_upstream_and_streaming_server(fleet):
+def servers_of(directives):
+    return [line.split()[1] for line in directives if line.startswith("server ")]
+
+
+def test_nginx_routes_embeddings_to_their_own_pool_and_streams(fleet):
     result = ok("--format", "nginx")
     found = blocks(result.stdout)
-    servers = [line for line in found["upstream ollama"] if line.startswith("server ")]
-    assert servers == [
-        "server gpu1:11434 weight=2 max_fails=3 fail_timeout=30s",
-        "server gpu2:11434 weight=1 max_fails=3 fail_timeout=30s",
-        "server emb1:11434 weight=1 max_fails=3 fail_timeout=30s",
-        "server nocache1:11434 weight=1 max_fails=3 fail_timeout=30s",
-    ]
-    for location in ("location /api/", "location /v1/"):
-        directives = found[f"server > {location}"]
-        assert "proxy_pass http://ollama" in directives
-        assert "proxy_buffering off" in directives
-        assert "proxy_http_version 1.1" in directives
-        assert "proxy_set_header Host localhost" in directives
-        timeout = next(d for d in directives if d.startswith("proxy_read_timeout "))
-        assert int(timeout.split()[1].rstrip("s")) >= 300
-    assert any(d.startswith("listen ") for d in found["server"])
+    # gpu1 and gpu2 have keys and no --secrets-file: left out; nocache1 (type both) is in both pools
+    assert servers_of(found["upstream ollama_chat"]) == ["nocache1:11434"]
+    assert servers_of(found["upstream ollama_embedding"]) == ["emb1:11434", "nocache1:11434"]
+    assert "zone ollama_chat 64k" in found["upstream ollama_chat"]
+    routes = found["map $uri $ollama_pool_11434"]
+    assert "default ollama_chat" in routes
+    assert {"/api/embed ollama_embedding", "/api/embeddings ollama_embedding", "/v1/embeddings ollama_embedding"} \
+        <= set(routes)
+    directives = found["server > location /"]  # every path, / included (Ollama's clients send HEAD /)
+    assert "proxy_pass http://$ollama_pool_11434" in directives
+    assert "proxy_buffering off" in directives and "proxy_http_version 1.1" in directives
+    assert "proxy_set_header Host localhost" in directives
+    assert 'proxy_set_header Authorization ""' in directives  # clients' own keys stop at the gateway
+    assert "proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent" in directives
+    assert {"proxy_next_upstream_tries 3", "proxy_next_upstream_timeout 15m"} <= set(directives)
+    timeout = next(d for d in directives if d.startswith("proxy_read_timeout "))
+    assert int(timeout.split()[1].rstrip("s")) >= 300
+    assert "listen 127.0.0.1:11434" in found["server"]
     assert SECRET not in result.stdout
-    assert "gpu1-11434, gpu2-11434 use an API key" in result.stderr
-    assert "mixes instance types" in result.stderr  # emb1 is embedding-only
+    assert "gpu1-11434 is left out: nginx cannot read the environment" in result.stderr
+    assert "gpu2-11434 is left out" in result.stderr and "--secrets-file PATH" in result.stderr
+    assert "nocache1-11434: never checked; in the nginx pool anyway: open-source nginx does not check health" \
+        in result.stderr
+
+
+def test_nginx_keys_go_only_to_the_secrets_file_and_each_keyed_instance_gets_its_own(fleet, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPU1_KEY", "sk-env-gpu1")
+    secrets = tmp_path / "keys" / "ollama-keys.conf"
+    secrets.parent.mkdir()
+    result = ok("--format", "nginx", "--secrets-file", str(secrets))
+    assert SECRET not in result.stdout + result.stderr and "sk-env-gpu1" not in result.stdout + result.stderr
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    keys = blocks(secrets.read_text())
+    assert keys["map $host $ollama_key_gpu1_11434"] == ['default "Bearer sk-env-gpu1"']
+    assert keys["map $host $ollama_key_gpu2_11434"] == [f'default "Bearer {SECRET}"']
+    found = blocks(result.stdout)
+    assert f"include {secrets}" in found[""]
+    hop = f"unix:{secrets.parent}/ollamactl-11434-gpu1_11434.sock"
+    assert hop in servers_of(found["upstream ollama_chat"])
+    assert "server gpu1:11434" in found["upstream ollama_key_gpu1_11434"]
+    text = result.stdout  # the hops are `server` blocks too, which blocks() merges: count in the text
+    assert text.count(f"listen {hop};") == 1
+    assert text.count("proxy_set_header Authorization $ollama_key_gpu1_11434;") == 1
+    assert text.count("proxy_set_header Authorization $ollama_key_gpu2_11434;") == 1
+
+
+def test_nginx_leaves_out_a_keyed_instance_whose_key_it_cannot_have(fleet, tmp_path, monkeypatch):
+    monkeypatch.delenv("GPU1_KEY", raising=False)
+    result = ok("--format", "nginx", "--secrets-file", str(tmp_path / "keys.conf"))
+    assert "gpu1-11434 is left out: its key variable $GPU1_KEY is not set here" in result.stderr
+    monkeypatch.setenv("GPU1_KEY", "sk-$host")
+    result = ok("--format", "nginx", "--secrets-file", str(tmp_path / "keys.conf"))
+    assert "gpu1-11434 is left out: its API key has characters nginx cannot take" in result.stderr
+    assert "sk-$host" not in result.stderr + (tmp_path / "keys.conf").read_text()
 
 
 def test_nginx_marks_disabled_instances_down_with_all(fleet):
     found = blocks(ok("--format", "nginx", "--all").stdout)
-    assert "server off1:11434 weight=1 max_fails=3 fail_timeout=30s down" in found["upstream ollama"]
+    assert "server off1:11434 weight=1 max_fails=3 fail_timeout=30s down" in found["upstream ollama_chat"]
+
+
+def test_unhealthy_instances_are_in_marked_and_warned_about(fleet):
+    cache({"emb1-11434": entry("http://emb1:11434", [], healthy=False, error="connection refused")})
+    nginx = ok("--format", "nginx")
+    line = next(line for line in nginx.stdout.splitlines() if "server emb1:11434" in line)
+    assert "unhealthy at its last check (connection refused)" in line
+    assert "emb1-11434: unhealthy at its last check (connection refused); in the nginx pool anyway" in nginx.stderr
+    haproxy = ok("--format", "haproxy")
+    line = next(line for line in haproxy.stdout.splitlines() if " emb1:11434 " in line)
+    assert line.split("#")[1].strip() == "unhealthy at its last check (connection refused)"
+    assert "HAProxy checks it itself" in haproxy.stderr
+    litellm = ok("--format", "litellm")  # LiteLLM needs a model list, so it cannot take it
+    assert "http://emb1:11434" not in litellm.stdout and "emb1-11434: was unhealthy" in litellm.stderr
 
 
 def test_nginx_leaves_out_https_and_path_prefixes_with_a_warning():
@@ -233,34 +302,33 @@ def test_nginx_leaves_out_https_and_path_prefixes_with_a_warning():
     Fleet().add("http://proxy.example.com:8080/ollama", id="prefixed")
     result = ok("--format", "nginx")
     found = blocks(result.stdout)
-    assert [line for line in found["upstream ollama"] if line.startswith("server ")] == \
-        ["server plain:11434 weight=1 max_fails=3 fail_timeout=30s"]
+    assert servers_of(found["upstream ollama"]) == ["plain:11434"]  # one pool: nothing is embedding-only
+    assert "proxy_pass http://ollama" in found["server > location /"]
     assert re.search(r"warning: secure .*left out.*https", result.stderr)
     assert re.search(r"warning: prefixed .*left out.*path prefix /ollama", result.stderr)
 
 
-def test_nginx_model_filter_names_the_pool_and_skips_unknown_instances(fleet):
-    result = ok("--format", "nginx", "--model", "llama3.2", "--type", "chat")
+def test_nginx_model_filter_names_the_pool_and_skips_unknown_instances(fleet, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPU1_KEY", "sk-env-gpu1")
+    result = ok("--format", "nginx", "--model", "llama3.2", "--type", "chat", "--secrets-file",
+                str(tmp_path / "k.conf"))
     found = blocks(result.stdout)
     pool = "upstream ollama_chat_llama3_2_latest"
-    assert [line.split()[1] for line in found[pool] if line.startswith("server ")] == ["gpu1:11434", "gpu2:11434"]
-    assert "proxy_pass http://ollama_chat_llama3_2_latest" in found["server > location /api/"]
+    assert [s.rsplit("-", 1)[-1] for s in servers_of(found[pool])] == ["gpu1_11434.sock", "gpu2_11434.sock"]
+    assert "proxy_pass http://ollama_chat_llama3_2_latest" in found["server > location /"]
     assert "nocache1-11434: no health check on record" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
-def test_nginx_accepts_the_config(fleet, tmp_path):
-    (tmp_path / "ollama.conf").write_text(ok("--format", "nginx", "--all").stdout)
-    main = tmp_path / "nginx.conf"
-    main.write_text(f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
-                    f"http {{\n access_log off;\n include {tmp_path}/ollama.conf;\n}}\n")
+def test_nginx_accepts_the_config(fleet, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPU1_KEY", "sk-env-gpu1")
+    conf = tmp_path / "ollama.conf"
+    ok("--format", "nginx", "--all", "-o", str(conf), "--secrets-file", str(tmp_path / "keys.conf"))
     # nginx -t resolves upstream host names: use addresses for this one
-    text = (tmp_path / "ollama.conf").read_text()
+    text = conf.read_text()
     for n, host in enumerate(("gpu1", "gpu2", "emb1", "off1", "nocache1"), start=1):
         text = text.replace(f"{host}:11434", f"127.0.0.{n}:11434")
-    (tmp_path / "ollama.conf").write_text(text)
-    checked = subprocess.run(["nginx", "-t", "-c", str(main), "-p", str(tmp_path)], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stderr
+    conf.write_text(text)
+    Nginx(tmp_path / "nginx").check(conf)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,21 +352,51 @@ def sections(text):
     return found
 
 
-def test_haproxy_backend_with_http_checks(fleet):
+def test_haproxy_routes_by_path_retries_and_logs(fleet):
     result = ok("--format", "haproxy", "--all")
     found = sections(result.stdout)
-    assert found["frontend ollama"][-1] == "default_backend ollama"
-    backend = found["backend ollama"]
+    frontend = found["frontend ollama"]
+    assert "bind 127.0.0.1:11434" in frontend
+    assert {"log global", "option httplog", "option forwardfor", "option http-no-delay"} <= set(frontend)
+    assert "http-request del-header Authorization" in frontend  # clients' own keys stop here
+    assert "acl embedding_path path /api/embed /api/embeddings /v1/embeddings" in frontend
+    assert "use_backend ollama_embedding if embedding_path" in frontend
+    assert frontend[-1] == "default_backend ollama_chat"
+    backend = found["backend ollama_chat"]
     assert "mode http" in backend and "balance roundrobin" in backend
     assert "option httpchk GET /api/version" in backend
     assert "http-request set-header Host localhost" in backend
+    assert {"option redispatch", "retry-on conn-failure empty-response response-timeout 500 502 503 504"} \
+        <= set(backend)
     servers = {line.split()[1]: line.split()[2:] for line in backend if line.startswith("server ")}
-    assert list(servers) == ["gpu1-11434", "gpu2-11434", "emb1-11434", "off1-11434", "nocache1-11434"]
+    assert list(servers) == ["gpu1-11434", "gpu2-11434", "off1-11434", "nocache1-11434"]
     for words in servers.values():
         assert words[1:8] == ["check", "inter", "2s", "rise", "2", "fall", "3"] and words[8] == "weight"
-    assert servers["gpu1-11434"] == ["gpu1:11434", "check", "inter", "2s", "rise", "2", "fall", "3", "weight", "2"]
+    assert servers["gpu1-11434"] == ["abns@ollamactl-11434-ollama_key_gpu1_11434", "check", "inter", "2s", "rise",
+                                     "2", "fall", "3", "weight", "2"]
     assert servers["off1-11434"][-1] == "disabled"
-    assert SECRET not in result.stdout
+    embedding = {line.split()[1] for line in found["backend ollama_embedding"] if line.startswith("server ")}
+    assert embedding == {"gpu1-11434", "gpu2-11434", "emb1-11434", "off1-11434", "nocache1-11434"}  # type both
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_haproxy_gives_each_key_to_its_own_instance_and_its_checks_from_the_environment(fleet):
+    result = ok("--format", "haproxy")
+    found = sections(result.stdout)
+    hop = found["listen ollama_key_gpu1_11434"]
+    assert "bind abns@ollamactl-11434-ollama_key_gpu1_11434" in hop
+    assert 'http-request set-header Authorization "Bearer ${GPU1_KEY}"' in hop
+    assert 'http-check send meth GET uri /api/version hdr Host localhost hdr Authorization "Bearer ${GPU1_KEY}"' \
+        in hop
+    assert hop[-1] == "server gpu1-11434 gpu1:11434 check inter 2s rise 2 fall 3"
+    stored = found["listen ollama_key_gpu2_11434"]
+    assert 'http-request set-header Authorization "Bearer ${OLLAMA_KEY_GPU2_11434}"' in stored
+    assert "GPU1_KEY, OLLAMA_KEY_GPU2_11434 from its environment" in result.stdout
+    assert "reads it from $OLLAMA_KEY_GPU2_11434, so export that variable where HAProxy runs" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    for name, lines in found.items():  # no other section ever sets a key
+        if name not in ("listen ollama_key_gpu1_11434", "listen ollama_key_gpu2_11434"):
+            assert not any("Authorization" in line and "del-header" not in line for line in lines), name
 
 
 def test_haproxy_balance_follows_the_strategy():
@@ -308,15 +406,60 @@ def test_haproxy_balance_follows_the_strategy():
         assert f"balance {theirs}" in sections(text)["backend ollama"]
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
 def test_haproxy_accepts_the_config(fleet, tmp_path):
-    config = tmp_path / "haproxy.cfg"
-    text = ok("--format", "haproxy", "--all").stdout
+    config = tmp_path / "ollama.cfg"
+    ok("--format", "haproxy", "--all", "-o", str(config))
+    text = config.read_text()
     for n, host in enumerate(("gpu1", "gpu2", "emb1", "off1", "nocache1"), start=1):
         text = text.replace(f"{host}:11434", f"127.0.0.{n}:11434")
     config.write_text(text)
-    checked = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    HAProxy(tmp_path / "haproxy", env={"GPU1_KEY": "k1", "OLLAMA_KEY_GPU2_11434": "k2"}).check(config)
+
+
+# ---------------------------------------------------------------------------------------------
+# Listening address and files
+
+
+def test_the_gateway_listens_on_loopback_unless_asked_and_warns_when_asked(fleet):
+    for fmt in ("nginx", "haproxy"):
+        assert "127.0.0.1:11434" in ok("--format", fmt).stdout
+    result = ok("--format", "haproxy", "--listen", "0.0.0.0:8080")
+    assert "bind 0.0.0.0:8080" in sections(result.stdout)["frontend ollama"]
+    assert "reachable from other hosts, and has no access control" in result.stderr
+    assert "listen [::1]:8080" in blocks(ok("--format", "nginx", "--listen", "[::1]:8080").stdout)["server"]
+    assert "--port 4000" in ok("--format", "litellm", "--listen", "127.0.0.1:4000").stdout.splitlines()[2]
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--format", "nginx", "--listen", "gpu1:80"], "--listen must be ADDR:PORT with an IP address ('gpu1:80')"),
+    (["--format", "nginx", "--listen", "127.0.0.1:0"], "--listen must be ADDR:PORT"),
+    (["--format", "haproxy", "--listen", "::1:80"], "--listen must be ADDR:PORT"),
+    (["--format", "json", "--listen", "127.0.0.1:80"], "--listen applies to the gateway formats"),
+    (["--format", "haproxy", "--secrets-file", "k.conf"], "--secrets-file is for --format nginx, not haproxy"),
+    (["--format", "nginx", "-o", "same.conf", "--secrets-file", "same.conf"], "are the same file"),
+    (["--format", "nginx", "-o", "no/such/dir/ollama.conf"], "--output: no such directory"),
+])
+def test_bad_files_and_addresses_exit_2_and_write_nothing(fleet, tmp_path, monkeypatch, args, words):
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path / "out")
+    result = run(*args)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    assert words in cli_helpers.one_error_line(result)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_output_replaces_the_previous_export_atomically(fleet, tmp_path):
+    (tmp_path / "out").mkdir()
+    path = tmp_path / "out" / "ollama.cfg"
+    path.write_text("frontend stale\n")
+    os.chmod(path, 0o600)
+    first = ok("--format", "haproxy", "-o", str(path))
+    assert first.stdout == "" and stat.S_IMODE(path.stat().st_mode) == 0o644
+    text = path.read_text()
+    assert "frontend stale" not in text and f"-f {path}" in text.splitlines()[1]
+    ok("--format", "haproxy", "-o", str(path))
+    assert path.read_text() == text  # re-running is idempotent
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ollama.cfg"]
 
 
 # ---------------------------------------------------------------------------------------------

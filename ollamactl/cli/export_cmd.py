@@ -12,8 +12,6 @@ from ollamactl.core.selection import REQUEST_TYPES
 app = typer.Typer()  # this module's commands; cli.app composes them
 
 
-
-
 def _complete_format(incomplete: str) -> list[str]:
     from ollamactl.core.export import FORMATS
 
@@ -34,27 +32,43 @@ def export(
                                             help="Only chat or embedding instances (LiteLLM: entries)."),
     include_all: bool = typer.Option(False, "--all", "-a",
                                      help="Include disabled instances (nginx: down, HAProxy: disabled)."),
+    listen: str | None = typer.Option(None, "--listen", "-l", metavar="ADDR:PORT", show_default=False,
+                                      help="Where the gateway listens [default: 127.0.0.1:11434]."),
+    output_path: str | None = typer.Option(None, "--output", "-o", metavar="PATH", show_default=False,
+                                      help="Write the config to PATH (atomically, mode 0644) instead of stdout."),
+    secrets_file: str | None = typer.Option(None, "--secrets-file", metavar="PATH", show_default=False,
+                                            help="nginx: write keyed instances' keys to PATH (mode 0600),"
+                                                 " which the config includes."),
 ) -> None:
-    """Print the fleet as a LiteLLM, nginx or HAProxy config, or as JSON.
+    """Print (or write) the fleet as a LiteLLM, nginx or HAProxy config, or as JSON.
 
     Built from the registry and the health cache: run `ollamactl refresh` first for current model lists.
 
-    Keys stored in the registry are never written out; LiteLLM reads them from $OLLAMA_KEY_<ID>.
+    nginx and HAProxy: one gateway on --listen; /api/embed, /api/embeddings and /v1/embeddings go to the
+    embedding instances, every other path to the chat instances. Each file's header says how to use it.
+
+    Keys never go to stdout or into the config: LiteLLM and HAProxy read them from the environment
+    ($OLLAMA_KEY_<ID> for a stored key); nginx gets them only through --secrets-file.
 
     LiteLLM routing: round-robin, weighted, random -> simple-shuffle; least-latency, warm -> latency-based-routing.
 
     JSON: {"schema": 1, "strategy": ..., "instances": [...]}, each instance with its last health check.
 
-    Example: ollamactl export --format litellm > litellm.yaml && litellm --config litellm.yaml
+    Example: ollamactl export --format haproxy -o /etc/haproxy/ollama.cfg
     """
-    from ollamactl.core.export import NothingToExport
+    from ollamactl.core import export_files
+    from ollamactl.core.export_common import NothingToExport
 
+    files = export_files.checked_paths(fmt, output_path, secrets_file)
     try:
-        result = fleet().export(fmt, model=model, type=request_type, include_disabled=include_all)
+        result = fleet().export(fmt, model=model, type=request_type, include_disabled=include_all, listen=listen,
+                                output=files.output, secrets_file=files.secrets)
     except NothingToExport as nothing:
         for message in nothing.warnings:
             output.warn(message)
         raise
     for message in result.warnings:
         output.warn(message)
-    typer.echo(result.text, nl=False)
+    if files.output is None:
+        typer.echo(result.text, nl=False)
+    export_files.write(files, result)

@@ -24,14 +24,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ollamactl.core import health_cache, registry, routing
-from ollamactl.core.errors import NoInstanceError, OllamactlError
+from ollamactl.core.errors import NoInstanceError, OllamactlError, UsageError
 from ollamactl.core.paths import Locations
 from ollamactl.core.registry import Instance, Registry
 from ollamactl.core.store import FileStore, Store
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     from ollamactl.core.embed import EmbedSummary, Write
-    from ollamactl.core.export import Exported
+    from ollamactl.core.export_common import Exported
     from ollamactl.core.generate import Completion, Emit, Flush, GenerateRequest, Log
     from ollamactl.core.health import HealthResult, OnResult
     from ollamactl.core.http import Timeouts
@@ -282,15 +284,26 @@ class Fleet:
     # -- export ---------------------------------------------------------------------------------
 
     def export(self, fmt: str, *, model: str | None = None, type: str | None = None,  # noqa: A002
-               include_disabled: bool = False) -> Exported:
+               include_disabled: bool = False, listen: str | None = None, output: Path | None = None,
+               secrets_file: Path | None = None) -> Exported:
         """The fleet as a gateway config (litellm, nginx, haproxy) or JSON, from the registry and the
-        health cache; its `warnings` say what was left out and why."""
+        health cache; its `warnings` say what was left out and why. `listen` (ADDR:PORT, default
+        127.0.0.1:11434) is where the gateway listens; `output` the path the config will be written
+        to (named in its header); nginx with `secrets_file` also gets the keys of keyed instances,
+        in `Exported.secrets`, for that file (see core/export_files.py for writing them)."""
         import time
 
         from ollamactl.core import export
+        from ollamactl.core.export_common import DEFAULT_LISTEN
 
+        if listen is not None and fmt == "json":
+            raise UsageError("--listen applies to the gateway formats, not json", "leave it out")
         reg = self.registry()
+        keyed = [i for i in reg.instances if i.api_key or i.api_key_env] if secrets_file else []
         options = export.Options(model=model, request_type=type, include_all=include_disabled,
                                  strategy=str(reg.setting("strategy")), health_ttl=float(reg.setting("health_ttl")),
-                                 now=time.time())
+                                 now=time.time(), listen=listen or DEFAULT_LISTEN,
+                                 output=str(output) if output else None,
+                                 secrets_file=str(secrets_file) if secrets_file else None,
+                                 keys={i.id: key for i in keyed if (key := i.resolve_api_key())})
         return export.export(fmt, reg.instances, self.store.read()["health"], options)

@@ -1,0 +1,143 @@
+"""The HAProxy export: a file loaded after haproxy.cfg (`haproxy -f haproxy.cfg -f PATH`).
+
+One frontend routed by path to the chat and embedding backends; active checks on /api/version
+with rise/fall; `http-no-delay`, or HAProxy holds small writes back and a token stream arrives in
+one lump; layer-7 retries on connection failures, empty or timed-out responses and 5xx on
+another server (`option redispatch`), as `run` fails over; request logs and X-Forwarded-For.
+
+Keys: a keyed instance sits in the pools as a key hop, a `listen` section on an abstract unix
+socket (no file, no port) that adds its `Authorization: Bearer "${VAR}"` header (HAProxy expands
+the variable from its environment at load) and checks the instance with that header too. The
+frontend drops clients' own Authorization headers, so a key reaches only its instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ollamactl.core.export_common import Exported, Options, command_line, key_warnings, target
+from ollamactl.core.export_gateway import (
+    EMBEDDING_PATHS,
+    Pools,
+    Server,
+    build_pools,
+    routing_note,
+    strategy_note,
+)
+from ollamactl.core.registry import Instance
+
+HAPROXY_MAX_WEIGHT = 256
+HAPROXY_BALANCE = {"round-robin": "roundrobin", "weighted": "roundrobin", "random": "random",
+                   "least-latency": "leastconn", "warm": "roundrobin"}
+CHECK = "check inter 2s rise 2 fall 3"
+HEALTH_ADVICE = "HAProxy checks it itself (GET /api/version) and sends it requests only while that answers 200"
+
+
+def haproxy(instances: Sequence[Instance], health: dict[str, Any], options: Options) -> Exported:
+    """The HAProxy config: frontend, one backend per pool, one key hop per keyed instance."""
+    pools = build_pools(instances, health, options, "HAProxy", HEALTH_ADVICE, lambda instance: None)
+    warnings = pools.warnings
+    balance = HAPROXY_BALANCE.get(options.strategy, "roundrobin")
+    keyed = pools.keyed
+    path = target(options)
+    lines = [
+        f"# HAProxy config written by `{command_line('haproxy', options)}`.",
+        f"# Use: haproxy -f /etc/haproxy/haproxy.cfg -f {path}"
+        f"  (check first: haproxy -c -f /etc/haproxy/haproxy.cfg -f {path}); HAProxy 2.2 or later",
+    ]
+    if keyed:
+        variables = ", ".join(dict.fromkeys(s.key_variable for s in keyed if s.key_variable))
+        lines.append(f"# Keys: HAProxy reads {variables} from its environment at load; set them where it starts")
+        warnings += key_warnings([s.instance for s in keyed], "HAProxy")
+    lines += [
+        strategy_note("HAProxy", options.strategy, f"balance {balance}"),
+        routing_note(pools),
+        f"# Health: {HEALTH_ADVICE}.",
+        "",
+        *_frontend(pools),
+    ]
+    for name, servers in pools.routes:
+        lines += ["", *_backend(name, balance, servers, pools, warnings)]
+    for server in keyed:
+        lines += ["", *_key_hop(server, pools)]
+    return Exported("\n".join(lines) + "\n", warnings)
+
+
+def _frontend(pools: Pools) -> list[str]:
+    host, port = pools.listen
+    lines = [
+        f"frontend {pools.frontend}",
+        "    mode http",
+        f"    bind {'[' + host + ']' if ':' in host else host}:{port}",
+        "    log global",
+        "    option httplog",
+        "    option forwardfor",
+        "    option http-no-delay  # stream tokens as they come (no waiting to fill packets)",
+        "    timeout client 10m",
+        "    http-request del-header Authorization  # clients' keys stop here; keyed instances get theirs in their hop",
+    ]
+    if pools.routed:
+        (embedding, _), (chat, _) = pools.routes
+        lines += [
+            f"    acl embedding_path path {' '.join(EMBEDDING_PATHS)}",
+            f"    use_backend {embedding} if embedding_path",
+            f"    default_backend {chat}",
+        ]
+    else:
+        lines.append(f"    default_backend {pools.routes[0][0]}")
+    return lines
+
+
+def _backend(name: str, balance: str, servers: list[Server], pools: Pools, warnings: list[str]) -> list[str]:
+    lines = [
+        f"backend {name}",
+        "    mode http",
+        f"    balance {balance}",
+        "    option http-no-delay",
+        "    option httpchk GET /api/version",
+        "    http-check expect status 200",
+        "    http-request set-header Host localhost  # Ollama only accepts local Host headers",
+        "    timeout connect 5s",
+        "    timeout server 10m  # a cold model load can take minutes before the first byte",
+        "    retries 2",
+        "    option redispatch",
+        "    retry-on conn-failure empty-response response-timeout 500 502 503 504",
+    ]
+    for server in servers:
+        instance = server.instance
+        weight = instance.weight
+        if weight > HAPROXY_MAX_WEIGHT:
+            message = f"{instance.id}: weight {weight} is above HAProxy's maximum; written as {HAPROXY_MAX_WEIGHT}"
+            if message not in warnings:
+                warnings.append(message)
+            weight = HAPROXY_MAX_WEIGHT
+        address = _hop_address(server, pools) if server.key_variable else server.address
+        disabled = "" if instance.enabled else " disabled"
+        comments = [text for text in ("via its key hop" if server.key_variable else "", server.note) if text]
+        comment = f"  # {'; '.join(comments)}" if comments else ""
+        lines.append(f"    server {instance.id} {address} {CHECK} weight {weight}{disabled}{comment}")
+    return lines
+
+
+def _hop_address(server: Server, pools: Pools) -> str:
+    return f"abns@ollamactl-{pools.listen[1]}-{server.hop}"
+
+
+def _key_hop(server: Server, pools: Pools) -> list[str]:
+    bearer = f'"Bearer ${{{server.key_variable}}}"'
+    return [
+        f"listen {server.hop}  # {server.instance.id}'s key hop: only its requests and checks carry its key",
+        "    mode http",
+        f"    bind {_hop_address(server, pools)}",
+        "    option http-no-delay",
+        "    timeout client 10m",
+        "    timeout connect 5s",
+        "    timeout server 10m",
+        "    option httpchk",
+        f"    http-check send meth GET uri /api/version hdr Host localhost hdr Authorization {bearer}",
+        "    http-check expect status 200",
+        "    http-request set-header Host localhost",
+        f"    http-request set-header Authorization {bearer}",
+        f"    server {server.instance.id} {server.address} {CHECK}",
+    ]
