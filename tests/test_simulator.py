@@ -418,7 +418,9 @@ def test_clearing_hang_closes_hung_connections(sim):
 
     worker = threading.Thread(target=hung_request)
     worker.start()
-    time.sleep(0.1)
+    deadline = time.monotonic() + 5.0
+    while not instance.requests and time.monotonic() < deadline:  # hung, not merely not sent yet
+        time.sleep(0.01)
     instance.set_fault(None)
     worker.join(timeout=2.0)
     assert not worker.is_alive() and isinstance(outcome["error"], httpx.RemoteProtocolError)
