@@ -438,6 +438,7 @@ def test_the_gateway_listens_on_loopback_unless_asked_and_warns_when_asked(fleet
     (["--format", "haproxy", "--secrets-file", "k.conf"], "--secrets-file is for --format nginx, not haproxy"),
     (["--format", "nginx", "-o", "same.conf", "--secrets-file", "same.conf"], "are the same file"),
     (["--format", "nginx", "-o", "no/such/dir/ollama.conf"], "--output: no such directory"),
+    (["--format", "nginx", "--secrets-file", "my keys.conf"], "--secrets-file cannot go into an nginx directive"),
 ])
 def test_bad_files_and_addresses_exit_2_and_write_nothing(fleet, tmp_path, monkeypatch, args, words):
     (tmp_path / "out").mkdir()

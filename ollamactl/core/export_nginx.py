@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ollamactl.core.errors import UsageError
 from ollamactl.core.export_common import Exported, Options, command_line, key_variable_of, split_listen, target
 from ollamactl.core.export_gateway import (
     EMBEDDING_PATHS,
@@ -40,10 +41,14 @@ UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the final NUL
 HEALTH_ADVICE = (f"open-source nginx does not check health; it sends the instance requests, retries each failed one"
                  f" on another server, and rests the instance for {FAIL_TIMEOUT_S} s after {MAX_FAILS} failures")
 _KEY_UNSAFE = re.compile(r"[^\x21-\x7e]|\$")  # nginx expands $ in strings; no escape exists for it
+_PATH_UNSAFE = re.compile(r"[^\x21-\x7e]|[;{}#$\"'\\]")  # the path goes unquoted into include and listen
 
 
 def nginx(instances: Sequence[Instance], health: dict[str, Any], options: Options) -> Exported:
     """The nginx config (and, with options.secrets_file, the secrets file's text)."""
+    if options.secrets_file and _PATH_UNSAFE.search(options.secrets_file):
+        raise UsageError(f"--secrets-file cannot go into an nginx directive ({options.secrets_file!r})",
+                         "choose a path without spaces, quotes, ;, {, }, # or $")
     pools = build_pools(instances, health, options, "nginx", HEALTH_ADVICE, lambda i: _key_problem(i, options))
     directive = NGINX_BALANCE.get(options.strategy)
     keyed = pools.keyed
