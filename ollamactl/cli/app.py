@@ -20,6 +20,7 @@ from ollamactl.cli import (
     exits,
     export_cmd,
     health_cmds,
+    model_cmds,
     output,
     pick_cmd,
     registry_cmds,
@@ -102,5 +103,6 @@ def main(
 
 
 # Each command module owns its sub-app; the root composes them. The order here is the order of `--help`.
-for _module in (registry_cmds, health_cmds, pick_cmd, run_cmd, embed_cmd, completion_cmd, export_cmd, simulate_cmd):
+for _module in (registry_cmds, health_cmds, pick_cmd, model_cmds, run_cmd, embed_cmd, completion_cmd, export_cmd,
+                simulate_cmd):
     app.add_typer(_module.app)

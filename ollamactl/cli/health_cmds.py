@@ -249,10 +249,15 @@ def refresh(json_output: bool = typer.Option(False, "--json", help="Print a JSON
 
 
 @app.command()
-def models(json_output: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
+def models(
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON array."),
+    diff: bool = typer.Option(False, "--diff", help="Only the models missing somewhere or at several digests."),
+) -> None:
     """Show which model is on which instance (from the health cache; stale entries are re-checked).
 
     A `differs` mark means that instance's copy of the tag is another build (digest) than the rest.
+    With --diff: only the models absent from some instance of a fitting type, or held at more
+    than one digest, as `sync` would plan them (then `ollamactl sync` aligns them).
 
     Example: ollamactl models --json | jq -r '.[] | select(any(.instances[]; .digest_differs)) | .model'
     """
@@ -261,6 +266,11 @@ def models(json_output: bool = typer.Option(False, "--json", help="Print a JSON 
     for instance_id, result in results.items():
         if not result.healthy:
             output.message(f"{instance_id}: unhealthy ({result.error}); its models are not listed")
+    if diff:
+        from ollamactl.cli.model_cmds import show_diff
+
+        show_diff(current, results, json_output)
+        return
     listing = current.models(results)
     if json_output:
         output.print_json(listing)

@@ -136,3 +136,59 @@ def live(renderable: Any):  # type: ignore[no-untyped-def]
     from rich.live import Live
 
     return Live(renderable, console=console(), auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+
+
+def human_bytes(count: float) -> str:
+    """2400000000 -> "2.4 GB" (decimal units, as Ollama and rich's download column count)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(count) < 1000:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+class TransferView:
+    """Live rows of downloads (label, status, bar, bytes done/total, speed, ETA), redrawn in place
+    on the `target` rich Console (default: stdout): `start()`, `update(key, ...)` as often as wanted, `stop()`."""
+
+    def __init__(self, rows: Sequence[tuple[Any, str]], target: Any = None):
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("{task.description}", markup=False),
+            TextColumn("{task.fields[status]}", markup=False),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=target or console(),
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._tasks = {key: self._bar.add_task(clean(label), total=None, status="waiting") for key, label in rows}
+        self._drawn = 0.0
+
+    def start(self) -> None:
+        self._bar.start()
+
+    def update(self, key: Any, completed: int, total: int | None, status: str, final: bool = False) -> None:
+        """Move row `key`; it is redrawn at most ten times a second, and at once when `final`."""
+        import time
+
+        self._bar.update(self._tasks[key], completed=completed, total=total or None, status=clean(status))
+        now = time.monotonic()
+        if final or now - self._drawn >= 0.1:
+            self._drawn = now
+            self._bar.refresh()
+
+    def stop(self) -> None:
+        self._bar.refresh()
+        self._bar.stop()

@@ -8,6 +8,7 @@ import typer
 
 from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance
+from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
 from ollamactl.core.errors import UsageError
 
@@ -153,13 +154,7 @@ def remove(
     current = fleet()
     reg = current.registry()
     targets = [reg.find(ref) for ref in refs]
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("refusing to remove without confirmation: stdin is not a terminal", "pass --yes")
-        listing = ", ".join(f"{i.id} ({i.url})" for i in targets)
-        if not typer.confirm(f"Remove {listing}?", default=False, err=True):
-            output.message("nothing removed")
-            raise typer.Exit(1)
+    confirm(f"Remove {', '.join(f'{i.id} ({i.url})' for i in targets)}?", yes, "remove")
     for instance in current.remove(*(i.id for i in targets)):
         output.message(f"removed {instance.id}")
 

@@ -34,6 +34,26 @@ def _parse_faults(specs: Sequence[str], count: int) -> dict[int, str]:
     return faults
 
 
+def _parse_models(specs: Sequence[str], count: int) -> dict[int, list[Any]]:
+    """`--models 2=llama3.2,qwen3:4b@old` -> {2: [SimModel, SimModel]} (the build label picks a digest)."""
+    from ollamactl.sim import upstream_model
+
+    sets: dict[int, list[Any]] = {}
+    for spec in specs:
+        index_text, sep, listing = spec.partition("=")
+        if not sep or not index_text.strip().isdigit():
+            raise UsageError(f"--models {spec!r} is not INDEX=NAME,...", "e.g. --models 2=llama3.2,qwen3:4b@old")
+        index = int(index_text)
+        if not 1 <= index <= count:
+            raise UsageError(f"--models {spec!r}: index {index} is not between 1 and {count}")
+        names = [part.strip() for part in listing.split(",") if part.strip()]
+        if any(not name.partition("@")[0] or any(ch.isspace() for ch in name) for name in names):
+            raise UsageError(f"--models {spec!r}: a model name is empty or holds a space")
+        sets[index] = [upstream_model(name, build=build or None)
+                       for name, _, build in (part.partition("@") for part in names)]
+    return sets
+
+
 def _register(urls: list[str]) -> list[str]:
     """Add sim-1..sim-N for these URLs, reusing an entry that already has the URL; returns the ids."""
     from ollamactl.core.urls import normalise_url
@@ -63,8 +83,16 @@ def simulate(
     fault: list[str] | None = typer.Option(None, "--fault", metavar="INDEX=MODE",
                                            help="Start instance INDEX (from 1) in a fault mode: refuse, hang,"
                                                 " http500, busy503, garbage, midstream, truncated, drip."),
+    models: list[str] | None = typer.Option(None, "--models", metavar="INDEX=NAME[@BUILD],...",
+                                            help="Start instance INDEX with these models instead of the default"
+                                                 " three; @BUILD gives a model another (older) digest."),
+    pull_speed: float = typer.Option(400.0, "--pull-speed", metavar="MB/S",
+                                     help="Download speed of a simulated /api/pull."),
 ) -> None:
     """Run simulated Ollama servers on loopback until Ctrl-C (for demos and trying ollamactl out).
+
+    Any catalogue model (llama3.2, qwen3:4b, gemma3:4b, nomic-embed-text, ...) or any model one of
+    them holds can be pulled; other names fail as Ollama's registry does.
 
     Example: ollamactl simulate --instances 3 --base-port 11500 --register --fault 2=http500
     """
@@ -75,7 +103,12 @@ def simulate(
     from ollamactl import sim as simulator
 
     faults = _parse_faults(fault or [], count)
-    configs = [simulator.SimConfig(name=f"sim-{n}", fault=faults.get(n)) for n in range(1, count + 1)]
+    model_sets = _parse_models(models or [], count)
+    if not pull_speed > 0:
+        raise UsageError(f"--pull-speed must be a positive number of MB/s, got {pull_speed:g}")
+    configs = [simulator.SimConfig(name=f"sim-{n}", fault=faults.get(n), pull_speed=pull_speed * 1e6,
+                                   **({"models": model_sets[n]} if n in model_sets else {}))
+               for n in range(1, count + 1)]
 
     def ready(instances: list[Any]) -> None:
         urls = [i.url for i in instances]

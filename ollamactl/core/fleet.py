@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.generate import Completion, Emit, Flush, GenerateRequest, Log
     from ollamactl.core.health import HealthResult, OnResult
     from ollamactl.core.http import Timeouts
+    from ollamactl.core.model_ops import OnProgress, Outcome, Survey
 
 Warn = Callable[[str], None]
 
@@ -169,6 +170,56 @@ class Fleet:
 
         results = self.health() if results is None else results
         return model_map(self.targets(), results)
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def survey(self, *refs: str, include: Sequence[Instance] = ()) -> Survey:
+        """The named (default: enabled) instances and `include`, probed now: what each holds and
+        runs, and the plans made from it (pull targets, `sync`, removals; see model_ops.Survey)."""
+        from ollamactl.core.model_ops import Survey
+
+        instances = list({i.id: i for i in [*self.targets(refs), *include]}.values())
+        return Survey.probe(self, instances)
+
+    def running(self, *refs: str) -> list[Outcome]:
+        """The loaded models of the named (default: enabled) instances, from /api/ps (`Outcome.data`)."""
+        from ollamactl.core import model_ops
+        from ollamactl.core.http import Timeouts
+
+        reg = self.registry()
+        return model_ops.running(self.store, self.targets(refs), Timeouts.from_settings(reg),
+                                 float(reg.setting("timeout")))
+
+    def pull(self, jobs: Sequence[tuple[Instance, str]], *, concurrency: int | None = None,
+             on_progress: OnProgress | None = None) -> list[Outcome]:
+        """Pull each (instance, model), `concurrency` at a time (default 3); the cache learns each new
+        copy at once; `on_progress` sees every progress line (model_ops.PullProgress)."""
+        from ollamactl.core import model_ops
+        from ollamactl.core.http import Timeouts
+
+        reg = self.registry()
+        return model_ops.pull(self.store, jobs, Timeouts.from_settings(reg),
+                              concurrency=concurrency or model_ops.DEFAULT_PULL_CONCURRENCY,
+                              on_progress=on_progress, probe_timeout=float(reg.setting("timeout")))
+
+    def delete_model(self, model: str, instances: Sequence[Instance]) -> list[Outcome]:
+        """Delete `model` from `instances` (Survey.removal makes the last-copy check first)."""
+        from ollamactl.core import model_ops
+        from ollamactl.core.http import Timeouts
+
+        reg = self.registry()
+        return model_ops.delete(self.store, instances, model, Timeouts.from_settings(reg),
+                                float(reg.setting("timeout")))
+
+    def warm(self, model: str, instances: Sequence[Instance], kind: str, *, load: bool = True,
+             keep_alive: int | float | str | None = None) -> list[Outcome]:
+        """Load (or unload) `model` of `kind` (chat or embedding) on `instances`, in parallel."""
+        from ollamactl.core import model_ops
+        from ollamactl.core.http import Timeouts
+
+        timeouts = Timeouts.from_settings(self.registry())
+        return model_ops.warm(self.store, instances, model, kind, load, timeouts, timeouts.first_byte,
+                              keep_alive=keep_alive)
 
     # -- routing --------------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
-"""Which model is on which instance: the fleet's model map, with loaded state and digest mismatches."""
+"""Which model is on which instance: the fleet's model map, with loaded state and digest mismatches,
+and the build (digest) the fleet agrees on."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ollamactl.model_names import normalise_model
@@ -35,12 +36,25 @@ def model_map(instances: Sequence[Instance], results: dict[str, HealthResult]) -
     out = []
     for name in sorted(holders):
         entries = holders[name]
-        counts = Counter(e["digest"] for e in entries if e["digest"])
-        majority = None
-        if len(counts) > 1:
-            (top, top_count), (_, second_count) = counts.most_common(2)
-            majority = top if top_count > second_count else None
+        split = len({e["digest"] for e in entries if e["digest"]}) > 1
+        majority = reference_digest(e["digest"] for e in entries)
         for entry in entries:
-            entry["digest_differs"] = len(counts) > 1 and bool(entry["digest"]) and entry["digest"] != majority
+            entry["digest_differs"] = split and bool(entry["digest"]) and entry["digest"] != majority
         out.append({"model": name, "instances": entries})
     return out
+
+
+def held_models(results: Iterable[HealthResult]) -> dict[str, dict[str, str | None]]:
+    """Instance id -> {normalised model name: digest} for every healthy result."""
+    return {r.id: {normalise_model(m["name"]): m.get("digest") for m in r.models} for r in results if r.healthy}
+
+
+def reference_digest(digests: Iterable[str | None]) -> str | None:
+    """The build the fleet agrees on: the only digest, else the strict majority, else None (a tie)."""
+    counts = Counter(d for d in digests if d)
+    if not counts:
+        return None
+    ranked = counts.most_common(2)
+    if len(ranked) == 1 or ranked[0][1] > ranked[1][1]:
+        return ranked[0][0]
+    return None

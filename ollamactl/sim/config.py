@@ -7,7 +7,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ollamactl.model_names import normalise_model
@@ -24,6 +24,7 @@ THINKING_TOKENS = 3
 
 RUNNER_CRASHED = "llama runner process has terminated: exit status 2"
 SERVER_BUSY = "server busy, please try again.  maximum pending requests exceeded"
+PULL_UNKNOWN = "pull model manifest: file does not exist"
 STREAM_BROKEN = "an error was encountered while running the model: unexpected EOF"
 NOT_OLLAMA_PAGE = b"<html><body>It works!</body></html>"
 
@@ -33,6 +34,7 @@ WARM_LOAD_NS = 15_000_000
 COLD_LOAD_NS = 1_500_000_000
 PROMPT_NS_PER_TOKEN = 400_000
 KEEP_ALIVE = timedelta(minutes=5)
+FOREVER = datetime(2262, 4, 11, 23, 47, 16, tzinfo=timezone.utc)  # Go's largest time.Duration from now, roughly
 CONTEXT_LENGTH = 4096
 
 FLOAT_OPTIONS = frozenset(
@@ -65,12 +67,33 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "input": (str, list),
     "dimensions": (int,),
     "think": (bool, str),
+    "source": (str,),
+    "destination": (str,),
+    "insecure": (bool,),
 }
 MODEL_PATHS = frozenset({"/api/generate", "/api/chat", "/api/embed", "/api/embeddings"})
 LEGACY_MISSING = frozenset({"/api/embed", "/api/ps"})
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # left unpaired by json.loads
 ZERO_DURATION = re.compile(r"0+(\.0+)?(ns|us|µs|ms|s|m|h)?")  # keep_alive values that unload at once
+GO_DURATION = re.compile(r"(-?)((?:\d+(?:\.\d*)?(?:ns|us|µs|ms|s|m|h))+)")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+# What "exists upstream" for /api/pull, besides any model some instance of the simulator holds.
+CATALOGUE = {
+    "llama3.2:latest": False,
+    "llama3.2:1b": False,
+    "llama3.1:8b": False,
+    "qwen3:4b": False,
+    "qwen3:8b": False,
+    "qwen2.5:7b": False,
+    "gemma3:4b": False,
+    "mistral:latest": False,
+    "nomic-embed-text:latest": True,
+    "mxbai-embed-large:latest": True,
+    "all-minilm:latest": True,
+}  # name -> is an embedding model
 
 WORDS = (
     "the", "quick", "model", "answers", "every", "question", "with", "calm", "and", "simple", "words",
@@ -80,6 +103,29 @@ WORDS = (
 
 
 
+
+
+def keep_alive_seconds(value: Any) -> float | None:
+    """A keep_alive value in seconds as Ollama reads it: None for "forever" (negative), KEEP_ALIVE
+    for an absent or unreadable value."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := GO_DURATION.fullmatch(value.strip())):
+        seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(match.group(2)))
+        seconds = -seconds if match.group(1) else seconds
+    else:
+        return KEEP_ALIVE.total_seconds()
+    return None if seconds < 0 else seconds
+
+
+def upstream_model(name: str, embedding: bool | None = None, build: str | None = None) -> SimModel:
+    """A model as the registry would serve it: the catalogue's kind unless told, and the current
+    build's digest (another `build` label gives another, older digest)."""
+    name = normalise_model(name)
+    if embedding is None:
+        embedding = CATALOGUE.get(name, "embed" in name)
+    digest = hashlib.sha256(f"{name}@{build}".encode()).hexdigest() if build else None
+    return SimModel(name, digest=digest, embedding=embedding)
 
 
 def _seed_int(text: str) -> int:
@@ -167,11 +213,13 @@ class SimConfig:
     fault: str | None = None
     legacy: bool = False
     drip_interval: float = 1.0
+    pull_speed: float | None = None  # bytes/s of a simulated download; None: as fast as possible
 
     def __post_init__(self) -> None:
         _check_types(self, {"name": str, "models": list, "loaded": list, "version": str, "latency": float,
                             "token_rate": (float, type(None)), "tokens": int, "api_key": (str, type(None)),
-                            "fault": (str, type(None)), "legacy": bool, "drip_interval": float})
+                            "fault": (str, type(None)), "legacy": bool, "drip_interval": float,
+                            "pull_speed": (float, type(None))})
         if not all(isinstance(name, str) for name in self.loaded):
             raise ValueError("loaded must be a list of model names")
         if self.fault is not None and self.fault not in FAULTS:
@@ -180,6 +228,8 @@ class SimConfig:
             raise ValueError("latency, drip_interval and tokens must not be negative")
         if self.token_rate is not None and self.token_rate <= 0:
             raise ValueError("token_rate must be positive (or None for as fast as possible)")
+        if self.pull_speed is not None and self.pull_speed <= 0:
+            raise ValueError("pull_speed must be positive (or None for as fast as possible)")
         self.models = [_as_model(model) for model in self.models]
         self.loaded = [normalise_model(name) for name in self.loaded]
 

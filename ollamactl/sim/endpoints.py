@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ollamactl.sim.config import (
     CONTEXT_LENGTH,
     DEFAULT_DIMENSIONS,
-    KEEP_ALIVE,
     STREAM_BROKEN,
     THINKING_TOKENS,
     _bytes_per_param,
@@ -31,6 +30,7 @@ from ollamactl.sim.content import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.sim.server import SimInstance
+from ollamactl.sim.library import _copy, _delete, _pull
 from ollamactl.sim.validation import _ApiError, _check_format, _check_options, _model_for, _unloads
 from ollamactl.sim.wire import _json_reply, _now, _Reply, _Stream, _text_reply
 
@@ -50,14 +50,16 @@ async def _tags(instance: SimInstance, body: Any) -> _Reply:
 
 
 async def _ps(instance: SimInstance, body: Any) -> _Reply:
-    expires = (datetime.now(timezone.utc) + KEEP_ALIVE).isoformat().replace("+00:00", "Z")
-    config = instance.config
-    loaded = [model for model in config.models if model.name in config.loaded]
     running = [
-        {**_listing(m), "expires_at": expires, "size_vram": m.size, "context_length": CONTEXT_LENGTH}
-        for m in loaded
+        {**_listing(m), "expires_at": _stamp(instance._expires_at(m.name)), "size_vram": m.size,
+         "context_length": CONTEXT_LENGTH}
+        for m in instance._running()
     ]
     return _json_reply(200, {"models": running})
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 async def _show(instance: SimInstance, body: dict[str, Any]) -> _Reply:
@@ -100,7 +102,7 @@ def _completion(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply
     source, prompt_text = _prompt(body, use)
     unload = _unloads(body.get("keep_alive"))
     cold = model.name not in config.loaded
-    instance._mark_loaded(model.name, not unload)
+    instance._mark_loaded(model.name, not unload, body.get("keep_alive"))
     head = {"model": body["model"], "created_at": _now()}
     if source is None:
         return _json_reply(
@@ -143,7 +145,7 @@ async def _embed(instance: SimInstance, body: dict[str, Any]) -> _Reply:
         raise _ApiError(400, "dimensions must be a positive integer")
     dimensions = min(dimensions, DEFAULT_DIMENSIONS)  # more than the model has: Ollama ignores it
     cold = model.name not in config.loaded
-    instance._mark_loaded(model.name, not _unloads(body.get("keep_alive")))
+    instance._mark_loaded(model.name, not _unloads(body.get("keep_alive")), body.get("keep_alive"))
     payload = {"model": body["model"], "embeddings": [_embedding(text, dimensions) for text in texts]}
     prompt_tokens = sum(len(text.split()) for text in texts)
     return _json_reply(200, payload | _metrics(config, prompt_tokens, None, cold))
@@ -151,7 +153,7 @@ async def _embed(instance: SimInstance, body: dict[str, Any]) -> _Reply:
 
 async def _embeddings(instance: SimInstance, body: dict[str, Any]) -> _Reply:
     model = _model_for(instance.config, body.get("model"), "embed")
-    instance._mark_loaded(model.name, not _unloads(body.get("keep_alive")))
+    instance._mark_loaded(model.name, not _unloads(body.get("keep_alive")), body.get("keep_alive"))
     prompt = body.get("prompt") or ""
     return _json_reply(200, {"embedding": _embedding(prompt, DEFAULT_DIMENSIONS) if prompt else []})
 
@@ -167,6 +169,9 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/api/chat": {"POST": _chat},
     "/api/embed": {"POST": _embed},
     "/api/embeddings": {"POST": _embeddings},
+    "/api/pull": {"POST": _pull},
+    "/api/delete": {"DELETE": _delete},
+    "/api/copy": {"POST": _copy},
 }
 
 

@@ -9,11 +9,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ollamactl.model_names import normalise_model
 from ollamactl.sim.config import (
+    CATALOGUE,
     CONTROL_PATH,
+    FOREVER,
     HOST,
+    KEEP_ALIVE,
     LEGACY_MISSING,
     MODEL_PATHS,
     NOT_OLLAMA_PAGE,
@@ -21,6 +26,9 @@ from ollamactl.sim.config import (
     SERVER_BUSY,
     RecordedRequest,
     SimConfig,
+    SimModel,
+    keep_alive_seconds,
+    upstream_model,
 )
 from ollamactl.sim.endpoints import ROUTES, _with_fault
 from ollamactl.sim.validation import _ApiError, _check_fields, _json_kind, _parse_body
@@ -53,6 +61,7 @@ class SimInstance:
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self._in_flight = 0
         self._fault_changed = asyncio.Event()
+        self._expiry: dict[str, datetime] = {}
 
     @property
     def url(self) -> str:
@@ -68,10 +77,40 @@ class SimInstance:
         """Change SimConfig fields; returns once the change (listening, releasing hangs) is in effect."""
         self._simulator._call(self._apply(changes))
 
-    def _mark_loaded(self, name: str, loaded: bool) -> None:
-        """Record that a model was loaded (or unloaded by keep_alive 0), as /api/ps will report."""
+    def _mark_loaded(self, name: str, loaded: bool, keep_alive: Any = None) -> None:
+        """Record that a model was loaded for `keep_alive` (or unloaded by keep_alive 0), as /api/ps
+        will report."""
         others = [other for other in self.config.loaded if other != name]
         self.config = dataclasses.replace(self.config, loaded=others + [name] if loaded else others)
+        seconds = keep_alive_seconds(keep_alive)
+        self._expiry[name] = FOREVER if seconds is None else datetime.now(timezone.utc) + timedelta(seconds=seconds)
+
+    def _expires_at(self, name: str) -> datetime:
+        """When the keep-alive timer unloads `name` (models loaded from the start: 5 minutes from now)."""
+        return self._expiry.get(name) or datetime.now(timezone.utc) + KEEP_ALIVE
+
+    def _running(self) -> list[SimModel]:
+        """The loaded models, once those whose keep-alive has run out are unloaded."""
+        now = datetime.now(timezone.utc)
+        expired = [name for name in self.config.loaded if self._expires_at(name) <= now]
+        if expired:
+            self.config = dataclasses.replace(self.config, loaded=[n for n in self.config.loaded if n not in expired])
+        return [model for model in self.config.models if model.name in self.config.loaded]
+
+    def _install(self, model: SimModel) -> None:
+        """A pull or copy finished: `model` replaces any model of its name (a new build), else is added."""
+        models = list(self.config.models)
+        index = next((i for i, m in enumerate(models) if m.name == model.name), None)
+        if index is None:
+            models.append(model)
+        else:
+            models[index] = model
+        self.config = dataclasses.replace(self.config, models=models)
+
+    def _remove(self, name: str) -> None:
+        """Delete a model (and unload it)."""
+        self.config = dataclasses.replace(self.config, models=[m for m in self.config.models if m.name != name],
+                                          loaded=[n for n in self.config.loaded if n != name])
 
     # -- loop-side ------------------------------------------------------------------------------
 
@@ -198,7 +237,7 @@ class SimInstance:
 
     @staticmethod
     def _checked_body(request: _Request, body: Any, body_error: str | None) -> Any:
-        if request.method != "POST":
+        if request.method not in ("POST", "DELETE"):
             return None
         if body_error:
             raise _ApiError(400, body_error)
@@ -257,6 +296,15 @@ class Simulator:
         with self._lock:
             self.instances.append(instance)
         return instance
+
+    def upstream(self, name: str) -> SimModel | None:
+        """What a pull of `name` downloads: a catalogue model, or one some instance holds (at the
+        current build's digest, whatever build that instance has); None when no such model exists."""
+        name = normalise_model(name)
+        held = next((m for i in self.instances for m in i.config.models if m.name == name), None)
+        if held is None and name not in CATALOGUE:
+            return None
+        return upstream_model(name, embedding=None if held is None else held.embedding)
 
     async def _create(self, config: SimConfig, port: int) -> SimInstance:
         instance = SimInstance(self, config)  # built on the loop, which owns its Event

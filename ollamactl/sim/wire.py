@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import formatdate
@@ -48,11 +49,14 @@ class _Reply:
 
 @dataclass
 class _Stream:
-    """An NDJSON answer: `lines` paced by `interval`, then `final` (None: the stream just stops)."""
+    """An NDJSON answer: `lines` paced by `interval`, then `final` (None: the stream just stops).
+
+    `delivered`, when set, runs once the whole stream has been written (a pull takes effect then)."""
 
     lines: list[dict[str, Any]]
     final: dict[str, Any] | None
     interval: float
+    delivered: Callable[[], None] | None = None
 
 
 def _json_reply(status: int, payload: Any, close: bool = False) -> _Reply:
@@ -186,6 +190,8 @@ class _Wire:
         if stream.final is not None:
             await self.send(_chunk(stream.final))
         await self.send(b"0\r\n\r\n")
+        if stream.delivered is not None:
+            stream.delivered()
 
 
 def _chunk(line: dict[str, Any]) -> bytes:

@@ -1,0 +1,422 @@
+"""Model management across the fleet: ps, pull, rm, sync, load, unload (and `models --diff`).
+
+The commands parse, ask the Fleet for targets and results (its `survey()` plans; `pull`,
+`delete_model`, `warm` and `running` act), and render: tables and summaries on stdout, notes on
+stderr, `--json` for scripts; pulls show a live view (ollamactl.cli.pull_view). Ctrl-C anywhere
+ends with exit 130 through cli.exits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ollamactl.cli import output
+from ollamactl.cli.completers import complete_instance, complete_model
+from ollamactl.cli.confirm import confirm
+from ollamactl.cli.context import fleet
+from ollamactl.core.errors import ExitCode, NoInstanceError, OllamactlError, UsageError
+from ollamactl.core.model_ops import DEFAULT_PULL_CONCURRENCY
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.fleet import Fleet
+    from ollamactl.core.health import HealthResult
+    from ollamactl.core.model_ops import Outcome, Step
+    from ollamactl.core.registry import Instance
+
+app = typer.Typer()  # this module's commands; cli.app composes them
+
+REFS = typer.Argument(None, metavar="ID_OR_NAME", autocompletion=complete_instance, show_default=False)
+MODEL = typer.Argument(..., metavar="MODEL", autocompletion=complete_model)
+JSON = typer.Option(False, "--json", help="Print JSON (NDJSON progress events while pulling).")
+CONCURRENCY = typer.Option(DEFAULT_PULL_CONCURRENCY, "--concurrency", "-c", metavar="N",
+                           help=f"Downloads at once (default {DEFAULT_PULL_CONCURRENCY}).")
+ACTION_STYLE = {"ok": "green", "pull": "yellow", "update": "yellow"}
+
+
+def _model(name: str) -> str:
+    from ollamactl.model_names import normalise_model
+
+    if not name.strip() or any(not ch.isprintable() or ch.isspace() for ch in name.strip()):
+        raise UsageError(f"invalid model name {output.clean(name)!r}", "e.g. llama3.2 or qwen3:4b")
+    return normalise_model(name)
+
+
+def _label(instance: Instance) -> str:
+    return instance.id if instance.name == instance.id else f"{instance.id} ({instance.name})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries shared by pull, sync, rm, load and unload
+
+
+def json_summary(outcomes: Sequence[Outcome], done: str) -> str:
+    return json.dumps({"event": "summary", "result": done, "outcomes": [
+        {"id": o.instance.id, "model": o.model, "ok": o.ok, "absent": o.absent, "error": o.error}
+        for o in outcomes]}, ensure_ascii=False)
+
+
+def _report(outcomes: Sequence[Outcome], done: str, json_output: bool, absent_fails: bool = True) -> None:
+    """A summary on stdout (a table, or one JSON line); exit 1 if any failed. `absent` counts as a
+    failure unless `absent_fails` is False (rm: a model already gone is no error)."""
+    failed = [o for o in outcomes if not o.ok and (absent_fails or not o.absent)]
+    if json_output:
+        sys.stdout.write(json_summary(outcomes, done) + "\n")
+        sys.stdout.flush()
+    else:
+        def result(outcome: Outcome) -> Any:
+            if outcome.ok:
+                return output.text(done, "green")
+            if outcome.absent:
+                return output.text("not on this instance", "dim")
+            return output.text("failed: " + (outcome.error or "unknown error"), "red")
+
+        rows = ((_label(o.instance), o.model or "", result(o)) for o in outcomes)
+        output.table(("INSTANCE", "MODEL", "RESULT"), rows)
+    if failed:
+        names = ", ".join(o.instance.id for o in failed)
+        plural = "s" if len(outcomes) != 1 else ""
+        raise OllamactlError(f"failed on {len(failed)} of {len(outcomes)} instance{plural} ({names})",
+                             "the summary above says why")
+
+
+def run_pulls(current: Fleet, jobs: list[tuple[Instance, str]], concurrency: int, json_output: bool) -> None:
+    """Pull every (instance, model) job with the fitting progress view; report; exit 1 on failures."""
+    from ollamactl.cli.pull_view import LineView, LiveView
+    from ollamactl.core import model_ops
+
+    if concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
+    if sys.stdout.isatty() and not json_output:
+        view: Any = LiveView([model_ops.PullProgress(i, m) for i, m in jobs])
+    else:
+        view = LineView(json_output)
+    view.start()
+    try:
+        outcomes = current.pull(jobs, concurrency=concurrency, on_progress=view.update)
+    finally:
+        view.stop()
+    _report(outcomes, "pulled", json_output)
+
+
+# ---------------------------------------------------------------------------------------------
+# ps
+
+
+def until(expires_at: Any, now: float) -> str:
+    """`expires_at` (RFC 3339) as the time left: `4m 59s`, `2h 3m`, `forever`, `expired`, or `?`."""
+    import datetime as dt
+
+    if not isinstance(expires_at, str) or len(expires_at) > 64:
+        return "?"
+    stamp = re.sub(r"(\.\d{6})\d+", r"\1", expires_at.replace("Z", "+00:00"))  # Go sends nanoseconds
+    try:
+        moment = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return "?"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    left = moment.timestamp() - now
+    if left > 10 * 365 * 86400:
+        return "forever"
+    if left <= 0:
+        return "expired"
+    hours, rest = divmod(int(left), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _number(value: Any) -> Any:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _share(model: dict) -> float | None:
+    size, vram = _number(model.get("size")), _number(model.get("size_vram"))
+    if size is None or vram is None or size <= 0:
+        return None
+    return max(0.0, min(1.0, vram / size))
+
+
+def _vram(share: float | None) -> str:
+    if share is None:
+        return ""
+    if share >= 1 or share <= 0:
+        return "100% GPU" if share >= 1 else "100% CPU"
+    return f"{share:.0%} GPU / {1 - share:.0%} CPU"
+
+
+@app.command()
+def ps(refs: list[str] | None = REFS,
+       json_output: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
+    r"""Show the loaded models on every enabled (or named) instance, from /api/ps.
+
+    Columns: size in memory, the share in VRAM (the rest runs on CPU), context length, and the
+    time until the keep-alive timer unloads it. Exit 1 when some instance could not be asked.
+
+    Example: ollamactl ps --json | jq -r '.[] | .id as $i | .models[]? | "\(.name) on \($i)"'
+    """
+    outcomes = fleet().running(*(refs or ()))
+    now = time.time()
+    if json_output:
+        output.print_json([{
+            "id": o.instance.id, "name": o.instance.name, "url": o.instance.url, "error": o.error,
+            "models": None if o.data is None else [{
+                "name": m["name"], "size": _number(m.get("size")), "size_vram": _number(m.get("size_vram")),
+                "vram_share": _share(m), "context_length": _number(m.get("context_length")),
+                "expires_at": m.get("expires_at") if isinstance(m.get("expires_at"), str) else None,
+            } for m in o.data]} for o in outcomes])
+    else:
+        rows: list[tuple[Any, ...]] = []
+        for o in outcomes:
+            who = _label(o.instance)
+            if o.error:
+                rows.append((who, output.text("unreachable: " + o.error, "red"), "", "", "", ""))
+            elif o.data is None:
+                rows.append((who, output.text("? (no /api/ps: Ollama older than 0.1.38)", "dim"), "", "", "", ""))
+            elif not o.data:
+                rows.append((who, output.text("-", "dim"), "", "", "", ""))
+            for m in o.data or ():
+                size, context = _number(m.get("size")), _number(m.get("context_length"))
+                rows.append((who, m["name"], "" if size is None else output.human_bytes(size), _vram(_share(m)),
+                             "" if context is None else str(context), until(m.get("expires_at"), now)))
+        output.table(("INSTANCE", "MODEL", "SIZE", "VRAM", "CONTEXT", "UNLOADS IN"), rows)
+    if any(o.error for o in outcomes):
+        raise typer.Exit(ExitCode.FAILED)
+
+
+# ---------------------------------------------------------------------------------------------
+# pull
+
+
+@app.command()
+def pull(
+    model: str = MODEL,
+    refs: list[str] | None = REFS,
+    everywhere: bool = typer.Option(False, "--all", "-a",
+                                    help="Pull on every enabled instance of a fitting type, even where it is current."),
+    concurrency: int = CONCURRENCY,
+    json_output: bool = JSON,
+) -> None:
+    """Pull MODEL onto the named instances, else onto every enabled one of a fitting type that lacks it.
+
+    "Lacks it" includes holding another build (digest) than the rest of the fleet. Pulls run in
+    parallel with a live progress view on a terminal (plain lines, or NDJSON with --json,
+    otherwise). One instance failing does not stop the others; exit 1 if any failed, 130 on
+    Ctrl-C. The health cache learns each new copy at once, so `pick -m MODEL` can choose it.
+
+    Example: ollamactl pull qwen3:4b && ollamactl pick -m qwen3:4b
+    """
+    name = _model(model)
+    if refs and everywhere:
+        raise UsageError("name instances or pass --all, not both")
+    current = fleet()
+    if refs:
+        targets = current.targets(refs)
+    else:
+        targets = current.survey().pull_targets(name, everywhere)
+        if not targets:
+            output.message(f"{name} is already on every healthy enabled instance of a fitting type, at one"
+                           " digest; --all pulls it again everywhere")
+            if json_output:
+                sys.stdout.write(json_summary([], "pulled") + "\n")
+            return
+    run_pulls(current, [(i, name) for i in targets], concurrency, json_output)
+
+
+# ---------------------------------------------------------------------------------------------
+# sync
+
+
+def plan_table(steps: Sequence[Step], instances: Sequence[Instance]) -> Any:
+    """Models down, instances across: ok / pull / update, `-` where the type does not serve it."""
+    columns = [i for i in instances if any(s.instance_id == i.id for s in steps)]
+    cells = {(s.model, s.instance_id): s for s in steps}
+    rows = []
+    for model in dict.fromkeys(s.model for s in steps):
+        row: list[Any] = [model]
+        for instance in columns:
+            step = cells.get((model, instance.id))
+            row.append(output.text("-", "dim") if step is None else output.text(step.action, ACTION_STYLE[step.action]))
+        rows.append(row)
+    return output.grid(("MODEL", *(i.id for i in columns)), rows)
+
+
+def _step_json(step: Step) -> dict[str, Any]:
+    return {"id": step.instance_id, "model": step.model, "action": step.action, "have": step.have,
+            "want": step.want}
+
+
+@app.command()
+def sync(
+    models: list[str] | None = typer.Argument(None, metavar="MODEL", autocompletion=complete_model,
+                                              show_default=False),
+    source: str | None = typer.Option(None, "--from", metavar="ID_OR_NAME", autocompletion=complete_instance,
+                                      help="Take the models (and their digests) from this instance."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before pulling."),
+    concurrency: int = CONCURRENCY,
+    json_output: bool = JSON,
+) -> None:
+    """Make every enabled instance of a fitting type hold the same models at the same digest.
+
+    The models: those named, else every model on --from, else every model in the fleet. The
+    plan comes first (ok / pull: absent / update: another digest; embedding models only on
+    embedding and both instances, chat models only on chat and both); --dry-run stops there.
+    Then the pulls run as `pull` runs them (asks first on a terminal; needs --yes otherwise).
+
+    Example: ollamactl sync --dry-run && ollamactl sync --yes
+    """
+    wanted = [_model(m) for m in models or ()]
+    current = fleet()
+    origin = current.find(source) if source else None
+    survey = current.survey(include=[origin] if origin else [])
+    pool = survey.instances
+    steps = survey.sync_plan(wanted, origin)
+    work = [s for s in steps if s.action != "ok"]
+    if json_output:
+        sys.stdout.write(json.dumps({"event": "plan", "steps": [_step_json(s) for s in steps]}) + "\n")
+        sys.stdout.flush()
+    else:
+        output.show(plan_table(steps, pool))
+    pulls = sum(1 for s in work if s.action == "pull")
+    output.message(f"{len(work)} to do: {pulls} pull{'s' if pulls != 1 else ''} of absent models,"
+                   f" {len(work) - pulls} update{'s' if len(work) - pulls != 1 else ''} of another digest")
+    if dry_run or not work:
+        return
+    confirm(f"Run {len(work)} pull{'s' if len(work) != 1 else ''}?", yes, "pull")
+    by_id = {i.id: i for i in pool}
+    run_pulls(current, [(by_id[s.instance_id], s.model) for s in work], concurrency, json_output)
+
+
+# ---------------------------------------------------------------------------------------------
+# rm
+
+
+@app.command("rm")
+def remove_model(
+    model: str = MODEL,
+    refs: list[str] | None = REFS,
+    everywhere: bool = typer.Option(False, "--all", "-a", help="Remove it from every enabled instance."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    force: bool = typer.Option(False, "--force", help="Remove even the last copy in the fleet."),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Delete MODEL from the named instances (or --all); asks on a terminal, needs --yes otherwise.
+
+    An instance without the model is reported, not an error. Removing the last copy in the
+    fleet is refused (exit 2, naming who holds it) unless --force.
+
+    Example: ollamactl rm qwen2.5:7b gpu2 --yes
+    """
+    name = _model(model)
+    if bool(refs) == everywhere:
+        raise UsageError("name the instances to remove it from, or pass --all", f"e.g. ollamactl rm {name} gpu2")
+    if not yes and not sys.stdin.isatty():
+        raise UsageError("refusing to remove without confirmation: stdin is not a terminal", "pass --yes")
+    current = fleet()
+    targets = current.targets(refs or ())
+    survey = current.survey(include=targets)
+    holding, others = survey.removal(name, targets, force)
+    if holding:
+        confirm(f"Remove {name} from {', '.join(i.id for i in holding)}?", yes, "remove")
+    deleted = current.delete_model(name, holding) if holding else []
+    by_id = {o.instance.id: o for o in [*deleted, *others]}
+    outcomes = [by_id[i.id] for i in targets]
+    _report(outcomes, "removed", json_output, absent_fails=False)
+    if not any(o.ok for o in outcomes):
+        raise OllamactlError(f"{name} is on none of the instances named", "see `ollamactl models`")
+
+
+# ---------------------------------------------------------------------------------------------
+# load / unload
+
+
+def _warm(model: str, refs: list[str] | None, load: bool, keep_alive: str | None, json_output: bool) -> None:
+    from ollamactl.core import model_ops
+
+    name = _model(model)
+    value = None
+    if keep_alive is not None:
+        try:
+            value = model_ops.keep_alive_value(keep_alive)
+        except ValueError:
+            raise UsageError(f"--keep-alive {output.clean(keep_alive)!r} is not a duration",
+                             "e.g. 10m, 1h30m, 300 (seconds) or -1 (for ever)") from None
+    current = fleet()
+    survey = current.survey(*(refs or ()))
+    if refs:
+        targets = survey.instances
+    else:
+        targets = survey.holders(name) if load else survey.loaded_on(name)
+    if not targets:
+        if load:
+            raise NoInstanceError(f"{name} is on no healthy enabled instance", f"pull it first: ollamactl pull {name}")
+        output.message(f"{name} is not loaded on any healthy enabled instance")
+        if json_output:
+            sys.stdout.write(json_summary([], "unloaded") + "\n")
+        return
+    outcomes = current.warm(name, targets, survey.kinds([name])[name], load=load, keep_alive=value)
+    _report(outcomes, "loaded" if load else "unloaded", json_output)
+
+
+@app.command()
+def load(
+    model: str = MODEL,
+    refs: list[str] | None = REFS,
+    keep_alive: str | None = typer.Option(None, "--keep-alive", metavar="DURATION",
+                                          help="How long it stays loaded: 10m, 1h, 300 (s), -1 (for ever)."),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Warm MODEL on the named instances, else on every healthy enabled one that holds it, in parallel.
+
+    Sends an empty generate (an empty embed for embedding models), as the Ollama API loads a
+    model. The `warm` strategy of `pick` sees the change at once. Exit 1 if any failed.
+
+    Example: ollamactl load llama3.2 --keep-alive 1h && ollamactl ps
+    """
+    _warm(model, refs, True, keep_alive, json_output)
+
+
+@app.command()
+def unload(
+    model: str = MODEL,
+    refs: list[str] | None = REFS,
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Free MODEL's memory on the named instances, else wherever it is loaded (keep_alive 0).
+
+    Example: ollamactl unload qwen2.5:7b && ollamactl ps
+    """
+    _warm(model, refs, False, None, json_output)
+
+
+# ---------------------------------------------------------------------------------------------
+# models --diff
+
+
+def show_diff(current: Fleet, results: dict[str, HealthResult], json_output: bool) -> None:
+    """`models --diff`: the models not on every instance of a fitting type, or not at one digest."""
+    from ollamactl.core import model_ops
+
+    survey = model_ops.Survey(current, current.targets(), results)
+    models = sorted({m for names in survey.held.values() for m in names})
+    kinds = survey.kinds(models)
+    plan = model_ops.plan(survey.instances, survey.held, models, kinds)
+    drifted = model_ops.drifted(plan)
+    steps = [s for s in plan if s.model in set(drifted)]
+    if json_output:
+        output.print_json([{"model": model, "kind": kinds[model],
+                            "instances": [_step_json(s) for s in steps if s.model == model]} for model in drifted])
+        return
+    if not steps:
+        output.message("every model is on every healthy instance of a fitting type, at one digest")
+        return
+    output.show(plan_table(steps, survey.instances))
+    output.message("pull: absent there; update: another digest there. `ollamactl sync --dry-run` shows the plan,"
+                   " `ollamactl sync` carries it out")
