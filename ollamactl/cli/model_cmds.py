@@ -278,6 +278,9 @@ def sync(
     survey = current.survey(include=[origin] if origin else [])
     pool = survey.instances
     steps = survey.sync_plan(wanted, origin)
+    if not steps:
+        output.message("nothing to plan: no healthy instance of a fitting type holds or needs those models")
+        return
     work = [s for s in steps if s.action != "ok"]
     if json_output:
         sys.stdout.write(json.dumps({"event": "plan", "steps": [_step_json(s) for s in steps]}) + "\n")
