@@ -136,6 +136,8 @@ def test_bash_completes_model_names_for_pick_from_the_health_cache(shell_bin):
     Fleet().store.update(change)
     assert bash_complete(shell_bin, "ollamactl", "pick", "-m", "lla") == ["llama3.2:latest"]
     assert bash_complete(shell_bin, "ollamactl", "export", "--model", "q") == ["qwen2.5:7b"]
+    for command in ("pull", "rm", "load", "unload", "sync"):  # the model commands' MODEL argument
+        assert bash_complete(shell_bin, "ollamactl", command, "q") == ["qwen2.5:7b"], command
 
 
 def test_bash_completes_commands_and_choices(shell_bin):
