@@ -232,3 +232,63 @@ def test_line_view_prints_status_changes_and_ndjson():
     LineView(True, out).update(first)
     event = json.loads(out.getvalue())
     assert event["event"] == "progress" and event["id"] == "gpu1" and event["status"] == "pulling 6a0746a1ec1a"
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounded reads against a server that misbehaves on purpose (a raw socket on loopback)
+
+
+@pytest.fixture
+def raw_server():
+    """A one-shot HTTP server on 127.0.0.1 that answers every request with `reply` bytes, then
+    (when `stall`) keeps the connection open without a word. Yields a function setting both."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    plan = {"reply": b"", "stall": False}
+    done = threading.Event()
+
+    def serve():
+        listener.settimeout(0.2)
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(plan["reply"])
+                if plan["stall"]:
+                    done.wait(10)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def configure(reply: bytes, stall: bool = False) -> Instance:
+        plan.update(reply=reply, stall=stall)
+        return inst("raw", url=f"http://127.0.0.1:{listener.getsockname()[1]}")
+
+    yield configure
+    done.set()
+    thread.join(5)
+    listener.close()
+
+
+def _chunked(body: bytes) -> bytes:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return head + f"{len(body):x}\r\n".encode() + body + b"\r\n"
+
+
+def test_a_progress_line_over_the_cap_fails_that_pull(raw_server):
+    instance = raw_server(_chunked(b'{"status":"' + b"x" * (model_ops.LINE_LIMIT + 10)), stall=True)
+    [outcome] = model_ops.pull(Fleet().store, [(instance, "m")], TIMEOUTS)
+    assert not outcome.ok and "longer than 64 KiB" in outcome.error
+
+
+def test_a_pull_that_goes_quiet_fails_after_the_between_lines_deadline(raw_server):
+    instance = raw_server(_chunked(b'{"status":"pulling manifest"}\n'), stall=True)
+    [outcome] = model_ops.pull(Fleet().store, [(instance, "m")], TIMEOUTS, between=0.3)
+    assert not outcome.ok and outcome.error == "no progress line for 0.3 s"
