@@ -50,7 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.registry import Instance
     from ollamactl.core.store import Store
 
-KINDS = ("chat", "embedding")
 DEFAULT_PULL_CONCURRENCY = 3
 BODY_LIMIT = 4 * 1024 * 1024  # /api/ps, /api/show and friends: far more than a real answer
 LINE_LIMIT = 64 * 1024  # one pull progress line
