@@ -4,7 +4,7 @@ import pytest
 
 from ollamactl.core.fleet import Fleet
 
-pytest_plugins = ["sim_fixtures"]
+pytest_plugins = ["sim_fixtures", "hostile_server"]
 
 
 @pytest.fixture(autouse=True)

@@ -191,9 +191,10 @@ def two_instances(config):
 BAD_INPUT = [
     (["add", "gpu2", "--type", "gpu"], None, "'gpu'"),
     (["update", "box", "--type", "gpu"], None, "'gpu'"),
-    (["add", "gpu2", "--weight", "0"], None, "weight 0"),
-    (["add", "gpu2", "--weight", "-1"], None, "weight -1"),
-    (["update", "box", "--weight", "0"], None, "weight 0"),
+    (["add", "gpu2", "--weight", "0"], None, "weight must be a whole number from 1 to 1000, got 0"),
+    (["add", "gpu2", "--weight", "-1"], None, "got -1"),
+    (["update", "box", "--weight", "0"], None, "got 0"),
+    (["add", "gpu2", "--weight", "99999999999999999999"], None, "got 99999999999999999999"),
     (["add", "ftp://x"], None, "ftp"),
     (["add", "http://:11434"], None, "http://:11434"),
     (["add", ""], None, "URL is empty"),

@@ -24,7 +24,8 @@ def complete_model(incomplete: str) -> list[str]:
 
     try:
         entries = Fleet().store.read()["health"].values()
-        names = sorted({m["name"] for entry in entries for m in entry.get("models") or () if m.get("name")})
+        names = sorted({m["name"] for entry in entries for m in entry.get("models") or ()
+                        if isinstance(m.get("name"), str) and m["name"].isprintable()})  # no escapes into a shell
     except Exception:  # completion must never fail loudly
         return []
     return [name for name in names if name.startswith(incomplete)]

@@ -2,6 +2,11 @@
 
 It reads and checks the input (cli.request_input), hands batches to `Fleet.embed_batches`, and
 writes the vectors as one JSON object or NDJSON lines, with a progress bar on a terminal.
+
+Exit 2 means nothing was written: arguments and files are checked whole before the first request.
+Piped stdin streams (embedding starts before the input ends), so a bad line found after vectors
+were written ends the command with exit 1 and a message saying so; the JSON object is left
+unclosed, so no parser takes the partial output for a whole one.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.context import fleet
 from ollamactl.cli.request_input import open_inputs
-from ollamactl.core.errors import UsageError
+from ollamactl.core import settings
+from ollamactl.core.errors import OllamactlError, UsageError
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -33,9 +39,11 @@ class _EmbedOut:
         self.ndjson = ndjson
         self.head = '{"model":' + json.dumps(model) + ',"embeddings":['
         self.started = False
+        self.written = 0
 
     def write(self, start: int, vectors: list) -> None:
         dumps = json.dumps
+        self.written += len(vectors)
         if self.ndjson:
             self.out.write("".join(f'{{"index":{start + offset},"embedding":{dumps(vector, separators=(",", ":"))}}}\n'
                                    for offset, vector in enumerate(vectors)))
@@ -82,13 +90,17 @@ def embed(
     model: str = typer.Argument(..., help="Embedding model, e.g. nomic-embed-text.", autocompletion=complete_model),
     texts: list[str] | None = typer.Argument(None, help="Texts to embed; none: one per line from --file or stdin."),
     file: str | None = typer.Option(None, "--file", metavar="PATH|-", help="Read one text per line."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per request."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Texts per request."),
     ndjson: bool = typer.Option(False, "--ndjson", help='One line {"index": i, "embedding": [...]} per text.'),
     allow_mixed: bool = typer.Option(False, "--allow-mixed",
                                      help="Use instances whose copies of the model differ (digests)."),
     instance_ref: str | None = typer.Option(None, "--instance", metavar="ID_OR_NAME",
                                             help="Use only this instance.", autocompletion=complete_instance),
-    per_instance: int = typer.Option(2, "--per-instance", min=1, help="Requests in flight per instance."),
+    per_instance: int = typer.Option(2, "--per-instance", help="Requests in flight per instance."),
+    connect_timeout: float | None = typer.Option(None, "--connect-timeout", metavar="S",
+                                                 help="Seconds to connect (default: settings, 3)."),
+    first_byte_timeout: float | None = typer.Option(None, "--first-byte-timeout", metavar="S",
+                                                    help="Seconds for one batch's answer (default: settings, 600)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="On stderr: instances, retries, timings."),
 ) -> None:
     """Embed texts with every eligible instance at once; vectors come out in input order.
@@ -96,10 +108,15 @@ def embed(
     Example: ollamactl embed nomic-embed-text --file docs.txt --ndjson > vectors.ndjson
     """
     from ollamactl.core import embed
+    from ollamactl.core.http import Timeouts
 
     began = time.perf_counter()
+    settings.checked("batch_size", batch_size, "--batch-size")
+    settings.checked("per_instance", per_instance, "--per-instance")
     if not model.strip():
         raise UsageError("the model name is empty", "give a model such as nomic-embed-text")
+    current = fleet()
+    timeouts = Timeouts.from_settings(current.registry(), connect_timeout, first_byte_timeout)
     inputs, total, handle = open_inputs(texts, file)
     try:
         batches = embed.batched(inputs, batch_size)
@@ -109,10 +126,15 @@ def embed(
         out = _EmbedOut(model, ndjson)
         progress = _Progress(total, batch_size)
         try:
-            summary = fleet().embed_batches(model, itertools.chain([first], batches), out.write,
+            summary = current.embed_batches(model, itertools.chain([first], batches), out.write,
                                             instance=instance_ref, allow_mixed=allow_mixed,
-                                            per_instance=per_instance, log=output.say if verbose else None,
-                                            progress=progress)
+                                            per_instance=per_instance, timeouts=timeouts,
+                                            log=output.say if verbose else None, progress=progress)
+        except UsageError as late:
+            if out.written:  # piped input is checked as it streams: exit 2 would claim nothing was written
+                raise OllamactlError(f"{late.message}, found after {out.written} vectors had been written: the"
+                                     " output is incomplete", late.hint) from None
+            raise
         finally:
             progress.stop()
         out.finish()

@@ -12,7 +12,8 @@ import typer
 from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance
 from ollamactl.cli.context import fleet
-from ollamactl.core.errors import ExitCode, UsageError
+from ollamactl.core import settings
+from ollamactl.core.errors import ExitCode
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.registry import Instance
 from ollamactl.core.selection import ejected_until
@@ -30,11 +31,6 @@ HEALTH_COLUMNS = ("INSTANCE", "URL", "TYPE", "STATUS", "LATENCY", "VERSION", "MO
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
-
-
-def _positive(value: float | None, option: str) -> None:
-    if value is not None and not value > 0:
-        raise UsageError(f"{option} must be a positive number of seconds, got {value:g}")
 
 
 def _exit_code(results: Sequence[HealthResult]) -> int:
@@ -202,8 +198,9 @@ def health(
 
     Example: ollamactl health --timeout 2 --json | jq -r '.[] | select(.healthy | not) | .id'
     """
-    _positive(timeout, "--timeout")
-    _positive(interval, "--interval")
+    if timeout is not None:
+        settings.checked("timeout", timeout, "--timeout")
+    settings.checked("interval", interval, "--interval")
     current = fleet()
     instances = current.targets(refs or (), include_all)
     if watch:

@@ -2,21 +2,34 @@
 
 `ollamactl pick ...` runs in shell loops, and Typer costs far more than the pick itself; the fast
 path keeps it near a bare interpreter. Help and shell completion always go to Typer. Both paths
-end in `cli.exits`, so errors, Ctrl-C and broken pipes give the same codes and words; a Ctrl-C
-during start-up itself (the imports) is caught here.
+end in `cli.exits`, so errors, Ctrl-C and broken pipes give the same codes and words. Ctrl-C
+during start-up itself is handled here too: from the moment this module is imported until `main`
+guards the work, SIGINT ends the process at once with the same line and code (130); inside
+`main`, the imports run under the guard.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 _HELP = {"-h", "--help"}
+_INTERRUPTED = b"ollamactl: error: interrupted\n"
+
+
+def _interrupted_at_start(signum: int, frame: object) -> None:
+    os.write(2, _INTERRUPTED)
+    os._exit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted_at_start)  # until main() is inside its guard
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else list(argv)
     try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C is KeyboardInterrupt from here on
+        args = sys.argv[1:] if argv is None else list(argv)
         if args[:1] == ["pick"] and not _HELP.intersection(args) and "_OLLAMACTL_COMPLETE" not in os.environ:
             from ollamactl.cli.pick_fast import main as pick
 
@@ -29,6 +42,6 @@ def main(argv: list[str] | None = None) -> None:
             get_command(app).main(args=args, prog_name="ollamactl")  # exits through cli.exits
             code = 0
     except KeyboardInterrupt:  # before the exit path was imported
-        sys.stderr.write("ollamactl: error: interrupted\n")
+        sys.stderr.write(_INTERRUPTED.decode())
         code = 130
     sys.exit(code)

@@ -21,6 +21,7 @@ from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
+from ollamactl.core import settings
 from ollamactl.core.errors import ExitCode, NoInstanceError, OllamactlError, UsageError
 from ollamactl.core.model_ops import DEFAULT_PULL_CONCURRENCY
 
@@ -91,8 +92,6 @@ def run_pulls(current: Fleet, jobs: list[tuple[Instance, str]], concurrency: int
     from ollamactl.cli.pull_view import LineView, LiveView
     from ollamactl.core import model_ops
 
-    if concurrency < 1:
-        raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
     if sys.stdout.isatty() and not json_output:
         view: Any = LiveView([model_ops.PullProgress(i, m) for i, m in jobs])
     else:
@@ -212,6 +211,7 @@ def pull(
 
     Example: ollamactl pull qwen3:4b && ollamactl pick -m qwen3:4b
     """
+    settings.checked("pull_concurrency", concurrency, "--concurrency")  # before any network
     name = _model(model)
     if refs and everywhere:
         raise UsageError("name instances or pass --all, not both")
@@ -272,6 +272,7 @@ def sync(
 
     Example: ollamactl sync --dry-run && ollamactl sync --yes
     """
+    settings.checked("pull_concurrency", concurrency, "--concurrency")  # before any network
     wanted = [_model(m) for m in models or ()]
     current = fleet()
     origin = current.find(source) if source else None

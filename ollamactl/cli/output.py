@@ -15,16 +15,18 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 PREFIX = "ollamactl"
-MAX_CELL = 200  # characters of one untrusted value shown in a table cell or a message
+MAX_CELL = 200  # characters of one untrusted value shown in a table cell
+MAX_MESSAGE = 4000  # characters of one message line (an error listing every instance's reason)
 _VISIBLE = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\x1b": "\\x1b", "\x07": "\\a"}
 
 
-def clean(text: Any, limit: int | None = MAX_CELL) -> str:
-    """`text` made safe for a terminal: control characters (C0, DEL, C1, bidi overrides) shown as escapes,
-    then cut to `limit` characters with an ellipsis. Markup is left as text: rich receives `Text`."""
+def clean(text: Any, limit: int | None = MAX_CELL, keep: str = "") -> str:
+    """`text` made safe for a terminal: control characters (C0, DEL, C1, bidi overrides) except those
+    in `keep` shown as escapes, then cut to `limit` characters with an ellipsis. Markup is left as
+    text: rich receives `Text`, and consoles are made with markup off."""
     text = str(text)
     if not text.isprintable():
-        text = "".join(ch if ch.isprintable() else _visible(ch) for ch in text)
+        text = "".join(ch if ch.isprintable() or ch in keep else _visible(ch) for ch in text)
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
@@ -45,20 +47,27 @@ def _write(line: str) -> None:
 
 def say(text: str) -> None:
     """A line for the person running the command (progress, --verbose), on stderr."""
-    _write(f"{PREFIX}: {clean(text, None)}")
+    _write(f"{PREFIX}: {clean(text, MAX_MESSAGE)}")
 
 
 def message(text: str) -> None:
     """A plain human-facing line on stderr without the program prefix (tables' footers, explanations)."""
-    _write(clean(text, None))
+    _write(clean(text, MAX_MESSAGE))
 
 
 def warn(text: str) -> None:
-    _write(f"{PREFIX}: warning: {clean(text, None)}")
+    _write(f"{PREFIX}: warning: {clean(text, MAX_MESSAGE)}")
 
 
 def error(text: str) -> None:
-    _write(f"{PREFIX}: error: {clean(text, None)}")
+    _write(f"{PREFIX}: error: {clean(text, MAX_MESSAGE)}")
+
+
+def answer_text(text: str, terminal: bool) -> str:
+    """A model's answer text for a stream: exact for a pipe or file; on a terminal, escape sequences
+    and control characters other than newlines and tabs are made visible (a server must not be
+    able to retitle, clear or spoof the user's terminal)."""
+    return clean(text, None, keep="\n\t") if terminal else text
 
 
 def console(stderr: bool = False):  # type: ignore[no-untyped-def]
@@ -113,8 +122,8 @@ class ProgressBar:
     def __init__(self, label: str, total: int | None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._bar = Progress(TextColumn(clean(label)), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                             console=console(stderr=True), transient=True)
+        self._bar = Progress(TextColumn(clean(label), markup=False), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), console=console(stderr=True), transient=True)
         self._bar.start()
         self._task = self._bar.add_task(clean(label), total=total)
 

@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from ollamactl.core.errors import UsageError
 
+MAX_TEXT = 64 * 1024 * 1024  # bytes of one line to embed (held in memory while it is read)
 _INT = re.compile(r"[-+]?\d+")
 _FLOAT = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?")
 
@@ -99,8 +100,9 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _raw_lines(stream: IO[bytes]) -> Iterator[bytes]:
-    """Lines split on b"\\n" only (kept on each line), read straight from the file descriptor.
+def _raw_lines(stream: IO[bytes], source: str) -> Iterator[bytes]:
+    """Lines split on b"\\n" only (kept on each line), read straight from the file descriptor; a
+    line longer than MAX_TEXT is refused before it is held in memory.
 
     Reading the descriptor (not Python's buffered object) matters: the input is read on a daemon
     thread, and one blocked inside a BufferedReader at exit (Ctrl-C while stdin is still open)
@@ -114,12 +116,17 @@ def _raw_lines(stream: IO[bytes]) -> Iterator[bytes]:
         yield from stream
         return
     rest: list[bytes] = []  # the reads since the last newline, joined once (a huge line stays linear)
+    held = 0
     while True:
         data = os.read(fd, 1 << 16)
         if not data:
             break
         if b"\n" not in data:
             rest.append(data)
+            held += len(data)
+            if held > MAX_TEXT:
+                raise UsageError(f"a line of {source} is longer than {MAX_TEXT >> 20} MB",
+                                 "every line is one text to embed; split it")
             continue
         if rest:
             rest.append(data)
@@ -128,6 +135,7 @@ def _raw_lines(stream: IO[bytes]) -> Iterator[bytes]:
         for line in lines:
             yield line + b"\n"
         rest = [tail] if tail else []
+        held = len(tail)
     if rest:
         yield b"".join(rest)
 
@@ -135,7 +143,7 @@ def _raw_lines(stream: IO[bytes]) -> Iterator[bytes]:
 def _line_texts(stream: IO[bytes], source: str) -> Iterator[str]:
     """One text per line (only the trailing newline removed; a UTF-8 byte order mark at the start is
     not text); an empty line or bad UTF-8 is an error."""
-    for number, raw in enumerate(_raw_lines(stream), 1):
+    for number, raw in enumerate(_raw_lines(stream, source), 1):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         if raw.endswith(b"\n"):
@@ -195,3 +203,4 @@ def open_inputs(texts: list[str] | None, file: str | None) -> tuple[Iterator[str
         source = file
     total = _prescan(stream, source)
     return _line_texts(stream, source), total, handle
+

@@ -16,6 +16,7 @@ from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.context import fleet
 from ollamactl.cli.request_input import parse_format, parse_keep_alive, parse_option, read_prompt
+from ollamactl.core import settings
 from ollamactl.core.errors import UsageError
 
 app = typer.Typer()  # this module's commands; cli.app composes them
@@ -48,8 +49,9 @@ class _TextOut(_BufferedOut):
         self.show_thinking = show_thinking
         self.last = ""
         self.thinking = False
-        tty = sys.stderr.isatty()
-        self.dim, self.undim = ("\x1b[2m", "\x1b[0m") if tty else ("", "")
+        self.tty_err = sys.stderr.isatty()
+        self.tty_out = self.out.isatty()
+        self.dim, self.undim = ("\x1b[2m", "\x1b[0m") if self.tty_err else ("", "")
         self.emit = self.emit_chat if chat else self.emit_generate
 
     def emit_generate(self, line: bytes, obj: dict) -> bool:
@@ -77,7 +79,7 @@ class _TextOut(_BufferedOut):
     def text(self, text: str) -> bool:
         if self.thinking:
             self.end_thinking()
-        self.pending.append(text)
+        self.pending.append(output.answer_text(text, self.tty_out))
         self.last = text
         return True
 
@@ -85,7 +87,7 @@ class _TextOut(_BufferedOut):
         if not text or not isinstance(text, str):
             return False
         self.flush()
-        sys.stderr.write(self.dim + text + self.undim)
+        sys.stderr.write(self.dim + output.answer_text(text, self.tty_err) + self.undim)
         sys.stderr.flush()
         self.thinking = True
         return True
@@ -133,10 +135,10 @@ def run(
                                             autocompletion=complete_instance),
     strategy: str | None = typer.Option(None, "--strategy", "-s", help="Selection strategy (default: settings)."),
     key: str | None = typer.Option(None, "--key", help="Sticky: the same key gets the same instance."),
-    tries: int = typer.Option(3, "--tries", min=1, help="Instances to try before giving up."),
-    connect_timeout: float | None = typer.Option(None, "--connect-timeout", min=0.001, metavar="S",
+    tries: int = typer.Option(3, "--tries", help="Instances to try before giving up."),
+    connect_timeout: float | None = typer.Option(None, "--connect-timeout", metavar="S",
                                                  help="Seconds to connect (default: settings, 3)."),
-    first_byte_timeout: float | None = typer.Option(None, "--first-byte-timeout", min=0.001, metavar="S",
+    first_byte_timeout: float | None = typer.Option(None, "--first-byte-timeout", metavar="S",
                                                     help="Seconds until the first line (default: settings, 600)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="On stderr: instance, failovers, timings."),
 ) -> None:
@@ -150,7 +152,8 @@ def run(
     from ollamactl.core.generate import GenerateRequest
     from ollamactl.core.http import Timeouts
 
-    began = time.perf_counter()
+    began = time.monotonic()
+    settings.checked("tries", tries, "--tries")
     if not model.strip():
         raise UsageError("the model name is empty", "give a model such as llama3.2")
     request = GenerateRequest(
@@ -159,11 +162,11 @@ def run(
         think=think, prompt=read_prompt(prompt),
     )
     current = fleet()
-    settings = Timeouts.from_settings(current.registry(), connect_timeout, first_byte_timeout)
+    timeouts = Timeouts.from_settings(current.registry(), connect_timeout, first_byte_timeout)
     writer = _JsonOut() if json_output else _TextOut(chat, show_thinking=think is not False)
     try:
         result = current.stream(request, writer.emit, instance=instance_ref, strategy=strategy, key=key,
-                                tries=tries, timeouts=settings, log=output.say if verbose else None,
+                                tries=tries, timeouts=timeouts, log=output.say if verbose else None,
                                 flush=writer.flush)
     finally:
         writer.finish()  # what arrived before a failure or Ctrl-C stays on screen
@@ -176,7 +179,7 @@ def _report_timing(result: Any, began: float) -> None:
     parts = [f"served by {result.instance.id} ({result.instance.url})"]
     if result.first_output_s is not None:
         parts.append(f"first token {result.first_output_s:.3f} s after the request"
-                     f" ({time.perf_counter() - began:.3f} s since the command started)")
+                     f" ({result.first_output_at - began:.3f} s after the command started)")
     count, duration = final.get("eval_count"), final.get("eval_duration")
     if isinstance(count, int) and isinstance(duration, (int, float)) and duration > 0:
         parts.append(f"{count} tokens at {count / duration * 1e9:.1f} tokens/s")

@@ -10,6 +10,7 @@ import typer
 
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
+from ollamactl.core import settings
 from ollamactl.core.errors import OllamactlError, UsageError
 
 app = typer.Typer()  # this module's commands; cli.app composes them
@@ -96,16 +97,14 @@ def simulate(
 
     Example: ollamactl simulate --instances 3 --base-port 11500 --register --fault 2=http500
     """
-    if count < 1:
-        raise UsageError(f"--instances must be at least 1, got {count}")
+    settings.checked("sim_instances", count, "--instances")
+    settings.checked("pull_speed", pull_speed, "--pull-speed")
     if base_port < 0 or base_port + count - 1 > 65535:
         raise UsageError(f"--base-port {base_port} does not leave room for {count} ports")
     from ollamactl import sim as simulator
 
     faults = _parse_faults(fault or [], count)
     model_sets = _parse_models(models or [], count)
-    if not pull_speed > 0:
-        raise UsageError(f"--pull-speed must be a positive number of MB/s, got {pull_speed:g}")
     configs = [simulator.SimConfig(name=f"sim-{n}", fault=faults.get(n), pull_speed=pull_speed * 1e6,
                                    **({"models": model_sets[n]} if n in model_sets else {}))
                for n in range(1, count + 1)]

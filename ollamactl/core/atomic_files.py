@@ -10,7 +10,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ollamactl.core.errors import OllamactlError
@@ -36,8 +36,14 @@ def ensure_private_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def locked(lock_path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold an exclusive lock on `lock_path` (created if needed, never deleted)."""
+def locked(lock_path: Path, timeout: float = LOCK_TIMEOUT, progress: Callable[[], object] | None = None
+           ) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (created if needed, never deleted).
+
+    `timeout` is how long to wait without progress: when `progress()` (say, the guarded file's
+    inode and mtime) changes while waiting, the holders ahead are getting their work done and the
+    wait starts again, so a long queue of quick edits never fails while it moves.
+    """
     ensure_private_dir(lock_path.parent)
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         import filelock
@@ -54,12 +60,16 @@ def locked(lock_path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     try:
         deadline = time.monotonic() + timeout
         delay = 0.001
+        seen = progress() if progress is not None else None
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if progress is not None and (current := progress()) != seen:
+                    seen, deadline = current, now + timeout
+                if now >= deadline:
                     raise _lock_timeout(lock_path, timeout) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
@@ -69,6 +79,15 @@ def locked(lock_path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime ns, size) of `path`, None if absent: changes whenever an atomic write replaces it."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 def _lock_timeout(lock_path: Path, timeout: float) -> OllamactlError:

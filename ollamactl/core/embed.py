@@ -2,7 +2,8 @@
 
 The request rules (timeouts, keys, redirects, error classes) are ollamactl.core.generate's; this module
 adds the fan-out: a shared queue, retries on another instance (embeddings are idempotent), hedging
-of a batch stuck on a slow instance, and a bounded read-ahead of the input.
+of a batch stuck on a slow instance, and a bounded read-ahead of the input. Each answer is read
+whole within the first-byte timeout and up to `answer_limit(len(texts))` bytes.
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ from typing import TYPE_CHECKING, Any
 from ollamactl.core.generate import Log
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
+    MB,
     AllFailed,
     NotOllama,
     OllamaError,
     RouteMissing,
     Timeout,
     Timeouts,
+    TooLarge,
     client_options,
     headers_for,
     label,
     network_error,
+    read_capped,
     seconds,
     status_error,
 )
@@ -41,6 +45,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.registry import Instance
 
 HEDGE_MIN_S = 1.0  # an embedding batch running this long (and 4x the usual) may be duplicated elsewhere
+ANSWER_BASE = 1 * MB  # an embedding answer may hold this much more than its vectors
+ANSWER_PER_TEXT = MB // 4  # bytes of JSON per vector allowed (an 8192-dim float vector is ~100 KB)
+
+
+def answer_limit(texts: int) -> int:
+    """The largest embedding answer accepted for `texts` texts: bounded, and scaled to the batch."""
+    return ANSWER_BASE + ANSWER_PER_TEXT * texts
 
 
 def make_client(timeouts: Timeouts, instances: Sequence[Instance] = (), connections: int = 4) -> httpx.AsyncClient:
@@ -362,7 +373,8 @@ class Embedder:
         if instance.id in self.legacy:
             return await self._embed_legacy(instance, texts)
         try:
-            data = await self._post(instance, "/api/embed", {"model": self.model, "input": texts})
+            data = await self._post(instance, "/api/embed", {"model": self.model, "input": texts},
+                                    answer_limit(len(texts)))
         except RouteMissing:
             self.legacy.add(instance.id)
             if self.log:
@@ -379,7 +391,8 @@ class Embedder:
         vectors = []
         for text in texts:
             try:
-                data = await self._post(instance, "/api/embeddings", {"model": self.model, "prompt": text})
+                data = await self._post(instance, "/api/embeddings", {"model": self.model, "prompt": text},
+                                        answer_limit(1))
             except RouteMissing as error:
                 raise RouteMissing("HTTP 404: neither /api/embed nor /api/embeddings exists (not an Ollama"
                                    " server?)", instance, error.status) from None
@@ -389,7 +402,8 @@ class Embedder:
             vectors.append(vector)
         return vectors
 
-    async def _post(self, instance: Instance, path: str, body: dict) -> Any:
+    async def _post(self, instance: Instance, path: str, body: dict, limit: int) -> Any:
+        """POST `body`; the parsed answer of at most `limit` bytes, all of it within the first-byte timeout."""
         import asyncio
 
         import httpx
@@ -397,19 +411,27 @@ class Embedder:
         content = json.dumps(body).encode()
         deadline = self.timeouts.first_byte
         try:
-            response = await asyncio.wait_for(
-                self.client.post(instance.url + path, content=content, headers=headers_for(instance)), deadline)
+            answer = await asyncio.wait_for(self._send(instance, path, content, limit), deadline)
         except asyncio.TimeoutError:
             raise Timeout(f"no answer within the first-byte timeout ({seconds(deadline)} s)", instance) from None
         except httpx.HTTPError as exc:
             raise network_error(exc, instance, self.timeouts) from None
-        if response.status_code != 200:
-            raise status_error(response.status_code, response.content[:ERROR_BODY_LIMIT],
-                               response.headers.get("location"), response.reason_phrase, instance)
         try:
-            return json.loads(response.content)
-        except ValueError:
+            return json.loads(answer)
+        except (ValueError, RecursionError):
             raise NotOllama("not an Ollama server (the answer is not JSON)", instance) from None
+
+    async def _send(self, instance: Instance, path: str, content: bytes, limit: int) -> bytes:
+        async with self.client.stream("POST", instance.url + path, content=content,
+                                      headers=headers_for(instance)) as response:
+            if response.status_code != 200:
+                message, _ = await read_capped(response, ERROR_BODY_LIMIT)
+                raise status_error(response.status_code, message, response.headers.get("location"),
+                                   response.reason_phrase, instance)
+            answer, whole = await read_capped(response, limit)
+        if not whole:
+            raise TooLarge(limit, instance)
+        return answer
 
 
 def embed(instances: Sequence[Instance], model: str, batches: Iterable[list[str]], write: Write,

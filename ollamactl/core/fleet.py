@@ -142,11 +142,15 @@ class Fleet:
               on_result: OnResult | None = None) -> list[HealthResult]:
         """Probe exactly `instances` now and cache the results."""
         from ollamactl.core import health
+        from ollamactl.core.http import keys_of
 
         reg = self.registry()
         results = health.check(instances, timeout if timeout is not None else float(reg.setting("timeout")),
-                               int(reg.setting("concurrency")), on_result)
+                               int(reg.setting("concurrency")), on_result, keys_of([*reg.instances, *instances]))
         health.save(self.store, results)
+        for result in results:
+            if result.note:
+                self.warn(result.note)
         return results
 
     def refresh(self) -> list[HealthResult]:
@@ -161,7 +165,8 @@ class Fleet:
 
         reg = self.registry()
         instances = self.targets()
-        entries = health_cache.current(instances, reg, self.store, self.store.read(), time.time(), refresh)
+        entries = health_cache.current(instances, reg, self.store, self.store.read(), time.time(), refresh,
+                                       warn=self.warn)
         return {i.id: HealthResult.from_cache(i.id, entries[i.id]) for i in instances}
 
     def models(self, results: dict[str, HealthResult] | None = None) -> list[dict[str, Any]]:
@@ -342,10 +347,12 @@ class Fleet:
         127.0.0.1:11434) is where the gateway listens; `output` the path the config will be written
         to (named in its header); nginx with `secrets_file` also gets the keys of keyed instances,
         in `Exported.secrets`, for that file (see core/export_files.py for writing them)."""
+        import dataclasses
         import time
 
         from ollamactl.core import export
-        from ollamactl.core.export_common import DEFAULT_LISTEN
+        from ollamactl.core.export_common import DEFAULT_LISTEN, NothingToExport
+        from ollamactl.core.http import keys_of, redact
 
         if listen is not None and fmt == "json":
             raise UsageError("--listen applies to the gateway formats, not json", "leave it out")
@@ -357,4 +364,12 @@ class Fleet:
                                  output=str(output) if output else None,
                                  secrets_file=str(secrets_file) if secrets_file else None,
                                  keys={i.id: key for i in keyed if (key := i.resolve_api_key())})
-        return export.export(fmt, reg.instances, self.store.read()["health"], options)
+        keys = keys_of(reg.instances)  # cached server words were scrubbed when stored; keys may have changed since
+        try:
+            exported = export.export(fmt, reg.instances, self.store.read()["health"], options)
+        except NothingToExport as nothing:
+            nothing.warnings[:] = [redact(message, keys) for message in nothing.warnings]
+            raise
+        # Only the secrets file (written 0600, for nginx) holds keys on purpose.
+        return dataclasses.replace(exported, text=redact(exported.text, keys),
+                                   warnings=[redact(message, keys) for message in exported.warnings])

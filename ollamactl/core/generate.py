@@ -12,7 +12,8 @@ The rules (design.md "Proxying rules"; ollama-api.md is the wire contract):
   after that each new line must come within `read`. httpx's read timeout only measures silence (a
   server dripping a byte a second never trips it), so a watchdog enforces both deadlines; the hot
   loop only moves a number.
-- NDJSON is split on b"\\n" here (Ollama leaves U+2028 unescaped, which `iter_lines` splits on);
+- NDJSON is split on b"\\n" here (Ollama leaves U+2028 unescaped, which `iter_lines` splits on),
+  and one line may hold at most LINE_LIMIT bytes (a server sending without end fails the attempt);
   every line is checked for "error", and a stream without a `done: true` line is truncated: failed.
 - Errors map to classes whose `retryable` says whether another instance may be tried. Retryable:
   the server could not serve this now (connect error, timeout, 5xx, 503 busy, 404 model not found,
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
+    LINE_LIMIT,
     AllFailed,
     ConnectFailed,
     NotOllama,
@@ -42,6 +44,7 @@ from ollamactl.core.http import (
     StreamBroken,
     Timeout,
     Timeouts,
+    TooLarge,
     client_options,
     headers_for,
     label,
@@ -181,6 +184,7 @@ class Completion:
     instance: Instance
     final: dict
     first_output_s: float | None  # from sending the request to the first thing shown to the user
+    first_output_at: float | None = None  # time.monotonic() of that moment
 
 
 class _Attempt:
@@ -239,7 +243,8 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
             if feedback is not None:
                 feedback.success(instance.id, latency_ms)
             return Completion(instance, final,
-                              None if attempt.first_output_at is None else attempt.first_output_at - sent)
+                              None if attempt.first_output_at is None else attempt.first_output_at - sent,
+                              attempt.first_output_at)
     raise AllFailed(failed, f"all {len(failed)} attempt{'s' if len(failed) != 1 else ''} failed")
 
 
@@ -328,6 +333,8 @@ def _lines(response: httpx.Response, instance: Instance, emit: Emit, attempt: _A
     for chunk in response.iter_bytes() if encoded else response.iter_raw():
         if b"\n" not in chunk:
             buffer += chunk
+            if len(buffer) > LINE_LIMIT:
+                raise TooLarge(LINE_LIMIT, instance)
             continue
         if buffer:
             chunk = buffer + chunk

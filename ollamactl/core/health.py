@@ -10,6 +10,10 @@ Errors are words a person can act on: `connection refused`, `timed out after 2.0
 `HTTP 401: unauthorized (check the API key)`, `not an Ollama server`, `HTTP 500: <message>`,
 `cannot resolve host <h>`, ...
 
+Servers are untrusted: each answer is read up to BODY_LIMIT (beyond it: `answer too large`),
+at most MAX_MODELS models are kept (with a `note` to warn about), and every configured key is
+scrubbed from what a server said (`scrubbed`) before a result is cached or shown.
+
 Results are kept in the state's `"health"` section (`save`); `health_cache` decides which may be
 used. httpx and asyncio load only when probing.
 """
@@ -17,13 +21,29 @@ used. httpx and asyncio load only when probing.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ollamactl.core.http import NOT_OLLAMA, OllamaError, describe, error_message, headers_for, seconds, short
+from ollamactl.core.http import (
+    ERROR_BODY_LIMIT,
+    MB,
+    NOT_OLLAMA,
+    OllamaError,
+    describe,
+    error_message,
+    headers_for,
+    keys_of,
+    read_capped,
+    redact,
+    seconds,
+    short,
+    too_large,
+)
 from ollamactl.core.settings import DEFAULTS
+from ollamactl.core.state import MAX_MODELS
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -33,6 +53,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_CONCURRENCY = DEFAULTS["concurrency"]
 REQUESTS_PER_PROBE = 3  # version, tags, ps: at most three connections per instance at once
+BODY_LIMIT = 8 * MB  # one probe answer (/api/tags of a thousand models is well under 1 MB)
+MAX_NAME = 512  # characters of a model name; longer ones are not Ollama's
+MAX_VERSION = 100  # characters of a version string
 
 OnResult = Callable[["HealthResult"], None]
 
@@ -48,6 +71,7 @@ class HealthResult:
     models: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "digest", "size"}]
     loaded: list[str] | None = None  # None: the server cannot tell (no /api/ps)
     checked_at: float = 0.0  # epoch seconds
+    note: str | None = None  # a warning for the person (models left out); not cached
 
     def to_cache(self) -> dict[str, Any]:
         """The state file's shape for one instance (read by the routing code: keep it stable)."""
@@ -86,7 +110,7 @@ class HealthResult:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,11 +138,15 @@ def check(
     timeout: float,
     concurrency: int = DEFAULT_CONCURRENCY,
     on_result: OnResult | None = None,
+    keys: Sequence[str] | None = None,
 ) -> list[HealthResult]:
-    """Probe `instances` concurrently; results in the same order. `on_result` sees each as it ends."""
+    """Probe `instances` concurrently; results in the same order. `on_result` sees each as it ends.
+
+    Every key in `keys` (default: those of `instances`) is scrubbed from what the servers said.
+    """
     import asyncio
 
-    return asyncio.run(check_async(instances, timeout, concurrency, on_result))
+    return asyncio.run(check_async(instances, timeout, concurrency, on_result, keys))
 
 
 async def check_async(
@@ -126,6 +154,7 @@ async def check_async(
     timeout: float,
     concurrency: int = DEFAULT_CONCURRENCY,
     on_result: OnResult | None = None,
+    keys: Sequence[str] | None = None,
 ) -> list[HealthResult]:
     """`check` for callers already inside an event loop."""
     import asyncio
@@ -148,10 +177,11 @@ async def check_async(
         headers={"Accept": "application/json", "User-Agent": _user_agent()},
     )
     semaphore = asyncio.Semaphore(cap)
+    secrets = keys_of(instances) if keys is None else tuple(keys)
 
     async def one(instance: Instance) -> HealthResult:
         async with semaphore:
-            result = await probe(client, instance, timeout)
+            result = scrubbed(await probe(client, instance, timeout), secrets)
         if on_result is not None:
             on_result(result)
         return result
@@ -192,6 +222,12 @@ async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     elapsed = (time.monotonic() - started) * 1000.0
+    models = models if error is None and models is not None else []
+    note = None
+    if len(models) > MAX_MODELS:
+        note = (f"{instance.id} lists {len(models)} models; only the first {MAX_MODELS} are kept"
+                " (more than any Ollama server holds: check that instance)")
+        models = models[:MAX_MODELS]
     return HealthResult(
         id=instance.id,
         url=instance.url,
@@ -199,10 +235,24 @@ async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -
         error=error,
         latency_ms=round(elapsed, 1),
         version=version if error is None else None,
-        models=models if error is None and models is not None else [],
-        loaded=loaded if error is None else None,
+        models=models,
+        loaded=loaded[:MAX_MODELS] if error is None and loaded is not None else None,
         checked_at=time.time(),
+        note=note,
     )
+
+
+def scrubbed(result: HealthResult, keys: Sequence[str]) -> HealthResult:
+    """`result` with every key in `keys` replaced by `***` in all the text a server sent."""
+    if not keys:
+        return result
+    result.error = None if result.error is None else redact(result.error, keys)
+    result.version = None if result.version is None else redact(result.version, keys)
+    result.models = [{**m, "name": redact(m["name"], keys),
+                      "digest": None if m.get("digest") is None else redact(m["digest"], keys)}
+                     for m in result.models]
+    result.loaded = None if result.loaded is None else [redact(n, keys) for n in result.loaded]
+    return result
 
 
 def _per_origin_transport(connections: int) -> httpx.AsyncBaseTransport:
@@ -259,25 +309,28 @@ class ProbeError(Exception):
 
 async def _get_json(client: httpx.AsyncClient, base: str, path: str, headers: dict[str, str],
                     parse: Callable[[Any], Any], optional: bool = False) -> Any:
-    response = await client.get(base + path, headers=headers)
-    status = response.status_code
-    if optional and status == 404:
-        return None  # /api/ps is missing before 0.1.38: "unknown", not unhealthy
+    async with client.stream("GET", base + path, headers=headers) as response:
+        status = response.status_code
+        if optional and status == 404:
+            return None  # /api/ps is missing before 0.1.38: "unknown", not unhealthy
+        content, whole = await read_capped(response, BODY_LIMIT if status == 200 else ERROR_BODY_LIMIT)
     if status == 200:
+        if not whole:
+            raise ProbeError(too_large(BODY_LIMIT))
         try:
-            data = json.loads(response.content)
-        except ValueError:
+            data = json.loads(content)
+        except (ValueError, RecursionError):
             raise ProbeError(NOT_OLLAMA) from None
         try:
             return parse(data)
         except (ValueError, TypeError, KeyError, AttributeError):
             raise ProbeError(NOT_OLLAMA) from None
-    raise ProbeError(_http_words(response))
+    raise ProbeError(_http_words(response, content))
 
 
-def _http_words(response: httpx.Response) -> str:
+def _http_words(response: httpx.Response, content: bytes) -> str:
     status = response.status_code
-    message = error_message(response.content)
+    message = error_message(content)
     if status == 401:
         return "HTTP 401: unauthorized (check the API key)"
     if status == 404 and message is None:
@@ -296,7 +349,7 @@ def _parse_version(data: Any) -> str:
     version = data["version"]
     if not isinstance(version, str):
         raise ValueError("version is not text")
-    return version
+    return short(version, MAX_VERSION)
 
 
 def _model_list(data: Any) -> list[dict[str, Any]]:
@@ -308,12 +361,12 @@ def _model_list(data: Any) -> list[dict[str, Any]]:
     out = []
     for model in models:
         name = model.get("name") or model.get("model")
-        if not isinstance(name, str) or not name:
-            raise ValueError("a model without a name")
+        if not isinstance(name, str) or not name or len(name) > MAX_NAME:
+            raise ValueError("a model without a usable name")
         digest, size = model.get("digest"), model.get("size")
         out.append({
             "name": name,
-            "digest": digest if isinstance(digest, str) else None,
+            "digest": digest if isinstance(digest, str) and len(digest) <= MAX_NAME else None,
             "size": size if _number(size) else None,
         })
     return out

@@ -7,7 +7,7 @@ Cheap to import (no httpx, asyncio or dataclasses): `pick` with a fresh cache ru
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ollamactl.core import state
@@ -27,7 +27,7 @@ def cached_entry(data: Any, instance: Instance, now: float, ttl: float) -> dict[
 
 
 def current(instances: Iterable[Instance], reg: Registry, store: Store, data: dict[str, Any], now: float,
-            refresh: bool = False) -> dict[str, dict[str, Any]]:
+            refresh: bool = False, warn: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
     """Each instance's health entry, by id: cached where usable (unless `refresh`), probed and saved otherwise."""
     ttl = float(reg.setting("health_ttl"))
     entries: dict[str, dict[str, Any]] = {}
@@ -40,8 +40,13 @@ def current(instances: Iterable[Instance], reg: Registry, store: Store, data: di
             entries[instance.id] = entry
     if stale:
         from ollamactl.core import health
+        from ollamactl.core.http import keys_of
 
-        results = health.check(stale, timeout=reg.setting("timeout"), concurrency=reg.setting("concurrency"))
+        results = health.check(stale, timeout=reg.setting("timeout"), concurrency=reg.setting("concurrency"),
+                               keys=keys_of([*reg.instances, *stale]))
         health.save(store, results)
+        for result in results:
+            if result.note and warn is not None:
+                warn(result.note)
         entries.update((result.id, result.to_cache()) for result in results)
     return entries

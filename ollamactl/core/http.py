@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +22,16 @@ from ollamactl.core.errors import OllamactlError
 from ollamactl.core.settings import DEFAULTS
 
 if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
     from ollamactl.core.registry import Instance, Registry
 
 DEFAULT_READ_TIMEOUT = 120.0  # seconds allowed between two NDJSON lines once a stream has begun
 NOT_OLLAMA = "not an Ollama server"
 
 ERROR_BODY_LIMIT = 64 * 1024
+MB = 1024 * 1024
+LINE_LIMIT = 8 * MB  # one NDJSON line of a generate/chat answer (a stream:false answer is one line)
 _HEADER_SAFE = re.compile(r"[\x20-\x7e]+")  # what a header value may hold (after stripping)
 
 
@@ -40,6 +44,13 @@ class Timeouts:
     @classmethod
     def from_settings(cls, reg: Registry, connect: float | None = None, first_byte: float | None = None,
                       read: float | None = None) -> Timeouts:
+        """The registry's timeouts, overridden by the flags given (checked like the settings)."""
+        from ollamactl.core.settings import checked
+
+        for key, flag, value in (("connect_timeout", "--connect-timeout", connect),
+                                 ("first_byte_timeout", "--first-byte-timeout", first_byte)):
+            if value is not None:
+                checked(key, value, flag)
         return cls(
             connect=connect if connect is not None else float(reg.setting("connect_timeout")),
             first_byte=first_byte if first_byte is not None else float(reg.setting("first_byte_timeout")),
@@ -61,6 +72,36 @@ def seconds(value: float) -> str:
 # Errors
 
 
+# ---------------------------------------------------------------------------------------------
+# Keys never come back
+
+
+def keys_of(instances: Iterable[Instance]) -> tuple[str, ...]:
+    """Every API key `instances` would send (as configured and trimmed), longest first."""
+    keys: set[str] = set()
+    for instance in instances:
+        key = instance.resolve_api_key()
+        if key:
+            keys.update(form for form in (key, key.strip()) if form)
+    return tuple(sorted(keys, key=len, reverse=True))
+
+
+def redact(text: str, keys: Iterable[str]) -> str:
+    """`text` with every key in `keys` (and so `Bearer <key>`) replaced by `***`.
+
+    The one scrubber for server text: health results, errors and export warnings pass through it
+    before they are stored or shown.
+    """
+    for key in keys:
+        if key in text:
+            text = text.replace(key, "***")
+    return text
+
+
+def too_large(limit: int) -> str:
+    return f"answer too large (> {limit / MB:g} MB)"
+
+
 class OllamaError(OllamactlError):
     """A failed call to one instance; `reason` is the words without the instance's name."""
 
@@ -68,10 +109,8 @@ class OllamaError(OllamactlError):
 
     def __init__(self, reason: str, instance: Instance | None = None, status: int | None = None,
                  hint: str | None = None):
-        key = instance.resolve_api_key() if instance is not None else None
-        if key:
-            for form in {key, key.strip()} - {""}:
-                reason = reason.replace(form, "***")
+        if instance is not None:
+            reason = redact(reason, keys_of([instance]))
         self.reason = reason
         self.instance = instance
         self.status = status
@@ -122,6 +161,15 @@ class Redirected(OllamaError):
 
 class NotOllama(OllamaError):
     """The answer is not what Ollama sends."""
+
+
+class TooLarge(OllamaError):
+    """The answer (or one line of it) is larger than any honest server sends: another may serve."""
+
+    retryable = True
+
+    def __init__(self, limit: int, instance: Instance | None = None):
+        super().__init__(too_large(limit), instance)
 
 
 class StreamBroken(OllamaError):
@@ -308,6 +356,22 @@ def headers_for(instance: Instance) -> dict[str, str]:
                              " non-ASCII character", instance, hint="set the key again without it")
         headers["Authorization"] = f"Bearer {key}"
     return headers
+
+
+async def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of a streamed response's (decoded) body, and whether that is all of it.
+
+    Reading stops at the cap: a server sending without end costs `limit` bytes of memory, no more.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        if size + len(chunk) > limit:
+            chunks.append(chunk[: limit - size])
+            return b"".join(chunks), False
+        size += len(chunk)
+        chunks.append(chunk)
+    return b"".join(chunks), True
 
 
 def client_options(timeouts: Timeouts, instances: Sequence[Instance], connections: int) -> dict[str, Any]:

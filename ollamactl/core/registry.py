@@ -12,13 +12,14 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ollamactl.core import settings
 from ollamactl.core.errors import RegistryError, UsageError
 from ollamactl.core.paths import Locations
+from ollamactl.core.registry_regions import Span
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,7 +28,6 @@ else:  # pragma: no cover
 
 SCHEMA_VERSION = 1
 TYPES = ("chat", "embedding", "both")
-MAX_WEIGHT = 1000  # smooth weighted round-robin sums weights: keep them small integers
 DEFAULT_URL = "http://127.0.0.1:11434"
 NEW_FILE_HEADER = (
     "# ollamactl instance registry. Edit by hand if you like: comments and extra keys are kept.\n"
@@ -144,9 +144,21 @@ def _parse(path: Path, raw: bytes) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise RegistryError(
-            f"registry {path} is not valid TOML: {exc}",
+            f"registry {path} is not valid TOML: {_located(str(exc), raw)}",
             f"fix that line by hand or restore the last good copy from {os.path.realpath(path)}.bak",
         ) from None
+
+
+def _located(message: str, raw: bytes) -> str:
+    """tomllib's message, with the line and column spelled out where it only says "at end of document"
+    (a truncated file)."""
+    end = "(at end of document)"
+    if not message.endswith(end):
+        return message
+    text = raw.decode("utf-8")
+    line = text.count("\n") + 1
+    column = len(text) - (text.rfind("\n") + 1) + 1
+    return f"{message[: -len(end)]}(at end of document, line {line}, column {column}: is the file cut short?)"
 
 
 def _validate(path: Path, data: dict[str, Any]) -> Registry:
@@ -196,9 +208,8 @@ def type_problem(kind: Any) -> str | None:
 
 def weight_problem(weight: Any) -> str | None:
     """Why `weight` cannot be an instance's weight, or None."""
-    if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= MAX_WEIGHT:
-        return f"weight {weight!r} is not a whole number from 1 to {MAX_WEIGHT}"
-    return None
+    problem = settings.number_problem("weight", weight)
+    return None if problem is None else f"weight {problem}"
 
 
 def _instance_from(entry: dict[str, Any]) -> Instance:
@@ -256,13 +267,10 @@ class Editor:
     `[[instances]]`, a `[settings]` table), so adding, removing and setting keys keep them in place.
     """
 
-    def __init__(self, path: Path, document: Any):
+    def __init__(self, path: Path, document: Any, registry: Registry):
         self.path = path
         self.document = document
-
-    @property
-    def registry(self) -> Registry:
-        return _validate(self.path, self.document.unwrap())
+        self.registry = registry  # as read; after a successful edit, as written
 
     def table_for(self, instance_id: str) -> Any:
         for table in self.document.get("instances", []):
@@ -369,55 +377,78 @@ def _prefix(table: Any, text: str) -> None:
 
 
 @contextlib.contextmanager
-def edit(locations: Locations) -> Iterator[Editor]:
+def edit(locations: Locations, focus: Callable[[Registry], Span | None] | None = None) -> Iterator[Editor]:
     """Open the registry for a read-modify-write; the file is replaced only if the block succeeds.
 
-    The new content is validated before it is written, the previous content goes to `.bak`.
+    `focus(registry)` names the instance tables the block will touch (see registry_regions): only
+    they are parsed with tomlkit, when the file's shape allows it. The new content is validated
+    before it is written, the previous content goes to `.bak`.
     """
     import tomlkit
 
-    from ollamactl.core import atomic_files
+    from ollamactl.core import atomic_files, registry_regions
 
     target = locations.registry_target
     shown = locations.registry
     lock_file = locations.registry_lock
     with contextlib.ExitStack() as stack:
-        with _os_errors("lock", lock_file):
-            stack.enter_context(atomic_files.locked(lock_file))
+        with _os_errors("lock", lock_file):  # waiting while the edits queued ahead keep replacing the file
+            stack.enter_context(atomic_files.locked(lock_file, progress=lambda: atomic_files.file_stamp(target)))
         try:
             raw = target.read_bytes()
         except FileNotFoundError:
             raw = None
         except OSError as exc:
             raise RegistryError(f"cannot read registry {shown}: {exc.strerror or exc}") from None
+        region = None
         if raw is None:
             document = tomlkit.parse(NEW_FILE_HEADER)
             document["version"] = SCHEMA_VERSION
+            registry = Registry(shown, SCHEMA_VERSION, {}, ())
         else:
-            registry = _validate(shown, _parse(shown, raw))
+            data = _parse(shown, raw)
+            registry = _validate(shown, data)
             if registry.version > SCHEMA_VERSION:
                 raise RegistryError(
                     f"registry {shown} was written by a newer ollamactl (schema version {registry.version},"
                     f" this one knows {SCHEMA_VERSION}); it was not changed",
                     "upgrade ollamactl (pip install -U ollamactl)",
                 )
+            span = _span(focus, registry)
+            region = registry_regions.find(raw.decode("utf-8"), data, span) if span else None
             try:
-                document = tomlkit.parse(raw.decode("utf-8"))
+                document = region.document if region else tomlkit.parse(raw.decode("utf-8"))
             except ValueError as exc:  # tomlkit is stricter than tomllib in a few corners
                 raise RegistryError(f"registry {shown} cannot be edited safely: {exc}; it was not changed",
                                     "edit it by hand") from None
-        editor = Editor(shown, document)
+        editor = Editor(shown, document, registry)
         yield editor
-        new = tomlkit.dumps(document).encode("utf-8")
+        new = (region.text() if region else tomlkit.dumps(document)).encode("utf-8")
         try:
-            _validate(shown, _parse(shown, new))
+            new_data = _parse(shown, new)
+            written = _validate(shown, new_data)
         except RegistryError as exc:
             raise RegistryError(f"this change would leave an invalid registry ({exc.message});"
                                 f" {shown} was not changed") from None
+        if region is not None and new_data != region.expected(data):  # the text outside the region is untouched
+            raise RegistryError(f"registry {shown} cannot be edited safely (the edit reached beyond its tables);"
+                                " it was not changed", "edit it by hand")
         with _os_errors("write", shown):
             if raw is not None:
                 atomic_files.atomic_write(locations.backup, raw)
             atomic_files.atomic_write(target, new)
+        editor.registry = written
+
+
+def _span(focus: Callable[[Registry], Span | None] | None, registry: Registry) -> Span | None:
+    """The instance tables `focus` names, or None (parse everything) when it cannot tell: an
+    unknown id is reported by the edit itself."""
+    if focus is None:
+        return None
+    try:
+        return focus(registry)
+    except UsageError:
+        return None
 
 
 @contextlib.contextmanager

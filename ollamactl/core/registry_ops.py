@@ -13,6 +13,7 @@ from ollamactl.core import registry
 from ollamactl.core.errors import UsageError
 from ollamactl.core.paths import Locations
 from ollamactl.core.registry import Instance, Registry
+from ollamactl.core.registry_regions import Span
 from ollamactl.core.urls import derive_id, normalise_url, validate_id
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -84,7 +85,7 @@ def add(locations: Locations, url: str, *, name: str | None = None, instance_id:
         check_name(name)
     if api_key_env is not None:
         check_env_name(api_key_env)
-    with registry.edit(locations) as editor:
+    with registry.edit(locations, _last_table) as editor:
         reg = editor.registry
         taken = {i.id for i in reg.instances} | {i.name for i in reg.instances}
         new_id = instance_id or derive_id(normalised, taken)
@@ -115,7 +116,7 @@ def update(locations: Locations, ref: str, changes: Changes) -> Instance:
         check_name(changes.name)
     if changes.api_key_env not in (UNSET, None):
         check_env_name(changes.api_key_env)
-    with registry.edit(locations) as editor:
+    with registry.edit(locations, lambda reg: _tables([reg.find(ref)], reg)) as editor:
         instance = editor.registry.find(ref)
         _check_unique(
             editor.registry,
@@ -141,7 +142,7 @@ def update(locations: Locations, ref: str, changes: Changes) -> Instance:
 
 
 def set_enabled(locations: Locations, refs: list[str], enabled: bool) -> list[Instance]:
-    with registry.edit(locations) as editor:
+    with registry.edit(locations, lambda reg: _tables(resolve_all(reg, refs), reg)) as editor:
         targets = resolve_all(editor.registry, refs)
         for instance in targets:
             registry.set_value(editor.table_for(instance.id), "enabled", enabled)
@@ -149,11 +150,25 @@ def set_enabled(locations: Locations, refs: list[str], enabled: bool) -> list[In
 
 
 def remove(locations: Locations, refs: list[str]) -> list[Instance]:
-    with registry.edit(locations) as editor:
+    with registry.edit(locations, lambda reg: _tables(resolve_all(reg, refs), reg, with_previous=True)) as editor:
         targets = resolve_all(editor.registry, refs)
         for instance in targets:
             editor.remove(instance.id)
     return targets
+
+
+def _last_table(reg: Registry) -> Span | None:
+    """An add touches the last instance table (its trailing comments move below the new one)."""
+    count = len(reg.instances)
+    return (count - 1, count, True) if count else None
+
+
+def _tables(targets: list[Instance], reg: Registry, with_previous: bool = False) -> Span | None:
+    """The run of instance tables holding `targets` (and the one before: a removed table's trailing
+    comments go to it), or None when there is none before."""
+    indexes = [reg.instances.index(instance) for instance in targets]
+    first = min(indexes) - (1 if with_previous else 0)
+    return (first, max(indexes) + 1, False) if first >= 0 else None
 
 
 def resolve_all(reg: Registry, refs: list[str]) -> list[Instance]:

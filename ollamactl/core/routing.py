@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
-from ollamactl.core import health_cache, selection
+from ollamactl.core import health_cache, selection, settings
 from ollamactl.core.errors import NoInstanceError, UsageError
 from ollamactl.core.registry import Instance, Registry
 
@@ -60,8 +60,7 @@ def validate(request: Request, reg: Registry) -> str:
     strategy = request.strategy or reg.setting("strategy")
     if strategy not in selection.STRATEGIES:
         raise UsageError(f"unknown strategy {strategy!r}", f"use one of: {', '.join(selection.STRATEGIES)}")
-    if request.count < 1:
-        raise UsageError(f"count {request.count} is below 1", "use -n 1 or more")
+    settings.checked("count", request.count, "-n/--count")
     if request.model is not None and not request.model.strip():
         raise UsageError("the model name is empty", "give a model such as llama3.2")
     return strategy
@@ -78,7 +77,7 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
     data = store.read()
     serving = [i for i in reg.instances
                if i.enabled and not (request.request_type and not i.serves(request.request_type))]
-    health = health_cache.current(serving, reg, store, data, now, refresh=request.refresh)
+    health = health_cache.current(serving, reg, store, data, now, refresh=request.refresh, warn=warn)
     screening = selection.screen(reg.instances, request.request_type, request.model, health,
                                  data["breaker"], now, strict=request.strict)
     for message in screening.warnings:

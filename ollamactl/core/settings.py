@@ -1,13 +1,17 @@
-"""The `[settings]` of a registry: every setting's default and the one check of its value.
+"""The `[settings]` of a registry and every number a user can give: defaults, bounds and the one check.
 
-Flags that override a setting (`--timeout`, `--connect-timeout`, ...) are checked by the same
-function, so a value is accepted or refused in the same words wherever it comes from.
+Flags that override a setting (`--timeout`, `--connect-timeout`, ...) and the other numbers a
+command takes (`--weight`, `-n`, `--per-instance`, ...) are checked by the same function, so a value
+is accepted or refused in the same words wherever it comes from: finite, in range, whole where a
+count is meant. A refused flag is a usage error (exit 2) that quotes the value.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, NamedTuple
 
+from ollamactl.core.errors import UsageError
 from ollamactl.core.selection import STRATEGIES
 
 DEFAULTS: dict[str, Any] = {
@@ -19,6 +23,59 @@ DEFAULTS: dict[str, Any] = {
     "first_byte_timeout": 600.0,  # seconds until a model answers at all (a cold load takes minutes)
 }
 
+DAY = 86400.0
+
+
+class Bound(NamedTuple):
+    """A number's rule: a whole number from `low` to `high`, or a measure in `unit` above `low` and
+    at most `high`."""
+
+    whole: bool
+    low: float
+    high: float
+    unit: str = "seconds"
+
+
+_SECONDS = Bound(False, 0.0, DAY)
+NUMBERS: dict[str, Bound] = {
+    "health_ttl": _SECONDS,
+    "timeout": _SECONDS,
+    "connect_timeout": _SECONDS,
+    "first_byte_timeout": _SECONDS,
+    "interval": _SECONDS,
+    "concurrency": Bound(True, 1, 4096),  # health probes at once
+    "weight": Bound(True, 1, 1000),  # smooth weighted round-robin sums weights: small integers
+    "count": Bound(True, 1, 10_000),  # picks printed by one `pick -n`
+    "tries": Bound(True, 1, 100),  # instances one `run` tries
+    "batch_size": Bound(True, 1, 10_000),  # texts per embedding request
+    "per_instance": Bound(True, 1, 64),  # embedding requests in flight per instance
+    "pull_concurrency": Bound(True, 1, 64),  # model downloads at once
+    "sim_instances": Bound(True, 1, 1000),  # simulated servers one `simulate` starts
+    "pull_speed": Bound(False, 0.0, 1e6, "MB/s"),  # a simulated download's speed
+}
+
+
+def number_problem(key: str, value: Any) -> str | None:
+    """Why `value` cannot be the number `key` (a key of NUMBERS), in words, or None."""
+    bound = NUMBERS[key]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if bound.whole:
+        whole = number and (isinstance(value, int) or (math.isfinite(value) and value.is_integer()))
+        if whole and bound.low <= value <= bound.high:
+            return None
+        return f"must be a whole number from {bound.low:g} to {bound.high:g}, got {value!r}"
+    if number and math.isfinite(value) and bound.low < value <= bound.high:
+        return None
+    return f"must be a number of {bound.unit} above {bound.low:g} and at most {bound.high:g}, got {value!r}"
+
+
+def checked(key: str, value: Any, flag: str | None = None) -> Any:
+    """`value` if it is a valid `key`, else a UsageError (exit 2) naming `flag` (or the key) and the value."""
+    problem = number_problem(key, value)
+    if problem is not None:
+        raise UsageError(f"{flag or key} {problem}", "give a value in that range")
+    return value
+
 
 def problem(key: str, value: Any) -> str | None:
     """Why `value` cannot be setting `key`, in words, or None. Unknown keys are the user's own."""
@@ -26,8 +83,4 @@ def problem(key: str, value: Any) -> str | None:
         return None if value in STRATEGIES else f"must be one of {', '.join(STRATEGIES)}, got {value!r}"
     if key not in DEFAULTS:
         return None
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if key == "concurrency":  # a count of probes at once: inf or 2.5 cannot be one
-        whole = number and (isinstance(value, int) or value.is_integer())
-        return None if whole and value >= 1 else f"must be a whole number >= 1, got {value!r}"
-    return None if number and value > 0 else f"must be a positive number, got {value!r}"
+    return number_problem(key, value)

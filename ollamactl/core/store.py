@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ollamactl.core import state
-from ollamactl.core.errors import OllamactlError
 
 T = TypeVar("T")
 Warn = Callable[[str], None]
@@ -38,27 +37,41 @@ def _ignore(message: str) -> None:
 
 class FileStore:
     """The state as one JSON file: lock-free reads (writes replace it atomically), read-modify-writes
-    under a lock on a separate file, held for milliseconds. A corrupt or unreadable file is rebuilt
-    with a warning instead of failing the command."""
+    under a lock on a separate file, held for milliseconds. The file is a cache: one that is corrupt,
+    too large or out of range is rebuilt with a warning, and a directory that cannot be written
+    means no caching (one warning), never a failed command."""
 
     def __init__(self, state_dir: Path, warn: Warn = _ignore):
         self.state_dir = state_dir
         self.path = state_dir / "state.json"
         self.lock_path = state_dir / "state.lock"
-        self.warn = warn
+        self._warn = warn
+        self._said: set[str] = set()
+        self._broken = False
         self.description = f"file {self.path}"
+
+    def warn(self, message: str) -> None:
+        """Each warning once per store: a command reads the state more than once."""
+        if message not in self._said:
+            self._said.add(message)
+            self._warn(message)
 
     def read(self) -> dict[str, Any]:
         try:
-            raw = self.path.read_bytes()
+            with open(self.path, "rb") as handle:
+                raw = handle.read(state.MAX_BYTES + 1)
         except FileNotFoundError:
             return state.empty()
         except OSError as exc:
-            self.warn(f"cannot read state file {self.path} ({exc.strerror}); starting from an empty cache")
+            self._unusable(exc)
+            return state.empty()
+        if len(raw) > state.MAX_BYTES:
+            self.warn(f"state file {self.path} is larger than {state.MAX_BYTES // (1024 * 1024)} MB; it is being"
+                      " rebuilt (it only holds caches and cursors)")
             return state.empty()
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
             data = None
         data, problem = state.validate(data)
         if problem:
@@ -75,7 +88,13 @@ class FileStore:
                 payload = json.dumps(data, separators=(",", ":")).encode("utf-8")
                 atomic_files.atomic_write(self.path, payload, durable=False)  # a cache: atomic is enough
         except OSError as exc:
-            where = exc.filename or self.path
-            raise OllamactlError(f"cannot write the state file in {self.state_dir}: {exc.strerror or exc} ({where})",
-                                 "check that directory's permissions, or point OLLAMACTL_STATE_DIR elsewhere") from None
+            self._unusable(exc)
+            return change(self.read())
         return result
+
+    def _unusable(self, exc: OSError) -> None:
+        """A state dir that cannot be read or written (permissions, a full disk): one warning, no cache."""
+        if not self._broken:
+            self._broken = True
+            self.warn(f"cannot use the state file {exc.filename or self.path}: {exc.strerror or exc}; continuing"
+                      " without the cache (check that directory, or point OLLAMACTL_STATE_DIR elsewhere)")

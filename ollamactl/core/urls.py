@@ -6,6 +6,7 @@ every URL stored in the registry has one canonical form: `scheme://host:port[/pa
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ollamactl.core.errors import UsageError
@@ -18,6 +19,7 @@ _PATH = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+@functools.lru_cache(maxsize=4096)  # pure; a registry edit validates every instance's URL more than once
 def normalise_url(text: str) -> str:
     """`gpu1` -> `http://gpu1:11434`; `https://h/p/` -> `https://h:443/p`; `0.0.0.0` -> 127.0.0.1."""
     raw = text.strip()
