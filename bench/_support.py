@@ -63,6 +63,19 @@ def register(urls: list[str]) -> None:
     fleet.probe(fleet.instances(), timeout=5.0)
 
 
+def median_ms(command: list[str], runs: int, env: dict[str, str]) -> float:
+    """The median wall time of `runs` runs of `command`, in ms."""
+    import statistics
+    import time
+
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, env=env, check=True)
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
 def ollamactl_command() -> list[str]:
     import shutil
 
@@ -78,3 +91,35 @@ def precompile() -> None:
     import ollamactl
 
     compileall.compile_dir(os.path.dirname(ollamactl.__file__), quiet=1)
+
+
+@contextmanager
+def redis_server():
+    """Yield the URL of a throw-away redis-server on a free loopback port (Debian's redis-server)."""
+    import shutil
+    import socket
+    import time
+
+    import redis
+
+    executable = shutil.which("redis-server")
+    if executable is None:
+        sys.exit("redis-server is not installed: run scripts/install_test_deps.sh")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as directory:
+        server = subprocess.Popen([executable, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
+                                   "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        try:
+            client = redis.Redis(port=port)
+            for _ in range(200):
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            server.terminate()
+            server.wait()

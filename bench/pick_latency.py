@@ -11,22 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-from _support import ollamactl_command, precompile
-
-
-def median_ms(command: list[str], runs: int, env: dict[str, str]) -> float:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(command, stdout=subprocess.DEVNULL, env=env, check=True)
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+from _support import median_ms, ollamactl_command, precompile
 
 
 def prepare(env: dict[str, str]) -> None:

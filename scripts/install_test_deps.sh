@@ -9,6 +9,8 @@ need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || packages+=(
 need bash bash
 need nginx nginx
 need haproxy haproxy
+need redis-server redis-server  # the shared state store tests start their own
+need curl curl  # the exec tests run the README recipe
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install_test_deps: missing ${packages[*]}; run as root or install them with your package manager" >&2

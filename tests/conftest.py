@@ -4,7 +4,7 @@ import pytest
 
 from ollamactl.core.fleet import Fleet
 
-pytest_plugins = ["sim_fixtures", "hostile_server"]
+pytest_plugins = ["sim_fixtures", "hostile_server", "redis_fixtures"]
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +16,7 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("OLLAMACTL_STATE_DIR", str(state))
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
     monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
+    monkeypatch.delenv("OLLAMACTL_STORE", raising=False)
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     return {"config": config, "state": state}

@@ -473,8 +473,8 @@ def test_json_is_the_registry_plus_health_without_keys(fleet):
     assert data["schema"] == 1 and data["strategy"] == "round-robin"
     rows = {row["id"]: row for row in data["instances"]}
     assert list(rows) == ["gpu1-11434", "gpu2-11434", "emb1-11434", "off1-11434", "nocache1-11434"]
-    assert set(rows["gpu1-11434"]) == {"id", "name", "url", "type", "enabled", "weight", "auth", "created_at",
-                                       "health"}
+    assert set(rows["gpu1-11434"]) == {"id", "name", "url", "type", "enabled", "weight", "priority", "max_inflight",
+                                       "auth", "created_at", "health"}
     assert rows["gpu1-11434"]["auth"] == "env:GPU1_KEY" and rows["gpu2-11434"]["auth"] == "stored"
     assert rows["off1-11434"]["enabled"] is False
     assert rows["nocache1-11434"]["health"] is None

@@ -62,4 +62,4 @@ def test_every_number_has_one_rule():
     assert settings.number_problem("concurrency", 2.0) is None  # a whole float is a whole number
     assert "got 2.5" in settings.number_problem("concurrency", 2.5)
     assert "got True" in settings.number_problem("weight", True)
-    assert set(settings.DEFAULTS) - {"strategy"} <= set(settings.NUMBERS)
+    assert set(settings.DEFAULTS) - {"strategy", "store"} <= set(settings.NUMBERS)  # the two words

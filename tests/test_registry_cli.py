@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-PUBLIC_KEYS = {"id", "name", "url", "type", "enabled", "weight", "auth", "created_at"}
+PUBLIC_KEYS = {"id", "name", "url", "type", "enabled", "weight", "priority", "max_inflight", "auth", "created_at"}
 SECRET = "sk-test-5ecr3t-9f8e7d6c"
 
 

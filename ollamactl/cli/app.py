@@ -17,6 +17,7 @@ from ollamactl import __version__
 from ollamactl.cli import (
     completion_cmd,
     embed_cmd,
+    exec_cmd,
     exits,
     export_cmd,
     health_cmds,
@@ -103,6 +104,6 @@ def main(
 
 
 # Each command module owns its sub-app; the root composes them. The order here is the order of `--help`.
-for _module in (registry_cmds, health_cmds, pick_cmd, model_cmds, run_cmd, embed_cmd, completion_cmd, export_cmd,
-                simulate_cmd):
+for _module in (registry_cmds, health_cmds, pick_cmd, exec_cmd, model_cmds, run_cmd, embed_cmd, completion_cmd,
+                export_cmd, simulate_cmd):
     app.add_typer(_module.app)

@@ -22,6 +22,7 @@ import typer
 from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.context import fleet
+from ollamactl.cli.exec_cmd import WAIT_HELP
 from ollamactl.cli.request_input import open_inputs
 from ollamactl.core import settings
 from ollamactl.core.errors import OllamactlError, UsageError
@@ -101,6 +102,7 @@ def embed(
                                                  help="Seconds to connect (default: settings, 3)."),
     first_byte_timeout: float | None = typer.Option(None, "--first-byte-timeout", metavar="S",
                                                     help="Seconds for one batch's answer (default: settings, 600)."),
+    wait: float | None = typer.Option(None, "--wait", metavar="S", help=WAIT_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="On stderr: instances, retries, timings."),
 ) -> None:
     """Embed texts with every eligible instance at once; vectors come out in input order.
@@ -129,7 +131,8 @@ def embed(
             summary = current.embed_batches(model, itertools.chain([first], batches), out.write,
                                             instance=instance_ref, allow_mixed=allow_mixed,
                                             per_instance=per_instance, timeouts=timeouts,
-                                            log=output.say if verbose else None, progress=progress)
+                                            log=output.say if verbose else None, progress=progress,
+                                            wait=wait)
         except UsageError as late:
             if out.written:  # piped input is checked as it streams: exit 2 would claim nothing was written
                 raise OllamactlError(f"{late.message}, found after {out.written} vectors had been written: the"

@@ -211,7 +211,8 @@ def health(
     if json_output:
         output.print_json([_json_row(i, r, ejected) for i, r in zip(instances, results, strict=True)])
     else:
-        output.show(health_table(list(zip(instances, results, strict=True)), ejected))
+        output.show(health_table(list(zip(instances, results, strict=True)), ejected,
+                                 title=f"state store: {current.store.description}"))
     code = _exit_code(results)
     if code:
         raise typer.Exit(code)

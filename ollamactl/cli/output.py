@@ -99,7 +99,8 @@ def grid(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | Non
     """A borderless rich table whose every cell is an untrusted value made safe by `text`."""
     from rich.table import Table
 
-    table = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
+    table = Table(*columns, title=None if title is None else text(title, limit=None), box=None, header_style="bold",
+                  pad_edge=False)
     for row in rows:
         table.add_row(*(text(cell) for cell in row))
     return table
@@ -111,8 +112,9 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
 
 def instances(items: Sequence[Any]) -> None:
     table(
-        ("ID", "NAME", "URL", "TYPE", "ENABLED", "WEIGHT", "AUTH"),
-        ((i.id, i.name, i.url, i.type, "yes" if i.enabled else "no", i.weight, i.auth) for i in items),
+        ("ID", "NAME", "URL", "TYPE", "ENABLED", "WEIGHT", "TIER", "MAX", "AUTH"),
+        ((i.id, i.name, i.url, i.type, "yes" if i.enabled else "no", i.weight, i.tier_name,
+          i.max_inflight or "-", i.auth) for i in items),
     )
 
 

@@ -15,16 +15,20 @@ from ollamactl.core.selection import STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
+# The selection options `pick` shares with `exec`.
+MODEL = typer.Option(None, "--model", "-m", help="Only instances serving this model.", autocompletion=complete_model)
+TYPE = typer.Option(None, "--type", "-t", help="chat or embedding.")
+STRATEGY = typer.Option(None, "--strategy", "-s",
+                        help=f"{' | '.join(STRATEGIES)} (default: [settings] strategy, else round-robin).")
+KEY = typer.Option(None, "--key", help="Sticky: the same key gets the same instance.")
+
 
 @app.command()
 def pick(
-    model: str | None = typer.Option(None, "--model", "-m", help="Only instances serving this model.",
-                                        autocompletion=complete_model),
-    request_type: str | None = typer.Option(None, "--type", "-t", help="chat or embedding."),
-    strategy: str | None = typer.Option(
-        None, "--strategy", "-s", help=f"{' | '.join(STRATEGIES)} (default: [settings] strategy, else round-robin)."
-    ),
-    key: str | None = typer.Option(None, "--key", help="Sticky: the same key gets the same instance."),
+    model: str | None = MODEL,
+    request_type: str | None = TYPE,
+    strategy: str | None = STRATEGY,
+    key: str | None = KEY,
     count: int = typer.Option(1, "--count", "-n", help="Print COUNT successive picks, one per line."),
     fmt: str = typer.Option("url", "--format", "-f", help=f"{' | '.join(FORMATS)}."),
     strict: bool = typer.Option(False, "--strict", help="Exit 3 when no instance has the model."),

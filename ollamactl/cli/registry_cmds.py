@@ -15,6 +15,15 @@ from ollamactl.core.errors import UsageError
 app = typer.Typer()  # this module's commands; cli.app composes them
 
 TYPE_HELP = "What the instance serves: chat, embedding or both."
+PRIORITY_HELP = "Tier: lower is preferred; `backup` is used only when every other tier is out (default 0)."
+INFLIGHT_HELP = "Leases at once (exec, run, embed): the server's OLLAMA_NUM_PARALLEL x models; 0: unlimited."
+
+
+def _inflight(value: int | None) -> int | None:
+    """--max-inflight N as the registry keeps it: 0 is unlimited (None)."""
+    if value is not None and value < 0:
+        raise UsageError(f"--max-inflight {value} is negative", "give a whole number, 0 for unlimited")
+    return value or None
 
 
 def read_api_key(label: str) -> str:
@@ -41,6 +50,8 @@ def add(
     instance_id: str | None = typer.Option(None, "--id", help="Id (default: derived from host and port)."),
     kind: str = typer.Option("both", "--type", "-t", help=TYPE_HELP),
     weight: int = typer.Option(1, "--weight", "-w", help="Share for the weighted strategy (>= 1)."),
+    priority: str = typer.Option("0", "--priority", "-p", metavar="N|backup", help=PRIORITY_HELP),
+    max_inflight: int = typer.Option(0, "--max-inflight", metavar="N", help=INFLIGHT_HELP),
     disabled: bool = typer.Option(False, "--disabled", help="Register it but do not route to it."),
     api_key_env: str | None = typer.Option(
         None, "--api-key-env", metavar="VAR", help="Send the key held in this environment variable."
@@ -51,13 +62,14 @@ def add(
 ) -> None:
     """Register an instance and print its id.
 
-    Example: ollamactl add http://gpu1:11434 --name "GPU box 1" --weight 2
+    Example: ollamactl add http://cpu1:11434 --name "CPU box" --priority backup --max-inflight 2
     """
     if api_key_env and api_key_stdin:
         raise UsageError("--api-key-env and --api-key-stdin conflict", "choose one way to give the key")
     key = read_api_key(name or url) if api_key_stdin else None
     instance = fleet().add(url, name=name, id=instance_id, type=kind, weight=weight, enabled=not disabled,
-                           api_key_env=api_key_env, api_key=key)
+                           api_key_env=api_key_env, api_key=key, priority=priority,
+                           max_inflight=_inflight(max_inflight))
     typer.echo(instance.id)
 
 
@@ -86,6 +98,8 @@ def update(
     name: str | None = typer.Option(None, "--name", help="New display name."),
     kind: str | None = typer.Option(None, "--type", "-t", help=TYPE_HELP),
     weight: int | None = typer.Option(None, "--weight", "-w", help="New weight (>= 1)."),
+    priority: str | None = typer.Option(None, "--priority", "-p", metavar="N|backup", help=PRIORITY_HELP),
+    max_inflight: int | None = typer.Option(None, "--max-inflight", metavar="N", help=INFLIGHT_HELP),
     enable: bool = typer.Option(False, "--enable", help="Route to it again."),
     disable: bool = typer.Option(False, "--disable", help="Stop routing to it."),
     api_key_env: str | None = typer.Option(None, "--api-key-env", metavar="VAR",
@@ -104,8 +118,10 @@ def update(
     if len(key_flags) > 1:
         raise UsageError(f"{' and '.join(key_flags)} conflict", "give one of them")
     changes: dict[str, object] = {field: value for field, value in
-                                  (("url", url), ("name", name), ("type", kind), ("weight", weight))
-                                  if value is not None}
+                                  (("url", url), ("name", name), ("type", kind), ("weight", weight),
+                                   ("priority", priority)) if value is not None}
+    if max_inflight is not None:
+        changes["max_inflight"] = _inflight(max_inflight)
     if enable or disable:
         changes["enabled"] = enable
     if api_key_env is not None:

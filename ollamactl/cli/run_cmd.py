@@ -15,6 +15,7 @@ import typer
 from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.context import fleet
+from ollamactl.cli.exec_cmd import WAIT_HELP
 from ollamactl.cli.request_input import parse_format, parse_keep_alive, parse_option, read_prompt
 from ollamactl.core import settings
 from ollamactl.core.errors import UsageError
@@ -136,6 +137,7 @@ def run(
     strategy: str | None = typer.Option(None, "--strategy", "-s", help="Selection strategy (default: settings)."),
     key: str | None = typer.Option(None, "--key", help="Sticky: the same key gets the same instance."),
     tries: int = typer.Option(3, "--tries", help="Instances to try before giving up."),
+    wait: float | None = typer.Option(None, "--wait", metavar="S", help=WAIT_HELP),
     connect_timeout: float | None = typer.Option(None, "--connect-timeout", metavar="S",
                                                  help="Seconds to connect (default: settings, 3)."),
     first_byte_timeout: float | None = typer.Option(None, "--first-byte-timeout", metavar="S",
@@ -167,7 +169,7 @@ def run(
     try:
         result = current.stream(request, writer.emit, instance=instance_ref, strategy=strategy, key=key,
                                 tries=tries, timeouts=timeouts, log=output.say if verbose else None,
-                                flush=writer.flush)
+                                flush=writer.flush, wait=wait)
     finally:
         writer.finish()  # what arrived before a failure or Ctrl-C stays on screen
     if verbose:

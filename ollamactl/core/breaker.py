@@ -71,7 +71,7 @@ def forget_model(store: Store, instance_id: str, model: str) -> None:
 
 
 class Feedback:
-    """Passive health from `run` and `embed`: each call's outcome goes to the store.
+    """Passive health from `run`, `embed` and `exec`: each call's outcome goes to the store.
 
     The request's own faults (a 400, a model the instance lacks) do not count against the server;
     a model it lacks is forgotten from its cache entry. Feedback never fails a request: the store
@@ -82,19 +82,20 @@ class Feedback:
         self.store = store
 
     def success(self, instance_id: str, latency_ms: float | None = None) -> None:
-        self._record(instance_id, True, latency_ms)
+        self.outcome(instance_id, True, latency_ms)
 
     def failure(self, instance: Instance, error: OllamaError, model: str | None) -> None:
         if isinstance(error, ModelNotFound):
             if model:
                 with contextlib.suppress(OllamactlError):
                     forget_model(self.store, instance.id, model)
-            self._record(instance.id, True)  # it answered correctly; it just lacks the model
+            self.outcome(instance.id, True)  # it answered correctly; it just lacks the model
         elif isinstance(error, BadRequest):
-            self._record(instance.id, True)
+            self.outcome(instance.id, True)
         else:
-            self._record(instance.id, False)
+            self.outcome(instance.id, False)
 
-    def _record(self, instance_id: str, ok: bool, latency_ms: float | None = None) -> None:
+    def outcome(self, instance_id: str, ok: bool, latency_ms: float | None = None) -> None:
+        """Record a success or failure of `instance_id` (exec: its COMMAND exited 0 or not)."""
         with contextlib.suppress(OllamactlError):
             record(self.store, instance_id, ok, latency_ms=latency_ms)

@@ -42,3 +42,7 @@ class NoInstanceError(OllamactlError):
     """No instance can serve the request."""
 
     exit_code = ExitCode.NO_INSTANCE
+
+
+class BusyError(NoInstanceError):
+    """Instances could serve the request, but every one is at its `max_inflight`."""

@@ -14,6 +14,10 @@ Rules shared by every format:
   (HAProxy checks them itself, nginx fails over and skips them after failures); LiteLLM needs the
   model list of a check, so it leaves them out with a warning.
 - The registry weight is exported as is (LiteLLM `weight`, nginx `weight=`, HAProxy `weight`).
+- `max_inflight` becomes nginx `max_conns=`, HAProxy `maxconn` (it queues the rest) and LiteLLM
+  `max_parallel_requests`. Priority tiers (export_common.tier_ranks): nginx and HAProxy mark every
+  server below the best tier `backup` (nginx's `random` balancing cannot have backups: there the
+  tiers are left out); LiteLLM gets `order` (1 = the best tier).
 - Every header comment says exactly how to use the file, with the path it was written to.
 
 The JSON format (`--format json`) is stable; fields may be added, never renamed or removed
@@ -24,6 +28,7 @@ without bumping "schema":
      "instances": [
        {"id": "gpu1-11434", "name": "GPU box 1", "url": "http://gpu1:11434",
         "type": "chat|embedding|both", "enabled": true, "weight": 1,
+        "priority": 0 | "backup", "max_inflight": null | 4,
         "auth": "none | stored | env:VAR",         # never a key value
         "created_at": "2026-11-27T10:00:00Z" | null,
         "health": null | {                         # the last check, from the health cache
@@ -60,6 +65,7 @@ from ollamactl.core.export_common import (
     serves_model,
     split_listen,
     target,
+    tier_ranks,
 )
 from ollamactl.core.registry import Instance
 from ollamactl.core.selection import REQUEST_TYPES
@@ -82,6 +88,7 @@ LITELLM_STRATEGIES = {
     "random": "simple-shuffle",
     "least-latency": "latency-based-routing",
     "warm": "latency-based-routing",  # no "warm" in LiteLLM; cold model loads show up as latency
+    "least-busy": "least-busy",
 }
 _EMBEDDING_HINTS = ("embed", "all-minilm", "bge-", "bge:", "paraphrase-multilingual")
 
@@ -209,6 +216,7 @@ def litellm(instances: Sequence[Instance], health: dict[str, Any], options: Opti
         "# (clients then send Authorization: Bearer <that master key>)",
         "model_list:",
     ]
+    ranks = tier_ranks(used)
     for name in sorted(entries):
         for instance, kind, raw in entries[name]:
             prefix = "ollama_chat" if kind == "chat" else "ollama"
@@ -221,8 +229,12 @@ def litellm(instances: Sequence[Instance], health: dict[str, Any], options: Opti
             variable = key_variable_of(instance)
             if variable:
                 lines.append(f"      api_key: {yaml_str('os.environ/' + variable)}")
+            lines.append(f"      weight: {instance.weight}")
+            if ranks:
+                lines.append(f"      order: {ranks[instance.id] + 1}")
+            if instance.max_inflight:
+                lines.append(f"      max_parallel_requests: {instance.max_inflight}")
             lines += [
-                f"      weight: {instance.weight}",
                 "    model_info:",
                 f"      mode: {yaml_str(kind)}",
                 f"      ollamactl_instance: {yaml_str(instance.id)}",

@@ -41,6 +41,13 @@ class Options:
     keys: dict[str, str] = field(default_factory=dict)  # nginx with secrets_file: instance id -> key
 
 
+def tier_ranks(instances: Sequence[Instance]) -> dict[str, int]:
+    """Each instance's priority tier rank among `instances` (0: the best tier present), for the engines'
+    fallback flags (nginx/HAProxy `backup`, LiteLLM `order`); empty when they all share one tier."""
+    tiers = sorted({i.priority for i in instances})
+    return {i.id: tiers.index(i.priority) for i in instances} if len(tiers) > 1 else {}
+
+
 def key_variable(instance: Instance) -> str:
     """The env var that should hold a stored key: OLLAMA_KEY_<ID> (upper case, `_` for others)."""
     return "OLLAMA_KEY_" + re.sub(r"[^A-Z0-9_]", "_", instance.id.upper())

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ollamactl.core.export_common import Exported, Options, command_line, key_warnings, target
+from ollamactl.core.export_common import Exported, Options, command_line, key_warnings, target, tier_ranks
 from ollamactl.core.export_gateway import (
     EMBEDDING_PATHS,
     Pools,
@@ -29,7 +29,7 @@ from ollamactl.core.registry import Instance
 
 HAPROXY_MAX_WEIGHT = 256
 HAPROXY_BALANCE = {"round-robin": "roundrobin", "weighted": "roundrobin", "random": "random",
-                   "least-latency": "leastconn", "warm": "roundrobin"}
+                   "least-latency": "leastconn", "warm": "roundrobin", "least-busy": "leastconn"}
 CHECK = "check inter 2s rise 2 fall 3"
 HEALTH_ADVICE = "HAProxy checks it itself (GET /api/version) and sends it requests only while that answers 200"
 
@@ -104,6 +104,7 @@ def _backend(name: str, balance: str, servers: list[Server], pools: Pools, warni
         "    option redispatch",
         "    retry-on conn-failure empty-response response-timeout 500 502 503 504",
     ]
+    ranks = tier_ranks([server.instance for server in servers])
     for server in servers:
         instance = server.instance
         weight = instance.weight
@@ -113,7 +114,8 @@ def _backend(name: str, balance: str, servers: list[Server], pools: Pools, warni
                 warnings.append(message)
             weight = HAPROXY_MAX_WEIGHT
         address = _hop_address(server, pools) if server.key_variable else server.address
-        disabled = "" if instance.enabled else " disabled"
+        disabled = (f" maxconn {instance.max_inflight}" if instance.max_inflight else "") + \
+            (" backup" if ranks.get(instance.id) else "") + ("" if instance.enabled else " disabled")
         comments = [text for text in ("via its key hop" if server.key_variable else "", server.note) if text]
         comment = f"  # {'; '.join(comments)}" if comments else ""
         lines.append(f"    server {instance.id} {address} {CHECK} weight {weight}{disabled}{comment}")

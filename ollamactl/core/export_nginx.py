@@ -20,7 +20,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from ollamactl.core.errors import UsageError
-from ollamactl.core.export_common import Exported, Options, command_line, key_variable_of, split_listen, target
+from ollamactl.core.export_common import (
+    Exported,
+    Options,
+    command_line,
+    key_variable_of,
+    split_listen,
+    target,
+    tier_ranks,
+)
 from ollamactl.core.export_gateway import (
     EMBEDDING_PATHS,
     Pools,
@@ -34,7 +42,7 @@ from ollamactl.core.registry import Instance
 
 # nginx (open source) balancing directive per strategy; None: its default weighted round-robin.
 NGINX_BALANCE = {"round-robin": None, "weighted": None, "random": "random", "least-latency": "least_conn",
-                 "warm": None}
+                 "warm": None, "least-busy": "least_conn"}
 MAX_FAILS = 3
 FAIL_TIMEOUT_S = 30
 UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the final NUL
@@ -135,10 +143,16 @@ def _upstream(name: str, directive: str | None, servers: list[Server], options: 
     lines = [f"upstream {name} {{", f"    zone {name} 64k;  # failure counts and rotation shared by all workers"]
     if directive:
         lines.append(f"    {directive};")
+    ranks = tier_ranks([server.instance for server in servers])
+    if ranks and directive == "random":
+        lines.append("    # the priority tiers are left out: nginx's random balancing cannot have backup servers")
+        ranks = {}
     for server in servers:
         keyed = server.key_variable is not None
         address = f"unix:{socket_path(server.instance, options)}" if keyed else server.address
-        down = "" if server.instance.enabled else " down"
+        down = " backup" if ranks.get(server.instance.id) else ""
+        down = (f" max_conns={server.instance.max_inflight}" if server.instance.max_inflight else "") + down
+        down += "" if server.instance.enabled else " down"
         comment = "; ".join(text for text in (server.instance.id, "via its key hop" if keyed else "", server.note)
                             if text)
         lines.append(f"    server {address} weight={server.instance.weight} max_fails={MAX_FAILS}"

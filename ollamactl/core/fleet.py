@@ -10,8 +10,9 @@
         print(text, end="")
 
 Locations are resolved once, here (`config`/`state_dir`, else `$OLLAMACTL_CONFIG`,
-`$OLLAMACTL_STATE_DIR`, else the user's dirs; `OLLAMA_HOST` names the default instance); the
-modules behind this class never read the environment for them. Nothing here prints: warnings go
+`$OLLAMACTL_STATE_DIR`, else the user's dirs; `OLLAMA_HOST` names the default instance), and so is
+the state store (`$OLLAMACTL_STORE`, else `[settings] store`: the state file, or Redis shared by a
+team); the modules behind this class never read the environment for them. Nothing here prints: warnings go
 to the `warn` callback given (or are kept in `warnings`), errors are OllamactlError subclasses
 whose `exit_code` the CLI uses. httpx, asyncio and tomlkit are imported only by the methods that
 need them, so a `pick` from the cache stays cheap.
@@ -23,7 +24,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ollamactl.core import health_cache, registry, routing
+from ollamactl.core import health_cache, registry, routing, settings
 from ollamactl.core.errors import NoInstanceError, OllamactlError, UsageError
 from ollamactl.core.paths import Locations
 from ollamactl.core.registry import Instance, Registry
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.generate import Completion, Emit, Flush, GenerateRequest, Log
     from ollamactl.core.health import HealthResult, OnResult
     from ollamactl.core.http import Timeouts
+    from ollamactl.core.leases import Lease, Take
     from ollamactl.core.model_ops import OnProgress, Outcome, Survey
 
 Warn = Callable[[str], None]
@@ -50,8 +52,35 @@ class Fleet:
         self.locations = Locations.resolve(config, state_dir)
         self.warnings: list[str] = []
         self._warn = warn
-        self.store: Store = store or FileStore(self.locations.state_dir, self.warn)
+        self._store = store
+        self._store_env = os.environ.get("OLLAMACTL_STORE", "").strip()
         self._ollama_host = os.environ.get("OLLAMA_HOST")
+
+    @property
+    def store(self) -> Store:
+        """Where the state is kept: `$OLLAMACTL_STORE`, else `[settings] store` (file or redis://...);
+        opened on first use, so commands that never touch the state never read it."""
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    def _open_store(self) -> Store:
+        local = FileStore(self.locations.state_dir, self.warn)
+        where = self._store_env
+        if where:
+            problem = settings.store_problem(where)
+            if problem:
+                raise UsageError(f"OLLAMACTL_STORE {problem}", "unset it, or set it to file or redis://host:6379/0")
+        else:
+            try:
+                where = str(self.registry().setting("store"))
+            except OllamactlError:  # the command that reads the registry reports it
+                where = "file"
+        if where == "file":
+            return local
+        from ollamactl.core.redis_store import RedisStore
+
+        return RedisStore(where, fallback=local, warn=self.warn)
 
     def warn(self, message: str) -> None:
         """Pass a warning to the caller's callback, or keep it in `warnings`."""
@@ -80,16 +109,20 @@ class Fleet:
 
     def add(self, url: str, *, name: str | None = None, id: str | None = None, type: str = "both",  # noqa: A002
             weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
-            api_key: str | None = None) -> Instance:
-        """Register an instance (the URL is normalised; the id is derived from it unless given)."""
+            api_key: str | None = None, priority: int | str = 0, max_inflight: int | None = None) -> Instance:
+        """Register an instance (the URL is normalised; the id is derived from it unless given).
+
+        `priority`: its tier (lower is preferred; "backup": below every other); `max_inflight`:
+        leases at once (None: unlimited)."""
         from ollamactl.core import registry_ops
 
         return registry_ops.add(self.locations, url, name=name, instance_id=id, kind=type, weight=weight,
-                                enabled=enabled, api_key_env=api_key_env, api_key=api_key)
+                                enabled=enabled, api_key_env=api_key_env, api_key=api_key, priority=priority,
+                                max_inflight=max_inflight)
 
     def update(self, ref: str, **changes: Any) -> Instance:
-        """Change fields of one instance: url, name, type, weight, enabled, api_key_env, api_key
-        (api_key_env=None / api_key=None drop the key settings)."""
+        """Change fields of one instance: url, name, type, weight, enabled, priority, max_inflight
+        (None: unlimited), api_key_env, api_key (api_key_env=None / api_key=None drop the key settings)."""
         from ollamactl.core import registry_ops
 
         return registry_ops.update(self.locations, ref, registry_ops.Changes(**changes))
@@ -238,32 +271,84 @@ class Fleet:
         return self.select(routing.Request(request_type=type, model=model, strategy=strategy, key=key,
                                            count=count, strict=strict, refresh=refresh)).picks
 
-    def route(self, request_type: str, model: str, *, instance: str | None = None, strategy: str | None = None,
-              key: str | None = None) -> tuple[Registry, routing.Decision | None, list[Instance]]:
-        """(registry, decision or None, instances to try in order) for one call: the named instance
-        alone, or the routing choice followed by the other candidates for failover."""
+    # -- leases -------------------------------------------------------------------------------
+
+    def lease(self, request_type: str | None = None, model: str | None = None, *, instance: str | None = None,
+              strategy: str | None = None, key: str | None = None, strict: bool = False, refresh: bool = False,
+              wait: float | None = None, take: Take | None = None) -> tuple[Lease, routing.Decision]:
+        """Choose an instance as `pick` does (or the named `instance`) and hold a lease on it.
+
+        While every eligible instance is at its max_inflight, wait up to `wait` seconds (default:
+        [settings] wait) in FIFO order, then raise BusyError (exit 3). Release the lease with
+        `lease.release()` or a `with lease:` block; it also expires on its own (leases.LEASE_TTL_S).
+        """
+        from ollamactl.core import leases, selection
+
         reg = self.registry()
+        wait = float(reg.setting("wait")) if wait is None else wait
+        if not 0 <= wait < float("inf"):
+            raise UsageError(f"--wait {wait:g} is not a number of seconds >= 0", "use 0 to give up at once")
+        said: set[str] = set()
+
+        def warn_once(message: str) -> None:  # a waiter chooses many times: say each thing once
+            if message not in said:
+                said.add(message)
+                self.warn(message)
+
         if instance is not None:
-            return reg, None, [reg.find(instance)]
-        decision = routing.select(routing.Request(request_type=request_type, model=model, strategy=strategy,
-                                                  key=key), reg, self.store, self.warn, self.default_instance)
-        return reg, decision, decision.failover_order()
+            target = reg.find(instance)
+            return leases.hold(self.store, lambda: routing.named(target, self.store), f"instance|{target.id}", wait,
+                               take or leases.first_free)
+        request = routing.Request(request_type=request_type, model=model, strategy=strategy, key=key, strict=strict,
+                                  refresh=refresh)
+        routing.validate(request, reg)
+        requests = [request]
+
+        def choose() -> routing.Decision:
+            current = requests[-1]
+            requests.append(current._replace(refresh=False))  # probe at most once, however long the wait
+            return routing.select(current, reg, self.store, warn_once, self.default_instance)
+
+        return leases.hold(self.store, choose, selection.pool_key(request_type, model, "round-robin"), wait,
+                           take or leases.first_free)
+
+    def run_command(self, command: Sequence[str], *, model: str | None = None, type: str | None = None,  # noqa: A002
+                    instance: str | None = None, strategy: str | None = None, key: str | None = None,
+                    strict: bool = False, refresh: bool = False, wait: float | None = None) -> int:
+        """`ollamactl exec`: run `command` against an instance chosen as `pick` chooses (or the named
+        one), holding a lease on it while it runs (see `lease` for `wait`), with OLLAMA_HOST,
+        OLLAMACTL_INSTANCE and OLLAMACTL_URL set in its environment. Signals are passed to it; its
+        exit status feeds the circuit breaker (0: success) and is returned (128 + N: signal N)."""
+        from ollamactl.core import child
+        from ollamactl.core.breaker import Feedback
+
+        lease, _ = self.lease(type, model, instance=instance, strategy=strategy, key=key, strict=strict,
+                              refresh=refresh, wait=wait)
+        with lease:
+            target = lease.instance
+            env = dict(os.environ, OLLAMA_HOST=target.url, OLLAMACTL_INSTANCE=target.id, OLLAMACTL_URL=target.url)
+            status = child.run(command, env)
+        Feedback(self.store).outcome(target.id, status == 0)
+        return status
 
     # -- work -----------------------------------------------------------------------------------
 
     def stream(self, request: GenerateRequest, emit: Emit, *, instance: str | None = None,
                strategy: str | None = None, key: str | None = None, tries: int = 3,
-               timeouts: Timeouts | None = None, log: Log | None = None, flush: Flush | None = None) -> Completion:
+               timeouts: Timeouts | None = None, log: Log | None = None, flush: Flush | None = None,
+               wait: float | None = None) -> Completion:
         """Send a generate/chat request to the fleet with failover before output; `emit(raw, obj)` sees
-        every NDJSON line (see generate.complete)."""
+        every NDJSON line (see generate.complete). A lease is held on the instance being tried
+        (waiting up to `wait` s for one, see `lease`)."""
         from ollamactl.core import generate
         from ollamactl.core.breaker import Feedback
         from ollamactl.core.http import Timeouts
 
-        reg, _, instances = self.route("chat", request.model, instance=instance, strategy=strategy, key=key)
-        return generate.complete(instances, request.path, request.body(), emit,
-                                 timeouts=timeouts or Timeouts.from_settings(reg), tries=tries, log=log,
-                                 feedback=Feedback(self.store), flush=flush)
+        lease, decision = self.lease("chat", request.model, instance=instance, strategy=strategy, key=key, wait=wait)
+        with lease:
+            return generate.complete(decision.failover_order(lease.instance), request.path, request.body(), emit,
+                                     timeouts=timeouts or Timeouts.from_settings(self.registry()), tries=tries,
+                                     log=log, feedback=Feedback(self.store), flush=flush, on_attempt=lease.move)
 
     def generate(self, model: str, prompt: str, *, chat: bool = False, system: str | None = None,
                  options: dict[str, Any] | None = None, format: Any = None, keep_alive: Any = None,  # noqa: A002
@@ -304,18 +389,30 @@ class Fleet:
 
     def embed_batches(self, model: str, batches: Iterable[list[str]], write: Write, *, instance: str | None = None,
                       allow_mixed: bool = False, per_instance: int = 2, timeouts: Timeouts | None = None,
-                      log: Log | None = None, progress: Callable[[int], None] | None = None) -> EmbedSummary:
+                      log: Log | None = None, progress: Callable[[int], None] | None = None,
+                      wait: float | None = None) -> EmbedSummary:
         """Embed `batches` on every eligible instance at once; `write(start, vectors)` gets them in input order.
 
         Instances holding different builds (digests) of the model are refused unless `allow_mixed`.
+        A lease is held on each instance used; those at their max_inflight are left out (while all
+        are, it waits up to `wait` s, see `lease`).
         """
+        from ollamactl.core import leases
+
+        lease, decision = self.lease("embedding", model, instance=instance, wait=wait, take=leases.every_free)
+        with lease:
+            return self._embed(lease.instances, decision, instance is None, model, batches, write,
+                               allow_mixed=allow_mixed, per_instance=per_instance, timeouts=timeouts, log=log,
+                               progress=progress)
+
+    def _embed(self, instances: list[Instance], decision: routing.Decision, routed: bool, model: str,
+               batches: Iterable[list[str]], write: Write, *, allow_mixed: bool, per_instance: int,
+               timeouts: Timeouts | None, log: Log | None, progress: Callable[[int], None] | None) -> EmbedSummary:
         from ollamactl.core import embed
         from ollamactl.core.breaker import Feedback
         from ollamactl.core.http import Timeouts, label
 
-        reg, decision, instances = self.route("embedding", model, instance=instance)
-        if decision is not None:
-            instances = list(decision.candidates) or instances
+        if routed:
             digests = embed.model_digests(instances, decision.health, model)
             if len(set(digests.values())) > 1:
                 listing = ", ".join(f"{iid} {digest[:12]}" for iid, digest in digests.items())
@@ -326,7 +423,8 @@ class Fleet:
                 self.warn(f"mixing different builds of {model} (--allow-mixed): {listing}")
         if log is not None:
             log("embedding on " + ", ".join(label(i) for i in instances) + f" ({per_instance} in flight each)")
-        return embed.embed(instances, model, batches, write, timeouts=timeouts or Timeouts.from_settings(reg),
+        return embed.embed(instances, model, batches, write,
+                           timeouts=timeouts or Timeouts.from_settings(self.registry()),
                            per_instance=per_instance, log=log, progress=progress, feedback=Feedback(self.store))
 
     def embed(self, model: str, texts: Iterable[str], *, batch_size: int = 64, **options: Any) -> list[list[float]]:

@@ -199,14 +199,15 @@ class _Attempt:
 
 def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *, timeouts: Timeouts,
              tries: int = 3, log: Log | None = None, feedback: Feedback | None = None,
-             flush: Flush | None = None) -> Completion:
+             flush: Flush | None = None, on_attempt: Callable[[Instance], None] | None = None) -> Completion:
     """POST `body` to `path` on the first instance that serves it, failing over before any output.
 
     `emit(raw_line, obj)` is called for every NDJSON line that is not an error and returns True once
     it has shown something to the user; from then on a failure raises StreamBroken (never retried).
     `flush()` is called whenever the next read could wait for the network, so everything emitted is
     out before any wait, while a burst of lines already received costs one flush, not one per line.
-    `feedback` (breaker.Feedback) learns each attempt's outcome for the circuit breaker.
+    `feedback` (breaker.Feedback) learns each attempt's outcome for the circuit breaker;
+    `on_attempt(instance)` is told before each attempt (the caller's lease follows it).
     Synchronous on purpose: this is the hot path (a blocking read per chunk is the cheapest loop).
     """
     import httpx
@@ -219,6 +220,8 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
         for number, instance in enumerate(order, 1):
             if log:
                 log(f"attempt {number}/{len(order)}: {label(instance)}")
+            if on_attempt is not None:
+                on_attempt(instance)
             sent = time.monotonic()
             attempt = _Attempt(_Watchdog(sent + timeouts.first_byte))
             try:

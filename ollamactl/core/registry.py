@@ -20,6 +20,7 @@ from ollamactl.core import settings
 from ollamactl.core.errors import RegistryError, UsageError
 from ollamactl.core.paths import Locations
 from ollamactl.core.registry_regions import Span
+from ollamactl.core.selection import BACKUP_TIER
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,6 +29,9 @@ else:  # pragma: no cover
 
 SCHEMA_VERSION = 1
 TYPES = ("chat", "embedding", "both")
+MAX_PRIORITY = BACKUP_TIER - 1  # tiers are -1000..1000; `backup` is the tier below all of them
+BACKUP = "backup"
+MAX_INFLIGHT = 100_000
 DEFAULT_URL = "http://127.0.0.1:11434"
 NEW_FILE_HEADER = (
     "# ollamactl instance registry. Edit by hand if you like: comments and extra keys are kept.\n"
@@ -47,6 +51,8 @@ class Instance(NamedTuple):
     api_key_env: str | None = None
     api_key: str | None = None
     created_at: str | None = None
+    priority: int = 0  # tier: lower is preferred; BACKUP_TIER for `backup`
+    max_inflight: int | None = None  # leases at once; None: unlimited
 
     def __repr__(self) -> str:  # never a key value, even in a traceback
         return f"Instance(id={self.id!r}, url={self.url!r}, type={self.type!r}, auth={self.auth!r})"
@@ -63,6 +69,11 @@ class Instance(NamedTuple):
             return os.environ.get(self.api_key_env) or None
         return self.api_key
 
+    @property
+    def tier_name(self) -> int | str:
+        """The priority as written in the registry: an integer, or `backup`."""
+        return BACKUP if self.priority == BACKUP_TIER else self.priority
+
     def serves(self, request_type: str) -> bool:
         return self.type == "both" or self.type == request_type
 
@@ -75,6 +86,8 @@ class Instance(NamedTuple):
             "type": self.type,
             "enabled": self.enabled,
             "weight": self.weight,
+            "priority": self.tier_name,
+            "max_inflight": self.max_inflight,
             "auth": self.auth,
             "created_at": self.created_at,
         }
@@ -212,6 +225,28 @@ def weight_problem(weight: Any) -> str | None:
     return None if problem is None else f"weight {problem}"
 
 
+def priority_value(value: Any) -> int:
+    """A priority from the registry or a flag (an integer, or `backup`) as a tier number; ValueError if bad."""
+    if value == BACKUP:
+        return BACKUP_TIER
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            pass
+    if not isinstance(value, int) or isinstance(value, bool) or not -MAX_PRIORITY <= value <= MAX_PRIORITY:
+        raise ValueError(f"priority {value!r} is not a whole number from {-MAX_PRIORITY} to {MAX_PRIORITY}"
+                         f" or {BACKUP!r}")
+    return value
+
+
+def max_inflight_problem(value: Any) -> str | None:
+    """Why `value` cannot be an instance's max_inflight, or None."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_INFLIGHT:
+        return f"max_inflight {value!r} is not a whole number from 1 to {MAX_INFLIGHT}"
+    return None
+
+
 def _instance_from(entry: dict[str, Any]) -> Instance:
     from ollamactl.core.urls import normalise_url, validate_id
 
@@ -237,6 +272,14 @@ def _instance_from(entry: dict[str, Any]) -> Instance:
     problem = weight_problem(weight)
     if problem:
         raise ValueError(problem)
+    priority = entry.get("priority", 0)
+    if isinstance(priority, str) and priority != BACKUP:
+        raise ValueError(f"priority must be a whole number or {BACKUP!r}, got {priority!r}")
+    priority = priority_value(priority)
+    max_inflight = entry.get("max_inflight")
+    problem = None if max_inflight is None else max_inflight_problem(max_inflight)
+    if problem:
+        raise ValueError(problem)
     created = entry.get("created_at")
     return Instance(
         id=instance_id,
@@ -248,6 +291,8 @@ def _instance_from(entry: dict[str, Any]) -> Instance:
         api_key_env=text("api_key_env"),
         api_key=text("api_key"),
         created_at=_datetime_text(created) if created is not None else None,
+        priority=priority,
+        max_inflight=max_inflight,
     )
 
 

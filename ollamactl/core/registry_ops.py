@@ -29,6 +29,8 @@ class Changes:
     type: Any = UNSET
     weight: Any = UNSET
     enabled: Any = UNSET
+    priority: Any = UNSET  # a whole number or "backup"
+    max_inflight: Any = UNSET  # a whole number, or None for unlimited
     api_key_env: Any = UNSET  # a variable name, or None to drop key settings
     api_key: Any = UNSET  # a key value, or None to drop key settings
 
@@ -45,6 +47,22 @@ def check_weight(weight: int) -> int:
     if problem:
         raise UsageError(problem)
     return weight
+
+
+def check_priority(priority: Any) -> int | str:
+    """The priority as the registry writes it (a whole number or "backup"); UsageError if bad."""
+    try:
+        tier = registry.priority_value(priority)
+    except ValueError as exc:
+        raise UsageError(str(exc), "lower is preferred; `backup` is used only when every other tier is out") from None
+    return registry.BACKUP if tier == registry.BACKUP_TIER else tier
+
+
+def check_max_inflight(value: int | None) -> int | None:
+    problem = None if value is None else registry.max_inflight_problem(value)
+    if problem:
+        raise UsageError(problem, "set it to the server's OLLAMA_NUM_PARALLEL x the models it runs")
+    return value
 
 
 def check_env_name(name: str) -> str:
@@ -75,10 +93,12 @@ def _check_unique(reg: Registry, url: str | None, name: str | None, instance_id:
 
 def add(locations: Locations, url: str, *, name: str | None = None, instance_id: str | None = None, kind: str = "both",
         weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
-        api_key: str | None = None) -> Instance:
+        api_key: str | None = None, priority: int | str = 0, max_inflight: int | None = None) -> Instance:
     normalised = normalise_url(url)
     check_type(kind)
     check_weight(weight)
+    tier = check_priority(priority)
+    check_max_inflight(max_inflight)
     if instance_id is not None:
         validate_id(instance_id)
     if name is not None:
@@ -98,6 +118,8 @@ def add(locations: Locations, url: str, *, name: str | None = None, instance_id:
             "type": kind,
             "enabled": enabled,
             "weight": weight,
+            "priority": tier if tier != 0 else None,
+            "max_inflight": max_inflight,
             "api_key_env": api_key_env,
             "api_key": api_key,
             "created_at": registry.now_utc(),
@@ -114,6 +136,10 @@ def update(locations: Locations, ref: str, changes: Changes) -> Instance:
         check_weight(changes.weight)
     if changes.name is not UNSET:
         check_name(changes.name)
+    if changes.priority is not UNSET:
+        changes.priority = check_priority(changes.priority)
+    if changes.max_inflight is not UNSET:
+        check_max_inflight(changes.max_inflight)
     if changes.api_key_env not in (UNSET, None):
         check_env_name(changes.api_key_env)
     with registry.edit(locations, lambda reg: _tables([reg.find(ref)], reg)) as editor:
@@ -126,10 +152,14 @@ def update(locations: Locations, ref: str, changes: Changes) -> Instance:
             own_id=instance.id,
         )
         table = editor.table_for(instance.id)
-        for key in ("url", "name", "type", "weight", "enabled"):
+        for key in ("url", "name", "type", "weight", "enabled", "priority"):
             value = getattr(changes, key)
             if value is not UNSET:
                 registry.set_value(table, key, value)
+        if changes.max_inflight is None and "max_inflight" in table:
+            del table["max_inflight"]  # unlimited again
+        elif changes.max_inflight not in (UNSET, None):
+            registry.set_value(table, "max_inflight", changes.max_inflight)
         if changes.api_key_env is not UNSET or changes.api_key is not UNSET:
             for key in ("api_key_env", "api_key"):
                 if key in table:

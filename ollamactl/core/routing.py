@@ -3,8 +3,10 @@
 `select` is the one code path every entry point uses (`pick` from both its fast and its Typer
 parser, `run`, `embed`, `Fleet.pick`): it takes the registry and the state store, uses the health
 cache where it is fresh and probes the rest, screens with the pure functions of `selection`, and
-persists the strategy's position through the store. With a fresh cache it does no network I/O and
-imports neither httpx nor asyncio. Warnings go to the caller's `warn`.
+persists the strategy's position through the store. Priority tiers and capacity (`max_inflight`
+against the store's live leases) narrow the candidates before the strategy runs; when every one is
+at capacity it raises BusyError (leases.hold waits on that). With a fresh cache it does no network
+I/O and imports neither httpx nor asyncio. Warnings go to the caller's `warn`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from ollamactl.core import health_cache, selection, settings
-from ollamactl.core.errors import NoInstanceError, UsageError
+from ollamactl.core.errors import BusyError, NoInstanceError, UsageError
 from ollamactl.core.registry import Instance, Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,17 +42,19 @@ class Decision(NamedTuple):
     picks: list[Instance]
     reasons: dict[str, str]  # instance id -> why kept or dropped
     instances: tuple[Instance, ...]  # every instance considered, for --explain
-    candidates: list[Instance]  # every eligible instance, registry order
+    candidates: list[Instance]  # the eligible instances of the tier in use with free capacity, registry order
     health: dict[str, dict]  # the cache entries used
+    spare: tuple[Instance, ...] = ()  # eligible ones with free capacity in the lower tiers, best first
 
-    def failover_order(self) -> list[Instance]:
-        """The first pick, then the other candidates in rotation order after it: for retries."""
-        first = self.picks[0]
+    def failover_order(self, first: Instance | None = None) -> list[Instance]:
+        """`first` (default: the first pick), then the other candidates in rotation order after it,
+        then the lower tiers: for retries."""
+        first = first or self.picks[0]
         ids = [i.id for i in self.candidates]
         if first.id not in ids:
-            return [first] + self.candidates
+            return [first] + [i for i in self.candidates + list(self.spare) if i.id != first.id]
         start = ids.index(first.id)
-        return self.candidates[start:] + self.candidates[:start]
+        return self.candidates[start:] + self.candidates[:start] + list(self.spare)
 
 
 def validate(request: Request, reg: Registry) -> str:
@@ -90,20 +94,41 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
                 _why(reasons),
             )
         return _fallback(reg, request, reasons, warn, default)
-    picks = _choose(strategy, screening.candidates, request, health, data, store)
+    counted = strategy == "least-busy" or any(i.max_inflight is not None for i in screening.candidates)
+    inflight = store.inflight([i.id for i in screening.candidates]) if counted else {}
+    candidates, spare, left_out = selection.by_capacity(screening.candidates, inflight)
+    reasons.update(left_out)
+    if not candidates:
+        count = len(screening.candidates)
+        raise BusyError(f"all {count} instance{'s' if count != 1 else ''} busy", _why(reasons))
+    picks = _choose(strategy, candidates, request, health, data, store, inflight)
     chosen = {i.id for i in picks}
-    for instance in screening.candidates:
+    for instance in candidates:
         reasons[instance.id] = "chosen" if instance.id in chosen else "eligible"
-    return Decision(picks, reasons, reg.instances, screening.candidates, health)
+    return Decision(picks, reasons, reg.instances, candidates, health, tuple(spare))
+
+
+def named(instance: Instance, store: Store) -> Decision:
+    """The decision for `--instance`: that instance, or BusyError when it is at its max_inflight."""
+    inflight = store.inflight([instance.id]) if instance.max_inflight is not None else {}
+    if not selection.has_room(instance, inflight):
+        raise BusyError(f"{instance.id} is busy ({inflight[instance.id]}/{instance.max_inflight} in flight)")
+    return Decision([instance], {instance.id: "chosen (--instance)"}, (instance,), [instance], {})
 
 
 def _choose(strategy: str, candidates: list[Instance], request: Request, health: dict, data: dict,
-            store: Store) -> list:
+            store: Store, inflight: dict[str, int]) -> list:
     kwargs = dict(request_type=request.request_type, model=request.model, key=request.key, health=health,
-                  latency=data["latency"])
+                  latency=data["latency"], inflight=inflight)
     if request.key is not None or strategy not in selection.STATEFUL:
         picks, _ = selection.choose(strategy, candidates, request.count, entropy=os.urandom(4 * request.count),
                                     positions=data, **kwargs)
+        return picks
+    if strategy in selection.ROTATING:  # one atomic step of a shared cursor (INCRBY on Redis)
+        pool = selection.rotation_pool(strategy, candidates, request.request_type, request.model, health)
+        cursor = store.advance(pool, request.count)
+        picks, _ = selection.choose(strategy, candidates, request.count, positions={"cursors": {pool: cursor}},
+                                    **kwargs)
         return picks
 
     def advance(current: dict) -> list:

@@ -1,8 +1,9 @@
 """Instance selection as pure functions: eligibility filters, fallbacks and strategies. No I/O.
 
-`screen` decides which instances may serve a request and why the others may not; `choose` applies
-a strategy to the survivors and returns the picks plus the strategy's new persistent position
-(cursor or weights), which the caller stores in the state file under its lock.
+`screen` decides which instances may serve a request and why the others may not; `by_capacity`
+keeps the best priority tier that has an instance with free capacity (live leases below its
+`max_inflight`); `choose` applies a strategy to those and returns the picks plus the strategy's new
+persistent position (cursor or weights), which the caller stores through the state store.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import math
 from ollamactl.core.timefmt import clock
 from ollamactl.model_names import normalise_model
 
-STRATEGIES = ("round-robin", "weighted", "least-latency", "random", "warm")
-STATEFUL = ("round-robin", "weighted", "warm")
+STRATEGIES = ("round-robin", "weighted", "least-latency", "least-busy", "random", "warm")
+STATEFUL = ("round-robin", "weighted", "warm", "least-busy")
+ROTATING = ("round-robin", "warm", "least-busy")  # a cursor the store moves on atomically
+BACKUP_TIER = 1001  # the tier of `backup` instances: below every numbered one (-1000..1000)
 REQUEST_TYPES = ("chat", "embedding")
 
 
@@ -90,6 +93,36 @@ def screen(instances, request_type: str | None, model: str | None, health: dict,
     return result
 
 
+def tier_name(tier: int) -> str:
+    return "backup" if tier == BACKUP_TIER else str(tier)
+
+
+def has_room(instance, inflight: dict[str, int]) -> bool:
+    return instance.max_inflight is None or inflight.get(instance.id, 0) < instance.max_inflight
+
+
+def by_capacity(candidates: list, inflight: dict[str, int]) -> tuple[list, list, dict[str, str]]:
+    """(the best tier's instances with free capacity, the lower tiers' ones for failover, {id: reason}
+    for every candidate left out): a tier is used only when every better tier is out or busy."""
+    reasons: dict[str, str] = {}
+    chosen: list = []
+    spare: list = []
+    best: int | None = None
+    for tier in sorted({i.priority for i in candidates}):
+        members = [i for i in candidates if i.priority == tier]
+        free = [i for i in members if has_room(i, inflight)]
+        for instance in members:
+            if instance not in free:
+                reasons[instance.id] = f"busy ({inflight.get(instance.id, 0)}/{instance.max_inflight} in flight)"
+            elif best is not None:
+                reasons[instance.id] = f"tier {tier_name(tier)}: skipped, tier {tier_name(best)} has capacity"
+        if best is not None:
+            spare += free
+        elif free:
+            best, chosen = tier, free
+    return chosen, spare, reasons
+
+
 def ejected_until(entry: dict | None, now: float) -> float | None:
     until = (entry or {}).get("ejected_until") or 0.0
     return until if until > now else None
@@ -97,13 +130,27 @@ def ejected_until(entry: dict | None, now: float) -> float | None:
 
 def pool_key(request_type: str | None, model: str | None, strategy: str) -> str:
     """One rotation per (strategy family, type, model): parallel picks of one pool share it."""
-    family = "warm" if strategy == "warm" else "rr"
+    family = "warm" if strategy == "warm" else "rr"  # least-busy breaks its ties with the rotation
     return f"{family}|{request_type or 'any'}|{normalise_model(model) if model else '*'}"
 
 
 def round_robin(candidates: list, cursor: int, count: int) -> tuple[list, int]:
     picks = [candidates[(cursor + i) % len(candidates)] for i in range(count)]
     return picks, cursor + count
+
+
+def least_busy(candidates: list, inflight: dict[str, int], cursor: int, count: int) -> list:
+    """The instances with the fewest live leases; ties go round-robin from `cursor` (count picks
+    are spread as if each pick added one lease)."""
+    load = {i.id: inflight.get(i.id, 0) for i in candidates}
+    picks = []
+    for step in range(count):
+        lowest = min(load.values())
+        tied = [i for i in candidates if load[i.id] == lowest]
+        pick = tied[(cursor + step) % len(tied)]
+        load[pick.id] += 1
+        picks.append(pick)
+    return picks
 
 
 def smooth_weighted(candidates: list, currents: dict[str, int], count: int) -> tuple[list, dict[str, int]]:
@@ -153,12 +200,13 @@ def rendezvous(candidates: list, key: str) -> list:
 
 def choose(strategy: str, candidates: list, count: int, *, request_type: str | None = None,
            model: str | None = None, key: str | None = None, health: dict | None = None,
-           positions: dict | None = None, latency: dict | None = None,
+           positions: dict | None = None, latency: dict | None = None, inflight: dict | None = None,
            entropy: bytes = b"") -> tuple[list, dict]:
     """Pick `count` instances from the non-empty `candidates`.
 
     `positions` is the persisted strategy state: {"cursors": {pool: int}, "weights": {pool: {...}}};
     the returned dict holds only the entries to write back (empty for stateless strategies).
+    `inflight` is the live lease count per instance id (least-busy).
     """
     health = health or {}
     positions = positions or {}
@@ -169,13 +217,23 @@ def choose(strategy: str, candidates: list, count: int, *, request_type: str | N
         return random_picks(candidates, count, entropy), {}
     if strategy == "least-latency":
         return least_latency(candidates, health, latency or {}, count), {}
-    pool = pool_key(request_type, model, strategy)
+    pool = rotation_pool(strategy, candidates, request_type, model, health)
     if strategy == "weighted":
         picks, currents = smooth_weighted(candidates, positions.get("weights", {}).get(pool, {}), count)
         return picks, {"weights": {pool: currents}}
+    cursor = positions.get("cursors", {}).get(pool, 0)
+    if strategy == "least-busy":
+        return least_busy(candidates, inflight or {}, cursor, count), {"cursors": {pool: cursor + count}}
     if strategy == "warm":
-        warm = [i for i in candidates if has_loaded(health.get(i.id), model)]
-        candidates = warm or candidates
-        pool += "|warm" if warm else "|cold"
-    picks, cursor = round_robin(candidates, positions.get("cursors", {}).get(pool, 0), count)
+        candidates = [i for i in candidates if has_loaded(health.get(i.id), model)] or candidates
+    picks, cursor = round_robin(candidates, cursor, count)
     return picks, {"cursors": {pool: cursor}}
+
+
+def rotation_pool(strategy: str, candidates: list, request_type: str | None, model: str | None,
+                  health: dict) -> str:
+    """The key of the rotation (cursor or weights) a stateful strategy uses for these candidates."""
+    pool = pool_key(request_type, model, strategy)
+    if strategy == "warm":
+        pool += "|warm" if any(has_loaded(health.get(i.id), model) for i in candidates) else "|cold"
+    return pool

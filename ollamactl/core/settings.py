@@ -21,7 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "concurrency": 256,  # health probes at once
     "connect_timeout": 3.0,  # seconds to connect (run, embed)
     "first_byte_timeout": 600.0,  # seconds until a model answers at all (a cold load takes minutes)
+    "wait": 60.0,  # seconds exec/run/embed wait for a lease when every instance is busy
+    "store": "file",  # where the state lives: "file" (the state dir) or redis://host:6379/0
 }
+STORE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 DAY = 86400.0
 
@@ -43,6 +46,7 @@ NUMBERS: dict[str, Bound] = {
     "connect_timeout": _SECONDS,
     "first_byte_timeout": _SECONDS,
     "interval": _SECONDS,
+    "wait": _SECONDS,  # exec/run/embed: seconds to wait for a lease (0 is allowed: give up at once)
     "concurrency": Bound(True, 1, 4096),  # health probes at once
     "weight": Bound(True, 1, 1000),  # smooth weighted round-robin sums weights: small integers
     "count": Bound(True, 1, 10_000),  # picks printed by one `pick -n`
@@ -83,4 +87,15 @@ def problem(key: str, value: Any) -> str | None:
         return None if value in STRATEGIES else f"must be one of {', '.join(STRATEGIES)}, got {value!r}"
     if key not in DEFAULTS:
         return None
+    if key == "store":
+        return store_problem(value)
+    if key == "wait" and value == 0 and not isinstance(value, bool):
+        return None  # give up at once
     return number_problem(key, value)
+
+
+def store_problem(value: object) -> str | None:
+    """Why `value` cannot name the state store, or None ("file", or a redis URL)."""
+    if value == "file" or (isinstance(value, str) and value.startswith(STORE_SCHEMES)):
+        return None
+    return f"must be \"file\" or a redis URL such as redis://host:6379/0, got {value!r}"

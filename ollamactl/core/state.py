@@ -9,7 +9,9 @@ Layout (version 1):
      "cursors": {pool: int},                       # round-robin positions
      "weights": {pool: {instance_id: int}},        # smooth weighted round-robin currents
      "breaker": {instance_id: {"failures": int, "ejections": int, "ejected_until": float}},
-     "latency": {instance_id: float}}              # recent request latency, ms
+     "latency": {instance_id: float},              # recent request latency, ms
+     "leases":  {instance_id: {holder: float}},    # live work per instance: holder -> expires at
+     "queues":  {pool: {ticket: [float, float]}}}  # FIFO waiters for a lease: [arrived, expires at]
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 STATE_VERSION = 1
-SECTIONS = ("health", "cursors", "weights", "breaker", "latency")
+SECTIONS = ("health", "cursors", "weights", "breaker", "latency", "leases", "queues")
 FUTURE_SLACK_S = 60.0  # a health entry stamped further ahead than this is not trusted
 MAX_BYTES = 32 * 1024 * 1024  # a larger state file is not ours: rebuilt
 MAX_MODELS = 1000  # models kept per instance in the health cache
@@ -148,4 +150,7 @@ _ENTRY_CHECKS: dict[str, Callable[[Any, float], bool]] = {
         _number(v, -MAX_POSITION, MAX_POSITION) for v in value.values()),
     "breaker": _breaker_ok,
     "latency": lambda value, now: _number(value, 0, MAX_LATENCY_MS),
+    "leases": lambda value, now: isinstance(value, dict) and all(_number(v) for v in value.values()),
+    "queues": lambda value, now: isinstance(value, dict) and all(
+        isinstance(v, list) and len(v) == 2 and all(_number(x) for x in v) for v in value.values()),
 }

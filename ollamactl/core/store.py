@@ -1,15 +1,20 @@
-"""Where the state (health cache, cursors, breaker, latencies) is kept, behind one small interface.
+"""Where the state (health cache, cursors, breaker, latencies, leases) is kept, behind one interface.
 
-`Store` is what selection, routing, health and the breaker talk to: `read()` a validated
-snapshot, `update(change)` an atomic read-modify-write. `FileStore` keeps it in one JSON file in
-the state dir, shared by every process on this machine; a store shared by several machines
-(Redis) implements the same two methods.
+`Store` is what selection, routing, health, the breaker and leases talk to: `read()` a validated
+snapshot, `update(change)` an atomic read-modify-write, and the few operations a shared store does
+natively: `advance` a rotation, count/take/renew/release leases, wait in a FIFO line. `FileStore`
+keeps it all in one JSON file in the state dir, shared by every process on this machine;
+`redis_store.RedisStore` shares it between machines.
+
+Leases and waiters carry an expiry: a holder renews its own (a heartbeat) and one that died
+without releasing stops counting once it has passed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -28,6 +33,32 @@ class Store(Protocol):
 
     def update(self, change: Callable[[dict[str, Any]], T]) -> T:
         """Apply `change` to the current state atomically (no lost updates between processes); returns its result."""
+        ...  # pragma: no cover
+
+    def advance(self, pool: str, count: int) -> int:
+        """Move rotation `pool` on by `count` atomically; returns its position before the move."""
+        ...  # pragma: no cover
+
+    def inflight(self, instance_ids: Sequence[str]) -> dict[str, int]:
+        """Live leases per instance id."""
+        ...  # pragma: no cover
+
+    def acquire(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> bool:
+        """Take lease `holder` on `instance_id` for `ttl` s if it has fewer than `limit` live ones (None: no limit)."""
+        ...  # pragma: no cover
+
+    def renew(self, instance_id: str, holder: str, ttl: float) -> bool:
+        """Extend a lease to `ttl` s from now; False when it had already expired (it is taken again)."""
+        ...  # pragma: no cover
+
+    def release(self, instance_id: str, holder: str) -> None:
+        ...  # pragma: no cover
+
+    def queue(self, pool: str, ticket: str, ttl: float) -> int:
+        """Join (or stay in, for `ttl` s more) FIFO line `pool`; returns how many live waiters are ahead."""
+        ...  # pragma: no cover
+
+    def leave(self, pool: str, ticket: str) -> None:
         ...  # pragma: no cover
 
 
@@ -98,3 +129,73 @@ class FileStore:
             self._broken = True
             self.warn(f"cannot use the state file {exc.filename or self.path}: {exc.strerror or exc}; continuing"
                       " without the cache (check that directory, or point OLLAMACTL_STATE_DIR elsewhere)")
+
+    # -- native operations, as read-modify-writes of the file ----------------------------------------
+
+    def advance(self, pool: str, count: int) -> int:
+        def change(data: dict[str, Any]) -> int:
+            before = data["cursors"].get(pool, 0)
+            data["cursors"][pool] = before + count
+            return before
+
+        return self.update(change)
+
+    def inflight(self, instance_ids: Sequence[str]) -> dict[str, int]:
+        leases, now = self.read()["leases"], time.time()
+        return {i: sum(1 for until in leases.get(i, {}).values() if until > now) for i in instance_ids}
+
+    def acquire(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> bool:
+        def change(data: dict[str, Any]) -> bool:
+            now = time.time()
+            held = _live(data["leases"], now)
+            mine = held.setdefault(instance_id, {})
+            if limit is not None and len(mine) >= limit:
+                return False
+            mine[holder] = now + ttl
+            return True
+
+        return self.update(change)
+
+    def renew(self, instance_id: str, holder: str, ttl: float) -> bool:
+        def change(data: dict[str, Any]) -> bool:
+            now = time.time()
+            mine = _live(data["leases"], now).setdefault(instance_id, {})
+            kept = holder in mine
+            mine[holder] = now + ttl
+            return kept
+
+        return self.update(change)
+
+    def release(self, instance_id: str, holder: str) -> None:
+        def change(data: dict[str, Any]) -> None:
+            _live(data["leases"], time.time()).get(instance_id, {}).pop(holder, None)
+
+        self.update(change)
+
+    def queue(self, pool: str, ticket: str, ttl: float) -> int:
+        def change(data: dict[str, Any]) -> int:
+            now = time.time()
+            line = _live(data["queues"], now, lambda entry: entry[1]).setdefault(pool, {})
+            arrived = line[ticket][0] if ticket in line else now
+            line[ticket] = [arrived, now + ttl]
+            return sum(1 for other, (since, _) in line.items() if (since, other) < (arrived, ticket))
+
+        return self.update(change)
+
+    def leave(self, pool: str, ticket: str) -> None:
+        def change(data: dict[str, Any]) -> None:
+            _live(data["queues"], time.time(), lambda entry: entry[1]).get(pool, {}).pop(ticket, None)
+
+        self.update(change)
+
+
+def _live(groups: dict[str, dict[str, Any]], now: float,
+          expiry: Callable[[Any], float] = float) -> dict[str, dict[str, Any]]:
+    """Drop the expired entries (and emptied groups) of a leases/queues section in place; returns it."""
+    for name in list(groups):
+        group = groups[name]
+        for key in [key for key, value in group.items() if expiry(value) <= now]:
+            del group[key]
+        if not group:
+            del groups[name]
+    return groups

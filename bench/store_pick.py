@@ -1,0 +1,62 @@
+"""Benchmark: `ollamactl pick` with the shared Redis store against the state file, one run each.
+
+Starts a throw-away redis-server on loopback, registers 4 instances with a fresh health cache in
+each store (so pick does no probing), then times RUNS calls of `ollamactl pick` with each store
+and prints the medians and the ratio. Target: Redis <= 1.5x the file store.
+
+    python bench/store_pick.py [--runs 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+from _support import median_ms, ollamactl_command, precompile, redis_server
+
+SETUP = """
+import time
+from ollamactl import Fleet
+fleet = Fleet()
+ids = [fleet.add(f"gpu{n}").id for n in range(1, 5)]
+def fill(data):
+    for i in ids:
+        data["health"][i] = {"url": "http://" + i.rsplit("-", 1)[0] + ":11434", "healthy": True, "error": None,
+                             "latency_ms": 5.0, "version": "0.12.6", "loaded": [], "checked_at": time.time(),
+                             "models": [{"name": "llama3.2:latest", "digest": "d" * 64, "size": 1}]}
+fleet.store.update(fill)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+    precompile()
+    pick = ollamactl_command() + ["pick", "-m", "llama3.2"]
+    with tempfile.TemporaryDirectory() as tmp, redis_server() as url:
+        envs = {}
+        for label, store in (("file", "file"), ("redis", url)):
+            envs[label] = dict(os.environ, OLLAMACTL_CONFIG=os.path.join(tmp, label, "instances.toml"),
+                               OLLAMACTL_STATE_DIR=os.path.join(tmp, label, "state"), OLLAMACTL_STORE=store)
+            subprocess.run([sys.executable, "-c", SETUP], env=envs[label], check=True)
+            subprocess.run(pick, stdout=subprocess.DEVNULL, env=envs[label], check=True)  # warm caches
+        base = median_ms([sys.executable, "-c", "pass"], args.runs, envs["file"])
+        client = median_ms([sys.executable, "-c", "import redis"], args.runs, envs["file"])
+        results = {label: median_ms(pick, args.runs, env) for label, env in envs.items()}
+    print(f"median of {args.runs} runs each of {' '.join(pick)}")
+    print(f"{'what':<24} {'ms':>7} {'x python -c pass':>17}")
+    for label, ms in (("python -c pass", base), ("python -c 'import redis'", client),
+                      *((f"pick, {label} store", ms) for label, ms in results.items())):
+        print(f"{label:<24} {ms:7.1f} {ms / base:17.2f}")
+    beyond = results["redis"] - results["file"] - (client - base)
+    print(f"the redis store's cost beyond importing its client: {beyond:.1f} ms")
+    ratio = results["redis"] / results["file"]
+    print(f"redis / file: {ratio:.2f}x (target <= 1.5x: {'meets' if ratio <= 1.5 else 'MISSES'})")
+
+
+if __name__ == "__main__":
+    main()

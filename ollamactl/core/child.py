@@ -1,0 +1,67 @@
+"""Running a user's command as a child process for `exec`: signals passed through, status returned.
+
+While the child runs, the signals a user or a supervisor sends to ollamactl (INT, TERM, HUP,
+QUIT, USR1, USR2, WINCH) are passed on to it, and ollamactl waits for it to finish: the child
+decides how to end. Its exit status is returned; a child ended by signal N gives 128 + N, as a
+shell reports it. (Signal handlers can only be set in the main thread: called from another
+thread, the child gets no forwarded signals.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from ollamactl.core.errors import OllamactlError
+
+PASSED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2",
+                                                   "SIGWINCH") if hasattr(signal, name))
+
+
+class CommandError(OllamactlError):
+    """COMMAND could not be started; exit 127 (not found) or 126 (not executable), as a shell does."""
+
+    def __init__(self, message: str, hint: str, exit_code: int):
+        super().__init__(message, hint)
+        self.exit_code = exit_code  # type: ignore[assignment]
+
+
+def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run `argv` with `env`, passing signals through; returns its exit status (128 + N: signal N)."""
+    import subprocess
+
+    processes: list[Any] = []
+    with _passing_signals(processes):
+        try:
+            processes.append(subprocess.Popen(list(argv), env=dict(env)))
+        except FileNotFoundError:
+            raise CommandError(f"command not found: {argv[0]!r}", "check its name and PATH", 127) from None
+        except PermissionError:
+            raise CommandError(f"cannot run {argv[0]!r}: permission denied", "is it executable?", 126) from None
+        except OSError as exc:
+            raise CommandError(f"cannot run {argv[0]!r}: {exc.strerror or exc}", "check the command", 126) from None
+        status = processes[0].wait()
+    return 128 - status if status < 0 else status
+
+
+@contextlib.contextmanager
+def _passing_signals(processes: list[Any]) -> Iterator[None]:
+    """Handlers that hand each PASSED signal to the child (once it exists) instead of acting on it."""
+
+    def forward(signum: int, frame: object) -> None:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signum)
+
+    import threading
+
+    previous = {}
+    try:
+        for signum in PASSED if threading.current_thread() is threading.main_thread() else ():
+            previous[signum] = signal.signal(signum, forward)
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

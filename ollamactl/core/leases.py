@@ -1,0 +1,137 @@
+"""Leases: the work in flight on each instance, counted in the state store.
+
+Ollama has no queue-depth endpoint, so ollamactl counts what it sends: `exec`, `run` and `embed`
+hold a lease on the instance they use while they use it. `max_inflight` and the `least-busy`
+strategy read the live lease counts (`Store.inflight`), on this machine or, with the Redis store,
+across every machine that shares it.
+
+A lease expires LEASE_TTL_S seconds after its last renewal; a heartbeat thread renews it every
+HEARTBEAT_S seconds while its holder lives, so a holder killed with SIGKILL stops counting within
+LEASE_TTL_S seconds. When every eligible instance is at capacity, `hold` waits in a FIFO line (one
+per request type and model) for up to `wait` seconds, then gives up with BusyError (exit 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ollamactl.core.errors import BusyError, OllamactlError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.registry import Instance
+    from ollamactl.core.routing import Decision
+    from ollamactl.core.store import Store
+
+LEASE_TTL_S = 5.0  # a lease (or a place in line) lasts this long after its last renewal
+HEARTBEAT_S = 1.5  # its holder renews it this often
+POLL_S = 0.1  # a waiter looks again this often
+
+Take = Callable[["Lease", "Decision"], bool]  # take leases for a decision; False: none was free
+
+
+class Lease:
+    """Leases held by one holder (one process's piece of work), renewed until released.
+
+    Usually on one instance (exec, run; `move` follows a failover); embed holds one on each
+    instance it sends to. A context manager: leaving the block releases everything.
+    """
+
+    def __init__(self, store: Store, holder: str | None = None):
+        self.store = store
+        self.holder = holder or os.urandom(8).hex()
+        self.instances: list[Instance] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def instance(self) -> Instance:
+        return self.instances[0]
+
+    def take(self, instance: Instance, within_limit: bool = True) -> bool:
+        """Take a lease on `instance` (refused when it is at its max_inflight, unless not `within_limit`)."""
+        limit = instance.max_inflight if within_limit else None
+        if not self.store.acquire(instance.id, limit, self.holder, LEASE_TTL_S):
+            return False
+        self.instances.append(instance)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name="ollamactl-lease", daemon=True)
+            self._thread.start()
+        return True
+
+    def move(self, instance: Instance) -> None:
+        """Hand the (single) lease to `instance`, as a failover does; the attempt is counted even
+        when it overfills the instance, since it is already under way."""
+        if self.instances and self.instances[0].id == instance.id:
+            return
+        self._drop()
+        self.take(instance, within_limit=False)
+
+    def release(self) -> None:
+        self._stop.set()
+        self._drop()
+
+    def _drop(self) -> None:
+        for instance in self.instances:
+            with contextlib.suppress(OllamactlError):  # it expires on its own anyway
+                self.store.release(instance.id, self.holder)
+        self.instances = []
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            for instance in list(self.instances):
+                with contextlib.suppress(OllamactlError):
+                    self.store.renew(instance.id, self.holder, LEASE_TTL_S)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def first_free(lease: Lease, decision: Decision) -> bool:
+    """exec and run: a lease on the first pick that still has room."""
+    return any(lease.take(instance) for instance in decision.picks)
+
+
+def every_free(lease: Lease, decision: Decision) -> bool:
+    """embed: a lease on every candidate that still has room (at least one)."""
+    return sum(lease.take(instance) for instance in decision.candidates) > 0
+
+
+def hold(store: Store, choose: Callable[[], Decision], line: str, wait: float,
+         take: Take = first_free) -> tuple[Lease, Decision]:
+    """Leases for the decision `choose()` makes, waiting in FIFO line `line` for up to `wait` s
+    while it raises BusyError (every instance at capacity); then that BusyError is raised.
+
+    Waiters are served in the order they arrived: one that is not first in line does not choose.
+    """
+    lease = Lease(store)
+    deadline = time.monotonic() + wait
+    busy: BusyError | None = None
+    try:
+        while True:
+            ahead = store.queue(line, lease.holder, LEASE_TTL_S)
+            if ahead == 0:
+                try:
+                    decision = choose()
+                except BusyError as error:
+                    busy = error
+                else:
+                    if take(lease, decision):
+                        return lease, decision
+            if time.monotonic() >= deadline:
+                raise busy or BusyError(f"every instance is busy and {ahead} earlier caller{'s' if ahead != 1 else ''}"
+                                        " waited first", "raise --wait, or max_inflight")
+            time.sleep(max(0.0, min(POLL_S, deadline - time.monotonic())))
+    except BaseException:
+        lease.release()
+        raise
+    finally:
+        with contextlib.suppress(OllamactlError):
+            store.leave(line, lease.holder)

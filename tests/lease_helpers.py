@@ -1,0 +1,65 @@
+"""Helpers for the lease, tier and shared-store tests: cached fleets, `exec` processes, polling."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from ollamactl.core.fleet import Fleet
+
+
+def cached_fleet(*specs: dict, models=("llama3.2:latest",), host: str = "box{}") -> list[str]:
+    """Register one instance per spec (fields for Fleet.add, `healthy` popped) at `host` (numbered
+    from 1; fake names by default), with a fresh health cache so that no probe is needed (no
+    network is touched)."""
+    current = Fleet()
+    ids, health = [], {}
+    for number, spec in enumerate(specs, 1):
+        fields = dict(spec)
+        healthy = fields.pop("healthy", True)
+        instance = current.add(host.format(number), **fields)
+        ids.append(instance.id)
+        health[instance.id] = {
+            "url": instance.url, "healthy": healthy, "error": None if healthy else "connection refused",
+            "latency_ms": 5.0, "version": "0.12.6", "loaded": [], "checked_at": time.time(),
+            "models": [{"name": m, "digest": "d" * 64, "size": 1} for m in models]}
+    current.store.update(lambda data: data["health"].update(health))
+    return ids
+
+
+def set_health(instance_ids, healthy: bool) -> None:
+    """Mark cached instances healthy or not (what a failed probe would have written), fresh now."""
+    def change(data):
+        for instance_id in instance_ids:
+            data["health"][instance_id].update(healthy=healthy, checked_at=time.time(),
+                                               error=None if healthy else "connection refused")
+    Fleet().store.update(change)
+
+
+def ollamactl(*args: str, **options) -> subprocess.Popen:
+    """`ollamactl ARGS` as a child process (the test's environment: its registry, state and store)."""
+    options.setdefault("stdout", subprocess.PIPE)
+    options.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-m", "ollamactl", *args], text=True, env=os.environ.copy(), **options)
+
+
+def finish(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> float:
+    """Poll `condition` until it holds; returns when (time.monotonic), fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def inflight(*instance_ids: str) -> dict[str, int]:
+    return Fleet().store.inflight(list(instance_ids))

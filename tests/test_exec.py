@@ -1,0 +1,168 @@
+"""`ollamactl exec` and leases: environment, exit status, signals, breaker, capacity, waiting, expiry.
+
+The capacity and expiry tests run on both stores: the state file and a real redis-server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from cli_helpers import one_error_line, run
+from lease_helpers import cached_fleet, finish, inflight, ollamactl, wait_until
+
+from ollamactl.core import leases
+from ollamactl.core.fleet import Fleet
+
+
+@pytest.fixture(params=["file", "redis"])
+def store(request):
+    """Run the test with the state file, then with a real Redis shared store."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_store")
+    return request.param
+
+
+def test_exec_gives_the_command_its_instance_and_exits_with_its_status():
+    [gpu] = cached_fleet({})
+    code, out, _ = finish(ollamactl("exec", "-m", "llama3.2", "--", "sh", "-c",
+                                    'echo "$OLLAMA_HOST $OLLAMACTL_INSTANCE $OLLAMACTL_URL"; exit 5'))
+    assert code == 5
+    assert out == f"http://box1:11434 {gpu} http://box1:11434\n"
+    assert inflight(gpu) == {gpu: 0}  # released when the command ended
+
+
+def test_exec_outcome_feeds_the_circuit_breaker():
+    [gpu] = cached_fleet({})
+    assert run("exec", "--", "false").exit_code == 1
+    assert Fleet().store.read()["breaker"][gpu]["failures"] == 1
+    assert run("exec", "--", "true").exit_code == 0
+    assert Fleet().store.read()["breaker"][gpu]["failures"] == 0  # a success closes it again
+
+
+def test_exec_passes_signals_to_the_command():
+    cached_fleet({})
+    process = ollamactl("exec", "--", "sh", "-c",
+                        'trap "echo got TERM; exit 7" TERM; echo ready; while :; do sleep 0.05; done')
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGTERM)
+    code, out, _ = finish(process)
+    assert (code, out) == (7, "got TERM\n")
+
+
+def test_exec_of_a_missing_command_exits_127_in_one_line():
+    cached_fleet({})
+    result = run("exec", "--", "no-such-command-ollamactl")
+    assert result.exit_code == 127
+    assert "command not found: 'no-such-command-ollamactl'" in one_error_line(result)
+
+
+def test_two_run_at_once_on_different_instances_and_the_third_waits_then_runs(store, tmp_path):
+    ids = cached_fleet({"max_inflight": 1}, {"max_inflight": 1})
+    log = tmp_path / "log"
+    script = (f'echo "start $$ $OLLAMACTL_INSTANCE $(date +%s.%N)" >> {log}; sleep 2;'
+              f' echo "end $$ $(date +%s.%N)" >> {log}')
+    jobs = [ollamactl("exec", "--", "sh", "-c", script) for _ in range(3)]
+    results = [finish(job) for job in jobs]
+    assert [code for code, _, _ in results] == [0, 0, 0], results
+    starts, ends = {}, {}
+    for line in log.read_text().splitlines():
+        kind, pid, *rest = line.split()
+        if kind == "start":
+            starts[pid] = (rest[0], float(rest[1]))
+        else:
+            ends[pid] = float(rest[0])
+    first, second, third = sorted(starts, key=lambda pid: starts[pid][1])
+    assert {starts[first][0], starts[second][0]} == set(ids)  # two at once, on different instances
+    assert starts[second][1] < ends[first]  # ... really at once
+    assert starts[third][1] >= min(ends[first], ends[second])  # the third waited for a free one
+    assert inflight(*ids) == {ids[0]: 0, ids[1]: 0}
+
+
+def test_wait_0_exits_3_at_once_when_every_instance_is_busy(store):
+    ids = cached_fleet({"max_inflight": 1}, {"max_inflight": 1})
+    holders = [ollamactl("exec", "--", "sleep", "30") for _ in range(2)]
+    try:
+        wait_until(lambda: inflight(*ids) == {ids[0]: 1, ids[1]: 1}, what="both leases")
+        result = run("exec", "--wait", "0", "--", "true")
+        assert result.exit_code == 3
+        assert "all 2 instances busy" in one_error_line(result)
+        assert all(holder.poll() is None for holder in holders)  # it did not wait for them
+    finally:
+        for holder in holders:
+            holder.terminate()
+            finish(holder)
+    assert inflight(*ids) == {ids[0]: 0, ids[1]: 0}
+
+
+def test_a_sigkilled_exec_frees_its_lease_within_the_documented_expiry(store, tmp_path):
+    [gpu] = cached_fleet({"max_inflight": 1})
+    pidfile = tmp_path / "child.pid"
+    holder = ollamactl("exec", "--", "sh", "-c", f"echo $$ > {pidfile}; exec sleep 60")
+    try:
+        wait_until(lambda: inflight(gpu)[gpu] == 1 and pidfile.exists(), what="the lease")
+        holder.kill()  # SIGKILL: no chance to release
+        holder.wait()
+        killed = time.monotonic()
+        freed = wait_until(lambda: inflight(gpu)[gpu] == 0, timeout=leases.LEASE_TTL_S + 10, what="expiry")
+        assert freed - killed <= leases.LEASE_TTL_S + 1.0
+        assert run("exec", "--wait", "0", "--", "true").exit_code == 0  # the capacity is back
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_pick_never_waits_and_explains_which_are_busy():
+    ids = cached_fleet({"max_inflight": 1}, {"max_inflight": 2})
+    store = Fleet().store
+    assert store.acquire(ids[0], 1, "someone", 30)
+    assert run("pick").stdout.strip() == "http://box2:11434"
+    assert store.acquire(ids[1], 2, "a", 30) and store.acquire(ids[1], 2, "b", 30)
+    result = subprocess.run([sys.executable, "-m", "ollamactl", "pick", "--explain"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 3
+    assert "all 2 instances busy" in result.stderr
+    assert f"{ids[0]}: busy (1/1 in flight)" in result.stderr and f"{ids[1]}: busy (2/2 in flight)" in result.stderr
+
+
+def test_least_busy_sends_work_where_the_fewest_leases_are():
+    ids = cached_fleet({}, {}, {})
+    store = Fleet().store
+    for holder in ("a", "b"):
+        store.acquire(ids[0], None, holder, 30)
+    store.acquire(ids[1], None, "c", 30)
+    assert run("pick", "-s", "least-busy").stdout.strip() == "http://box3:11434"
+    store.acquire(ids[2], None, "d", 30)  # now 2, 1, 1: ties go round-robin between box2 and box3
+    picks = run("pick", "-s", "least-busy", "-n", "2").stdout.split()
+    assert sorted(picks) == ["http://box2:11434", "http://box3:11434"]
+
+
+def test_waiters_are_served_in_the_order_they_arrived(tmp_path):
+    [gpu] = cached_fleet({"max_inflight": 1})
+    store = Fleet().store
+    assert store.acquire(gpu, 1, "blocker", 30)
+    log = tmp_path / "order"
+    first = ollamactl("exec", "--", "sh", "-c", f"echo first >> {log}")
+    wait_until(lambda: bool(store.read()["queues"]), what="the first waiter in line")
+    second = ollamactl("exec", "--", "sh", "-c", f"echo second >> {log}")
+    wait_until(lambda: sum(len(line) for line in store.read()["queues"].values()) == 2, what="the second waiter")
+    store.release(gpu, "blocker")
+    assert finish(first)[0] == 0 and finish(second)[0] == 0
+    assert log.read_text().split() == ["first", "second"]
+
+
+def test_run_holds_a_lease_and_gives_up_at_once_with_wait_0(sim_instance):
+    current = Fleet()
+    instance = current.add(sim_instance.url, max_inflight=1)
+    current.check()
+    assert run("run", "llama3.2", "hi").exit_code == 0
+    assert current.store.inflight([instance.id]) == {instance.id: 0}
+    current.store.acquire(instance.id, 1, "someone", 30)
+    result = run("run", "llama3.2", "hi", "--wait", "0")
+    assert result.exit_code == 3 and "all 1 instance busy" in one_error_line(result)
+    embedded = run("embed", "llama3.2", "hi", "--wait", "0")
+    assert embedded.exit_code == 3
