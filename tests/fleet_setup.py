@@ -27,7 +27,13 @@ def prime() -> None:
 
 
 def fill_cache(entries) -> None:
-    """Write fresh health entries {id: (url, healthy, models, loaded)} into the state."""
+    """Write fresh health entries {id: (url, healthy, models, loaded)} into the state, and keep them
+    fresh for an hour (`[settings]`): fake hosts (gpu1, ...) cannot be probed again."""
+    config = Fleet().locations.registry
+    if "[settings]" not in config.read_text():
+        with config.open("a") as handle:
+            handle.write("\n[settings]\nhealth_ttl = 3600\nunhealthy_ttl = 3600\n")
+
     def change(data):
         for instance_id, (url, ok, models, loaded) in entries.items():
             data["health"][instance_id] = {

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ollamactl.core import health, health_cache, http
+from ollamactl.core import health, http
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.health import HealthResult
 from ollamactl.core.registry import Instance
@@ -51,7 +51,7 @@ def test_every_fault_mode_in_words_and_bounded_by_the_deadline(sim):
     assert (r["refuse"].healthy, r["refuse"].error) == (False, "connection refused")
     assert r["hang"].error == "timed out after 0.5 s"
     assert r["drip"].error == "timed out after 0.5 s"
-    assert 450 <= r["hang"].latency_ms < 2500
+    assert r["hang"].latency_ms is None  # no answer: no server time to show
     assert r["http500"].error == "HTTP 500: llama runner process has terminated: exit status 2"
     assert r["garbage"].error == "not an Ollama server"
     assert r["prefix"].error == "not an Ollama server"
@@ -153,18 +153,10 @@ def test_save_writes_the_documented_cache_shape(sim, monkeypatch):
     assert HealthResult.from_cache("a", results[0].to_cache()).to_cache() == results[0].to_cache()
 
 
-def test_cached_freshness_and_url_change():
-    cached = health_cache.cached_entry
-    instance = inst("a", "http://gpu1:11434")
-    entry = HealthResult("a", "http://gpu1:11434", True, version="0.12.6", checked_at=1000.0).to_cache()
-    data = {"health": {"a": entry}}
-    assert cached(data, instance, now=1000.0 + 299, ttl=300)["version"] == "0.12.6"
-    assert cached(data, instance, now=1000.0 + 301, ttl=300) is None  # stale
-    moved = inst("a", "http://gpu1:8080")
-    assert cached(data, moved, now=1001.0, ttl=300) is None  # the url changed since
-    assert cached(data, inst("b", "http://gpu1:11434"), now=1001.0, ttl=300) is None
-    for broken in ({"health": {"a": "junk"}}, {"health": {"a": {"url": 1}}}, {"health": []}, {}):
-        assert cached(broken, instance, now=1001.0, ttl=300) is None
+def test_latency_is_the_servers_answer_time_not_the_clients(sim):
+    quick, slow = sim.add(latency=0.05), sim.add(latency=0.25)
+    results = health.check([inst("quick", quick.url), inst("slow", slow.url)], timeout=5.0)
+    assert 50 <= results[0].latency_ms < results[1].latency_ms and results[1].latency_ms >= 250
 
 
 def test_corrupt_state_file_is_rebuilt_on_save(sim_instance, fleet):

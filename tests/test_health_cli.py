@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import signal
@@ -12,15 +13,16 @@ import time
 
 import pytest
 from cli_helpers import run
+from rich.console import Console
 
-from ollamactl.cli import health_cmds, simulate_cmd
+from ollamactl.cli import health_view, output, simulate_cmd
 from ollamactl.core import health
 from ollamactl.core.fleet import Fleet
 from ollamactl.sim import SimModel
 
 SECRET = "sk-health-cli-5ecr3t-77aa"
 JSON_KEYS = {"id", "name", "url", "type", "enabled", "healthy", "error", "latency_ms", "version", "models",
-             "loaded", "checked_at", "ejected_until"}
+             "loaded", "checked_at", "age_s", "ejected_until"}
 
 
 def test_exit_codes_all_some_none(sim):
@@ -115,40 +117,66 @@ def test_refresh_output(sim):
     assert len(Fleet().store.read()["health"]) == 3
 
 
-def test_watch_rows_change_when_an_instance_goes_down(sim):
-    flaky = sim.add()
-    instances = [Fleet().add(sim.add().url, name="steady"), Fleet().add(flaky.url, name="flaky")]
-    finals: list[dict] = []
-    partial = []
+def render(table, width: int) -> list[str]:
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(table)
+    return console.file.getvalue().splitlines()
 
-    def show(rows, round_done):
-        if round_done:
-            finals.append({i.name: (r.healthy, r.error) for i, r in rows})
-        else:
-            partial.append(len([r for _, r in rows if r is not None]))
 
-    health_cmds.watch_loop(Fleet(), instances, timeout=1.0, interval=0.0, show=show, rounds=2,
-                           sleep=lambda seconds: flaky.set_fault("refuse"))
-    assert finals == [
-        {"steady": (True, None), "flaky": (True, None)},
-        {"steady": (True, None), "flaky": (False, "connection refused")},
-    ]
-    assert partial[:2] == [1, 2]  # rows appear one answer at a time
-    assert Fleet().store.read()["health"][instances[1].id]["healthy"] is False  # each round is saved
+def test_watch_rows_update_independently_while_one_probe_hangs(sim):
+    steady, hung = Fleet().add(sim.add().url, name="steady"), Fleet().add(sim.add(fault="hang").url, name="hung")
+    view = health_view.WatchView([steady, hung])
+    answered: list[str] = []
+
+    def on_result(result):
+        view.finished(result)
+        answered.append(result.id)
+
+    Fleet().watch([steady, hung], interval=0.2, timeout=60, on_start=view.started, on_result=on_result,
+                  on_tick=lambda: None, tick=0.05, stop=lambda: answered.count(steady.id) >= 4)
+    assert answered == [steady.id] * 4  # four rounds of the steady row while the hung probe runs on
+    lines = render(view.table({}, width=120, now=view.running[hung.id] + 3.2), 120)
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert "healthy" in rows[steady.id] and "checking… 3 s" in rows[hung.id]
+    assert Fleet().store.read()["health"][steady.id]["healthy"] is True  # the cache follows the watch
+
+
+def test_the_table_fits_60_columns_and_shows_everything_at_120(sim):
+    Fleet().add(sim.add().url, name="gpu-a")
+    Fleet().add(sim.add(fault="http500").url, name="broken")
+    rows = [(i, r, None) for i, r in zip(Fleet().instances(), Fleet().check(), strict=True)]
+    narrow = render(health_view.health_table(rows, {}, width=60), 60)
+    assert len(narrow) == 3 and all(len(line) <= 60 for line in narrow)  # header + one line per instance
+    assert "…" in narrow[2] and "HTTP 500" in narrow[2]  # the long error is cut, not wrapped
+    assert {"INSTANCE", "STATUS", "LATENCY", "ERROR"} <= set(narrow[0].split()) and "URL" not in narrow[0]
+    wide = render(health_view.health_table(rows, {}, width=120), 120)
+    assert wide[0].split() == list(health_view.COLUMNS) and len(wide) == 3
 
 
 def test_watch_command_off_a_terminal_prints_plain_tables_and_stops_on_ctrl_c(sim, monkeypatch):
     Fleet().add(sim.add().url, name="gpu")
+    shown = []
 
-    def interrupt(seconds):
+    def show_then_interrupt(table):
+        shown.append(render(table, 120))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(health_cmds, "_sleep", interrupt)
-    result = run("health", "--watch", "--interval", "0.1")
+    monkeypatch.setattr(output, "show", show_then_interrupt)
+    result = run("health", "--watch", "--interval", "0.2")
     assert result.exit_code == 130 and result.stderr == "ollamactl: error: interrupted\n"
-    assert "health at" in result.stdout and "healthy" in result.stdout and "\x1b[" not in result.stdout
-    result = run("health", "--watch", "--json")
-    assert result.exit_code == 130 and json.loads(result.stdout.splitlines()[0])[0]["healthy"] is True
+    assert "health at" in shown[0][0] and "healthy" in shown[0][2]
+    real_row = health_view.json_row
+
+    def row_then_interrupt(*args):
+        if real_row.calls:
+            raise KeyboardInterrupt
+        real_row.calls.append(1)
+        return real_row(*args)
+
+    real_row.calls = []
+    monkeypatch.setattr(health_view, "json_row", row_then_interrupt)
+    result = run("health", "--watch", "--json", "--interval", "0.1")
+    assert result.exit_code == 130 and json.loads(result.stdout.splitlines()[0])["healthy"] is True
 
 
 def test_models_with_a_digest_mismatch(sim):

@@ -17,7 +17,7 @@ import pytest
 from cli_helpers import ok, run
 from hostile_server import BEL, ESC, NASTY, answer, ollama_like, tags
 
-from ollamactl.cli import health_cmds
+from ollamactl.cli import output
 from ollamactl.cli.completers import complete_model
 from ollamactl.core.fleet import Fleet
 
@@ -106,10 +106,13 @@ def test_every_printing_command_shows_hostile_text_safely(hostile_fleet, monkeyp
     completions = complete_model("")  # shell completion never inserts an escape sequence into a command line
     assert "[/bad]:latest" in completions and not any(ESC in name for name in completions)
 
-    def stop(seconds):
+    real_show = output.show
+
+    def show_then_stop(renderable):  # the first table of the watch, then Ctrl-C
+        real_show(renderable)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(health_cmds, "_sleep", stop)
+    monkeypatch.setattr(output, "show", show_then_stop)
     watched = run("health", "--watch", "--interval", "1", "--timeout", "5")
     assert watched.exit_code == 130
     assert_safe(watched, "health at", "boom\\x1b]0;OWNED", "[/bad]")

@@ -12,7 +12,7 @@ from cli_helpers import ok, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ollamactl.cli import health_cmds
+from ollamactl.cli import health_view
 from ollamactl.core import export, health_cache, selection, state
 from ollamactl.core.export_common import NothingToExport, Options
 from ollamactl.core.fleet import Fleet
@@ -127,7 +127,7 @@ def test_every_reader_survives_any_state(tmp_path, doc):
     assert len(warnings) <= 1
     entries = {}
     for instance in INSTANCES:
-        entry = health_cache.cached_entry(data, instance, NOW, 300.0)
+        entry = health_cache.usable_entry(data, instance, NOW)
         if entry is not None:
             entries[instance.id] = entry
     results = {iid: HealthResult.from_cache(iid, entry) for iid, entry in entries.items()}
@@ -142,9 +142,9 @@ def test_every_reader_survives_any_state(tmp_path, doc):
                if (until := selection.ejected_until(entry, NOW)) is not None}
     for instance in INSTANCES:
         result = results.get(instance.id)
-        health_cmds._cells(instance, result, ejected)
+        health_view._cells((instance, result, None), ejected, NOW)
         if result is not None:
-            json.dumps(health_cmds._json_row(instance, result, ejected), allow_nan=False)
+            json.dumps(health_view.json_row(instance, result, ejected, NOW), allow_nan=False)
     for fmt in ("json", "litellm", "nginx"):
         try:
             export.export(fmt, INSTANCES, data["health"], Options(now=NOW))
@@ -160,7 +160,7 @@ def test_fuzzed_entries_that_survive_validation_are_fresh_and_sane():
     entry = {"url": URLS["a"], "healthy": True, "checked_at": NOW, "models": [{"name": "m", "digest": 5}]}
     assert not state.health_entry_ok(entry)
     entry["models"][0]["digest"] = "d"
-    assert state.health_entry_ok(entry) and state.is_fresh(entry, URLS["a"], NOW + 1, 300.0)
+    assert state.health_entry_ok(entry) and state.is_current(entry, URLS["a"], NOW + 1)
     data, problem = state.validate({"version": 1, "breaker": {"a": {"ejected_until": NOW + 7200}}}, now=NOW)
     assert data["breaker"] == {} and "1 malformed entry" in problem
     assert time.time() < state.MAX_EPOCH

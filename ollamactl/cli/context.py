@@ -7,4 +7,5 @@ from ollamactl.core.fleet import Fleet
 
 
 def fleet() -> Fleet:
-    return Fleet(warn=output.warn)
+    """A command's fleet: warnings on stderr; a background refresh it needs starts as it ends."""
+    return Fleet(warn=output.warn, refresh_at_exit=True)

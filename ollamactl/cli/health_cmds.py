@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import typer
 
-from ollamactl.cli import output
+from ollamactl.cli import health_view, output
 from ollamactl.cli.completers import complete_instance
 from ollamactl.cli.context import fleet
 from ollamactl.core import settings
@@ -17,16 +17,11 @@ from ollamactl.core.errors import ExitCode
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.registry import Instance
 from ollamactl.core.selection import ejected_until
-from ollamactl.core.timefmt import clock, iso_utc
-from ollamactl.model_names import normalise_model
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.health import HealthResult
-
-Row = tuple[Instance, "HealthResult | None"]
-HEALTH_COLUMNS = ("INSTANCE", "URL", "TYPE", "STATUS", "LATENCY", "VERSION", "MODELS", "LOADED", "ERROR")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -46,139 +41,62 @@ def _ejections(current: Fleet, now: float) -> dict[str, float]:
     return {instance_id: float(until) for instance_id, until in ejected if until is not None}
 
 
-def _json_row(instance: Instance, result: HealthResult, ejected: dict[str, float]) -> dict[str, Any]:
-    return {
-        "id": instance.id,
-        "name": instance.name,
-        "url": instance.url,
-        "type": instance.type,
-        "enabled": instance.enabled,
-        "healthy": result.healthy,
-        "error": result.error,
-        "latency_ms": result.latency_ms,
-        "version": result.version,
-        "models": [normalise_model(m["name"]) for m in result.models],
-        "loaded": None if result.loaded is None else [normalise_model(n) for n in result.loaded],
-        "checked_at": iso_utc(result.checked_at),
-        "ejected_until": iso_utc(ejected.get(instance.id)),
-    }
-
-
-def _cells(instance: Instance, result: HealthResult | None, ejected: dict[str, float]) -> list[Any]:
-    Text = output.text  # noqa: N806 - a styled cell, as rich spells it
-    until = ejected.get(instance.id)
-    label = instance.id if instance.name == instance.id else f"{instance.id} ({instance.name})"
-    head = [label, instance.url, instance.type]
-    if result is None:
-        return head + [Text("checking…", style="dim"), "", "", "", "", ""]
-    if until is not None:
-        status = Text("ejected until " + clock(until), style="yellow")
-    elif result.healthy:
-        status = Text("healthy", style="green")
-    else:
-        status = Text("unhealthy", style="red")
-    if result.loaded is None:
-        loaded = "?" if result.healthy else ""
-    else:
-        loaded = ", ".join(normalise_model(n) for n in result.loaded) or "-"
-    latency = "" if result.latency_ms is None else f"{result.latency_ms:.0f} ms"
-    models = str(len(result.models)) if result.healthy else ""
-    return head + [status, latency, result.version or "", models, loaded, result.error or ""]
-
-
-def health_table(rows: Sequence[Row], ejected: dict[str, float], title: str | None = None) -> Any:
-    """The health rows as a table (every cell cleaned: server-sent words are never read as markup)."""
-    return output.grid(HEALTH_COLUMNS, (_cells(instance, result, ejected) for instance, result in rows), title)
-
-
 # ---------------------------------------------------------------------------------------------
 # health / --watch
 
 
-def watch_loop(
-    current: Fleet,
-    instances: Sequence[Instance],
-    *,
-    timeout: float | None,
-    interval: float,
-    show: Callable[[list[Row], bool], None],
-    rounds: int | None = None,
-    sleep: Callable[[float], None] | None = None,
-) -> list[HealthResult]:
-    """Check `instances` every `interval` s (start to start) for `rounds` rounds (None: for ever).
-
-    `show(rows, round_done)` is called after each answer (round_done False) and once at the end
-    of every round (True). A row keeps its previous answer until the new one arrives. Each round
-    is saved to the cache. Returns the last round's results.
-    """
-    latest: dict[str, HealthResult | None] = {i.id: None for i in instances}
-
-    def rows() -> list[Row]:
-        return [(i, latest[i.id]) for i in instances]
-
-    def on_result(result: HealthResult) -> None:
-        latest[result.id] = result
-        show(rows(), False)
-
-    results: list[HealthResult] = []
-    done = 0
-    while rounds is None or done < rounds:
-        started = time.monotonic()
-        results = current.probe(instances, timeout=timeout, on_result=on_result)
-        show(rows(), True)
-        done += 1
-        if rounds is not None and done >= rounds:
-            break
-        (sleep or _sleep)(max(0.0, interval - (time.monotonic() - started)))
-    return results
-
-
-def _sleep(seconds: float) -> None:
-    """The pause between watch rounds (a seam for tests)."""
-    time.sleep(seconds)
-
-
 def _watch(current: Fleet, instances: list[Instance], timeout: float | None, interval: float,
            json_output: bool) -> None:
+    """Each instance probed on its own schedule (core/monitor); the view changes row by row."""
     import json
 
-    ejected: dict[str, float] = {}
+    view = health_view.WatchView(instances)
+    ejected = _ejections(current, time.time())
 
-    def refresh_ejections() -> None:
+    def on_result(result: HealthResult) -> None:
+        view.finished(result)
+        if json_output:  # one JSON object per probe result (JSON Lines)
+            instance = next(i for i in instances if i.id == result.id)
+            row = health_view.json_row(instance, result, ejected, time.time())
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+
+    def on_tick() -> None:
         ejected.clear()
         ejected.update(_ejections(current, time.time()))
 
-    refresh_ejections()
-    if json_output:  # one JSON array per round, one line each (JSON Lines)
-        def show_json(rows: list[Row], round_done: bool) -> None:
-            if round_done:
-                refresh_ejections()
-                line = [_json_row(i, r, ejected) for i, r in rows if r is not None]
-                sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
-                sys.stdout.flush()
-
-        watch_loop(current, instances, timeout=timeout, interval=interval, show=show_json)
+    if json_output:
+        current.watch(instances, interval=interval, timeout=timeout, on_start=view.started, on_result=on_result,
+                      on_tick=on_tick)
         return
-    if not sys.stdout.isatty():  # plain text: one table per round, no cursor tricks
-        def show_plain(rows: list[Row], round_done: bool) -> None:
-            if round_done:
-                refresh_ejections()
-                output.show(health_table(rows, ejected, title=f"health at {time.strftime('%H:%M:%S')}"))
-                sys.stdout.write("\n")
-                sys.stdout.flush()
+    if not sys.stdout.isatty():  # plain text: one table every interval, no cursor tricks
+        def show_plain() -> None:
+            on_tick()
+            output.show(view.table(ejected, title=f"health at {time.strftime('%H:%M:%S')}"))
+            sys.stdout.write("\n")
+            sys.stdout.flush()
 
-        watch_loop(current, instances, timeout=timeout, interval=interval, show=show_plain)
+        current.watch(instances, interval=interval, timeout=timeout, on_start=view.started, on_result=on_result,
+                      on_tick=show_plain, tick=interval)
         return
+
     def title() -> str:
         return f"health every {interval:g} s, {time.strftime('%H:%M:%S')} (Ctrl-C to stop)"
 
-    with output.live(health_table([(i, None) for i in instances], ejected, title())) as live:
-        def show_live(rows: list[Row], round_done: bool) -> None:
-            if round_done:
-                refresh_ejections()
-            live.update(health_table(rows, ejected, title()), refresh=True)
+    with output.live(view.table(ejected, title())) as live:
+        def redraw() -> None:
+            live.update(view.table(ejected, title()), refresh=True)
 
-        watch_loop(current, instances, timeout=timeout, interval=interval, show=show_live)
+        def on_live_result(result: HealthResult) -> None:
+            on_result(result)
+            redraw()
+
+        def on_live_tick() -> None:
+            on_tick()
+            redraw()
+
+        current.watch(instances, interval=interval, timeout=timeout, on_start=view.started,
+                      on_result=on_live_result, on_tick=on_live_tick, tick=min(1.0, interval))
 
 
 @app.command()
@@ -189,7 +107,8 @@ def health(
     interval: float = typer.Option(2.0, "--interval", metavar="S", help="Seconds between checks with --watch."),
     timeout: float | None = typer.Option(None, "--timeout", metavar="S",
                                          help="Deadline per instance, seconds (default: settings.timeout, 5)."),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON array (JSON Lines with --watch)."),
+    json_output: bool = typer.Option(False, "--json",
+                                     help="Print a JSON array (with --watch: a JSON object per check, one a line)."),
     include_all: bool = typer.Option(False, "--all", "-a", help="Check disabled instances too."),
 ) -> None:
     """Check instances now (all enabled ones, or those named) and show the results.
@@ -207,12 +126,14 @@ def health(
         _watch(current, instances, timeout, interval, json_output)
         return
     results = current.probe(instances, timeout=timeout)
-    ejected = _ejections(current, time.time())
+    now = time.time()
+    ejected = _ejections(current, now)
     if json_output:
-        output.print_json([_json_row(i, r, ejected) for i, r in zip(instances, results, strict=True)])
+        output.print_json([health_view.json_row(i, r, ejected, now) for i, r in zip(instances, results, strict=True)])
     else:
-        output.show(health_table(list(zip(instances, results, strict=True)), ejected,
-                                 title=f"state store: {current.store.description}"))
+        rows = [(i, r, None) for i, r in zip(instances, results, strict=True)]
+        output.show(health_view.health_table(rows, ejected, title=f"state store: {current.store.description}",
+                                             now=now))
     code = _exit_code(results)
     if code:
         raise typer.Exit(code)

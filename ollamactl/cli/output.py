@@ -95,15 +95,24 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def grid(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None):  # type: ignore[no-untyped-def]
-    """A borderless rich table whose every cell is an untrusted value made safe by `text`."""
+def grid(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None,  # type: ignore[no-untyped-def]
+         no_wrap: bool = False):
+    """A borderless rich table whose every cell is an untrusted value made safe by `text`.
+    `no_wrap`: every cell stays on one line, cut with an ellipsis when the terminal is too narrow."""
     from rich.table import Table
 
-    table = Table(*columns, title=None if title is None else text(title, limit=None), box=None, header_style="bold",
+    table = Table(title=None if title is None else text(title, limit=None), box=None, header_style="bold",
                   pad_edge=False)
+    for column in columns:
+        table.add_column(column, no_wrap=no_wrap)
     for row in rows:
         table.add_row(*(text(cell) for cell in row))
     return table
+
+
+def width() -> int:
+    """The width tables on stdout are laid out for: the terminal's, or wide off a terminal."""
+    return console().width
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:

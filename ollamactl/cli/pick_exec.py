@@ -9,8 +9,8 @@ import json
 import sys
 
 from ollamactl.cli import exits, output
+from ollamactl.cli.context import fleet
 from ollamactl.core.errors import OllamactlError, UsageError
-from ollamactl.core.fleet import Fleet
 from ollamactl.core.routing import Decision, Request
 
 FORMATS = ("url", "env", "openai", "json")
@@ -38,7 +38,7 @@ def _pick(request: Request, fmt: str, show_reasons: bool) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
     try:
-        decision = Fleet(warn=output.warn).select(request)
+        decision = fleet().select(request)
     except OllamactlError as error:
         if show_reasons and error.hint:
             for line in error.hint.split("; "):

@@ -49,6 +49,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from ollamactl.core import timefmt
 from ollamactl.core.errors import UsageError
 from ollamactl.core.export_common import (
     Exported,
@@ -130,16 +131,8 @@ def _staleness(instance: Instance, entry: dict[str, Any], options: Options, warn
         return
     age = options.now - checked
     if age > options.health_ttl:
-        warnings.append(f"{instance.id}: its model list is from a check {_age_words(age)} old;"
+        warnings.append(f"{instance.id}: its model list is from a check {timefmt.age(age)} old;"
                         " `ollamactl refresh` updates it")
-
-
-def _age_words(seconds: float) -> str:
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
 
 
 # ---------------------------------------------------------------------------------------------

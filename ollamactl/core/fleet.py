@@ -48,12 +48,17 @@ class Fleet:
     """A registry of Ollama instances and the shared state that routes work to them."""
 
     def __init__(self, config: str | os.PathLike[str] | None = None, state_dir: str | os.PathLike[str] | None = None,
-                 *, warn: Warn | None = None, store: Store | None = None):
+                 *, warn: Warn | None = None, store: Store | None = None, refresh_at_exit: bool = False):
+        """`refresh_at_exit`: a background refresh asked for by a stale pick starts when this process
+        ends instead of at once (for commands that answer and end: see core/background)."""
         self.locations = Locations.resolve(config, state_dir)
         self.warnings: list[str] = []
         self._warn = warn
         self._store = store
         self._store_env = os.environ.get("OLLAMACTL_STORE", "").strip()
+        # A background refresh (core/background.py) opens the same store by the same rules: not for a given one.
+        self._revalidate = self._start_background_refresh if store is None else None
+        self._refresh_at_exit = refresh_at_exit
         self._ollama_host = os.environ.get("OLLAMA_HOST")
 
     @property
@@ -165,6 +170,12 @@ class Fleet:
 
     # -- health ---------------------------------------------------------------------------------
 
+    def _start_background_refresh(self) -> bool:
+        from ollamactl.core import background
+
+        return background.start(os.fspath(self.locations.registry), os.fspath(self.locations.state_dir),
+                                at_exit=self._refresh_at_exit)
+
     def check(self, *refs: str, timeout: float | None = None, include_disabled: bool = False,
               on_result: OnResult | None = None) -> list[HealthResult]:
         """Probe the named instances (default: every enabled one) now, in parallel; the results are
@@ -172,23 +183,39 @@ class Fleet:
         return self.probe(self.targets(refs, include_disabled), timeout=timeout, on_result=on_result)
 
     def probe(self, instances: Sequence[Instance], *, timeout: float | None = None,
-              on_result: OnResult | None = None) -> list[HealthResult]:
-        """Probe exactly `instances` now and cache the results."""
+              on_result: OnResult | None = None, save_each: bool = False) -> list[HealthResult]:
+        """Probe exactly `instances` now and cache the results: at the end, or with `save_each` as
+        they arrive (in batches), so one hung instance does not hold back the others' news."""
         from ollamactl.core import health
         from ollamactl.core.http import keys_of
 
         reg = self.registry()
         results = health.check(instances, timeout if timeout is not None else float(reg.setting("timeout")),
-                               int(reg.setting("concurrency")), on_result, keys_of([*reg.instances, *instances]))
-        health.save(self.store, results)
+                               int(reg.setting("concurrency")), on_result, keys_of([*reg.instances, *instances]),
+                               store=self.store if save_each else None)
+        if not save_each:
+            health.save(self.store, results)
         for result in results:
             if result.note:
                 self.warn(result.note)
         return results
 
+    def watch(self, instances: Sequence[Instance], *, interval: float, on_start: Callable[[str], None],
+              on_result: OnResult, on_tick: Callable[[], None], timeout: float | None = None, tick: float = 1.0,
+              stop: Callable[[], bool] | None = None) -> None:
+        """Probe `instances` each on its own schedule, every `interval` s, saving results as they
+        arrive, until `stop()` is true or Ctrl-C (see core/monitor)."""
+        from ollamactl.core import monitor
+
+        reg = self.registry()
+        monitor.watch(instances, timeout=timeout if timeout is not None else float(reg.setting("timeout")),
+                      interval=interval, concurrency=int(reg.setting("concurrency")), store=self.store,
+                      on_start=on_start, on_result=on_result, on_tick=on_tick, tick=tick, stop=stop)
+
     def refresh(self) -> list[HealthResult]:
-        """Probe every enabled instance now and update the cache."""
-        return self.check()
+        """Probe every enabled instance now and update the cache as results arrive (what the
+        background refresher runs)."""
+        return self.probe(self.targets(), save_each=True)
 
     def health(self, refresh: bool = False) -> dict[str, HealthResult]:
         """Every enabled instance's health, by id: from the cache where fresh, probed otherwise."""
@@ -198,9 +225,9 @@ class Fleet:
 
         reg = self.registry()
         instances = self.targets()
-        entries = health_cache.current(instances, reg, self.store, self.store.read(), time.time(), refresh,
-                                       warn=self.warn)
-        return {i.id: HealthResult.from_cache(i.id, entries[i.id]) for i in instances}
+        lookup = health_cache.current(instances, reg, self.store, self.store.read(), time.time(), refresh,
+                                      warn=self.warn)
+        return {i.id: HealthResult.from_cache(i.id, lookup.entries[i.id]) for i in instances}
 
     def models(self, results: dict[str, HealthResult] | None = None) -> list[dict[str, Any]]:
         """Per model: the healthy instances holding it, loaded or not, and digest mismatches."""
@@ -263,7 +290,8 @@ class Fleet:
 
     def select(self, request: routing.Request) -> routing.Decision:
         """The routing decision for `request`: picks, and why each instance was kept or dropped."""
-        return routing.select(request, self.registry(), self.store, self.warn, self.default_instance)
+        return routing.select(request, self.registry(), self.store, self.warn, self.default_instance,
+                              revalidate=self._revalidate)
 
     def pick(self, *, model: str | None = None, type: str | None = None, strategy: str | None = None,  # noqa: A002
              key: str | None = None, count: int = 1, strict: bool = False, refresh: bool = False) -> list[Instance]:
@@ -307,7 +335,8 @@ class Fleet:
         def choose() -> routing.Decision:
             current = requests[-1]
             requests.append(current._replace(refresh=False))  # probe at most once, however long the wait
-            return routing.select(current, reg, self.store, warn_once, self.default_instance)
+            return routing.select(current, reg, self.store, warn_once, self.default_instance,
+                                  revalidate=self._revalidate)
 
         return leases.hold(self.store, choose, selection.pool_key(request_type, model, "round-robin"), wait,
                            take or leases.first_free)
@@ -457,7 +486,8 @@ class Fleet:
         reg = self.registry()
         keyed = [i for i in reg.instances if i.api_key or i.api_key_env] if secrets_file else []
         options = export.Options(model=model, request_type=type, include_all=include_disabled,
-                                 strategy=str(reg.setting("strategy")), health_ttl=float(reg.setting("health_ttl")),
+                                 strategy=str(reg.setting("strategy")),
+                                 health_ttl=health_cache.Freshness.of(reg).stale,  # older: a warning
                                  now=time.time(), listen=listen or DEFAULT_LISTEN,
                                  output=str(output) if output else None,
                                  secrets_file=str(secrets_file) if secrets_file else None,

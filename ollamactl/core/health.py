@@ -56,6 +56,7 @@ REQUESTS_PER_PROBE = 3  # version, tags, ps: at most three connections per insta
 BODY_LIMIT = 8 * MB  # one probe answer (/api/tags of a thousand models is well under 1 MB)
 MAX_NAME = 512  # characters of a model name; longer ones are not Ollama's
 MAX_VERSION = 100  # characters of a version string
+SAVE_EVERY_S = 0.2  # probe results are saved in batches at most this often while a check runs
 
 OnResult = Callable[["HealthResult"], None]
 
@@ -139,14 +140,17 @@ def check(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_result: OnResult | None = None,
     keys: Sequence[str] | None = None,
+    store: Store | None = None,
 ) -> list[HealthResult]:
     """Probe `instances` concurrently; results in the same order. `on_result` sees each as it ends.
 
     Every key in `keys` (default: those of `instances`) is scrubbed from what the servers said.
+    With a `store`, results are saved as they arrive (see `Saver`), so one hung instance does not
+    hold back the others' news.
     """
     import asyncio
 
-    return asyncio.run(check_async(instances, timeout, concurrency, on_result, keys))
+    return asyncio.run(check_async(instances, timeout, concurrency, on_result, keys, store))
 
 
 async def check_async(
@@ -155,91 +159,158 @@ async def check_async(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_result: OnResult | None = None,
     keys: Sequence[str] | None = None,
+    store: Store | None = None,
 ) -> list[HealthResult]:
     """`check` for callers already inside an event loop."""
     import asyncio
-
-    import httpx
 
     instances = list(instances)
     if not instances:
         return []
     if timeout <= 0:
         raise ValueError("timeout must be positive")
-    _spare_failed_imports()
     cap = _usable_concurrency(max(1, min(int(concurrency), len(instances))))
-    connections = cap * REQUESTS_PER_PROBE
-    client = httpx.AsyncClient(
-        trust_env=False,  # loopback instances must never go through HTTP_PROXY
-        follow_redirects=False,  # a key is sent only to its own instance
-        timeout=httpx.Timeout(timeout),  # the per-probe deadline below is what bounds a probe
-        transport=_per_origin_transport(connections),
-        headers={"Accept": "application/json", "User-Agent": _user_agent()},
-    )
     semaphore = asyncio.Semaphore(cap)
     secrets = keys_of(instances) if keys is None else tuple(keys)
+    saver = Saver(store) if store is not None else None
 
-    async def one(instance: Instance) -> HealthResult:
+    async def one(client: httpx.AsyncClient, instance: Instance) -> HealthResult:
         async with semaphore:
             result = scrubbed(await probe(client, instance, timeout), secrets)
+        if saver is not None:
+            saver.add(result)
         if on_result is not None:
             on_result(result)
         return result
 
-    async with client:
-        return list(await asyncio.gather(*(one(i) for i in instances)))
+    try:
+        async with probe_client(cap, timeout) as client:
+            return list(await asyncio.gather(*(one(client, i) for i in instances)))
+    finally:
+        if saver is not None:
+            saver.flush()
+
+
+def probe_client(at_once: int, timeout: float) -> httpx.AsyncClient:
+    """The one client a check's probes share (`at_once` probes in flight): no proxies, no
+    redirects, a pool per origin."""
+    import httpx
+
+    _spare_failed_imports()
+    connections = at_once * REQUESTS_PER_PROBE
+    return httpx.AsyncClient(
+        trust_env=False,  # loopback instances must never go through HTTP_PROXY
+        follow_redirects=False,  # a key is sent only to its own instance
+        timeout=httpx.Timeout(timeout),  # the per-probe deadline in `probe` is what bounds a probe
+        transport=_per_origin_transport(connections),
+        headers={"Accept": "application/json", "User-Agent": _user_agent()},
+    )
+
+
+class Saver:
+    """Saves probe results to the store as they arrive, in batches: the first result at once, then
+    what arrived since at most every SAVE_EVERY_S (one state write per batch, not per instance),
+    and the rest on `flush`. Runs on the probing event loop."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.pending: list[HealthResult] = []
+        self.saved_at = 0.0
+        self.timer: Any = None
+
+    def add(self, result: HealthResult) -> None:
+        import asyncio
+
+        self.pending.append(result)
+        wait = self.saved_at + SAVE_EVERY_S - time.monotonic()
+        if wait <= 0:
+            self.flush()
+        elif self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        batch, self.pending = self.pending, []
+        self.saved_at = time.monotonic()
+        save(self.store, batch)
 
 
 async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -> HealthResult:
-    """One instance's three requests under one deadline; never raises for a network or server fault."""
+    """One instance's three requests under one deadline; never raises for a network or server fault.
+
+    `latency_ms` is the server's answer time: from sending `/api/version` to its response headers
+    on an open connection (connecting is not counted), so it tells servers apart, not clients.
+    """
     import asyncio
 
-
-    started = time.monotonic()
     try:
         headers = headers_for(instance)  # the same key rules as run/embed: trimmed, or refused in words
     except OllamaError as refused:
-        return HealthResult(id=instance.id, url=instance.url, healthy=False, error=refused.reason, latency_ms=None,
-                            version=None, models=[], loaded=None, checked_at=time.time())
+        return HealthResult(id=instance.id, url=instance.url, healthy=False, error=refused.reason,
+                            checked_at=time.time())
     base = instance.url.rstrip("/")
+    timer = _AnswerTimer()
     tasks = [
-        asyncio.ensure_future(_get_json(client, base, "/api/version", headers, _parse_version)),
+        asyncio.ensure_future(_get_json(client, base, "/api/version", headers, _parse_version, timer=timer)),
         asyncio.ensure_future(_get_json(client, base, "/api/tags", headers, _model_list)),
         asyncio.ensure_future(_get_json(client, base, "/api/ps", headers, _parse_ps, optional=True)),
     ]
-    version = models = loaded = None
+    for task in tasks:  # whatever happens below, no task's outcome is left unretrieved (no asyncio noise)
+        task.add_done_callback(retrieve)
     error: str | None = None
     try:
-        version, models, loaded = await asyncio.wait_for(asyncio.gather(*tasks), timeout)
-    except asyncio.TimeoutError:
-        error = f"timed out after {seconds(timeout)} s"
-    except ProbeError as exc:
-        error = exc.words
-    except Exception as exc:  # noqa: BLE001 - any other failure is reported in words, not raised
-        error = describe(exc, instance.url, timeout)
+        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
+        failed = next((task for task in tasks
+                       if task in done and not task.cancelled() and task.exception() is not None), None)
+        if failed is not None:
+            exc = failed.exception()
+            error = exc.words if isinstance(exc, ProbeError) else describe(exc, instance.url, timeout)
+        elif len(done) < len(tasks):
+            error = f"timed out after {seconds(timeout)} s"
     finally:
         for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    elapsed = (time.monotonic() - started) * 1000.0
-    models = models if error is None and models is not None else []
+            task.cancel()  # on success a no-op; on a timeout, an error or Ctrl-C it ends the others
+    if error is not None:
+        return HealthResult(id=instance.id, url=instance.url, healthy=False, error=error,
+                            latency_ms=timer.milliseconds(), checked_at=time.time())
+    version, models, loaded = (task.result() for task in tasks)
+    models = models or []
     note = None
     if len(models) > MAX_MODELS:
         note = (f"{instance.id} lists {len(models)} models; only the first {MAX_MODELS} are kept"
                 " (more than any Ollama server holds: check that instance)")
         models = models[:MAX_MODELS]
-    return HealthResult(
-        id=instance.id,
-        url=instance.url,
-        healthy=error is None,
-        error=error,
-        latency_ms=round(elapsed, 1),
-        version=version if error is None else None,
-        models=models,
-        loaded=loaded[:MAX_MODELS] if error is None and loaded is not None else None,
-        checked_at=time.time(),
-        note=note,
-    )
+    return HealthResult(id=instance.id, url=instance.url, healthy=True, latency_ms=timer.milliseconds(),
+                        version=version, models=models, loaded=None if loaded is None else loaded[:MAX_MODELS],
+                        checked_at=time.time(), note=note)
+
+
+def retrieve(task: Any) -> None:
+    """A done-callback that collects a task's outcome, so asyncio never logs it as unretrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
+class _AnswerTimer:
+    """An httpcore trace hook timing one request from its first header byte sent to its response
+    headers received: the server's time, without connecting or the client's own start-up."""
+
+    def __init__(self) -> None:
+        self.sent: float | None = None
+        self.answered: float | None = None
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_headers.started"):
+            self.sent = time.perf_counter()
+        elif event.endswith("receive_response_headers.complete"):
+            self.answered = time.perf_counter()
+
+    def milliseconds(self) -> float | None:
+        if self.sent is None or self.answered is None:
+            return None
+        return round((self.answered - self.sent) * 1000.0, 2)
 
 
 def scrubbed(result: HealthResult, keys: Sequence[str]) -> HealthResult:
@@ -308,8 +379,9 @@ class ProbeError(Exception):
 
 
 async def _get_json(client: httpx.AsyncClient, base: str, path: str, headers: dict[str, str],
-                    parse: Callable[[Any], Any], optional: bool = False) -> Any:
-    async with client.stream("GET", base + path, headers=headers) as response:
+                    parse: Callable[[Any], Any], optional: bool = False, timer: _AnswerTimer | None = None) -> Any:
+    extensions = {"trace": timer} if timer is not None else None
+    async with client.stream("GET", base + path, headers=headers, extensions=extensions) as response:
         status = response.status_code
         if optional and status == 404:
             return None  # /api/ps is missing before 0.1.38: "unknown", not unhealthy

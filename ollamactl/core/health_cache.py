@@ -1,52 +1,123 @@
-"""The health cache: which cached probe results may be used now, and probing the rest.
+"""The health cache's one rule of freshness, and "cached or probe" for every reader.
 
-One rule for every reader (routing, `models`, `export`): an entry is used when it is well formed,
-for the instance's current URL and young enough; anything else is probed and the result saved.
-Cheap to import (no httpx, asyncio or dataclasses): `pick` with a fresh cache runs through here.
+A cached result is usable for an instance when it is well formed, for the instance's current URL
+and not stamped in the future. Its age then decides (settings, see core/settings.py):
+- younger than its ttl (`health_ttl` when healthy, `unhealthy_ttl` when not): fresh, used as is;
+- up to `stale_ttl` old: stale; routing (pick, run, embed) still answers from it and starts ONE
+  background refresh (`revalidate`, see core/background.py), so a pick never waits while the
+  cache is in use; readers that pass no `revalidate` (models, Fleet.health) probe it instead;
+- older: probed before answering.
+So a stopped instance leaves the rotation, and a recovered one rejoins it, within about
+`health_ttl` (resp. `unhealthy_ttl`) plus one refresh, and never later than `stale_ttl`.
+
+Cheap to import (no httpx, asyncio or dataclasses): `pick` with a usable cache runs through here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ollamactl.core import state
+from ollamactl.core.settings import DEFAULTS
+from ollamactl.core.timefmt import age as age_words
 
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.registry import Instance, Registry
     from ollamactl.core.store import Store
 
+FRESH, STALE = "fresh", "stale"
+REFRESH_HINT = "`ollamactl refresh` checks now"
 
-def cached_entry(data: Any, instance: Instance, now: float, ttl: float) -> dict[str, Any] | None:
-    """The cached entry for `instance` if it may be used now, else None."""
+
+class Freshness(NamedTuple):
+    """How long results stay fresh (healthy, unhealthy) and how old they may be to answer at all."""
+
+    healthy: float
+    unhealthy: float
+    stale: float
+
+    @classmethod
+    def of(cls, reg: Registry) -> Freshness:
+        """The registry's settings; stale_ttl left out stretches to the longest ttl (settings.conflict)."""
+        healthy, unhealthy = float(reg.setting("health_ttl")), float(reg.setting("unhealthy_ttl"))
+        given = reg.settings.get("stale_ttl")
+        stale = float(given) if given is not None else max(float(DEFAULTS["stale_ttl"]), healthy, unhealthy)
+        return cls(healthy, unhealthy, stale)
+
+    def state(self, entry: dict[str, Any], age: float) -> str | None:
+        """FRESH, STALE or None (too old to answer from) for a well-formed entry of this age."""
+        if age <= (self.healthy if entry["healthy"] else self.unhealthy):
+            return FRESH
+        return STALE if age <= self.stale else None
+
+
+def usable_entry(data: Any, instance: Instance, now: float) -> dict[str, Any] | None:
+    """The cached entry for `instance` if it is well formed, for its current URL and not from the future."""
     health = data.get("health") if isinstance(data, dict) else None
     entry = health.get(instance.id) if isinstance(health, dict) else None
-    if state.health_entry_ok(entry) and state.is_fresh(entry, instance.url, now, ttl):
+    if state.health_entry_ok(entry) and state.is_current(entry, instance.url, now):
         return entry
     return None
 
 
+class Lookup(NamedTuple):
+    """The entries a reader may use, by instance id, with their ages and which ones are stale."""
+
+    entries: dict[str, dict[str, Any]]
+    ages: dict[str, float]  # seconds since each entry's check
+    stale: frozenset[str]  # answered from a stale entry while a background refresh checks again
+
+    def words(self, instance_id: str) -> str:
+        """How fresh an instance's entry is, in words, with how to refresh where it matters."""
+        age = self.ages.get(instance_id)
+        if age is None:
+            return "not checked"
+        checked = f"checked {age_words(age)} ago"
+        if instance_id in self.stale:
+            return f"{checked}; re-checking in the background, {REFRESH_HINT}"
+        if not self.entries[instance_id]["healthy"]:
+            return f"{checked}; {REFRESH_HINT}"
+        return checked
+
+
 def current(instances: Iterable[Instance], reg: Registry, store: Store, data: dict[str, Any], now: float,
-            refresh: bool = False, warn: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
-    """Each instance's health entry, by id: cached where usable (unless `refresh`), probed and saved otherwise."""
-    ttl = float(reg.setting("health_ttl"))
+            refresh: bool = False, revalidate: Callable[[], bool] | None = None,
+            warn: Callable[[str], None] | None = None) -> Lookup:
+    """Each instance's usable health entry: cached where fresh, probed (and saved) otherwise.
+
+    With `revalidate` (routing), stale entries are used too and `revalidate()` is called once to
+    refresh them in the background; when it returns False (no background refresh possible), they
+    are probed now like the rest. `refresh` probes everything. A probe's note goes to `warn`.
+    """
+    freshness = Freshness.of(reg)
     entries: dict[str, dict[str, Any]] = {}
-    stale = []
+    ages: dict[str, float] = {}
+    stale: list[Instance] = []
+    missing: list[Instance] = []
     for instance in instances:
-        entry = None if refresh else cached_entry(data, instance, now, ttl)
-        if entry is None:
-            stale.append(instance)
+        entry = None if refresh else usable_entry(data, instance, now)
+        verdict = None if entry is None else freshness.state(entry, now - entry["checked_at"])
+        if verdict == FRESH or (verdict == STALE and revalidate is not None):
+            entries[instance.id] = entry  # type: ignore[assignment]
+            ages[instance.id] = now - entry["checked_at"]  # type: ignore[index]
+            if verdict == STALE:
+                stale.append(instance)
         else:
-            entries[instance.id] = entry
-    if stale:
+            missing.append(instance)
+    if stale and not (revalidate is not None and revalidate()):
+        missing += stale
+        stale = []
+    if missing:
         from ollamactl.core import health
         from ollamactl.core.http import keys_of
 
-        results = health.check(stale, timeout=reg.setting("timeout"), concurrency=reg.setting("concurrency"),
-                               keys=keys_of([*reg.instances, *stale]))
+        results = health.check(missing, timeout=reg.setting("timeout"), concurrency=reg.setting("concurrency"),
+                               keys=keys_of([*reg.instances, *missing]))
         health.save(store, results)
         for result in results:
             if result.note and warn is not None:
                 warn(result.note)
-        entries.update((result.id, result.to_cache()) for result in results)
-    return entries
+            entries[result.id] = result.to_cache()
+            ages[result.id] = max(0.0, now - result.checked_at)
+    return Lookup(entries, ages, frozenset(i.id for i in stale))

@@ -192,6 +192,9 @@ def _validate(path: Path, data: dict[str, Any]) -> Registry:
         elif version <= SCHEMA_VERSION:
             raise bad(f"settings.{key}", problem)
         # else a newer schema's meaning we do not know: use the default instead
+    clash = settings.conflict(usable)
+    if clash is not None and version <= SCHEMA_VERSION:
+        raise bad(f"settings.{clash[0]}", clash[1])
     entries = data.get("instances", [])
     if not isinstance(entries, list):
         raise bad("instances", "must be an array of tables ([[instances]])")

@@ -5,8 +5,9 @@ parser, `run`, `embed`, `Fleet.pick`): it takes the registry and the state store
 cache where it is fresh and probes the rest, screens with the pure functions of `selection`, and
 persists the strategy's position through the store. Priority tiers and capacity (`max_inflight`
 against the store's live leases) narrow the candidates before the strategy runs; when every one is
-at capacity it raises BusyError (leases.hold waits on that). With a fresh cache it does no network
-I/O and imports neither httpx nor asyncio. Warnings go to the caller's `warn`.
+at capacity it raises BusyError (leases.hold waits on that). With a usable cache (fresh, or stale
+while a background refresh runs: see health_cache) it does no network I/O and imports neither httpx
+nor asyncio. Every health reason says how old its result is. Warnings go to the caller's `warn`.
 """
 
 from __future__ import annotations
@@ -71,8 +72,12 @@ def validate(request: Request, reg: Registry) -> str:
 
 
 def select(request: Request, reg: Registry, store: Store, warn: Warn, default: Instance,
-           now: float | None = None) -> Decision:
-    """Choose instances for `request`; `default` serves when nothing is registered (or as the last resort)."""
+           now: float | None = None, revalidate: Callable[[], bool] | None = None) -> Decision:
+    """Choose instances for `request`; `default` serves when nothing is registered (or as the last resort).
+
+    `revalidate` starts a background refresh (see health_cache.current); without it, stale cache
+    entries are probed before answering.
+    """
     strategy = validate(request, reg)
     if not reg.instances:
         return Decision([default] * request.count, {default.id: "chosen (nothing registered)"},
@@ -81,12 +86,14 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
     data = store.read()
     serving = [i for i in reg.instances
                if i.enabled and not (request.request_type and not i.serves(request.request_type))]
-    health = health_cache.current(serving, reg, store, data, now, refresh=request.refresh, warn=warn)
+    lookup = health_cache.current(serving, reg, store, data, now, refresh=request.refresh, warn=warn,
+                                  revalidate=revalidate)
+    health = lookup.entries
     screening = selection.screen(reg.instances, request.request_type, request.model, health,
                                  data["breaker"], now, strict=request.strict)
     for message in screening.warnings:
         warn(message)
-    reasons = dict(screening.dropped)
+    reasons = _aged(screening.dropped, lookup)
     if not screening.candidates:
         if screening.model_missing and request.strict:
             raise NoInstanceError(
@@ -104,7 +111,7 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
     picks = _choose(strategy, candidates, request, health, data, store, inflight)
     chosen = {i.id for i in picks}
     for instance in candidates:
-        reasons[instance.id] = "chosen" if instance.id in chosen else "eligible"
+        reasons[instance.id] = f"{'chosen' if instance.id in chosen else 'eligible'} ({lookup.words(instance.id)})"
     return Decision(picks, reasons, reg.instances, candidates, health, tuple(spare))
 
 
@@ -114,6 +121,13 @@ def named(instance: Instance, store: Store) -> Decision:
     if not selection.has_room(instance, inflight):
         raise BusyError(f"{instance.id} is busy ({inflight[instance.id]}/{instance.max_inflight} in flight)")
     return Decision([instance], {instance.id: "chosen (--instance)"}, (instance,), [instance], {})
+
+
+def _aged(dropped: dict[str, str], lookup: health_cache.Lookup) -> dict[str, str]:
+    """The screening's reasons; a health verdict says how old it is and how to refresh it."""
+    return {instance_id: f"{reason} ({lookup.words(instance_id)})"
+            if reason.startswith("unhealthy") and instance_id in lookup.entries else reason
+            for instance_id, reason in dropped.items()}
 
 
 def _choose(strategy: str, candidates: list[Instance], request: Request, health: dict, data: dict,

@@ -15,7 +15,13 @@ from ollamactl.core.errors import UsageError
 from ollamactl.core.selection import STRATEGIES
 
 DEFAULTS: dict[str, Any] = {
-    "health_ttl": 300.0,  # seconds a healthy probe result is trusted
+    # Freshness (see health_cache): a result younger than its ttl is used as it is; one up to
+    # stale_ttl old still answers pick/run/embed while ONE background refresh checks again; an
+    # older one is probed before answering. The defaults keep the promise that a stopped instance
+    # leaves the rotation, and a recovered one rejoins it, within 10 s.
+    "health_ttl": 5.0,  # seconds a healthy probe result is fresh
+    "unhealthy_ttl": 2.0,  # seconds an unhealthy probe result is fresh
+    "stale_ttl": 10.0,  # seconds a result may still answer while a background refresh runs
     "timeout": 5.0,  # seconds one health probe may take
     "strategy": "round-robin",
     "concurrency": 256,  # health probes at once
@@ -42,6 +48,8 @@ class Bound(NamedTuple):
 _SECONDS = Bound(False, 0.0, DAY)
 NUMBERS: dict[str, Bound] = {
     "health_ttl": _SECONDS,
+    "unhealthy_ttl": _SECONDS,
+    "stale_ttl": _SECONDS,
     "timeout": _SECONDS,
     "connect_timeout": _SECONDS,
     "first_byte_timeout": _SECONDS,
@@ -99,3 +107,19 @@ def store_problem(value: object) -> str | None:
     if value == "file" or (isinstance(value, str) and value.startswith(STORE_SCHEMES)):
         return None
     return f"must be \"file\" or a redis URL such as redis://host:6379/0, got {value!r}"
+
+
+def conflict(given: dict[str, Any]) -> tuple[str, str] | None:
+    """(key, why) when otherwise valid settings do not fit together, else None.
+
+    Only a stale_ttl given explicitly is checked: left out, it stretches to the longest ttl
+    (see health_cache.Freshness), so a registry with only `health_ttl = 300` stays valid.
+    """
+    if "stale_ttl" not in given:
+        return None
+    stale = given["stale_ttl"]
+    for key in ("health_ttl", "unhealthy_ttl"):
+        ttl = given.get(key, DEFAULTS[key])
+        if stale < ttl:
+            return "stale_ttl", f"must be at least {key} ({ttl:g}), got {stale:g}"
+    return None

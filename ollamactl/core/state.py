@@ -125,14 +125,11 @@ def health_entry_ok(entry: Any) -> bool:
     )
 
 
-def is_fresh(entry: dict[str, Any], url: str, now: float, ttl: float) -> bool:
-    """Whether a well-formed health entry may be trusted for an instance now at `url`.
-
-    It must be for that url, younger than `ttl` s, and not stamped in the future beyond a small
-    slack (a clock that jumped back would otherwise keep an old answer fresh for ever).
-    """
-    age = now - entry["checked_at"]
-    return entry["url"] == url and -FUTURE_SLACK_S <= age <= ttl
+def is_current(entry: dict[str, Any], url: str, now: float) -> bool:
+    """Whether a well-formed health entry is about an instance now at `url`, and not stamped in
+    the future beyond a small slack (a clock that jumped back would otherwise keep an old answer
+    fresh for ever). How old it may be is health_cache's business."""
+    return entry["url"] == url and now - entry["checked_at"] >= -FUTURE_SLACK_S
 
 
 def _breaker_ok(entry: Any, now: float) -> bool:

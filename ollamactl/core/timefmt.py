@@ -23,3 +23,15 @@ def clock(epoch: float) -> str:
     import time
 
     return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+def age(seconds: float) -> str:
+    """A duration in words, rounded for people: `0 s`, `42 s`, `3 min`, `5 h`, `2 days`."""
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"

@@ -1,0 +1,138 @@
+"""How health results look: the table (fitted to the terminal's width), JSON rows, and the watch view.
+
+The table never wraps a cell: on a narrow terminal it drops the least useful columns and cuts long
+values with an ellipsis, so each instance stays on one line. The watch view keeps one row per
+instance, updated as that instance's own probe ends; a probe running for a while shows
+`checking… N s` on its row while the other rows keep changing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ollamactl.cli import output
+from ollamactl.core.registry import Instance
+from ollamactl.core.timefmt import age, clock, iso_utc
+from ollamactl.model_names import normalise_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.health import HealthResult
+
+Row = tuple[Instance, "HealthResult | None", "float | None"]  # instance, last result, probe running since
+COLUMNS = ("INSTANCE", "URL", "TYPE", "STATUS", "LATENCY", "AGE", "VERSION", "MODELS", "LOADED", "ERROR")
+DROPPED_FIRST = ("TYPE", "VERSION", "LOADED", "URL", "AGE", "MODELS")  # when the terminal is too narrow
+CUT_TO = {"ERROR": 10, "INSTANCE": 16}  # these may be cut (with an ellipsis) down to this many characters
+GAP = 2  # spaces between columns
+CHECKING_AFTER_S = 1.0  # a probe running longer than this shows `checking… N s` on its row
+
+
+def fit(rows: Sequence[dict[str, Any]], width: int) -> dict[str, int]:
+    """The columns to show, with the characters each may use, so every row fits `width` on one line:
+    the least useful columns go first, then ERROR and INSTANCE are cut (never wrapped)."""
+    natural = {c: max([len(c)] + [len(str(row.get(c, ""))) for row in rows]) for c in COLUMNS}
+    shown = list(COLUMNS)
+
+    def total(cut: bool) -> int:
+        return sum(min(natural[c], CUT_TO[c]) if cut and c in CUT_TO else natural[c] for c in shown) \
+            + GAP * (len(shown) - 1)
+
+    for column in DROPPED_FIRST:
+        if total(cut=True) <= width:
+            break
+        shown.remove(column)
+    limits = {c: natural[c] for c in shown}
+    for column in CUT_TO:  # ERROR first, then INSTANCE
+        excess = total(cut=False) - width
+        if excess > 0:
+            limits[column] = natural[column] = max(min(natural[column], CUT_TO[column]), natural[column] - excess)
+    return limits
+
+
+def json_row(instance: Instance, result: HealthResult, ejected: dict[str, float], now: float) -> dict[str, Any]:
+    return {
+        "id": instance.id,
+        "name": instance.name,
+        "url": instance.url,
+        "type": instance.type,
+        "enabled": instance.enabled,
+        "healthy": result.healthy,
+        "error": result.error,
+        "latency_ms": result.latency_ms,
+        "version": result.version,
+        "models": [normalise_model(m["name"]) for m in result.models],
+        "loaded": None if result.loaded is None else [normalise_model(n) for n in result.loaded],
+        "checked_at": iso_utc(result.checked_at),
+        "age_s": round(max(0.0, now - result.checked_at), 1),
+        "ejected_until": iso_utc(ejected.get(instance.id)),
+    }
+
+
+def _status(result: HealthResult | None, running: float | None, until: float | None, now: float) -> Any:
+    Text = output.text  # noqa: N806 - a styled cell, as rich spells it
+    busy = None if running is None else now - running
+    if busy is not None and busy >= CHECKING_AFTER_S:
+        return Text(f"checking… {busy:.0f} s", style="yellow")
+    if result is None:
+        return Text("checking…", style="dim")
+    if until is not None:
+        return Text("ejected until " + clock(until), style="yellow")
+    return Text("healthy", style="green") if result.healthy else Text("unhealthy", style="red")
+
+
+def _cells(row: Row, ejected: dict[str, float], now: float) -> dict[str, Any]:
+    instance, result, running = row
+    label = instance.id if instance.name == instance.id else f"{instance.id} ({instance.name})"
+    cells: dict[str, Any] = {"INSTANCE": output.clean(label, None), "URL": output.clean(instance.url, None),
+                             "TYPE": instance.type,
+                             "STATUS": _status(result, running, ejected.get(instance.id), now)}
+    if result is None:
+        return cells
+    if result.loaded is None:
+        loaded = "?" if result.healthy else ""
+    else:
+        loaded = ", ".join(normalise_model(n) for n in result.loaded) or "-"
+    cells.update({
+        "LATENCY": "" if result.latency_ms is None else f"{result.latency_ms:.1f} ms",
+        "AGE": age(now - result.checked_at),
+        "VERSION": result.version or "",
+        "MODELS": str(len(result.models)) if result.healthy else "",
+        "LOADED": output.clean(loaded, None),
+        "ERROR": output.clean(result.error or "", None),
+    })
+    return cells
+
+
+def health_table(rows: Sequence[Row], ejected: dict[str, float], title: str | None = None,
+                 width: int | None = None, now: float | None = None) -> Any:
+    """The rows as a table for a terminal `width` columns wide (default: stdout's): every cell
+    cleaned (server-sent words are never read as markup) and kept on one line."""
+    now = time.time() if now is None else now
+    cells = [_cells(row, ejected, now) for row in rows]
+    limits = fit(cells, output.width() if width is None else width)
+    return output.grid(tuple(limits), ([output.text(c.get(name, ""), limit=limits[name]) for name in limits]
+                                       for c in cells), title, no_wrap=True)
+
+
+class WatchView:
+    """What `health --watch` shows: each instance's last result and whether a probe is running."""
+
+    def __init__(self, instances: Sequence[Instance]):
+        self.instances = list(instances)
+        self.latest: dict[str, HealthResult | None] = {i.id: None for i in self.instances}
+        self.running: dict[str, float] = {}  # instance id -> epoch its probe began
+
+    def started(self, instance_id: str) -> None:
+        self.running[instance_id] = time.time()
+
+    def finished(self, result: HealthResult) -> None:
+        self.latest[result.id] = result
+        self.running.pop(result.id, None)
+
+    def rows(self) -> list[Row]:
+        return [(i, self.latest[i.id], self.running.get(i.id)) for i in self.instances]
+
+    def table(self, ejected: dict[str, float], title: str | None = None, width: int | None = None,
+              now: float | None = None) -> Any:
+        return health_table(self.rows(), ejected, title, width, now)
