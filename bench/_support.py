@@ -1,5 +1,5 @@
 """Shared benchmark helpers: simulated instances in a child process (so the benchmarked client has its
-own CPU and GIL), a throw-away registry, and byte-compiled sources as a real install has them."""
+own CPU and GIL), a throw-away registry, and the honest venv's commands (see _venv.py)."""
 
 from __future__ import annotations
 
@@ -77,10 +77,17 @@ def median_ms(command: list[str], runs: int, env: dict[str, str]) -> float:
 
 
 def ollamactl_command() -> list[str]:
-    import shutil
+    """The console script of the honest venv (a normal `pip install .`; see _venv.py)."""
+    from _venv import honest_venv
 
-    found = shutil.which("ollamactl", path=os.path.dirname(sys.executable))
-    return [found] if found else [sys.executable, "-m", "ollamactl"]
+    return [honest_venv().ollamactl]
+
+
+def venv_python() -> str:
+    """The honest venv's interpreter: the baseline start-up is measured with it."""
+    from _venv import honest_venv
+
+    return honest_venv().python
 
 
 def precompile() -> None:

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 
-from _support import ollamactl_command, precompile, private_registry, register, simulated
+from _support import ollamactl_command, private_registry, register, simulated
 
 MODEL = "nomic-embed-text"
 SIZES = (1, 2, 4)
@@ -39,7 +39,6 @@ def job(path: str) -> tuple[float, float, str]:
 
 
 def main() -> None:
-    precompile()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=10_000)
     parser.add_argument("--latency", type=float, default=0.02)

@@ -2,8 +2,9 @@
 
 Every simulated instance answers after 0.1 s (SimConfig.latency); the bigger runs also include one
 hung instance, which must cost the probe timeout and not more. Each case runs
-`ollamactl health --json --timeout 2` as a subprocess (so interpreter start-up is included, as a
-user sees it) against a throwaway registry and state directory, a few times; the median counts.
+`ollamactl health --json --timeout 2` as a subprocess of the honest venv (a normal `pip install .`,
+see _venv.py; interpreter start-up is included, as a user sees it) against a throwaway registry
+and state directory, a few times; the median counts.
 
 Then the floor: a bare asyncio prober written here (no httpx, no Typer; the same three requests
 per instance, parsed as JSON) runs as its own process against the same 200 instances, and the
@@ -29,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _support import precompile
+from _venv import Venv, honest_venv
 
 from ollamactl.sim import SimInstance, Simulator
 
@@ -58,21 +59,22 @@ def timed(command: list[str], env: dict[str, str], timeout: float) -> tuple[floa
     return wall, cpu, done.stdout
 
 
-def run_health(instances: list[SimInstance], timeout: float, workdir: Path) -> tuple[float, float, list[dict]]:
+def run_health(venv: Venv, instances: list[SimInstance], timeout: float, workdir: Path) -> tuple[float, float, list]:
     config = workdir / "instances.toml"
     state = workdir / "state"
     write_registry(config, instances)
     env = {**os.environ, "OLLAMACTL_CONFIG": str(config), "OLLAMACTL_STATE_DIR": str(state)}
-    command = [sys.executable, "-m", "ollamactl", "health", "--json", "--timeout", str(timeout)]
+    command = [venv.ollamactl, "health", "--json", "--timeout", str(timeout)]
     wall, cpu, out = timed(command, env, timeout * 10 + 30)
     return wall, cpu, json.loads(out)
 
 
-def measure(instances: list[SimInstance], timeout: float, repeat: int, workdir: Path) -> tuple[float, float, list]:
+def measure(venv: Venv, instances: list[SimInstance], timeout: float, repeat: int,
+            workdir: Path) -> tuple[float, float, list]:
     walls, cpus = [], []
     rows: list[dict] = []
     for _ in range(repeat):
-        wall, cpu, rows = run_health(instances, timeout, workdir)
+        wall, cpu, rows = run_health(venv, instances, timeout, workdir)
         walls.append(wall)
         cpus.append(cpu)
     return statistics.median(walls), statistics.median(cpus), rows
@@ -103,8 +105,8 @@ def prober(ports: list[int]) -> None:
     print(json.dumps({"healthy": healthy}))
 
 
-def measure_prober(instances: list[SimInstance], repeat: int) -> tuple[float, float]:
-    command = [sys.executable, __file__, "--prober", *(str(i.port) for i in instances)]
+def measure_prober(venv: Venv, instances: list[SimInstance], repeat: int) -> tuple[float, float]:
+    command = [venv.python, __file__, "--prober", *(str(i.port) for i in instances)]
     runs = [timed(command, dict(os.environ), 60) for _ in range(repeat)]
     if json.loads(runs[-1][2])["healthy"] != len(instances):
         raise SystemExit("the bare prober did not see every instance healthy")
@@ -115,28 +117,28 @@ def main() -> int:
     if sys.argv[1:2] == ["--prober"]:
         prober([int(port) for port in sys.argv[2:]])
         return 0
-    precompile()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median counts")
     parser.add_argument("--timeout", type=float, default=2.0, help="probe deadline passed to health")
     args = parser.parse_args()
+    venv = honest_venv()
 
     with Simulator() as sim, tempfile.TemporaryDirectory(prefix="ollamactl-bench-") as tmp:
         workdir = Path(tmp)
         fleet = [sim.add(name=f"sim-{n}", latency=LATENCY) for n in range(1, max(SIZES) + 1)]
         hung = sim.add(name="hung", fault="hang")
-        measure(fleet[:1], args.timeout, 1, workdir)  # warm the page cache and bytecode
+        measure(venv, fleet[:1], args.timeout, 1, workdir)  # warm the page cache and bytecode
 
         results = []
         cpu_at = {}
         for size in SIZES:
-            wall, cpu, rows = measure(fleet[:size], args.timeout, args.repeat, workdir)
+            wall, cpu, rows = measure(venv, fleet[:size], args.timeout, args.repeat, workdir)
             cpu_at[size] = cpu
             healthy = sum(r["healthy"] for r in rows)
             results.append((f"{size}", size, wall, healthy, False))
-        floor_wall, floor_cpu = measure_prober(fleet, args.repeat)
+        floor_wall, floor_cpu = measure_prober(venv, fleet, args.repeat)
         for size in HUNG_SIZES:
-            wall, _, rows = measure(fleet[:size] + [hung], args.timeout, args.repeat, workdir)
+            wall, _, rows = measure(venv, fleet[:size] + [hung], args.timeout, args.repeat, workdir)
             healthy = sum(r["healthy"] for r in rows)
             results.append((f"{size} + 1 hung", size + 1, wall, healthy, True))
 

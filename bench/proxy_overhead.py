@@ -16,10 +16,9 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 
-from _support import ollamactl_command, precompile, private_registry, register, simulated
+from _support import ollamactl_command, private_registry, register, simulated, venv_python
 
 MODEL = "llama3.2"
 PROMPT = "tell me a long story"
@@ -86,7 +85,6 @@ def startup(command: list[str], repeat: int) -> float:
 
 
 def main() -> None:
-    precompile()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=9)
@@ -99,9 +97,9 @@ def main() -> None:
         for _ in range(args.repeat):  # interleaved, so drift hits both alike
             runs_direct.append(direct(urls[0]))
             runs_cli.append(through_ollamactl())
-        python_start = startup([sys.executable, "-c", "pass"], args.repeat)
+        python_start = startup([venv_python(), "-c", "pass"], args.repeat)
         cli_start = startup([*ollamactl_command(), "--version"], args.repeat)
-        run_start = startup([sys.executable, "-c", RUN_IMPORTS], args.repeat)
+        run_start = startup([venv_python(), "-c", RUN_IMPORTS], args.repeat)
 
     d_ttft = statistics.median(r[0] for r in runs_direct)
     c_ttft = statistics.median(r[0] for r in runs_cli)

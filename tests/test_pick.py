@@ -186,17 +186,23 @@ def test_xargs_style_parallel_ollamactl_pick_calls_share_one_rotation():
     assert sorted(Counter(result.stdout.split()).values()) == [100, 100, 100, 100]
 
 
-HEAVY = ("httpx", "rich", "asyncio", "pydantic", "typer", "click", "tomlkit", "filelock", "platformdirs")
+HEAVY = ("httpx", "rich", "asyncio", "pydantic", "typer", "click", "tomlkit", "filelock", "platformdirs",
+         # and what a pick from the cache and the registry snapshot has no use for
+         "tomllib", "tomli", "datetime", "argparse", "gettext", "locale", "shutil", "subprocess", "inspect",
+         "dataclasses", "socket", "ssl", "http", "email", "difflib", "hashlib", "atexit")
 
 
 def test_pick_with_a_fresh_cache_imports_nothing_heavy():
     fake_fleet(2)
+    stamp = time.time() - 60  # an old registry file: it is read from its snapshot (registry_snapshot)
+    os.utime(Fleet().locations.registry, (stamp, stamp))
+    assert run_pick().returncode == 0  # writes the snapshot
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "ollamactl", "pick", "-m", "llama3.2"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("http://gpu")
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()
-                if line.startswith("import time:")}
-    assert "ollamactl" in imported  # the probe really saw the imports
+    modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    imported = {name.split(".")[0] for name in modules}
+    assert "ollamactl.core.registry_snapshot" in modules  # the probe really saw the imports
     assert not imported.intersection(HEAVY), sorted(imported.intersection(HEAVY))
 
 

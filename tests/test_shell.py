@@ -303,3 +303,35 @@ def test_the_wheel_installs_the_completion_scripts(tmp_path):
         assert data + installed in names, f"{installed} missing from {wheel.name}"
         assert zipfile.ZipFile(wheel).read(data + installed).decode() == (ROOT / committed).read_text()
     assert {"ollamactl/cli/export_cmd.py", "ollamactl/core/export.py", "ollamactl/sim/server.py"} <= set(names)
+
+
+def _imported(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "ollamactl", *args], capture_output=True,
+                            text=True, timeout=60)
+    return result, {line.split("|")[-1].strip() for line in result.stderr.splitlines()
+                    if line.startswith("import time:")}
+
+
+def test_commands_load_lazily_from_a_table_that_matches_their_modules():
+    import importlib
+
+    from ollamactl.cli.app import COMMANDS
+
+    for module in set(COMMANDS.values()):
+        defined = get_command(importlib.import_module(f"ollamactl.cli.{module}").app)
+        names = set(getattr(defined, "commands", None) or {defined.name})
+        assert names == {name for name, owner in COMMANDS.items() if owner == module}, module
+    script = ("import atexit, sys; atexit.register(lambda: print(*sorted(sys.modules), file=sys.stderr));"
+              "from ollamactl.cli.launcher import main; main(['list'])")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    imported = set(result.stderr.split())  # importlib.import_module escapes -X importtime: ask sys.modules
+    command_modules = {f"ollamactl.cli.{module}" for module in COMMANDS.values()}
+    assert imported & command_modules == {"ollamactl.cli.registry_cmds"}
+
+
+def test_version_and_paths_answer_without_typer_and_as_the_typer_commands_do():
+    for args in (["--version"], ["-V"], ["paths"], ["paths", "--json"]):
+        result, imported = _imported(*args)
+        assert result.returncode == 0 and not {"typer", "click", "rich"} & {m.split(".")[0] for m in imported}
+        assert result.stdout == make_runner().invoke(app, args).stdout, args

@@ -1,8 +1,10 @@
 """The Typer root: global options, the one exit path for every command, and the composed sub-apps.
 
 Each command module under `ollamactl/cli/` owns a Typer sub-app; this module composes them
-(imports run one way: app -> command modules -> core). Heavy modules (httpx, rich.live, asyncio)
-are imported inside the commands that need them.
+(imports run one way: app -> command modules -> core). Commands load lazily: `COMMANDS` names
+each command's module, in the order of `--help`, and only the invoked command's module is
+imported (`--help` and completion of command names load them all). Heavy modules (httpx,
+rich.live, asyncio) are imported inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -11,28 +13,39 @@ import sys
 from typing import Any
 
 import typer
+from typer.completion import completion_init
 from typer.core import TyperGroup
 
-from ollamactl import __version__
-from ollamactl.cli import (
-    completion_cmd,
-    embed_cmd,
-    exec_cmd,
-    exits,
-    export_cmd,
-    health_cmds,
-    model_cmds,
-    output,
-    pick_cmd,
-    registry_cmds,
-    run_cmd,
-    simulate_cmd,
-)
+from ollamactl.cli import exits, output
+
+# command -> the module under ollamactl/cli that defines it; the order here is the order of `--help`
+COMMANDS = {
+    **dict.fromkeys(("add", "list", "update", "enable", "disable", "remove", "paths"), "registry_cmds"),
+    **dict.fromkeys(("health", "refresh", "models"), "health_cmds"),
+    "pick": "pick_cmd",
+    "exec": "exec_cmd",
+    **dict.fromkeys(("ps", "pull", "sync", "rm", "load", "unload"), "model_cmds"),
+    "run": "run_cmd",
+    "embed": "embed_cmd",
+    "completion": "completion_cmd",
+    "export": "export_cmd",
+    "simulate": "simulate_cmd",
+}
 
 
 class OllamactlGroup(TyperGroup):
     """Every command's outcome goes through `exits`: errors, Ctrl-C and broken pipes (in `invoke`),
-    and usage errors too, as one `ollamactl: error:` line with exit 2 (in `main`)."""
+    and usage errors too, as one `ollamactl: error:` line with exit 2 (in `main`). Commands are
+    loaded on demand from `COMMANDS`."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        return _module_commands(module).get(cmd_name)
 
     def invoke(self, ctx: Any) -> Any:
         outcome: list[Any] = []
@@ -84,9 +97,29 @@ app = typer.Typer(
 )
 
 
+def _module_commands(module: str) -> dict[str, Any]:
+    """The Click commands a command module's Typer sub-app defines, by name (built once per module)."""
+    import importlib
+
+    from typer.main import get_command
+
+    if module not in _LOADED:
+        group = get_command(importlib.import_module(f"ollamactl.cli.{module}").app)
+        _LOADED[module] = dict(getattr(group, "commands", None) or {group.name: group})
+    return _LOADED[module]
+
+
+_LOADED: dict[str, dict[str, Any]] = {}
+
+
+completion_init()  # add_completion=False leaves the shells' completion classes unregistered (completion_cmd)
+
+
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"ollamactl {__version__}")
+        from ollamactl.cli.quick import version_line
+
+        typer.echo(version_line())
         raise typer.Exit()
 
 
@@ -102,8 +135,3 @@ def main(
     4 some instances unhealthy (health), 130 interrupted.
     """
 
-
-# Each command module owns its sub-app; the root composes them. The order here is the order of `--help`.
-for _module in (registry_cmds, health_cmds, pick_cmd, exec_cmd, model_cmds, run_cmd, embed_cmd, completion_cmd,
-                export_cmd, simulate_cmd):
-    app.add_typer(_module.app)

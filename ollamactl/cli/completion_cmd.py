@@ -1,15 +1,14 @@
 """`ollamactl completion`: the shell completion scripts for bash, zsh and fish.
 
 Completion scripts come from Typer's own `_OLLAMACTL_COMPLETE=source_<shell>` route. The app is
-built with `add_completion=False`, which leaves Typer's completion classes unregistered, so this
-module registers them (`completion_init`) when the app is imported: the scripts call
+built with `add_completion=False`, which leaves Typer's completion classes unregistered, so cli.app
+registers them (`completion_init`) when it is imported: the scripts call
 `_OLLAMACTL_COMPLETE=complete_<shell> ollamactl` on every TAB, and that must find them too.
 """
 
 from __future__ import annotations
 
 import typer
-from typer.completion import completion_init
 
 from ollamactl.core.errors import UsageError
 
@@ -18,8 +17,6 @@ app = typer.Typer()  # this module's commands; cli.app composes them
 SHELLS = ("bash", "zsh", "fish")
 PROG_NAME = "ollamactl"
 COMPLETE_VAR = "_OLLAMACTL_COMPLETE"
-
-completion_init()
 
 
 def _shell_completion():  # type: ignore[no-untyped-def]

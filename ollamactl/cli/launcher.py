@@ -1,11 +1,12 @@
-"""The console-script entry point: `pick` takes a Typer-free fast path, everything else the app.
+"""The console-script entry point: `pick`, `--version` and `paths` take Typer-free fast paths,
+everything else the app.
 
 `ollamactl pick ...` runs in shell loops, and Typer costs far more than the pick itself; the fast
-path keeps it near a bare interpreter. Help and shell completion always go to Typer. Both paths
-end in `cli.exits`, so errors, Ctrl-C and broken pipes give the same codes and words. Ctrl-C
-during start-up itself is handled here too: from the moment this module is imported until `main`
-guards the work, SIGINT ends the process at once with the same line and code (130); inside
-`main`, the imports run under the guard.
+path keeps it near a bare interpreter (`--version` and `paths`: see cli/quick.py). Help and shell
+completion always go to Typer. Every path ends in `cli.exits`, so errors, Ctrl-C and broken pipes
+give the same codes and words. Ctrl-C during start-up itself is handled here too: from the moment
+this module is imported until `main` guards the work, SIGINT ends the process at once with the same
+line and code (130); inside `main`, the imports run under the guard.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
             from ollamactl.cli.pick_fast import main as pick
 
             code = pick(args[1:])
+        elif (code := _quick(args)) is not None:
+            pass
         else:
             from typer.main import get_command
 
@@ -45,3 +48,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(_INTERRUPTED.decode())
         code = 130
     sys.exit(code)
+
+
+def _quick(args: list[str]) -> int | None:
+    if args[:1] not in (["--version"], ["-V"], ["paths"]) or "_OLLAMACTL_COMPLETE" in os.environ:
+        return None
+    from ollamactl.cli.quick import main as quick
+
+    return quick(args)

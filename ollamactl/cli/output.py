@@ -110,6 +110,16 @@ def grid(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | Non
     return table
 
 
+def plain_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A table laid out as `grid` lays it out off a terminal, without rich (for commands that start fast)."""
+    cells = [[clean(cell) for cell in row] for row in rows]
+    widths = [max([len(column)] + [len(row[n]) for row in cells]) for n, column in enumerate(columns)]
+    lines = [list(columns)] + cells
+    sys.stdout.write("".join("  ".join(cell.ljust(widths[n]) for n, cell in enumerate(line)).rstrip() + "\n"
+                             for line in lines))
+    sys.stdout.flush()
+
+
 def width() -> int:
     """The width tables on stdout are laid out for: the terminal's, or wide off a terminal."""
     return console().width

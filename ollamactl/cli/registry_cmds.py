@@ -181,16 +181,6 @@ def show_paths(json_output: bool = typer.Option(False, "--json", help="Print a J
 
     Example: ollamactl paths --json
     """
-    current = fleet()
-    where = current.locations
-    locations = {
-        "registry": str(where.registry),
-        "registry_target": str(where.registry_target),
-        "backup": str(where.backup),
-        "state": str(where.state_file),
-        "store": current.store.description,
-    }
-    if json_output:
-        output.print_json(locations)
-    else:
-        output.table(("WHAT", "PATH"), locations.items())
+    from ollamactl.cli.quick import paths
+
+    paths(json_output)

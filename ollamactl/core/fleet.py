@@ -97,8 +97,11 @@ class Fleet:
     # -- the registry ---------------------------------------------------------------------------
 
     def registry(self) -> Registry:
-        """The registry as it is on disk now (validated; a missing file is an empty registry)."""
-        return registry.load(self.locations.registry)
+        """The registry as it is on disk now (validated; a missing file is an empty registry), from
+        its snapshot in the state dir when the file has not changed since (core/registry_snapshot)."""
+        from ollamactl.core import registry_snapshot
+
+        return registry_snapshot.load(self.locations)
 
     def instances(self) -> tuple[Instance, ...]:
         return self.registry().instances

@@ -9,12 +9,11 @@ written by a newer schema version is never rewritten.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ollamactl.core import settings
 from ollamactl.core.errors import RegistryError, UsageError
@@ -22,10 +21,8 @@ from ollamactl.core.paths import Locations
 from ollamactl.core.registry_regions import Span
 from ollamactl.core.selection import BACKUP_TIER
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+if TYPE_CHECKING:  # pragma: no cover
+    import datetime as dt
 
 SCHEMA_VERSION = 1
 TYPES = ("chat", "embedding", "both")
@@ -125,11 +122,11 @@ class Registry(NamedTuple):
 
 def default_instance(ollama_host: str | None) -> Instance:
     """The instance used when nothing is registered: `ollama_host` (OLLAMA_HOST), else 127.0.0.1:11434."""
-    from ollamactl.core.urls import normalise_url
-
     host = (ollama_host or "").strip()
     url = DEFAULT_URL
     if host:
+        from ollamactl.core.urls import normalise_url
+
         try:
             url = normalise_url(host)
         except UsageError as exc:
@@ -149,6 +146,10 @@ def load(path: Path) -> Registry:
 
 
 def _parse(path: Path, raw: bytes) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -301,6 +302,8 @@ def _instance_from(entry: dict[str, Any]) -> Instance:
 
 def _datetime_text(value: Any) -> str:
     """A TOML datetime as RFC 3339 text (UTC as `Z`); other values as written."""
+    import datetime as dt
+
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None and value.utcoffset() == dt.timedelta(0):
             return value.replace(tzinfo=None).isoformat() + "Z"
@@ -511,4 +514,6 @@ def _os_errors(action: str, path: Path) -> Iterator[None]:
 
 
 def now_utc() -> dt.datetime:
+    import datetime as dt
+
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -1,0 +1,57 @@
+"""The registry snapshot in the state dir: used only for the very same file, never holding a key."""
+
+from __future__ import annotations
+
+import os
+
+from ollamactl.core import registry, registry_snapshot
+from ollamactl.core.fleet import Fleet
+
+
+def age(path, seconds: float = 60.0) -> None:
+    """Make a file look written `seconds` ago (a fresh file is not snapshotted: see RACY_S)."""
+    stamp = os.stat(path).st_mtime - seconds
+    os.utime(path, (stamp, stamp))
+
+
+def snapshot_path(fleet: Fleet):
+    return fleet.locations.state_dir / registry_snapshot.SNAPSHOT_NAME
+
+
+def test_an_unchanged_registry_is_read_from_its_snapshot(fleet):
+    fleet.add("gpu1", name="one")
+    fleet.add("gpu2", weight=3, type="chat")
+    age(fleet.locations.registry)
+    first = fleet.registry()
+    assert snapshot_path(fleet).exists()
+    assert fleet.registry() == first == registry.load(fleet.locations.registry)
+
+
+def test_every_change_of_the_file_is_seen_at_once(fleet):
+    fleet.add("gpu1", name="one")
+    age(fleet.locations.registry)
+    fleet.registry()
+    fleet.add("gpu2")  # an edit through ollamactl
+    assert [i.id for i in fleet.registry().instances] == ["gpu1-11434", "gpu2-11434"]
+    age(fleet.locations.registry)
+    fleet.registry()
+    config = fleet.locations.registry
+    config.write_text(config.read_text().replace('name = "one"', 'name = "uno"'))  # by hand, in place
+    assert fleet.registry().find("uno").id == "gpu1-11434"
+
+
+def test_a_fresh_file_is_not_snapshotted_and_a_broken_snapshot_is_ignored(fleet):
+    fleet.add("gpu1")
+    fleet.registry()
+    assert not snapshot_path(fleet).exists()  # written just now: an edit in the same tick could hide
+    age(fleet.locations.registry)
+    fleet.registry()
+    snapshot_path(fleet).write_text('{"format": 1, "key": "nope"')
+    assert [i.id for i in fleet.registry().instances] == ["gpu1-11434"]
+
+
+def test_a_registry_with_a_stored_key_is_never_snapshotted(fleet):
+    fleet.add("gpu1", api_key="sk-snapshot-secret-1")
+    age(fleet.locations.registry)
+    assert fleet.registry().instances[0].api_key == "sk-snapshot-secret-1"
+    assert not snapshot_path(fleet).exists()
