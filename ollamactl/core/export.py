@@ -79,7 +79,9 @@ MASTER_KEY_VARIABLE = "LITELLM_MASTER_KEY"
 # LiteLLM router resilience, in the spirit of `run`'s failover: retry on another deployment, and
 # rest a deployment from its first failure (allowed_fails 0) for 30 s, or the retries draw a dead
 # server again (with allowed_fails 1, 1 in 10 requests still failed with one of 3 servers dead).
-LITELLM_RESILIENCE = {"num_retries": 2, "allowed_fails": 0, "cooldown_time": 30}
+# LiteLLM records a failure for its cooldown after the call returns, so a quick retry can still
+# draw the dead server: a third retry makes a client-visible error rarer again.
+LITELLM_RESILIENCE = {"num_retries": 3, "retry_after": 1, "allowed_fails": 0, "cooldown_time": 30}
 
 # Our strategies -> LiteLLM router_settings.routing_strategy. LiteLLM has no round-robin:
 # simple-shuffle is its weighted random choice (uniform when all weights are equal).
