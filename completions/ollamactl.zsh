@@ -1,6 +1,7 @@
 #compdef ollamactl
 
 _ollamactl_completion() {
+  setopt local_options rc_quotes  # '' is a quote in descriptions
   eval $(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" _OLLAMACTL_COMPLETE=complete_zsh ollamactl)
 }
 

@@ -10,7 +10,10 @@ need bash bash
 need nginx nginx
 need haproxy haproxy
 need redis-server redis-server  # the shared state store tests start their own
-need curl curl  # the exec tests run the README recipe
+need curl curl  # the exec tests and the README test run the README's curl lines as written
+need zsh zsh    # completion tests run the generated scripts in the real shells
+[ -f /usr/share/bash-completion/bash_completion ] || packages+=(bash-completion)
+need fish fish
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install_test_deps: missing ${packages[*]}; run as root or install them with your package manager" >&2

@@ -19,7 +19,17 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.delenv("OLLAMACTL_STORE", raising=False)
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("ollamactl.core.lookup._resolve", fake_resolver)  # `add` asks; no DNS query leaves a test
     return {"config": config, "state": state}
+
+
+def fake_resolver(host, port):
+    """Names under .invalid (RFC 6761) do not exist; every other name resolves."""
+    import socket
+
+    if host.endswith(".invalid"):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 0))]
 
 
 @pytest.fixture

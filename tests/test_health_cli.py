@@ -15,7 +15,7 @@ import pytest
 from cli_helpers import run
 from rich.console import Console
 
-from ollamactl.cli import health_view, output, simulate_cmd
+from ollamactl.cli import health_view, output
 from ollamactl.core import health
 from ollamactl.core.fleet import Fleet
 from ollamactl.sim import SimModel
@@ -254,8 +254,7 @@ def test_simulate_registers_and_stops_on_ctrl_c(tmp_path):
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     assert "Traceback" not in err and "Ctrl-C" in err
-    assert simulate_cmd._register(urls) == [i.id for i in reg.instances]  # same URLs: reused, not failed
-    assert len(Fleet().registry().instances) == 2
+    assert not Fleet().registry().instances  # what it registered is gone again (see test_simulate_cli.py)
 
 
 def test_simulate_rejects_bad_faults():

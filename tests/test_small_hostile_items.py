@@ -83,7 +83,9 @@ def test_embed_has_a_first_byte_timeout(sim):
     Fleet().add(hung.url, id="hung")
     result = run("embed", "nomic-embed-text", "x", "--instance", "hung", "--first-byte-timeout", "0.5")
     assert result.exit_code == 1
-    assert "no answer within the first-byte timeout (0.5 s)" in one_error_line(result)
+    error, attempt = result.stderr.splitlines()  # the error, then one line per failed attempt
+    assert error.startswith("ollamactl: error: batch 1 (texts 1-1) failed on every instance")
+    assert attempt == f"  hung ({hung.url}): no answer within the first-byte timeout (0.5 s)"
 
 
 def test_a_truncated_registry_error_names_line_and_column(isolated_env):

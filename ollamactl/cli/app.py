@@ -16,7 +16,7 @@ import typer
 from typer.completion import completion_init
 from typer.core import TyperGroup
 
-from ollamactl.cli import exits, output
+from ollamactl.cli import exits, help_style, output
 
 # command -> the module under ollamactl/cli that defines it; the order here is the order of `--help`
 COMMANDS = {
@@ -41,11 +41,15 @@ class OllamactlGroup(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = help_style.reflow(self.help)
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         module = COMMANDS.get(cmd_name)
         if module is None:
             return None
-        return _module_commands(module).get(cmd_name)
+        return help_style.tidy(_module_commands(module).get(cmd_name))
 
     def invoke(self, ctx: Any) -> Any:
         outcome: list[Any] = []
@@ -89,7 +93,6 @@ class OllamactlGroup(TyperGroup):
 app = typer.Typer(
     name="ollamactl",
     cls=OllamactlGroup,
-    help="Manage a fleet of Ollama servers: registry, health, routing, and fleet-wide run/embed.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -133,5 +136,11 @@ def main(
 
     Exit codes: 0 ok, 1 operation failed, 2 bad usage or input, 3 no eligible instance,
     4 some instances unhealthy (health), 130 interrupted.
+
+    \b
+    Examples:
+      ollamactl add gpu1:11434 --check    # register a server, probed first
+      ollamactl pick -m llama3.2          # the URL for a llama3.2 request
+      ollamactl run llama3.2 "Why is the sky blue?"
     """
 

@@ -1,7 +1,18 @@
-"""Shell completion of instance ids/names and model names: local files only, never the network,
-and never an error (a broken registry completes nothing)."""
+"""Shell completion of fixed choices, instance ids/names and model names: local files only, never
+the network, and never an error (a broken registry completes nothing)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+
+def choices(values: Sequence[str]) -> Callable[[str], list[str]]:
+    """A completer for an option that takes one of a few words (formats, strategies, types)."""
+
+    def complete(incomplete: str) -> list[str]:
+        return [value for value in values if value.startswith(incomplete)]
+
+    return complete
 
 
 def complete_instance(incomplete: str) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import typer
 
+from ollamactl.cli.completers import choices
 from ollamactl.core.errors import UsageError
 
 app = typer.Typer()  # this module's commands; cli.app composes them
@@ -47,12 +48,18 @@ def completion_script(shell: str) -> str:
 
 
 def _zsh_autoload(source: str, function: str) -> str:
-    """Make Typer's zsh script also work when autoloaded from $fpath (site-functions/_ollamactl).
+    """Make Typer's zsh script keep apostrophes and also work when autoloaded from $fpath
+    (site-functions/_ollamactl).
+
+    Typer escapes a ' in a description as '' inside single quotes, which zsh reads as a literal
+    quote only with RC_QUOTES: the completion function turns it on for itself.
 
     Typer's script only runs `compdef`, which suits a sourced file; autoloaded as `_ollamactl`, it
     would complete nothing on the first TAB of every session. So it also completes when it runs as
     the `_ollamactl` function (the check cobra's zsh scripts use).
     """
+    opening = f"{function}() {{\n"
+    source = source.replace(opening, opening + "  setopt local_options rc_quotes  # '' is a quote in descriptions\n", 1)
     register = f"compdef {function} {PROG_NAME}\n"
     if not source.endswith(register):  # pragma: no cover - a Typer with another template
         return source
@@ -63,13 +70,9 @@ def _zsh_autoload(source: str, function: str) -> str:
     )
 
 
-def _complete_shell(incomplete: str) -> list[str]:
-    return [shell for shell in SHELLS if shell.startswith(incomplete)]
-
-
 @app.command()
 def completion(
-    shell: str = typer.Argument(..., metavar="SHELL", autocompletion=_complete_shell, show_default=False,
+    shell: str = typer.Argument(..., metavar="SHELL", autocompletion=choices(SHELLS), show_default=False,
                                 help="bash, zsh or fish."),
 ) -> None:
     """Print the shell completion script for bash, zsh or fish.

@@ -23,9 +23,11 @@ from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.context import fleet
 from ollamactl.cli.exec_cmd import WAIT_HELP
+from ollamactl.cli.missing_model import with_pull_hint
 from ollamactl.cli.request_input import open_inputs
 from ollamactl.core import settings
 from ollamactl.core.errors import OllamactlError, UsageError
+from ollamactl.core.routing import ModelMissing
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -88,8 +90,10 @@ class _Progress:
 
 @app.command()
 def embed(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help="Embedding model, e.g. nomic-embed-text.", autocompletion=complete_model),
-    texts: list[str] | None = typer.Argument(None, help="Texts to embed; none: one per line from --file or stdin."),
+    texts: list[str] | None = typer.Argument(None, metavar="TEXT",
+                                             help="Texts to embed; none: one per line from --file or stdin."),
     file: str | None = typer.Option(None, "--file", metavar="PATH|-", help="Read one text per line."),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts per request."),
     ndjson: bool = typer.Option(False, "--ndjson", help='One line {"index": i, "embedding": [...]} per text.'),
@@ -103,6 +107,8 @@ def embed(
     first_byte_timeout: float | None = typer.Option(None, "--first-byte-timeout", metavar="S",
                                                     help="Seconds for one batch's answer (default: settings, 600)."),
     wait: float | None = typer.Option(None, "--wait", metavar="S", help=WAIT_HELP),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Exit 3 rather than fall back to the default instance (OLLAMA_HOST)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="On stderr: instances, retries, timings."),
 ) -> None:
     """Embed texts with every eligible instance at once; vectors come out in input order.
@@ -130,9 +136,11 @@ def embed(
         try:
             summary = current.embed_batches(model, itertools.chain([first], batches), out.write,
                                             instance=instance_ref, allow_mixed=allow_mixed,
-                                            per_instance=per_instance, timeouts=timeouts,
+                                            per_instance=per_instance, timeouts=timeouts, strict=strict,
                                             log=output.say if verbose else None, progress=progress,
                                             wait=wait)
+        except ModelMissing as error:
+            raise with_pull_hint(error, ctx) from None
         except UsageError as late:
             if out.written:  # piped input is checked as it streams: exit 2 would claim nothing was written
                 raise OllamactlError(f"{late.message}, found after {out.written} vectors had been written: the"

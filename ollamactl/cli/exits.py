@@ -1,7 +1,8 @@
 """The one exit path: how every command (the Typer app and the fast `pick` parser alike) turns its
 outcome into an exit code and at most one line on stderr.
 
-OllamactlError -> its message and hint on one line, its exit code; Ctrl-C -> 130 without a
+OllamactlError -> its message and hint on one line (its details, such as one line per failed
+attempt, indented below), its exit code; Ctrl-C -> 130 without a
 traceback; a reader that left stdout (`| head -1`) -> quiet exit 1. Stdlib only: the fast path uses it.
 """
 
@@ -27,7 +28,10 @@ def broken_pipe() -> int:
 
 
 def failed(error: OllamactlError) -> int:
-    output.error(str(error))
+    """The error line, then each of its details on an indented line of its own."""
+    output.error(error.headline())
+    for line in error.details:
+        output.message(f"  {line}")
     return int(error.exit_code)
 
 

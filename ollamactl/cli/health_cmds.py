@@ -149,7 +149,7 @@ def refresh(json_output: bool = typer.Option(False, "--json", help="Print a JSON
 
     Exit 0 when all are healthy, 4 when some are not, 3 when none is.
 
-    Example: ollamactl refresh && ollamactl pick llama3.2
+    Example: ollamactl refresh; ollamactl pick -m llama3.2
     """
     results = fleet().refresh()
     healthy = sum(1 for r in results if r.healthy)

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import typer
 
-from ollamactl.cli.completers import complete_model
+from ollamactl.cli.completers import choices, complete_model
 from ollamactl.cli.pick_exec import FORMATS, execute
 from ollamactl.core.routing import Request
-from ollamactl.core.selection import STRATEGIES
+from ollamactl.core.selection import REQUEST_TYPES, STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
 # The selection options `pick` shares with `exec`.
 MODEL = typer.Option(None, "--model", "-m", help="Only instances serving this model.", autocompletion=complete_model)
-TYPE = typer.Option(None, "--type", "-t", help="chat or embedding.")
-STRATEGY = typer.Option(None, "--strategy", "-s",
-                        help=f"{' | '.join(STRATEGIES)} (default: [settings] strategy, else round-robin).")
+TYPE = typer.Option(None, "--type", "-t", help="chat or embedding.", autocompletion=choices(REQUEST_TYPES))
+STRATEGY = typer.Option(None, "--strategy", "-s", autocompletion=choices(STRATEGIES),
+                        help=f"{' | '.join(STRATEGIES)} (default: the registry's strategy setting, else round-robin).")
 KEY = typer.Option(None, "--key", help="Sticky: the same key gets the same instance.")
 
 
@@ -30,8 +30,10 @@ def pick(
     strategy: str | None = STRATEGY,
     key: str | None = KEY,
     count: int = typer.Option(1, "--count", "-n", help="Print COUNT successive picks, one per line."),
-    fmt: str = typer.Option("url", "--format", "-f", help=f"{' | '.join(FORMATS)}."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 3 when no instance has the model."),
+    fmt: str = typer.Option("url", "--format", "-f", help=f"{' | '.join(FORMATS)}.",
+                            autocompletion=choices(FORMATS)),
+    strict: bool = typer.Option(False, "--strict", help="Exit 3 rather than fall back: when no healthy instance"
+                                                        " has the model, or to the default instance."),
     explain: bool = typer.Option(False, "--explain", help="On stderr: why each instance was kept or dropped."),
     refresh: bool = typer.Option(False, "--refresh", help="Probe the instances now instead of using the cache."),
 ) -> None:

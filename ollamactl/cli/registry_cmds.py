@@ -7,10 +7,11 @@ import sys
 import typer
 
 from ollamactl.cli import output
-from ollamactl.cli.completers import complete_instance
+from ollamactl.cli.completers import choices, complete_instance
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
 from ollamactl.core.errors import UsageError
+from ollamactl.core.registry import TYPES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -48,7 +49,7 @@ def add(
     url: str = typer.Argument(..., metavar="URL", help="Host or URL, OLLAMA_HOST style: gpu1, gpu1:8080, https://host/prefix."),
     name: str | None = typer.Option(None, "--name", help="Display name (default: the id)."),
     instance_id: str | None = typer.Option(None, "--id", help="Id (default: derived from host and port)."),
-    kind: str = typer.Option("both", "--type", "-t", help=TYPE_HELP),
+    kind: str = typer.Option("both", "--type", "-t", help=TYPE_HELP, autocompletion=choices(TYPES)),
     weight: int = typer.Option(1, "--weight", "-w", help="Share for the weighted strategy (>= 1)."),
     priority: str = typer.Option("0", "--priority", "-p", metavar="N|backup", help=PRIORITY_HELP),
     max_inflight: int = typer.Option(0, "--max-inflight", metavar="N", help=INFLIGHT_HELP),
@@ -59,17 +60,26 @@ def add(
     api_key_stdin: bool = typer.Option(
         False, "--api-key-stdin", help="Read a key from stdin and store it in the (0600) registry."
     ),
+    check: bool = typer.Option(False, "--check", help="Probe it first; refuse (exit 1) unless it answers like Ollama."),
 ) -> None:
     """Register an instance and print its id.
 
-    Example: ollamactl add http://cpu1:11434 --name "CPU box" --priority backup --max-inflight 2
+    The same server under another spelling (localhost, 127.0.0.1, [::1]) is refused as a duplicate.
+
+    Example: ollamactl add http://cpu1:11434 --name "CPU box" --priority backup --max-inflight 2 --check
     """
+    from ollamactl.core.lookup import unresolvable_host
+
     if api_key_env and api_key_stdin:
         raise UsageError("--api-key-env and --api-key-stdin conflict", "choose one way to give the key")
     key = read_api_key(name or url) if api_key_stdin else None
     instance = fleet().add(url, name=name, id=instance_id, type=kind, weight=weight, enabled=not disabled,
                            api_key_env=api_key_env, api_key=key, priority=priority,
-                           max_inflight=_inflight(max_inflight))
+                           max_inflight=_inflight(max_inflight), check=check)
+    host = None if check else unresolvable_host(instance.url)
+    if host:
+        output.warn(f"host {host!r} does not resolve (a typo?); registered anyway,"
+                    f" see `ollamactl health {instance.id}` once it is up")
     typer.echo(instance.id)
 
 
@@ -96,7 +106,7 @@ def update(
     ref: str = typer.Argument(..., metavar="ID_OR_NAME", autocompletion=complete_instance),
     url: str | None = typer.Option(None, "--url", help="New host or URL."),
     name: str | None = typer.Option(None, "--name", help="New display name."),
-    kind: str | None = typer.Option(None, "--type", "-t", help=TYPE_HELP),
+    kind: str | None = typer.Option(None, "--type", "-t", help=TYPE_HELP, autocompletion=choices(TYPES)),
     weight: int | None = typer.Option(None, "--weight", "-w", help="New weight (>= 1)."),
     priority: str | None = typer.Option(None, "--priority", "-p", metavar="N|backup", help=PRIORITY_HELP),
     max_inflight: int | None = typer.Option(None, "--max-inflight", metavar="N", help=INFLIGHT_HELP),

@@ -13,12 +13,17 @@ from typing import Any
 import typer
 
 from ollamactl.cli import output
-from ollamactl.cli.completers import complete_instance, complete_model
+from ollamactl.cli.completers import choices, complete_instance, complete_model
 from ollamactl.cli.context import fleet
 from ollamactl.cli.exec_cmd import WAIT_HELP
+from ollamactl.cli.missing_model import with_pull_hint
+from ollamactl.cli.model_options import check_keep_alive, typed_options
 from ollamactl.cli.request_input import parse_format, parse_keep_alive, parse_option, read_prompt
+from ollamactl.cli.spinner import Spinner
 from ollamactl.core import settings
 from ollamactl.core.errors import UsageError
+from ollamactl.core.routing import ModelMissing
+from ollamactl.core.selection import STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -119,13 +124,15 @@ class _JsonOut(_BufferedOut):
 
 @app.command()
 def run(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help="Model name, e.g. llama3.2.", autocompletion=complete_model),
     prompt: list[str] | None = typer.Argument(None, help="Prompt words (joined by spaces); none or - reads stdin."),
     chat: bool = typer.Option(False, "--chat", help="Use /api/chat instead of /api/generate."),
     system: str | None = typer.Option(None, "--system", help="System prompt."),
     json_output: bool = typer.Option(False, "--json", help="Print the raw NDJSON objects, one per line."),
     no_stream: bool = typer.Option(False, "--no-stream", help="Ask for one answer object (stream: false)."),
-    fmt: str | None = typer.Option(None, "--format", help="json, or the path of a JSON-schema file."),
+    fmt: str | None = typer.Option(None, "--format", help="json, or the path of a JSON-schema file.",
+                                   autocompletion=choices(("json",))),
     option: list[str] | None = typer.Option(None, "--option", "-o", metavar="KEY=VALUE",
                                              help="Model option (repeatable), e.g. -o temperature=0.2."),
     keep_alive: str | None = typer.Option(None, "--keep-alive", metavar="DURATION",
@@ -134,10 +141,13 @@ def run(
     instance_ref: str | None = typer.Option(None, "--instance", metavar="ID_OR_NAME",
                                             help="Use this instance (no selection, no failover).",
                                             autocompletion=complete_instance),
-    strategy: str | None = typer.Option(None, "--strategy", "-s", help="Selection strategy (default: settings)."),
+    strategy: str | None = typer.Option(None, "--strategy", "-s", autocompletion=choices(STRATEGIES),
+                                        help="Selection strategy (default: settings)."),
     key: str | None = typer.Option(None, "--key", help="Sticky: the same key gets the same instance."),
     tries: int = typer.Option(3, "--tries", help="Instances to try before giving up."),
     wait: float | None = typer.Option(None, "--wait", metavar="S", help=WAIT_HELP),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Exit 3 rather than fall back to the default instance (OLLAMA_HOST)."),
     connect_timeout: float | None = typer.Option(None, "--connect-timeout", metavar="S",
                                                  help="Seconds to connect (default: settings, 3)."),
     first_byte_timeout: float | None = typer.Option(None, "--first-byte-timeout", metavar="S",
@@ -147,7 +157,8 @@ def run(
     """Generate text with MODEL on the fleet, streamed to stdout as it arrives.
 
     Fails over to another instance only before any output (connect error, timeout, 5xx, busy,
-    model missing); once text has been printed a failure ends the command (exit 1).
+    model missing); once text has been printed a failure ends the command (exit 1). When no
+    healthy instance has MODEL, nothing is sent: exit 3, naming each instance's models.
 
     Example: ollamactl run llama3.2 "Why is the sky blue?"
     """
@@ -158,19 +169,39 @@ def run(
     settings.checked("tries", tries, "--tries")
     if not model.strip():
         raise UsageError("the model name is empty", "give a model such as llama3.2")
+    options = typed_options((parse_option(item) for item in option or ()), output.warn)
+    if (not prompt or prompt == ["-"]) and sys.stdin.isatty():
+        output.say("reading the prompt from the terminal; end it with Ctrl-D")
     request = GenerateRequest(
         model=model, chat=chat, system=system, stream=not no_stream, format=parse_format(fmt),
-        options=dict(parse_option(item) for item in option or ()), keep_alive=parse_keep_alive(keep_alive),
-        think=think, prompt=read_prompt(prompt),
+        options=options, keep_alive=check_keep_alive(parse_keep_alive(keep_alive)), think=think,
+        prompt=read_prompt(prompt),
     )
     current = fleet()
     timeouts = Timeouts.from_settings(current.registry(), connect_timeout, first_byte_timeout)
     writer = _JsonOut() if json_output else _TextOut(chat, show_thinking=think is not False)
+    spinner = Spinner("choosing an instance") if sys.stderr.isatty() else None
+
+    def log(text: str) -> None:
+        if spinner is not None:
+            spinner.show(text)
+        if verbose:
+            (spinner.say if spinner is not None else output.say)(text)
+
+    def emit(line: bytes, obj: dict) -> bool:
+        if spinner is not None:
+            spinner.stop()  # the first line has arrived
+        return writer.emit(line, obj)
+
     try:
-        result = current.stream(request, writer.emit, instance=instance_ref, strategy=strategy, key=key,
-                                tries=tries, timeouts=timeouts, log=output.say if verbose else None,
+        result = current.stream(request, emit, instance=instance_ref, strategy=strategy, key=key, tries=tries,
+                                strict=strict, timeouts=timeouts, log=log if spinner or verbose else None,
                                 flush=writer.flush, wait=wait)
+    except ModelMissing as error:
+        raise with_pull_hint(error, ctx) from None
     finally:
+        if spinner is not None:
+            spinner.stop()
         writer.finish()  # what arrived before a failure or Ctrl-C stays on screen
     if verbose:
         _report_timing(result, began)

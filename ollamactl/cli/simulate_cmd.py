@@ -16,8 +16,6 @@ from ollamactl.core.errors import OllamactlError, UsageError
 app = typer.Typer()  # this module's commands; cli.app composes them
 
 
-
-
 def _parse_faults(specs: Sequence[str], count: int) -> dict[int, str]:
     from ollamactl.sim import FAULTS
 
@@ -55,24 +53,53 @@ def _parse_models(specs: Sequence[str], count: int) -> dict[int, list[Any]]:
     return sets
 
 
-def _register(urls: list[str]) -> list[str]:
-    """Add sim-1..sim-N for these URLs, reusing an entry that already has the URL; returns the ids."""
-    from ollamactl.core.urls import normalise_url
+def _complete_fault(incomplete: str) -> list[str]:
+    """After INDEX=, the fault modes."""
+    from ollamactl.sim import FAULTS
+
+    index, sep, mode = incomplete.partition("=")
+    return [f"{index}={fault}" for fault in FAULTS if fault.startswith(mode)] if sep else []
+
+
+def _register(urls: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Add sim-1..sim-N for these URLs, reusing an entry that already has the URL; returns the ids,
+    and {id: url} of the entries added here (the ones to unregister on stop)."""
+    from ollamactl.core.urls import normalise_url, server_key
 
     current = fleet()
-    ids = []
+    ids, added = [], {}
     for number, url in enumerate(urls, start=1):
-        normalised = normalise_url(url)
-        existing = next((i for i in current.instances() if i.url == normalised), None)
+        key = server_key(normalise_url(url))
+        existing = next((i for i in current.instances() if server_key(i.url) == key), None)
         if existing is not None:
-            output.message(f"{url} is already registered as {existing.id}; reusing it")
+            output.message(f"{url} is already registered as {existing.id}; reusing it (it stays registered)")
             ids.append(existing.id)
             continue
         name = f"sim-{number}"
         taken = {ref for i in current.instances() for ref in (i.id, i.name)}
         instance = current.add(url, name=name if name not in taken else None)
         ids.append(instance.id)
-    return ids
+        added[instance.id] = instance.url
+    return ids, added
+
+
+def _unregister(added: dict[str, str]) -> None:
+    """Remove the entries this run added, if they are still there and still point at the simulator."""
+    current = fleet()
+    still = [i.id for i in current.instances() if added.get(i.id) == i.url]
+    if still:
+        current.remove(*still)
+        output.message(f"unregistered {', '.join(still)} (pass --keep to keep them)")
+
+
+def _stop_on_sigterm() -> None:
+    """`kill` or `timeout` stop the servers as Ctrl-C does: cleanly, unregistering what was added."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @app.command()
@@ -80,8 +107,10 @@ def simulate(
     count: int = typer.Option(3, "--instances", "-n", metavar="N", help="How many simulated servers."),
     base_port: int = typer.Option(0, "--base-port", metavar="P",
                                   help="Listen on P, P+1, ... (0: any free ports; e.g. 11500)."),
-    register: bool = typer.Option(False, "--register", help="Add them to the registry as sim-1..sim-N."),
-    fault: list[str] | None = typer.Option(None, "--fault", metavar="INDEX=MODE",
+    register: bool = typer.Option(False, "--register",
+                                  help="Add them to the registry as sim-1..sim-N (removed again on stop)."),
+    keep: bool = typer.Option(False, "--keep", help="With --register: leave them registered when stopping."),
+    fault: list[str] | None = typer.Option(None, "--fault", metavar="INDEX=MODE", autocompletion=_complete_fault,
                                            help="Start instance INDEX (from 1) in a fault mode: refuse, hang,"
                                                 " http500, busy503, garbage, midstream, truncated, drip."),
     models: list[str] | None = typer.Option(None, "--models", metavar="INDEX=NAME[@BUILD],...",
@@ -94,6 +123,10 @@ def simulate(
 
     Any catalogue model (llama3.2, qwen3:4b, gemma3:4b, nomic-embed-text, ...) or any model one of
     them holds can be pulled; other names fail as Ollama's registry does.
+
+    Each server's fault can be changed while it runs: POST {"fault": "busy503"} to URL/_sim/config
+    ({"fault": null} clears it). "refuse" closes the port; bring it back through another instance
+    with URL/_sim/config/PORT.
 
     Example: ollamactl simulate --instances 3 --base-port 11500 --register --fault 2=http500
     """
@@ -109,25 +142,30 @@ def simulate(
                                    **({"models": model_sets[n]} if n in model_sets else {}))
                for n in range(1, count + 1)]
 
+    added: dict[str, str] = {}
+
     def ready(instances: list[Any]) -> None:
         urls = [i.url for i in instances]
         for url in urls:
             typer.echo(url)
         sys.stdout.flush()
         if register:
-            ids = _register(urls)
+            ids, fresh = _register(urls)
+            added.update(fresh)
             output.message(f"registered as {', '.join(ids)}")
-        control = getattr(simulator, "CONTROL_PATH", None)
-        if control:
-            output.message(
-                f"change a fault at run time: curl -X POST -d '{{\"fault\": \"http500\"}}' {urls[0]}{control}"
-                " (\"fault\": null clears it; \"refuse\" closes the port, so it cannot be undone that way)"
-            )
+        control = simulator.CONTROL_PATH
+        output.message(f"change a fault at run time: curl -X POST {urls[-1]}{control} -d '{{\"fault\": \"refuse\"}}'"
+                       f" (\"fault\": null clears it; a refusing instance is reached through another one:"
+                       f" {urls[0]}{control}/{instances[-1].port})")
         output.message(f"serving {len(urls)} simulated instance(s); press Ctrl-C to stop")
 
+    _stop_on_sigterm()
     try:
         simulator.serve_forever(count, base_port=base_port, configs=configs, ready=ready)
     except OSError as exc:  # serve_forever itself ends quietly on Ctrl-C
         raise OllamactlError(f"cannot listen: {exc.strerror or exc}",
                              "choose another --base-port, or 0 for any free ports") from None
+    finally:
+        if added and not keep:
+            _unregister(added)
     output.message("simulator stopped")

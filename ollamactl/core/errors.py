@@ -15,17 +15,26 @@ class ExitCode(IntEnum):
 
 
 class OllamactlError(Exception):
-    """An error the user can act on: `message` says what went wrong, `hint` what to do."""
+    """An error the user can act on: `message` says what went wrong, `hint` what to do, and
+    `details` holds facts that belong on lines of their own (one per attempt, one per instance)."""
 
     exit_code = ExitCode.FAILED
+    details: tuple[str, ...] = ()
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
 
-    def __str__(self) -> str:
+    def headline(self) -> str:
+        """The message and the hint, without the details."""
         return f"{self.message}; {self.hint}" if self.hint else self.message
+
+    def __str__(self) -> str:
+        if not self.details:
+            return self.headline()
+        listing = f"{self.message}: {'; '.join(self.details)}"
+        return f"{listing}; {self.hint}" if self.hint else listing
 
 
 class UsageError(OllamactlError):

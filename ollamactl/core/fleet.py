@@ -117,16 +117,31 @@ class Fleet:
 
     def add(self, url: str, *, name: str | None = None, id: str | None = None, type: str = "both",  # noqa: A002
             weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
-            api_key: str | None = None, priority: int | str = 0, max_inflight: int | None = None) -> Instance:
+            api_key: str | None = None, priority: int | str = 0, max_inflight: int | None = None,
+            check: bool = False) -> Instance:
         """Register an instance (the URL is normalised; the id is derived from it unless given).
 
         `priority`: its tier (lower is preferred; "backup": below every other); `max_inflight`:
-        leases at once (None: unlimited)."""
+        leases at once (None: unlimited). `check`: probe it first and refuse (OllamactlError,
+        nothing written) unless it answers like Ollama."""
         from ollamactl.core import registry_ops
 
+        if check:
+            self._check_answers(url, api_key_env, api_key)
         return registry_ops.add(self.locations, url, name=name, instance_id=id, kind=type, weight=weight,
                                 enabled=enabled, api_key_env=api_key_env, api_key=api_key, priority=priority,
                                 max_inflight=max_inflight)
+
+    def _check_answers(self, url: str, api_key_env: str | None, api_key: str | None) -> None:
+        from ollamactl.core import health
+        from ollamactl.core.urls import normalise_url
+
+        candidate = Instance(id="candidate", name="candidate", url=normalise_url(url), api_key_env=api_key_env,
+                             api_key=api_key)
+        result = health.check([candidate], float(self.registry().setting("timeout")))[0]
+        if not result.healthy:
+            raise OllamactlError(f"{candidate.url} does not answer like Ollama ({result.error}); nothing registered",
+                                 "check the URL and that the server runs (without --check it is registered anyway)")
 
     def update(self, ref: str, **changes: Any) -> Instance:
         """Change fields of one instance: url, name, type, weight, enabled, priority, max_inflight
@@ -162,8 +177,7 @@ class Fleet:
             return resolve_all(reg, list(refs))
         if not reg.instances:
             default = self.default_instance
-            self.warn(f"no instances registered; using the default instance {default.url}"
-                      " (from OLLAMA_HOST, else 127.0.0.1:11434); add one with `ollamactl add URL`")
+            self.warn(routing.no_registry_warning(default))
             return [default]
         chosen = [i for i in reg.instances if include_disabled or i.enabled]
         if not chosen:
@@ -306,8 +320,12 @@ class Fleet:
 
     def lease(self, request_type: str | None = None, model: str | None = None, *, instance: str | None = None,
               strategy: str | None = None, key: str | None = None, strict: bool = False, refresh: bool = False,
-              wait: float | None = None, take: Take | None = None) -> tuple[Lease, routing.Decision]:
+              wait: float | None = None, take: Take | None = None,
+              need_model: bool = False) -> tuple[Lease, routing.Decision]:
         """Choose an instance as `pick` does (or the named `instance`) and hold a lease on it.
+
+        `need_model` (run, embed): a model on no healthy instance (after one refresh) is a
+        routing.ModelMissing, so nothing is sent.
 
         While every eligible instance is at its max_inflight, wait up to `wait` seconds (default:
         [settings] wait) in FIFO order, then raise BusyError (exit 3). Release the lease with
@@ -331,7 +349,7 @@ class Fleet:
             return leases.hold(self.store, lambda: routing.named(target, self.store), f"instance|{target.id}", wait,
                                take or leases.first_free)
         request = routing.Request(request_type=request_type, model=model, strategy=strategy, key=key, strict=strict,
-                                  refresh=refresh)
+                                  refresh=refresh, need_model=need_model)
         routing.validate(request, reg)
         requests = [request]
 
@@ -363,24 +381,38 @@ class Fleet:
         Feedback(self.store).outcome(target.id, status == 0)
         return status
 
+    def _default_down(self, error: OllamactlError) -> OllamactlError:
+        """With nothing registered, a refused default instance most likely means no Ollama runs here."""
+        from ollamactl.core.http import AllFailed, ConnectFailed
+
+        attempts = error.attempts if isinstance(error, AllFailed) else []
+        if attempts and all(isinstance(e, ConnectFailed) for _, e in attempts) and not self.instances():
+            error.hint = "is Ollama running? (`ollama serve`, or try `ollamactl simulate`)"
+        return error
+
     # -- work -----------------------------------------------------------------------------------
 
     def stream(self, request: GenerateRequest, emit: Emit, *, instance: str | None = None,
                strategy: str | None = None, key: str | None = None, tries: int = 3,
                timeouts: Timeouts | None = None, log: Log | None = None, flush: Flush | None = None,
-               wait: float | None = None) -> Completion:
+               wait: float | None = None, strict: bool = False) -> Completion:
         """Send a generate/chat request to the fleet with failover before output; `emit(raw, obj)` sees
         every NDJSON line (see generate.complete). A lease is held on the instance being tried
-        (waiting up to `wait` s for one, see `lease`)."""
+        (waiting up to `wait` s for one, see `lease`). A model on no healthy instance sends nothing
+        (routing.ModelMissing); `strict`: no default-instance fallback."""
         from ollamactl.core import generate
         from ollamactl.core.breaker import Feedback
         from ollamactl.core.http import Timeouts
 
-        lease, decision = self.lease("chat", request.model, instance=instance, strategy=strategy, key=key, wait=wait)
+        lease, decision = self.lease("chat", request.model, instance=instance, strategy=strategy, key=key, wait=wait,
+                                     strict=strict, need_model=True)
         with lease:
-            return generate.complete(decision.failover_order(lease.instance), request.path, request.body(), emit,
-                                     timeouts=timeouts or Timeouts.from_settings(self.registry()), tries=tries,
-                                     log=log, feedback=Feedback(self.store), flush=flush, on_attempt=lease.move)
+            try:
+                return generate.complete(decision.failover_order(lease.instance), request.path, request.body(), emit,
+                                         timeouts=timeouts or Timeouts.from_settings(self.registry()), tries=tries,
+                                         log=log, feedback=Feedback(self.store), flush=flush, on_attempt=lease.move)
+            except OllamactlError as error:
+                raise self._default_down(error) from None
 
     def generate(self, model: str, prompt: str, *, chat: bool = False, system: str | None = None,
                  options: dict[str, Any] | None = None, format: Any = None, keep_alive: Any = None,  # noqa: A002
@@ -422,20 +454,25 @@ class Fleet:
     def embed_batches(self, model: str, batches: Iterable[list[str]], write: Write, *, instance: str | None = None,
                       allow_mixed: bool = False, per_instance: int = 2, timeouts: Timeouts | None = None,
                       log: Log | None = None, progress: Callable[[int], None] | None = None,
-                      wait: float | None = None) -> EmbedSummary:
+                      wait: float | None = None, strict: bool = False) -> EmbedSummary:
         """Embed `batches` on every eligible instance at once; `write(start, vectors)` gets them in input order.
 
         Instances holding different builds (digests) of the model are refused unless `allow_mixed`.
         A lease is held on each instance used; those at their max_inflight are left out (while all
-        are, it waits up to `wait` s, see `lease`).
+        are, it waits up to `wait` s, see `lease`). A model on no healthy instance sends nothing
+        (routing.ModelMissing); `strict`: no default-instance fallback.
         """
         from ollamactl.core import leases
 
-        lease, decision = self.lease("embedding", model, instance=instance, wait=wait, take=leases.every_free)
+        lease, decision = self.lease("embedding", model, instance=instance, wait=wait, take=leases.every_free,
+                                     strict=strict, need_model=True)
         with lease:
-            return self._embed(lease.instances, decision, instance is None, model, batches, write,
-                               allow_mixed=allow_mixed, per_instance=per_instance, timeouts=timeouts, log=log,
-                               progress=progress)
+            try:
+                return self._embed(lease.instances, decision, instance is None, model, batches, write,
+                                   allow_mixed=allow_mixed, per_instance=per_instance, timeouts=timeouts, log=log,
+                                   progress=progress)
+            except OllamactlError as error:
+                raise self._default_down(error) from None
 
     def _embed(self, instances: list[Instance], decision: routing.Decision, routed: bool, model: str,
                batches: Iterable[list[str]], write: Write, *, allow_mixed: bool, per_instance: int,

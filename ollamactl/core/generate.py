@@ -248,13 +248,11 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
             return Completion(instance, final,
                               None if attempt.first_output_at is None else attempt.first_output_at - sent,
                               attempt.first_output_at)
-    raise AllFailed(failed, f"all {len(failed)} attempt{'s' if len(failed) != 1 else ''} failed")
+    raise AllFailed(failed, f"all {len(failed)} attempts failed" if len(failed) > 1 else "the attempt failed")
 
 
 def _with_history(error: OllamaError, earlier: list[tuple[Instance, OllamaError]]) -> OllamaError:
-    if earlier:
-        before = "; ".join(str(e) for _, e in earlier)
-        error.message = f"{error.message} (after: {before})"
+    error.details = tuple(f"tried before: {e}" for _, e in earlier)
     return error
 
 

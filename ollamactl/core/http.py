@@ -181,8 +181,8 @@ class AllFailed(OllamaError):
 
     def __init__(self, attempts: list[tuple[Instance, OllamaError]], what: str = "every attempt failed"):
         self.attempts = attempts
-        listing = "; ".join(str(error) for _, error in attempts)
-        super().__init__(f"{what}: {listing}")
+        super().__init__(what)
+        self.details = tuple(str(error) for _, error in attempts)
 
 
 def status_error(status: int, content: bytes, location: str | None, reason_phrase: str,

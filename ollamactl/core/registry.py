@@ -32,7 +32,7 @@ MAX_INFLIGHT = 100_000
 DEFAULT_URL = "http://127.0.0.1:11434"
 NEW_FILE_HEADER = (
     "# ollamactl instance registry. Edit by hand if you like: comments and extra keys are kept.\n"
-    "# Reference: https://pypi.org/project/ollamactl/ (README, 'The registry file').\n"
+    "# Reference: `ollamactl --help`, and the section 'The registry file' of ollamactl's README.\n"
 )
 
 

@@ -14,7 +14,7 @@ from ollamactl.core.errors import UsageError
 from ollamactl.core.paths import Locations
 from ollamactl.core.registry import Instance, Registry
 from ollamactl.core.registry_regions import Span
-from ollamactl.core.urls import derive_id, normalise_url, validate_id
+from ollamactl.core.urls import derive_id, normalise_url, server_key, validate_id
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 UNSET = object()  # "leave as is", distinct from None ("remove")
@@ -85,6 +85,9 @@ def _check_unique(reg: Registry, url: str | None, name: str | None, instance_id:
         if url is not None and other.url == url:
             raise UsageError(f"URL {url} is already registered as {other.id!r}",
                              f"use `ollamactl update {other.id}` to change it")
+        if url is not None and server_key(other.url) == server_key(url):
+            raise UsageError(f"{url} is the same server as {other.url}, already registered as {other.id!r}",
+                             f"one server counts once in the rotation; use `ollamactl update {other.id}` to change it")
         if instance_id is not None and instance_id in (other.id, other.name):
             raise UsageError(f"id {instance_id!r} is already taken by instance {other.id!r}", "choose another --id")
         if name is not None and name in (other.id, other.name):

@@ -33,8 +33,25 @@ class Request(NamedTuple):
     strategy: str | None = None  # None: [settings] strategy, else round-robin
     key: str | None = None
     count: int = 1
-    strict: bool = False
+    strict: bool = False  # exit 3 rather than fall back (model on no healthy instance; the default instance)
     refresh: bool = False
+    need_model: bool = False  # run/embed: a model on no healthy instance is an error, strict or not
+
+
+class ModelMissing(NoInstanceError):
+    """The model is on no healthy instance; `details` names each instance and what it holds."""
+
+    def __init__(self, model: str, details: list[str], strict: bool):
+        super().__init__(f"model {model} is on no healthy instance{' (--strict)' if strict else ''}",
+                         "use a model listed below, or pull it onto an instance")
+        self.model = model
+        self.details = tuple(details)
+
+
+def no_registry_warning(default: Instance) -> str:
+    """What is said when nothing is registered and the default instance is used."""
+    return (f"no instances registered; using the default instance {default.url} (OLLAMA_HOST, else"
+            " 127.0.0.1:11434); add one with `ollamactl add URL`")
 
 
 class Decision(NamedTuple):
@@ -66,6 +83,9 @@ def validate(request: Request, reg: Registry) -> str:
     if strategy not in selection.STRATEGIES:
         raise UsageError(f"unknown strategy {strategy!r}", f"use one of: {', '.join(selection.STRATEGIES)}")
     settings.checked("count", request.count, "-n/--count")
+    if request.key is not None and not request.key.strip():
+        raise UsageError("empty key: --key was given an empty value (an unset variable?)",
+                         "give a non-empty key, or leave --key out for no stickiness")
     if request.model is not None and not request.model.strip():
         raise UsageError("the model name is empty", "give a model such as llama3.2")
     return strategy
@@ -80,6 +100,7 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
     """
     strategy = validate(request, reg)
     if not reg.instances:
+        warn(no_registry_warning(default))
         return Decision([default] * request.count, {default.id: "chosen (nothing registered)"},
                         (default,), [default], {})
     now = time.time() if now is None else now
@@ -90,16 +111,17 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
                                   revalidate=revalidate)
     health = lookup.entries
     screening = selection.screen(reg.instances, request.request_type, request.model, health,
-                                 data["breaker"], now, strict=request.strict)
+                                 data["breaker"], now, strict=request.strict or request.need_model)
     for message in screening.warnings:
         warn(message)
     reasons = _aged(screening.dropped, lookup)
     if not screening.candidates:
-        if screening.model_missing and request.strict:
-            raise NoInstanceError(
-                f"model {selection.normalise_model(request.model)} is on no healthy instance (--strict)",
-                _why(reasons),
-            )
+        if screening.model_missing and (request.strict or request.need_model):
+            cached = any(entry.get("checked_at", 0) < now for entry in health.values())
+            if request.need_model and not request.refresh and cached:  # pulled since the last check?
+                return select(request._replace(refresh=True), reg, store, warn, default)
+            raise ModelMissing(selection.normalise_model(request.model), _holdings(serving, health, reasons),
+                               request.strict)
         return _fallback(reg, request, reasons, warn, default)
     counted = strategy == "least-busy" or any(i.max_inflight is not None for i in screening.candidates)
     inflight = store.inflight([i.id for i in screening.candidates]) if counted else {}
@@ -154,9 +176,21 @@ def _choose(strategy: str, candidates: list[Instance], request: Request, health:
     return store.update(advance)
 
 
+def _holdings(instances: list[Instance], health: dict[str, dict], reasons: dict[str, str]) -> list[str]:
+    """One line per instance: the models a healthy one holds, else why it is out."""
+    lines = []
+    for instance in instances:
+        entry = health.get(instance.id) or {}
+        names = sorted({m["name"] for m in entry.get("models") or () if m.get("name")})
+        held = f"has {', '.join(names)}" if names else "has no models"
+        state = held if entry.get("healthy") else reasons.get(instance.id, "not checked")
+        lines.append(f"{instance.id} ({instance.url}) {state}")
+    return lines
+
+
 def _fallback(reg: Registry, request: Request, reasons: dict[str, str], warn: Warn, default: Instance) -> Decision:
-    """Nothing eligible: the default instance if it answers a probe, else NoInstanceError."""
-    if default.url not in {i.url for i in reg.instances}:
+    """Nothing eligible: the default instance if it answers a probe (not with `strict`), else NoInstanceError."""
+    if not request.strict and default.url not in {i.url for i in reg.instances}:
         from ollamactl.core import health
 
         result = health.check([default], timeout=reg.setting("timeout"))[0]

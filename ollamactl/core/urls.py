@@ -107,6 +107,20 @@ def _normalise_path(path: str, raw: str) -> str:
     return "".join(f"/{segment}" for segment in segments)
 
 
+_LOOPBACK_NAMES = ("localhost", "ip6-localhost", "ip6-loopback", "[::1]")
+
+
+def server_key(url: str) -> str:
+    """What makes two normalised URLs the same server: every loopback spelling (`localhost`,
+    `127.0.0.1`, `[::1]`) is one host; scheme, port and path must match too."""
+    scheme, _, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    host, _, port = authority.rpartition(":")
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost") or re.fullmatch(r"127(\.\d{1,3}){3}", host):
+        host = "loopback"
+    return f"{scheme}://{host}:{port}{slash}{path}"
+
+
 def derive_id(url: str, taken: set[str]) -> str:
     """A readable unique id from a normalised URL: `http://gpu1:11434` -> `gpu1-11434`."""
     rest = url.partition("://")[2]

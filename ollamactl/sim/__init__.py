@@ -13,8 +13,8 @@ Modules: config (settings, models), wire (HTTP/1.1), validation (request checks 
 them), content (deterministic answers), endpoints (the routes), server (instances and runner).
 """
 
-from ollamactl.sim.config import FAULTS, RecordedRequest, SimConfig, SimModel, upstream_model
+from ollamactl.sim.config import CONTROL_PATH, FAULTS, RecordedRequest, SimConfig, SimModel, upstream_model
 from ollamactl.sim.server import SimInstance, Simulator, serve_forever
 
-__all__ = ["FAULTS", "RecordedRequest", "SimConfig", "SimInstance", "SimModel", "Simulator", "serve_forever",
-           "upstream_model"]
+__all__ = ["CONTROL_PATH", "FAULTS", "RecordedRequest", "SimConfig", "SimInstance", "SimModel", "Simulator",
+           "serve_forever", "upstream_model"]

@@ -71,7 +71,8 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "destination": (str,),
     "insecure": (bool,),
 }
-MODEL_PATHS = frozenset({"/api/generate", "/api/chat", "/api/embed", "/api/embeddings"})
+MODEL_PATHS = frozenset({"/api/generate", "/api/chat", "/api/embed", "/api/embeddings",
+                         "/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
 LEGACY_MISSING = frozenset({"/api/embed", "/api/ps"})
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # left unpaired by json.loads

@@ -178,8 +178,8 @@ ROUTES: dict[str, dict[str, Handler]] = {
 def _with_fault(stream: _Stream, fault: str | None) -> _Stream:
     half = stream.lines[: len(stream.lines) // 2]
     if fault == "midstream":
-        return _Stream(half, {"error": STREAM_BROKEN}, stream.interval)
+        return _Stream(half, {"error": STREAM_BROKEN}, stream.interval, sse=stream.sse)
     if fault == "truncated":
-        return _Stream(half, None, stream.interval)
+        return _Stream(half, None, stream.interval, sse=stream.sse)
     return stream
 

@@ -31,6 +31,7 @@ from ollamactl.sim.config import (
     upstream_model,
 )
 from ollamactl.sim.endpoints import ROUTES, _with_fault
+from ollamactl.sim.openai_compat import OPENAI_ROUTES
 from ollamactl.sim.validation import _ApiError, _check_fields, _json_kind, _parse_body
 from ollamactl.sim.wire import (
     _allowed_host,
@@ -187,7 +188,7 @@ class SimInstance:
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            control = request.path == CONTROL_PATH  # always answered promptly: it is how faults are cleared
+            control = _is_control(request.path)  # always answered promptly: it is how faults are cleared
             if self.config.fault == "hang" and not control:
                 await self._fault_changed.wait()
                 return False  # a hung request is never answered; its connection just closes
@@ -205,19 +206,22 @@ class SimInstance:
             self._in_flight -= 1
 
     async def _answer(self, request: _Request, body: Any, body_error: str | None) -> _Reply | _Stream:
-        if request.path != CONTROL_PATH and self.config.latency:
+        if not _is_control(request.path) and self.config.latency:
             await asyncio.sleep(self.config.latency)
         config = self.config
         if not _allowed_host(request.headers.get("host", "")):
             return _Reply(403)
-        if request.path == CONTROL_PATH:
-            return await self._control(request, body, body_error)
+        if _is_control(request.path):
+            target = self._sibling(request.path[len(CONTROL_PATH) + 1:]) if request.path != CONTROL_PATH else self
+            if target is None:
+                return _error(404, f"no simulated instance on port {request.path[len(CONTROL_PATH) + 1:]!r} here")
+            return await target._control(request, body, body_error)
         if config.fault == "garbage":
             return _Reply(200, NOT_OLLAMA_PAGE, "text/html; charset=utf-8")
-        is_api = request.path.startswith("/api/")
+        is_api = request.path.startswith(("/api/", "/v1/"))
         if is_api and config.api_key and request.headers.get("authorization") != f"Bearer {config.api_key}":
             return _error(401, "unauthorized")
-        routes = ROUTES.get(request.path)
+        routes = ROUTES.get(request.path) or OPENAI_ROUTES.get(request.path)
         if routes is None or (config.legacy and request.path in LEGACY_MISSING):
             return _text_reply(404, "404 page not found")
         if request.method not in routes:
@@ -248,8 +252,13 @@ class SimInstance:
         _check_fields(body)
         return body
 
+    def _sibling(self, port: str) -> SimInstance | None:
+        """The instance of the same simulator listening (or refusing) on `port`."""
+        return next((i for i in self._simulator.instances if str(i.port) == port), None)
+
     async def _control(self, request: _Request, body: Any, body_error: str | None) -> _Reply:
-        """GET/POST /_sim/config: read or change this instance's SimConfig at run time."""
+        """GET/POST /_sim/config: read or change this instance's SimConfig at run time; any instance
+        also answers for a sibling at /_sim/config/PORT (how a "refuse"d one is brought back)."""
         if request.method == "POST":
             if body_error or not isinstance(body, dict):
                 return _error(400, body_error or "expected a JSON object of SimConfig fields")
@@ -263,6 +272,10 @@ class SimInstance:
         if shown["api_key"]:
             shown["api_key"] = "***"
         return _json_reply(200, shown, close=self.config.fault == "refuse")
+
+
+def _is_control(path: str) -> bool:
+    return path == CONTROL_PATH or path.startswith(CONTROL_PATH + "/")
 
 
 class Simulator:

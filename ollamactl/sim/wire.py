@@ -50,6 +50,7 @@ class _Reply:
 @dataclass
 class _Stream:
     """An NDJSON answer: `lines` paced by `interval`, then `final` (None: the stream just stops).
+    With `sse`, server-sent events instead (`data: {...}` blocks, then `data: [DONE]` after a final).
 
     `delivered`, when set, runs once the whole stream has been written (a pull takes effect then)."""
 
@@ -57,6 +58,7 @@ class _Stream:
     final: dict[str, Any] | None
     interval: float
     delivered: Callable[[], None] | None = None
+    sse: bool = False
 
 
 def _json_reply(status: int, payload: Any, close: bool = False) -> _Reply:
@@ -179,25 +181,33 @@ class _Wire:
         await self.send(_head(reply.status, headers) + (b"" if head_only else reply.body))
 
     async def stream(self, stream: _Stream, keep_alive: bool) -> None:
-        headers = [("Content-Type", "application/x-ndjson"), ("Transfer-Encoding", "chunked")]
+        kind = "text/event-stream" if stream.sse else "application/x-ndjson"
+        headers = [("Content-Type", kind), ("Transfer-Encoding", "chunked")]
         if not keep_alive:
             headers.append(("Connection", "close"))
         await self.send(_head(200, headers))
         for line in stream.lines:
             if stream.interval:
                 await asyncio.sleep(stream.interval)
-            await self.send(_chunk(line))
+            await self.send(_chunk(line, stream.sse))
         if stream.final is not None:
-            await self.send(_chunk(stream.final))
+            await self.send(_chunk(stream.final, stream.sse))
+            if stream.sse and "error" not in stream.final:
+                await self.send(_frame(b"data: [DONE]\n\n"))
         await self.send(b"0\r\n\r\n")
         if stream.delivered is not None:
             stream.delivered()
 
 
-def _chunk(line: dict[str, Any]) -> bytes:
+def _chunk(line: dict[str, Any], sse: bool = False) -> bytes:
     if "created_at" in line:
         line = {**line, "created_at": _now()}
-    data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode()
+    return _frame(b"data: " + data + b"\n\n" if sse else data + b"\n")
+
+
+def _frame(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk."""
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 

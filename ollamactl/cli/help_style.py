@@ -1,0 +1,53 @@
+"""One style for every command's help, applied when the root group hands a command out.
+
+Paragraphs are reflowed to the terminal's width (Typer's rich help keeps the docstring's breaks).
+
+Typer writes a required argument as `{URL}`, an optional one as `[prompt]...` and an option's
+value as its type (`<str>`, `<int range>`). Here every value gets a metavar in capitals (its
+own, or its name), and usage lines read `ollamactl run [OPTIONS] MODEL [PROMPT]...`: `[...]`
+for optional, `...` for several. Commands added later get the same style without doing anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typer.core import TyperArgument, TyperCommand
+
+
+class StyledCommand(TyperCommand):
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = ["[OPTIONS]"] if any(not isinstance(p, TyperArgument) for p in self.get_params(ctx)) else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar.removesuffix("...") if param.metavar else (param.name or "").upper()
+                several = "..." if param.nargs != 1 else ""
+                pieces.append(f"{name}{several}" if param.required else f"[{name}]{several}")
+        return pieces
+
+
+def tidy(command: Any) -> Any:
+    """Give `command` the house style (once): metavars for every value, usage as above."""
+    if type(command) is TyperCommand:
+        command.help = reflow(command.help)
+        for param in command.params:
+            if param.metavar:
+                continue
+            if isinstance(param, TyperArgument):
+                param.metavar = (param.name or "value").upper()
+            elif not (param.is_flag or param.count):  # --first-byte-timeout -> FIRST_BYTE_TIMEOUT
+                param.metavar = max(param.opts, key=len).lstrip("-").replace("-", "_").upper()
+        command.__class__ = StyledCommand
+    return command
+
+
+def reflow(text: str | None) -> str | None:
+    """Docstring paragraphs as single lines, so the terminal wraps them (Typer's rich help keeps
+    every source line break); a paragraph starting with \\b keeps its lines, as in Click."""
+    if not text:
+        return text
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines())
+                       for p in paragraphs)

@@ -1,0 +1,64 @@
+"""`add` checks what it can: the same server under two spellings, --check, host names that do not resolve."""
+
+import socket
+import threading
+import time
+
+import pytest
+from cli_helpers import ok, one_error_line, run
+
+from ollamactl.core import lookup
+from ollamactl.core.fleet import Fleet
+
+
+@pytest.mark.parametrize("spelling", ["localhost:11500", "http://[::1]:11500", "http://127.0.0.1:11500/",
+                                      "LOCALHOST:11500", "0.0.0.0:11500"])
+def test_the_same_server_under_another_spelling_is_a_duplicate(spelling):
+    ok("add", "127.0.0.1:11500")
+    result = run("add", spelling)
+    assert result.exit_code == 2
+    assert "127-0-0-1-11500" in one_error_line(result)
+    assert len(Fleet().instances()) == 1
+    ok("add", "127.0.0.1:11501")  # another port is another server
+    ok("add", "http://localhost:11500/ollama")  # so is another path
+
+
+def test_add_check_probes_first(sim_instance, sim):
+    result = ok("add", sim_instance.url, "--check")
+    assert result.stdout.strip() == Fleet().instances()[0].id
+    refused = sim.add(fault="refuse")
+    garbage = sim.add(fault="garbage")
+    for bad, words in ((refused, "connection refused"), (garbage, "not an Ollama server")):
+        result = run("add", bad.url, "--check")
+        assert result.exit_code == 1 and result.stdout == ""
+        line = one_error_line(result)
+        assert f"{bad.url} does not answer like Ollama" in line and words in line
+    assert len(Fleet().instances()) == 1
+
+
+def test_an_unresolvable_host_is_a_warning_not_a_refusal():
+    result = ok("add", "nosuchhost.invalid")
+    assert result.stdout.strip() == "nosuchhost-invalid-11434"
+    assert result.stderr.startswith("ollamactl: warning: host 'nosuchhost.invalid' does not resolve")
+    assert "warning" not in ok("add", "gpu7").stderr
+    assert "warning" not in ok("add", "10.1.2.3").stderr
+
+
+def test_the_lookup_asks_the_resolver_only_for_names_and_never_waits_long(monkeypatch):
+    asked, release = [], threading.Event()
+
+    def resolver(host, port):
+        asked.append(host)
+        if host == "slow.example":
+            release.wait(5)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(lookup, "_resolve", resolver)
+    assert lookup.unresolvable_host("http://gpu9:11434") == "gpu9"
+    for url in ("http://localhost:1", "http://127.0.0.1:1", "http://[::1]:1", "http://10.0.0.1:1"):
+        assert lookup.unresolvable_host(url) is None
+    started = time.monotonic()
+    assert lookup.unresolvable_host("http://slow.example:1", timeout=0.2) is None  # no answer: no verdict
+    release.set()
+    assert time.monotonic() - started < 4
+    assert asked == ["gpu9", "slow.example"]
