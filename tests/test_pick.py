@@ -47,6 +47,17 @@ def test_count_advances_the_rotation_and_the_next_call_continues_it():
     assert run_pick().stdout.strip() == "http://gpu2:11434"
 
 
+def test_explain_with_nothing_eligible_gives_one_whole_line_per_instance(monkeypatch):
+    ids = [Fleet().add(h).id for h in ("gpu1", "gpu2")]
+    fill_cache({i: (f"http://{i.rsplit('-', 1)[0]}:11434", False, [], ()) for i in ids})
+    monkeypatch.setenv("OLLAMA_HOST", refused_url())  # the last resort is down too
+    result = run_pick("--explain")
+    assert result.returncode == 3 and result.stdout == ""
+    explained = [line for line in result.stderr.splitlines() if not line.startswith("ollamactl: ")]
+    assert [line.split(":", 1)[0] for line in explained] == ids + ["default"], result.stderr
+    assert all("refresh" in line for line in explained[:2])  # the age and the hint stay on their instance's line
+
+
 def test_model_filter_and_explain_give_reasons_on_stderr():
     ids = [Fleet().add(h).id for h in ("gpu1", "gpu2", "gpu3", "gpu4")]
     Fleet().add("gpu5", enabled=False)

@@ -10,7 +10,7 @@ import sys
 
 from ollamactl.cli import exits, output
 from ollamactl.cli.context import fleet
-from ollamactl.core.errors import OllamactlError, UsageError
+from ollamactl.core.errors import NoInstanceError, UsageError
 from ollamactl.core.routing import Decision, Request
 
 FORMATS = ("url", "env", "openai", "json")
@@ -39,10 +39,10 @@ def _pick(request: Request, fmt: str, show_reasons: bool) -> int:
         raise UsageError(f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
     try:
         decision = fleet().select(request)
-    except OllamactlError as error:
-        if show_reasons and error.hint:
-            for line in error.hint.split("; "):
-                output.message(line)
+    except NoInstanceError as error:
+        if show_reasons:  # the reasons as data: a reason may itself hold "; "
+            for instance_id, reason in error.reasons.items():
+                output.message(f"{instance_id}: {reason}")
         raise
     if show_reasons:
         explain(decision)

@@ -48,9 +48,13 @@ class RegistryError(OllamactlError):
 
 
 class NoInstanceError(OllamactlError):
-    """No instance can serve the request."""
+    """No instance can serve the request; `reasons` says why each one was dropped ({id: words})."""
 
     exit_code = ExitCode.NO_INSTANCE
+
+    def __init__(self, message: str, hint: str | None = None, reasons: dict[str, str] | None = None):
+        super().__init__(message, hint)
+        self.reasons = dict(reasons or {})
 
 
 class BusyError(NoInstanceError):

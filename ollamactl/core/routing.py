@@ -129,7 +129,7 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
     reasons.update(left_out)
     if not candidates:
         count = len(screening.candidates)
-        raise BusyError(f"all {count} instance{'s' if count != 1 else ''} busy", _why(reasons))
+        raise BusyError(f"all {count} instance{'s' if count != 1 else ''} busy", _why(reasons), reasons)
     picks = _choose(strategy, candidates, request, health, data, store, inflight)
     chosen = {i.id for i in picks}
     for instance in candidates:
@@ -200,7 +200,7 @@ def _fallback(reg: Registry, request: Request, reasons: dict[str, str], warn: Wa
             return Decision([default] * request.count, reasons, reg.instances + (default,), [default],
                             {default.id: result.to_cache()})
         reasons[default.id] = f"unhealthy: {result.error}"
-    raise NoInstanceError("no eligible instance", _why(reasons))
+    raise NoInstanceError("no eligible instance", _why(reasons), reasons)
 
 
 def _why(reasons: dict[str, str]) -> str:
