@@ -88,7 +88,14 @@ class Fleet:
         return RedisStore(where, fallback=local, warn=self.warn)
 
     def warn(self, message: str) -> None:
-        """Pass a warning to the caller's callback, or keep it in `warnings`."""
+        """Pass a warning to the caller's callback, or keep it in `warnings`; a configured key in it
+        (a server's words quoted in a warning) is replaced by `***` first."""
+        from ollamactl.core.http import keys_of, redact
+
+        try:
+            message = redact(message, keys_of(self.registry().instances))
+        except OllamactlError:  # an unreadable registry has no keys to hide
+            pass
         if self._warn is not None:
             self._warn(message)
         else:
