@@ -48,3 +48,10 @@ def test_errors_and_warnings_are_data_not_printed(fleet, capsys):
     fleet.targets()
     assert fleet.warnings and "no instances registered" in fleet.warnings[0]
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_key_quoted_in_a_warning_is_scrubbed(fleet, monkeypatch):
+    monkeypatch.setenv("GPU_KEY", "sk-quoted-in-a-warning-42")
+    fleet.add("http://gpu1:11434", api_key_env="GPU_KEY")
+    fleet.warn("gpu1 said: token sk-quoted-in-a-warning-42 expired")
+    assert fleet.warnings == ["gpu1 said: token *** expired"]
