@@ -1,10 +1,11 @@
 """Health probes: is each instance up, which models does it hold, which are loaded. Never prints.
 
 A probe of one instance is `GET /api/version`, `GET /api/tags` and `GET /api/ps`, sent at once
-and bounded by ONE overall deadline (httpx's read timeout only measures the silence between
-bytes, so a server dripping a byte a second would otherwise hold a probe for ever). All instances
-are probed concurrently, up to a cap, over one shared `httpx.AsyncClient`; the whole check costs
-about as much as the slowest instance, never the sum.
+and bounded by ONE overall deadline (a read timeout only measures the silence between bytes, so
+a server dripping a byte a second would otherwise hold a probe for ever). All instances
+are probed concurrently, up to a cap, over one shared `ProbeClient` (core/probe_http: a small
+stdlib HTTP/1.1 client, as the probes' CPU cost with httpx was ~5x a bare prober's); the whole
+check costs about as much as the slowest instance, never the sum.
 
 Errors are words a person can act on: `connection refused`, `timed out after 2.0 s`,
 `HTTP 401: unauthorized (check the API key)`, `not an Ollama server`, `HTTP 500: <message>`,
@@ -15,7 +16,8 @@ at most MAX_MODELS models are kept (with a `note` to warn about), and every conf
 scrubbed from what a server said (`scrubbed`) before a result is cached or shown.
 
 Results are kept in the state's `"health"` section (`save`); `health_cache` decides which may be
-used. httpx and asyncio load only when probing.
+used. This module (with asyncio) loads only when probing or reading results; httpx only for the
+TLS context of an https instance.
 """
 
 from __future__ import annotations
@@ -32,22 +34,20 @@ from ollamactl.core.http import (
     MB,
     NOT_OLLAMA,
     OllamaError,
-    describe,
     error_message,
     headers_for,
     keys_of,
-    read_capped,
     redact,
     seconds,
     short,
     too_large,
 )
+from ollamactl.core.probe_http import AnswerTimer, ProbeClient, ProbeError
 from ollamactl.core.settings import DEFAULTS
 from ollamactl.core.state import MAX_MODELS
 
 if TYPE_CHECKING:  # pragma: no cover
-    import httpx
-
+    from ollamactl.core.probe_http import Answer
     from ollamactl.core.registry import Instance
     from ollamactl.core.store import Store
 
@@ -174,7 +174,7 @@ async def check_async(
     secrets = keys_of(instances) if keys is None else tuple(keys)
     saver = Saver(store) if store is not None else None
 
-    async def one(client: httpx.AsyncClient, instance: Instance) -> HealthResult:
+    async def one(client: ProbeClient, instance: Instance) -> HealthResult:
         async with semaphore:
             result = scrubbed(await probe(client, instance, timeout), secrets)
         if saver is not None:
@@ -184,27 +184,20 @@ async def check_async(
         return result
 
     try:
-        async with probe_client(cap, timeout) as client:
+        async with probe_client(cap) as client:
             return list(await asyncio.gather(*(one(client, i) for i in instances)))
     finally:
         if saver is not None:
             saver.flush()
 
 
-def probe_client(at_once: int, timeout: float) -> httpx.AsyncClient:
+def probe_client(at_once: int) -> ProbeClient:
     """The one client a check's probes share (`at_once` probes in flight): no proxies, no
-    redirects, a pool per origin."""
-    import httpx
+    redirects, connections kept alive per origin (see core/probe_http); the per-probe deadline in
+    `probe` bounds every request."""
+    from ollamactl import __version__
 
-    _spare_failed_imports()
-    connections = at_once * REQUESTS_PER_PROBE
-    return httpx.AsyncClient(
-        trust_env=False,  # loopback instances must never go through HTTP_PROXY
-        follow_redirects=False,  # a key is sent only to its own instance
-        timeout=httpx.Timeout(timeout),  # the per-probe deadline in `probe` is what bounds a probe
-        transport=_per_origin_transport(connections),
-        headers={"Accept": "application/json", "User-Agent": _user_agent()},
-    )
+    return ProbeClient(idle_cap=at_once * REQUESTS_PER_PROBE, user_agent=f"ollamactl/{__version__}")
 
 
 class Saver:
@@ -237,7 +230,7 @@ class Saver:
         save(self.store, batch)
 
 
-async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -> HealthResult:
+async def probe(client: ProbeClient, instance: Instance, timeout: float) -> HealthResult:
     """One instance's three requests under one deadline; never raises for a network or server fault.
 
     `latency_ms` is the server's answer time: from sending `/api/version` to its response headers
@@ -251,7 +244,7 @@ async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -
         return HealthResult(id=instance.id, url=instance.url, healthy=False, error=refused.reason,
                             checked_at=time.time())
     base = instance.url.rstrip("/")
-    timer = _AnswerTimer()
+    timer = AnswerTimer()
     tasks = [
         asyncio.ensure_future(_get_json(client, base, "/api/version", headers, _parse_version, timer=timer)),
         asyncio.ensure_future(_get_json(client, base, "/api/tags", headers, _model_list)),
@@ -266,7 +259,8 @@ async def probe(client: httpx.AsyncClient, instance: Instance, timeout: float) -
                        if task in done and not task.cancelled() and task.exception() is not None), None)
         if failed is not None:
             exc = failed.exception()
-            error = exc.words if isinstance(exc, ProbeError) else describe(exc, instance.url, timeout)
+            error = exc.words if isinstance(exc, ProbeError) \
+                else f"probe failed: {short(str(exc)) or type(exc).__name__}"
         elif len(done) < len(tasks):
             error = f"timed out after {seconds(timeout)} s"
     finally:
@@ -293,26 +287,6 @@ def retrieve(task: Any) -> None:
         task.exception()
 
 
-class _AnswerTimer:
-    """An httpcore trace hook timing one request from its first header byte sent to its response
-    headers received: the server's time, without connecting or the client's own start-up."""
-
-    def __init__(self) -> None:
-        self.sent: float | None = None
-        self.answered: float | None = None
-
-    async def __call__(self, event: str, info: dict[str, Any]) -> None:
-        if event.endswith("send_request_headers.started"):
-            self.sent = time.perf_counter()
-        elif event.endswith("receive_response_headers.complete"):
-            self.answered = time.perf_counter()
-
-    def milliseconds(self) -> float | None:
-        if self.sent is None or self.answered is None:
-            return None
-        return round((self.answered - self.sent) * 1000.0, 2)
-
-
 def scrubbed(result: HealthResult, keys: Sequence[str]) -> HealthResult:
     """`result` with every key in `keys` replaced by `***` in all the text a server sent."""
     if not keys:
@@ -326,92 +300,38 @@ def scrubbed(result: HealthResult, keys: Sequence[str]) -> HealthResult:
     return result
 
 
-def _per_origin_transport(connections: int) -> httpx.AsyncBaseTransport:
-    """A transport that keeps one small connection pool per origin (scheme, host, port).
-
-    httpcore's pool scans every connection it holds for every request it assigns, so a single
-    pool holding the ~3 x N connections of an N-instance check costs O(N^2): about 9 s of CPU for
-    200 instances. One pool per origin keeps each scan to that origin's few connections. The pools
-    share one TLS context, made on the first https origin (verification as httpx does it).
-    """
-    import ssl
-
-    import httpx
-
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-
-    class PerOrigin(httpx.AsyncBaseTransport):
-        def __init__(self) -> None:
-            self.pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
-            self.tls: ssl.SSLContext | None = None
-            # http pools never do TLS; this context verifies everything and trusts nothing.
-            self.plain = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            url = request.url
-            key = (url.raw_scheme, url.raw_host, url.port)
-            pool = self.pools.get(key)
-            if pool is None:
-                if url.scheme == "https":
-                    if self.tls is None:
-                        self.tls = httpx.create_ssl_context()
-                    context = self.tls
-                else:
-                    context = self.plain
-                pool = self.pools[key] = httpx.AsyncHTTPTransport(verify=context, limits=limits, trust_env=False)
-            return await pool.handle_async_request(request)
-
-        async def aclose(self) -> None:
-            for pool in self.pools.values():
-                await pool.aclose()
-
-    return PerOrigin()
-
-
-class ProbeError(Exception):
-    """A probe failed; `words` is the message shown to people."""
-
-    def __init__(self, words: str):
-        super().__init__(words)
-        self.words = words
-
-
-
-
-async def _get_json(client: httpx.AsyncClient, base: str, path: str, headers: dict[str, str],
-                    parse: Callable[[Any], Any], optional: bool = False, timer: _AnswerTimer | None = None) -> Any:
-    extensions = {"trace": timer} if timer is not None else None
-    async with client.stream("GET", base + path, headers=headers, extensions=extensions) as response:
-        status = response.status_code
-        if optional and status == 404:
-            return None  # /api/ps is missing before 0.1.38: "unknown", not unhealthy
-        content, whole = await read_capped(response, BODY_LIMIT if status == 200 else ERROR_BODY_LIMIT)
+async def _get_json(client: ProbeClient, base: str, path: str, headers: dict[str, str],
+                    parse: Callable[[Any], Any], optional: bool = False, timer: AnswerTimer | None = None) -> Any:
+    answer = await client.get(base + path, headers, BODY_LIMIT, ERROR_BODY_LIMIT, timer)
+    status = answer.status
+    if optional and status == 404:
+        return None  # /api/ps is missing before 0.1.38: "unknown", not unhealthy
     if status == 200:
-        if not whole:
+        if not answer.whole:
             raise ProbeError(too_large(BODY_LIMIT))
         try:
-            data = json.loads(content)
+            data = json.loads(answer.body)
         except (ValueError, RecursionError):
             raise ProbeError(NOT_OLLAMA) from None
         try:
             return parse(data)
         except (ValueError, TypeError, KeyError, AttributeError):
             raise ProbeError(NOT_OLLAMA) from None
-    raise ProbeError(_http_words(response, content))
+    raise ProbeError(_http_words(answer))
 
 
-def _http_words(response: httpx.Response, content: bytes) -> str:
-    status = response.status_code
-    message = error_message(content)
+def _http_words(answer: Answer) -> str:
+    status = answer.status
+    message = error_message(answer.body)
     if status == 401:
         return "HTTP 401: unauthorized (check the API key)"
     if status == 404 and message is None:
         return NOT_OLLAMA  # plain "404 page not found": the route does not exist, not Ollama
     if 300 <= status < 400:
-        where = response.headers.get("location")
+        where = answer.headers.get("location")
         return f"HTTP {status}: redirected" + (f" to {short(where)} (not followed)" if where else " (not followed)")
     if message is None:
-        message = response.reason_phrase.lower() if response.reason_phrase else "no message"
+        message = answer.reason.lower() if answer.reason else "no message"
         if status == 403:
             message += " (a loopback-bound Ollama rejects non-local Host headers)"
     return f"HTTP {status}: {message}"
@@ -446,27 +366,6 @@ def _model_list(data: Any) -> list[dict[str, Any]]:
 
 def _parse_ps(data: Any) -> list[str]:
     return [m["name"] for m in _model_list(data)]
-
-
-def _spare_failed_imports() -> None:
-    """Mark sniffio as absent when it is not installed, so `import sniffio` fails at once.
-
-    httpcore runs `import sniffio` on every request and lock; without the package (anyio 4.x no
-    longer pulls it in) each attempt searches sys.path again, ~30 us a time, 0.1-0.3 s over a
-    200-instance check. A None entry in sys.modules makes the import fail immediately, exactly as
-    it would anyway.
-    """
-    import importlib.util
-    import sys
-
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-def _user_agent() -> str:
-    from ollamactl import __version__
-
-    return f"ollamactl/{__version__}"
 
 
 def _usable_concurrency(cap: int) -> int:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_READ_TIMEOUT = 120.0  # seconds allowed between two NDJSON lines once a stream has begun
 NOT_OLLAMA = "not an Ollama server"
+CLOSED_EARLY = "the server closed the connection without a complete answer"
 
 ERROR_BODY_LIMIT = 64 * 1024
 MB = 1024 * 1024
@@ -237,7 +238,7 @@ def network_error(exc: BaseException, instance: Instance, timeouts: Timeouts) ->
     if isinstance(exc, httpx.RemoteProtocolError):
         text = str(exc).lower()
         if "disconnect" in text or "peer closed" in text or "without sending" in text:
-            return ConnectFailed("the server closed the connection without a complete answer", instance)
+            return ConnectFailed(CLOSED_EARLY, instance)
         return NotOllama("not an Ollama server (the answer is not valid HTTP)", instance)
     if isinstance(exc, httpx.DecodingError):
         return NotOllama("not an Ollama server (the answer cannot be decoded)", instance)
@@ -256,10 +257,10 @@ def describe(exc: BaseException, url: str, timeout: float) -> str:
     if isinstance(exc, httpx.RemoteProtocolError):
         text = str(exc).lower()
         if "without sending" in text or "disconnected" in text or "peer closed" in text:
-            return "the server closed the connection without a complete answer"
+            return CLOSED_EARLY
         return NOT_OLLAMA  # bytes that are not HTTP
     if isinstance(exc, (httpx.ConnectError, httpx.NetworkError, OSError)):
-        return _network_words(exc, url)
+        return network_words(exc, url)
     if isinstance(exc, httpx.UnsupportedProtocol):
         return "unsupported URL scheme"
     if isinstance(exc, httpx.DecodingError):
@@ -297,7 +298,7 @@ _ERRNO_WORDS = {
 }
 
 
-def _network_words(exc: BaseException, url: str) -> str:
+def network_words(exc: BaseException, url: str) -> str:
     import socket
     import ssl
 

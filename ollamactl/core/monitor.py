@@ -69,7 +69,7 @@ async def _watch(instances: list[Instance], timeout: float, interval: float, con
             if stop():
                 finished.set()
 
-    async with health.probe_client(min(len(instances), int(concurrency)), timeout) as client:
+    async with health.probe_client(min(len(instances), int(concurrency))) as client:
         tasks = [asyncio.ensure_future(follow(client, i)) for i in instances]
         tasks.append(asyncio.ensure_future(ticker()))
         waiting = asyncio.ensure_future(finished.wait())

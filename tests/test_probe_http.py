@@ -1,0 +1,207 @@
+"""The probes' own HTTP client (core/probe_http) against raw servers on 127.0.0.1: the answers a
+real server may give (chunked, compressed, over TLS), the ones a hostile or broken one gives
+(endless, oversized, not HTTP, cut short), and kept-alive connections while `health --watch` runs.
+
+The TLS files under tests/data/tls are a throwaway CA and a certificate for 127.0.0.1 signed by
+it, valid until 2126, made with:
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \\
+      -days 36500 -subj "/CN=ollamactl test CA" -addext basicConstraints=critical,CA:TRUE \\
+      -addext keyUsage=critical,keyCertSign,cRLSign
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \\
+      -subj /CN=127.0.0.1
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -out server.pem -days 36500 -extfile leaf.ext
+(leaf.ext: CA:FALSE, serverAuth, subjectAltName IP:127.0.0.1 and DNS:localhost, key identifiers.)
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ollamactl.core import health, monitor
+from ollamactl.core.registry import Instance
+
+TLS = Path(__file__).parent / "data" / "tls"
+VERSION = json.dumps({"version": "0.12.6"}).encode()
+TAGS = json.dumps({"models": [{"name": "llama3.2:latest", "digest": "d" * 64, "size": 7}]}).encode()
+PS = json.dumps({"models": [{"name": "llama3.2:latest"}]}).encode()
+Reply = Callable[[str], "bytes | Iterator[bytes] | None"]
+
+
+def whole(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
+    head = [f"HTTP/1.1 {status}", "Content-Type: application/json", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def chunked(body: bytes, pieces: int = 3, trailer: str = "") -> bytes:
+    step = max(1, len(body) // pieces)
+    out = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for start in range(0, len(body), step):
+        piece = body[start:start + step]
+        out += f"{len(piece):x};ext=1\r\n".encode() + piece + b"\r\n"
+    return out + b"0\r\n" + trailer.encode() + b"\r\n"
+
+
+def ollama(path: str) -> bytes:
+    return whole({"/api/version": VERSION, "/api/tags": TAGS, "/api/ps": PS}[path])
+
+
+class RawServer:
+    """Answers every request on a kept-alive connection with the bytes `reply(path)` gives (an
+    iterator: written piece by piece until the client leaves; None: the connection is closed
+    unanswered), counting connections and requests. With `tls`, it speaks https."""
+
+    def __init__(self, reply: Reply, tls: ssl.SSLContext | None = None):
+        self.reply, self.tls = reply, tls
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.paths: list[str] = []
+        self.threads: list[threading.Thread] = []
+        self.open: list[socket.socket] = []
+        self.stopping = threading.Event()
+        self.accepter = threading.Thread(target=self.accept, daemon=True)
+        self.accepter.start()
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.open.append(conn)
+            thread = threading.Thread(target=self.serve, args=(conn,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def serve(self, conn: socket.socket) -> None:
+        try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                self.open.append(conn)
+            stream = conn.makefile("rb")
+            while True:
+                request = stream.readline()
+                if not request:
+                    return
+                while stream.readline() not in (b"\r\n", b""):
+                    pass
+                path = request.split(b" ")[1].decode()
+                self.paths.append(path)
+                answer = self.reply(path)
+                if answer is None:
+                    return
+                if isinstance(answer, bytes):
+                    conn.sendall(answer)
+                    continue
+                for piece in answer:
+                    if self.stopping.is_set():
+                        return
+                    conn.sendall(piece)
+                return
+        except OSError:  # the client left (the point of a cap) or refused the certificate
+            return
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+        for conn in self.open:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in self.threads:
+            thread.join(5)
+
+
+@pytest.fixture
+def raw() -> Iterator[Callable[..., RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(reply: Reply, tls: ssl.SSLContext | None = None) -> RawServer:
+        servers.append(RawServer(reply, tls))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def probe(url: str, timeout: float = 3.0) -> health.HealthResult:
+    return health.check([Instance(id="x", name="x", url=url)], timeout=timeout)[0]
+
+
+def test_chunked_and_compressed_answers_are_read_as_the_same_json(raw):
+    def reply(path: str) -> bytes:
+        if path == "/api/version":
+            return chunked(VERSION)
+        if path == "/api/tags":  # compressed although the probe asked for identity
+            return whole(gzip.compress(TAGS), "Content-Encoding: gzip")
+        return chunked(PS, trailer="X-Checked: yes\r\n")
+
+    result = probe(raw(reply).url)
+    assert result.healthy, result.error
+    assert result.version == "0.12.6"
+    assert result.models == [{"name": "llama3.2:latest", "digest": "d" * 64, "size": 7}]
+    assert result.loaded == ["llama3.2:latest"]
+
+
+def test_endless_and_oversized_answers_stop_at_the_cap(raw):
+    def endless_chunks() -> Iterator[bytes]:
+        yield b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        while True:
+            yield b"10000\r\n" + b" " * 0x10000 + b"\r\n"
+
+    endless = raw(lambda path: endless_chunks() if path == "/api/tags" else ollama(path))
+    assert probe(endless.url, timeout=20).error == f"answer too large (> {health.BODY_LIMIT >> 20} MB)"
+    huge_head = raw(lambda path: whole(b"{}", "X-Filler: " + "a" * 200_000))
+    assert probe(huge_head.url).error == "not an Ollama server"
+
+
+@pytest.mark.parametrize("reply, words", [
+    (lambda path: b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "not an Ollama server"),
+    (lambda path: iter([b"SSH-2.0-OpenSSH_9.6\r\n"]), "the server closed the connection without a complete answer"),
+    (lambda path: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n{}", "not an Ollama server"),
+    (lambda path: None, "the server closed the connection without a complete answer"),
+    (lambda path: iter([whole(VERSION)[:-5]]), "the server closed the connection without a complete answer"),
+    (lambda path: whole(b"{}", "Location: http://elsewhere:1/", status="307 Temporary Redirect"),
+     "HTTP 307: redirected to http://elsewhere:1/ (not followed)"),
+])
+def test_broken_answers_in_the_same_words(raw, reply, words):
+    result = probe(raw(reply).url)
+    assert (result.healthy, result.error) == (False, words)
+
+
+def test_https_is_verified_with_the_trust_store_httpx_would_use(raw, monkeypatch):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(TLS / "server.pem", TLS / "server.key")
+    server = raw(ollama, tls=context)
+    refused = probe(server.url)
+    assert not refused.healthy and refused.error.startswith("TLS certificate not trusted: "), refused.error
+    monkeypatch.setenv("SSL_CERT_FILE", str(TLS / "ca.pem"))  # as httpx honours it
+    trusted = probe(server.url)
+    assert trusted.healthy and trusted.version == "0.12.6", trusted.error
+
+
+def test_watch_keeps_each_instance_connections_alive_between_checks(raw):
+    server = raw(ollama)
+    results: list[health.HealthResult] = []
+    monitor.watch([Instance(id="x", name="x", url=server.url)], timeout=2.0, interval=0.05, concurrency=4,
+                  store=None, on_start=lambda _: None, on_result=results.append, on_tick=lambda: None, tick=0.05,
+                  stop=lambda: len(results) >= 3)
+    assert [r.healthy for r in results] == [True, True, True]
+    assert len(server.paths) == 9 and server.connections == 3  # three requests at once, then reused
