@@ -6,22 +6,23 @@ hung instance, which must cost the probe timeout and not more. Each case runs
 see _venv.py; interpreter start-up is included, as a user sees it) against a throwaway registry
 and state directory, a few times; the median counts.
 
-Then the floor: a bare asyncio prober written here (no httpx, no Typer; the same three requests
-per instance, parsed as JSON) runs as its own process against the same 200 instances, and the
-wall and CPU time of `ollamactl health --json` are compared with it.
+Then the floor: a bare asyncio prober (bare_prober.py: no httpx, no Typer, stdlib only; the same
+three requests per instance, three connections at once, parsed as JSON) runs as its own process against the same
+200 instances, in turns with `ollamactl health --json` (so both see the same load on a shared
+machine), and their median wall and CPU times are compared.
 
 Targets: 200 instances within 1.5x of one instance; with a hung instance, about the timeout;
 ollamactl within 1.5x of the prober's wall time and 2x its CPU time.
 
-    python bench/health_scale.py [--repeat 3] [--timeout 2]
+    python bench/health_scale.py [--repeat 3] [--pairs 7] [--timeout 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -37,6 +38,7 @@ from ollamactl.sim import SimInstance, Simulator
 SIZES = (1, 10, 100, 200)
 HUNG_SIZES = (100, 200)  # these runs are repeated with one hung instance added
 LATENCY = 0.1
+PROBER = str(Path(__file__).with_name("bare_prober.py"))  # the floor, a script importing only the stdlib
 
 
 def write_registry(path: Path, instances: list[SimInstance]) -> None:
@@ -80,48 +82,41 @@ def measure(venv: Venv, instances: list[SimInstance], timeout: float, repeat: in
     return statistics.median(walls), statistics.median(cpus), rows
 
 
-# -- the bare prober: `python health_scale.py --prober PORT...` -------------------------------------
+def against_prober(venv: Venv, instances: list[SimInstance], timeout: float, pairs: int,
+                   workdir: Path) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((wall, CPU) of ollamactl, (wall, CPU) of the bare prober): medians of `pairs` runs in turns."""
+    command = [venv.python, PROBER, *(str(i.port) for i in instances)]
+    ours, floor = [], []
+    for _ in range(pairs):
+        wall, cpu, rows = run_health(venv, instances, timeout, workdir)
+        if sum(r["healthy"] for r in rows) != len(instances):
+            raise SystemExit("ollamactl did not see every instance healthy: the comparison would be unfair")
+        ours.append((wall, cpu))
+        wall, cpu, out = timed(command, dict(os.environ), 60)
+        if json.loads(out)["healthy"] != len(instances):
+            raise SystemExit("the bare prober did not see every instance healthy")
+        floor.append((wall, cpu))
+
+    def medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
+        return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+    return medians(ours), medians(floor)
 
 
-async def _bare_get(port: int, path: str) -> object:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
-    answer = await reader.read()
-    writer.close()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    return json.loads(body) if b" 200 " in head.split(b"\r\n", 1)[0] else None
-
-
-async def _bare_probe_all(ports: list[int]) -> int:
-    async def one(port: int) -> bool:
-        answers = await asyncio.gather(*(_bare_get(port, path) for path in ("/api/version", "/api/tags", "/api/ps")))
-        return all(answer is not None for answer in answers)
-
-    return sum(await asyncio.gather(*(one(port) for port in ports)))
-
-
-def prober(ports: list[int]) -> None:
-    healthy = asyncio.run(_bare_probe_all(ports))
-    print(json.dumps({"healthy": healthy}))
-
-
-def measure_prober(venv: Venv, instances: list[SimInstance], repeat: int) -> tuple[float, float]:
-    command = [venv.python, __file__, "--prober", *(str(i.port) for i in instances)]
-    runs = [timed(command, dict(os.environ), 60) for _ in range(repeat)]
-    if json.loads(runs[-1][2])["healthy"] != len(instances):
-        raise SystemExit("the bare prober did not see every instance healthy")
-    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+def prober_alone(venv: Venv, instance: SimInstance, repeat: int) -> float:
+    """The bare prober's median wall time for one instance: its start-up and one probe."""
+    command = [venv.python, PROBER, str(instance.port)]
+    return statistics.median(timed(command, dict(os.environ), 60)[0] for _ in range(repeat))
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["--prober"]:
-        prober([int(port) for port in sys.argv[2:]])
-        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median counts")
+    parser.add_argument("--pairs", type=int, default=7, help="turns of ollamactl and the prober at 200 instances")
     parser.add_argument("--timeout", type=float, default=2.0, help="probe deadline passed to health")
     args = parser.parse_args()
     venv = honest_venv()
+    load_before = os.getloadavg()[0]
 
     with Simulator() as sim, tempfile.TemporaryDirectory(prefix="ollamactl-bench-") as tmp:
         workdir = Path(tmp)
@@ -130,13 +125,13 @@ def main() -> int:
         measure(venv, fleet[:1], args.timeout, 1, workdir)  # warm the page cache and bytecode
 
         results = []
-        cpu_at = {}
         for size in SIZES:
-            wall, cpu, rows = measure(venv, fleet[:size], args.timeout, args.repeat, workdir)
-            cpu_at[size] = cpu
+            wall, _, rows = measure(venv, fleet[:size], args.timeout, args.repeat, workdir)
             healthy = sum(r["healthy"] for r in rows)
             results.append((f"{size}", size, wall, healthy, False))
-        floor_wall, floor_cpu = measure_prober(venv, fleet, args.repeat)
+        (ours_wall, ours_cpu), (floor_wall, floor_cpu) = against_prober(venv, fleet, args.timeout, args.pairs,
+                                                                        workdir)
+        floor_one = prober_alone(venv, fleet[0], args.repeat)
         for size in HUNG_SIZES:
             wall, _, rows = measure(venv, fleet[:size] + [hung], args.timeout, args.repeat, workdir)
             healthy = sum(r["healthy"] for r in rows)
@@ -144,7 +139,9 @@ def main() -> int:
 
     base = results[0][2]
     print(f"ollamactl health --json --timeout {args.timeout:g}; instances answer after {LATENCY:g} s; "
-          f"median of {args.repeat} runs (subprocess wall time, start-up included)\n")
+          f"median of {args.repeat} runs (subprocess wall time, start-up included)")
+    print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs shared with the "
+          f"simulator; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
     print(f"{'instances':<14} {'healthy':>9} {'wall s':>8} {'vs 1':>7}  notes")
     ok = True
     for label, total, wall, healthy, with_hung in results:
@@ -159,15 +156,17 @@ def main() -> int:
             ok &= ratio <= 1.5
         print(f"{label:<14} {healthy:>4}/{total:<4} {wall:>8.2f} {ratio:>6.2f}x  {note}")
     most = max(SIZES)
-    ours_wall = next(wall for label, _, wall, _, _ in results if label == str(most))
-    wall_ratio, cpu_ratio = ours_wall / floor_wall, cpu_at[most] / floor_cpu
-    print(f"\nthe floor: a bare asyncio prober process, the same {3 * most} requests to the same {most} instances")
+    wall_ratio, cpu_ratio = ours_wall / floor_wall, ours_cpu / floor_cpu
+    print(f"\nthe floor: a bare asyncio prober process, the same {3 * most} requests to the same {most} instances;"
+          f" in turns with ollamactl, median of {args.pairs} each")
     print(f"{'':<14} {'wall s':>8} {'CPU s':>8}")
     print(f"{'bare prober':<14} {floor_wall:>8.2f} {floor_cpu:>8.2f}")
-    print(f"{'ollamactl':<14} {ours_wall:>8.2f} {cpu_at[most]:>8.2f}")
+    print(f"{'ollamactl':<14} {ours_wall:>8.2f} {ours_cpu:>8.2f}")
     print(f"{'ratio':<14} {wall_ratio:>7.2f}x {cpu_ratio:>7.2f}x  targets <= 1.5x wall: "
           f"{'met' if wall_ratio <= 1.5 else 'MISSED'}, <= 2x CPU: {'met' if cpu_ratio <= 2 else 'MISSED'}")
     ok &= wall_ratio <= 1.5 and cpu_ratio <= 2
+    print(f"\nwhat the other {most - 1} instances add to a 1-instance run: ollamactl {ours_wall - base:.2f} s, "
+          f"bare prober {floor_wall - floor_one:.2f} s (its 1-instance run: {floor_one:.2f} s)")
     return 0 if ok else 1
 
 
