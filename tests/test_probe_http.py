@@ -20,6 +20,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -184,6 +185,17 @@ def test_endless_and_oversized_answers_stop_at_the_cap(raw):
 def test_broken_answers_in_the_same_words(raw, reply, words):
     result = probe(raw(reply).url)
     assert (result.healthy, result.error) == (False, words)
+
+
+def test_the_words_shown_do_not_depend_on_which_answer_comes_back_first(raw):
+    def reply(path: str) -> bytes:
+        if path == "/api/version":  # the first request fails last: its words are still the ones shown
+            time.sleep(0.3)
+            return whole(json.dumps({"error": "runner crashed"}).encode(), status="500 Internal Server Error")
+        return whole(b"404 page not found", status="404 Not Found")
+
+    result = probe(raw(reply).url)
+    assert (result.healthy, result.error) == (False, "HTTP 500: runner crashed")
 
 
 def test_https_is_verified_with_the_trust_store_httpx_would_use(raw, monkeypatch):

@@ -254,14 +254,12 @@ async def probe(client: ProbeClient, instance: Instance, timeout: float) -> Heal
         task.add_done_callback(retrieve)
     error: str | None = None
     try:
-        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
-        failed = next((task for task in tasks
-                       if task in done and not task.cancelled() and task.exception() is not None), None)
+        failed = await _first_failure(tasks, timeout)
         if failed is not None:
             exc = failed.exception()
             error = exc.words if isinstance(exc, ProbeError) \
                 else f"probe failed: {short(str(exc)) or type(exc).__name__}"
-        elif len(done) < len(tasks):
+        elif not all(task.done() for task in tasks):
             error = f"timed out after {seconds(timeout)} s"
     finally:
         for task in tasks:
@@ -279,6 +277,22 @@ async def probe(client: ProbeClient, instance: Instance, timeout: float) -> Heal
     return HealthResult(id=instance.id, url=instance.url, healthy=True, latency_ms=timer.milliseconds(),
                         version=version, models=models, loaded=None if loaded is None else loaded[:MAX_MODELS],
                         checked_at=time.time(), note=note)
+
+
+async def _first_failure(tasks: list[Any], timeout: float) -> Any:
+    """Wait (at most `timeout` s) until all `tasks` succeed or one fails, and return the failed
+    task that comes first in `tasks` (None if none failed). A failure waits only for the tasks
+    before it, so the words shown for an instance do not depend on which answer came back first."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    waiting = list(tasks)
+    while waiting and (left := deadline - loop.time()) > 0:
+        await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_EXCEPTION)
+        failed = next((task for task in tasks if task.done() and not task.cancelled() and task.exception()), None)
+        waiting = [task for task in (tasks if failed is None else tasks[:tasks.index(failed)]) if not task.done()]
+    return next((task for task in tasks if task.done() and not task.cancelled() and task.exception()), None)
 
 
 def retrieve(task: Any) -> None:
