@@ -4,17 +4,18 @@ Every simulated instance answers after 0.1 s (SimConfig.latency); the bigger run
 hung instance, which must cost the probe timeout and not more. Each case runs
 `ollamactl health --json --timeout 2` as a subprocess of the honest venv (a normal `pip install .`,
 see _venv.py; interpreter start-up is included, as a user sees it) against a throwaway registry
-and state directory, a few times; the median counts.
+and state directory, in rounds that run every case once (so a change of load touches all cases
+alike); the median counts.
 
 Then the floor: a bare asyncio prober (bare_prober.py: no httpx, no Typer, stdlib only; the same
-three requests per instance, three connections at once, parsed as JSON) runs as its own process against the same
-200 instances, in turns with `ollamactl health --json` (so both see the same load on a shared
+three requests per instance, three connections at once, parsed as JSON) runs as its own process
+against the same 200 instances, in turns with `ollamactl health --json` (so both see the same load on a shared
 machine), and their median wall and CPU times are compared.
 
 Targets: 200 instances within 1.5x of one instance; with a hung instance, about the timeout;
 ollamactl within 1.5x of the prober's wall time and 2x its CPU time.
 
-    python bench/health_scale.py [--repeat 3] [--pairs 7] [--timeout 2]
+    python bench/health_scale.py [--repeat 5] [--pairs 7] [--timeout 2]
 """
 
 from __future__ import annotations
@@ -71,47 +72,43 @@ def run_health(venv: Venv, instances: list[SimInstance], timeout: float, workdir
     return wall, cpu, json.loads(out)
 
 
-def measure(venv: Venv, instances: list[SimInstance], timeout: float, repeat: int,
-            workdir: Path) -> tuple[float, float, list]:
-    walls, cpus = [], []
-    rows: list[dict] = []
+def measure(venv: Venv, cases: list[list[SimInstance]], timeout: float, repeat: int,
+            workdir: Path) -> list[tuple[float, int]]:
+    """(median wall s, instances healthy in the last run) per case; `repeat` rounds, each running
+    every case once, so a change of load on a shared machine touches every case alike."""
+    walls: list[list[float]] = [[] for _ in cases]
+    healthy = [0] * len(cases)
     for _ in range(repeat):
-        wall, cpu, rows = run_health(venv, instances, timeout, workdir)
-        walls.append(wall)
-        cpus.append(cpu)
-    return statistics.median(walls), statistics.median(cpus), rows
+        for number, instances in enumerate(cases):
+            wall, _, rows = run_health(venv, instances, timeout, workdir)
+            walls[number].append(wall)
+            healthy[number] = sum(r["healthy"] for r in rows)
+    return [(statistics.median(w), h) for w, h in zip(walls, healthy, strict=True)]
 
 
 def against_prober(venv: Venv, instances: list[SimInstance], timeout: float, pairs: int,
-                   workdir: Path) -> tuple[tuple[float, float], tuple[float, float]]:
-    """((wall, CPU) of ollamactl, (wall, CPU) of the bare prober): medians of `pairs` runs in turns."""
-    command = [venv.python, PROBER, *(str(i.port) for i in instances)]
-    ours, floor = [], []
+                   workdir: Path) -> dict[tuple[str, int], tuple[float, float]]:
+    """(median wall s, median CPU s) of ollamactl and the bare prober, each with 1 and with all
+    `instances`, by (side, size); `pairs` turns, each running the four once."""
+    runs: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for _ in range(pairs):
-        wall, cpu, rows = run_health(venv, instances, timeout, workdir)
-        if sum(r["healthy"] for r in rows) != len(instances):
-            raise SystemExit("ollamactl did not see every instance healthy: the comparison would be unfair")
-        ours.append((wall, cpu))
-        wall, cpu, out = timed(command, dict(os.environ), 60)
-        if json.loads(out)["healthy"] != len(instances):
-            raise SystemExit("the bare prober did not see every instance healthy")
-        floor.append((wall, cpu))
-
-    def medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
-        return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-
-    return medians(ours), medians(floor)
-
-
-def prober_alone(venv: Venv, instance: SimInstance, repeat: int) -> float:
-    """The bare prober's median wall time for one instance: its start-up and one probe."""
-    command = [venv.python, PROBER, str(instance.port)]
-    return statistics.median(timed(command, dict(os.environ), 60)[0] for _ in range(repeat))
+        for size in (1, len(instances)):
+            wall, cpu, rows = run_health(venv, instances[:size], timeout, workdir)
+            if sum(r["healthy"] for r in rows) != size:
+                raise SystemExit("ollamactl did not see every instance healthy: the comparison would be unfair")
+            runs.setdefault(("ollamactl", size), []).append((wall, cpu))
+            wall, cpu, out = timed([venv.python, PROBER, *(str(i.port) for i in instances[:size])],
+                                   dict(os.environ), 60)
+            if json.loads(out)["healthy"] != size:
+                raise SystemExit("the bare prober did not see every instance healthy")
+            runs.setdefault(("prober", size), []).append((wall, cpu))
+    return {key: (statistics.median(r[0] for r in values), statistics.median(r[1] for r in values))
+            for key, values in runs.items()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median counts")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of every case; the median counts")
     parser.add_argument("--pairs", type=int, default=7, help="turns of ollamactl and the prober at 200 instances")
     parser.add_argument("--timeout", type=float, default=2.0, help="probe deadline passed to health")
     args = parser.parse_args()
@@ -122,24 +119,18 @@ def main() -> int:
         workdir = Path(tmp)
         fleet = [sim.add(name=f"sim-{n}", latency=LATENCY) for n in range(1, max(SIZES) + 1)]
         hung = sim.add(name="hung", fault="hang")
-        measure(venv, fleet[:1], args.timeout, 1, workdir)  # warm the page cache and bytecode
+        measure(venv, [fleet[:1]], args.timeout, 1, workdir)  # warm the page cache and bytecode
 
-        results = []
-        for size in SIZES:
-            wall, _, rows = measure(venv, fleet[:size], args.timeout, args.repeat, workdir)
-            healthy = sum(r["healthy"] for r in rows)
-            results.append((f"{size}", size, wall, healthy, False))
-        (ours_wall, ours_cpu), (floor_wall, floor_cpu) = against_prober(venv, fleet, args.timeout, args.pairs,
-                                                                        workdir)
-        floor_one = prober_alone(venv, fleet[0], args.repeat)
-        for size in HUNG_SIZES:
-            wall, _, rows = measure(venv, fleet[:size] + [hung], args.timeout, args.repeat, workdir)
-            healthy = sum(r["healthy"] for r in rows)
-            results.append((f"{size} + 1 hung", size + 1, wall, healthy, True))
+        cases = [fleet[:size] for size in SIZES] + [fleet[:size] + [hung] for size in HUNG_SIZES]
+        labels = [(f"{size}", size, False) for size in SIZES] + \
+                 [(f"{size} + 1 hung", size + 1, True) for size in HUNG_SIZES]
+        results = [(label, total, wall, healthy, with_hung) for (label, total, with_hung), (wall, healthy)
+                   in zip(labels, measure(venv, cases, args.timeout, args.repeat, workdir), strict=True)]
+        paired = against_prober(venv, fleet, args.timeout, args.pairs, workdir)
 
     base = results[0][2]
     print(f"ollamactl health --json --timeout {args.timeout:g}; instances answer after {LATENCY:g} s; "
-          f"median of {args.repeat} runs (subprocess wall time, start-up included)")
+          f"median of {args.repeat} rounds (subprocess wall time, start-up included)")
     print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs shared with the "
           f"simulator; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
     print(f"{'instances':<14} {'healthy':>9} {'wall s':>8} {'vs 1':>7}  notes")
@@ -156,6 +147,7 @@ def main() -> int:
             ok &= ratio <= 1.5
         print(f"{label:<14} {healthy:>4}/{total:<4} {wall:>8.2f} {ratio:>6.2f}x  {note}")
     most = max(SIZES)
+    (ours_wall, ours_cpu), (floor_wall, floor_cpu) = paired["ollamactl", most], paired["prober", most]
     wall_ratio, cpu_ratio = ours_wall / floor_wall, ours_cpu / floor_cpu
     print(f"\nthe floor: a bare asyncio prober process, the same {3 * most} requests to the same {most} instances;"
           f" in turns with ollamactl, median of {args.pairs} each")
@@ -165,8 +157,9 @@ def main() -> int:
     print(f"{'ratio':<14} {wall_ratio:>7.2f}x {cpu_ratio:>7.2f}x  targets <= 1.5x wall: "
           f"{'met' if wall_ratio <= 1.5 else 'MISSED'}, <= 2x CPU: {'met' if cpu_ratio <= 2 else 'MISSED'}")
     ok &= wall_ratio <= 1.5 and cpu_ratio <= 2
-    print(f"\nwhat the other {most - 1} instances add to a 1-instance run: ollamactl {ours_wall - base:.2f} s, "
-          f"bare prober {floor_wall - floor_one:.2f} s (its 1-instance run: {floor_one:.2f} s)")
+    ours_one, floor_one = paired["ollamactl", 1][0], paired["prober", 1][0]
+    print(f"\nin the same turns, 1 instance: ollamactl {ours_one:.2f} s, bare prober {floor_one:.2f} s; what the other "
+          f"{most - 1} add: ollamactl {ours_wall - ours_one:+.2f} s, bare prober {floor_wall - floor_one:+.2f} s")
     return 0 if ok else 1
 
 
