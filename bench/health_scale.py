@@ -157,9 +157,11 @@ def main() -> int:
     print(f"{'ratio':<14} {wall_ratio:>7.2f}x {cpu_ratio:>7.2f}x  targets <= 1.5x wall: "
           f"{'met' if wall_ratio <= 1.5 else 'MISSED'}, <= 2x CPU: {'met' if cpu_ratio <= 2 else 'MISSED'}")
     ok &= wall_ratio <= 1.5 and cpu_ratio <= 2
-    ours_one, floor_one = paired["ollamactl", 1][0], paired["prober", 1][0]
+    (ours_one, ours_one_cpu), (floor_one, floor_one_cpu) = paired["ollamactl", 1], paired["prober", 1]
     print(f"\nin the same turns, 1 instance: ollamactl {ours_one:.2f} s, bare prober {floor_one:.2f} s; what the other "
           f"{most - 1} add: ollamactl {ours_wall - ours_one:+.2f} s, bare prober {floor_wall - floor_one:+.2f} s")
+    print(f"CPU per further instance: ollamactl {(ours_cpu - ours_one_cpu) / (most - 1) * 1000:.1f} ms, "
+          f"bare prober {(floor_cpu - floor_one_cpu) / (most - 1) * 1000:.1f} ms")
     return 0 if ok else 1
 
 
