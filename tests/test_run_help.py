@@ -46,7 +46,7 @@ def test_a_model_no_instance_has_sends_nothing_and_names_what_each_has(sim):
 def test_without_a_pull_command_no_pull_is_suggested(sim, monkeypatch):
     a = sim.add()
     register(a)
-    from ollamactl.cli import app as root
+    from ollamactl.cli import commands as root
 
     without_pull = {name: module for name, module in root.COMMANDS.items() if name != "pull"}
     assert len(without_pull) == len(root.COMMANDS) - 1

@@ -317,14 +317,14 @@ def _imported(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
 def test_commands_load_lazily_from_a_table_that_matches_their_modules():
     import importlib
 
-    from ollamactl.cli.app import COMMANDS
+    from ollamactl.cli.commands import COMMANDS
 
     for module in set(COMMANDS.values()):
         defined = get_command(importlib.import_module(f"ollamactl.cli.{module}").app)
         names = set(getattr(defined, "commands", None) or {defined.name})
         assert names == {name for name, owner in COMMANDS.items() if owner == module}, module
     script = ("import atexit, sys; atexit.register(lambda: print(*sorted(sys.modules), file=sys.stderr));"
-              "from ollamactl.cli.launcher import main; main(['list'])")
+              "from ollamactl.cli.launcher import main; main(['list', '--help'])")  # Typer's route
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     imported = set(result.stderr.split())  # importlib.import_module escapes -X importtime: ask sys.modules

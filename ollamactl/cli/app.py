@@ -1,9 +1,9 @@
 """The Typer root: global options, the one exit path for every command, and the composed sub-apps.
 
 Each command module under `ollamactl/cli/` owns a Typer sub-app; this module composes them
-(imports run one way: app -> command modules -> core). Commands load lazily: `COMMANDS` names
-each command's module, in the order of `--help`, and only the invoked command's module is
-imported (`--help` and completion of command names load them all). Heavy modules (httpx,
+(imports run one way: app -> command modules -> core). Commands load lazily: `COMMANDS`
+(cli/commands.py) names each command's module, in the order of `--help`, and only the invoked
+command's module is imported (`--help` and completion of command names load them all). Heavy modules (httpx,
 rich.live, asyncio) are imported inside the commands that need them.
 """
 
@@ -16,37 +16,23 @@ import typer
 from typer.completion import completion_init
 from typer.core import TyperGroup
 
-from ollamactl.cli import exits, help_style, output
-
-# command -> the module under ollamactl/cli that defines it; the order here is the order of `--help`
-COMMANDS = {
-    **dict.fromkeys(("add", "list", "update", "enable", "disable", "remove", "paths"), "registry_cmds"),
-    **dict.fromkeys(("health", "refresh", "models"), "health_cmds"),
-    "pick": "pick_cmd",
-    "exec": "exec_cmd",
-    **dict.fromkeys(("ps", "pull", "sync", "rm", "load", "unload"), "model_cmds"),
-    "run": "run_cmd",
-    "embed": "embed_cmd",
-    "completion": "completion_cmd",
-    "export": "export_cmd",
-    "simulate": "simulate_cmd",
-}
+from ollamactl.cli import commands, exits, help_style, output
 
 
 class OllamactlGroup(TyperGroup):
     """Every command's outcome goes through `exits`: errors, Ctrl-C and broken pipes (in `invoke`),
     and usage errors too, as one `ollamactl: error:` line with exit 2 (in `main`). Commands are
-    loaded on demand from `COMMANDS`."""
+    loaded on demand from `commands.COMMANDS`."""
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return list(COMMANDS)
+        return list(commands.COMMANDS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.help = help_style.reflow(self.help)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        module = COMMANDS.get(cmd_name)
+        module = commands.COMMANDS.get(cmd_name)
         if module is None:
             return None
         return help_style.tidy(_module_commands(module).get(cmd_name))

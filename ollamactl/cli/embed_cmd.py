@@ -90,7 +90,6 @@ class _Progress:
 
 @app.command()
 def embed(
-    ctx: typer.Context,
     model: str = typer.Argument(..., help="Embedding model, e.g. nomic-embed-text.", autocompletion=complete_model),
     texts: list[str] | None = typer.Argument(None, metavar="TEXT",
                                              help="Texts to embed; none: one per line from --file or stdin."),
@@ -140,7 +139,7 @@ def embed(
                                             log=output.say if verbose else None, progress=progress,
                                             wait=wait)
         except ModelMissing as error:
-            raise with_pull_hint(error, ctx) from None
+            raise with_pull_hint(error) from None
         except UsageError as late:
             if out.written:  # piped input is checked as it streams: exit 2 would claim nothing was written
                 raise OllamactlError(f"{late.message}, found after {out.written} vectors had been written: the"

@@ -1,8 +1,8 @@
-"""The console-script entry point: `pick`, `--version` and `paths` take Typer-free fast paths,
-everything else the app.
+"""The console-script entry point: `pick`, `--version` and ordinary command lines of `list`,
+`paths`, `run` ... take Typer-free fast paths, everything else the app.
 
 `ollamactl pick ...` runs in shell loops, and Typer costs far more than the pick itself; the fast
-path keeps it near a bare interpreter (`--version` and `paths`: see cli/quick.py). Help and shell
+path keeps it near a bare interpreter (the other commands: see cli/fast_route.py). Help and shell
 completion always go to Typer. Every path ends in `cli.exits`, so errors, Ctrl-C and broken pipes
 give the same codes and words. Ctrl-C during start-up itself is handled here too: from the moment
 this module is imported until `main` guards the work, SIGINT ends the process at once with the same
@@ -51,8 +51,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _quick(args: list[str]) -> int | None:
-    if args[:1] not in (["--version"], ["-V"], ["paths"]) or "_OLLAMACTL_COMPLETE" in os.environ:
-        return None
-    from ollamactl.cli.quick import main as quick
+    from ollamactl.cli.fast_route import main as quick
 
     return quick(args)

@@ -111,13 +111,23 @@ def grid(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | Non
 
 
 def plain_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A table laid out as `grid` lays it out off a terminal, without rich (for commands that start fast)."""
-    cells = [[clean(cell) for cell in row] for row in rows]
-    widths = [max([len(column)] + [len(row[n]) for row in cells]) for n, column in enumerate(columns)]
-    lines = [list(columns)] + cells
-    sys.stdout.write("".join("  ".join(cell.ljust(widths[n]) for n, cell in enumerate(line)).rstrip() + "\n"
-                             for line in lines))
+    """A table laid out as `grid` lays it out off a terminal, without rich (for commands that start
+    fast): columns two spaces apart, padded by display width (a wide character takes two cells),
+    every row whole (never cut to a width), every cell through `clean`."""
+    lines = [list(columns)] + [[clean(cell) for cell in row] for row in rows]
+    widths = [max(_cells(line[n]) for line in lines) for n in range(len(columns))]
+    sys.stdout.write("".join("  ".join(cell + " " * (widths[n] - _cells(cell)) for n, cell in enumerate(line))
+                             .rstrip() + "\n" for line in lines))
     sys.stdout.flush()
+
+
+def _cells(text: str) -> int:
+    """Terminal cells `text` takes: East Asian wide and full-width characters two, combining marks none."""
+    if text.isascii():
+        return len(text)
+    from unicodedata import combining, east_asian_width
+
+    return sum(0 if combining(ch) else 2 if east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def width() -> int:
@@ -130,11 +140,12 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
 
 
 def instances(items: Sequence[Any]) -> None:
-    table(
-        ("ID", "NAME", "URL", "TYPE", "ENABLED", "WEIGHT", "TIER", "MAX", "AUTH"),
-        ((i.id, i.name, i.url, i.type, "yes" if i.enabled else "no", i.weight, i.tier_name,
-          i.max_inflight or "-", i.auth) for i in items),
-    )
+    """The registry's table (`list`): rich on a terminal; off one (scripts, pipes) the same layout
+    as plain text, so a script's `list` loads no rich."""
+    columns = ("ID", "NAME", "URL", "TYPE", "ENABLED", "WEIGHT", "TIER", "MAX", "AUTH")
+    rows = ((i.id, i.name, i.url, i.type, "yes" if i.enabled else "no", i.weight, i.tier_name,
+             i.max_inflight or "-", i.auth) for i in items)
+    (table if sys.stdout.isatty() else plain_table)(columns, rows)
 
 
 class ProgressBar:

@@ -1,13 +1,12 @@
-"""Commands answered without Typer, so they start like a tool: `--version` and `paths`. Stdlib only.
+"""Bodies of the registry's read-only commands, Typer-free so they start like a tool: `--version`,
+`paths` and `list`. Stdlib only (rich only for a table on a terminal, through cli/output.py).
 
-The launcher sends exactly `ollamactl --version` / `-V` and `ollamactl paths [--json]` here; the
-Typer definitions (help, completion, docs, anything else on the line) call the same functions,
-so both routes print the same thing.
+The launcher's fast route (cli/fast_route.py) calls them for ordinary command lines; their Typer
+declarations (help, completion, docs, anything unusual on the line) call the same functions, so
+both routes print the same thing.
 """
 
 from __future__ import annotations
-
-import sys
 
 from ollamactl import __version__
 
@@ -36,13 +35,18 @@ def paths(json_output: bool) -> None:
         output.plain_table(("WHAT", "PATH"), locations.items())
 
 
-def main(args: list[str]) -> int | None:
-    """The exit code when `args` is one of the commands answered here, else None (Typer's turn)."""
-    if args in (["--version"], ["-V"]):
-        sys.stdout.write(version_line() + "\n")
-        return 0
-    if args in (["paths"], ["paths", "--json"]):
-        from ollamactl.cli import exits
+def list_instances(json_output: bool) -> None:
+    """The registered instances as a table, or a JSON array (keys are never shown)."""
+    from ollamactl.cli import output
+    from ollamactl.cli.context import fleet
 
-        return exits.guarded(lambda: paths(json_output=len(args) == 2))
-    return None
+    current = fleet()
+    instances = current.instances()
+    if not instances:
+        output.message(f"no instances registered; commands will use the default instance"
+                       f" {current.default_instance.url} (from OLLAMA_HOST, else 127.0.0.1:11434)."
+                       " Add one with `ollamactl add URL`.")
+    if json_output:
+        output.print_json([i.public() for i in instances])
+    else:
+        output.instances(instances)

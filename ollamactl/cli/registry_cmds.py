@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ollamactl.cli import output
+from ollamactl.cli import output, quick
 from ollamactl.cli.completers import choices, complete_instance
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
@@ -89,16 +89,7 @@ def list_instances(json_output: bool = typer.Option(False, "--json", help="Print
 
     Example: ollamactl list --json | jq -r '.[].url'
     """
-    current = fleet()
-    instances = current.instances()
-    if not instances:
-        output.message(f"no instances registered; commands will use the default instance"
-                       f" {current.default_instance.url} (from OLLAMA_HOST, else 127.0.0.1:11434)."
-                       " Add one with `ollamactl add URL`.")
-    if json_output:
-        output.print_json([i.public() for i in instances])
-    else:
-        output.instances(instances)
+    quick.list_instances(json_output=json_output)
 
 
 @app.command()
@@ -191,6 +182,4 @@ def show_paths(json_output: bool = typer.Option(False, "--json", help="Print a J
 
     Example: ollamactl paths --json
     """
-    from ollamactl.cli.quick import paths
-
-    paths(json_output)
+    quick.paths(json_output=json_output)

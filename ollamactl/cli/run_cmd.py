@@ -1,130 +1,21 @@
-"""`ollamactl run`: generate or chat with a model on the fleet, streamed to stdout as it arrives.
-
-It parses, builds a typed GenerateRequest, and hands it to `Fleet.stream`; the text is written
-straight to sys.stdout here (no rich per line), thinking dimmed on stderr.
+"""`ollamactl run`'s Typer declaration: its options, help and completion. The body is
+cli/run_stream.py's `run`, which the launcher's fast route also calls for ordinary command lines.
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from typing import Any
-
 import typer
 
-from ollamactl.cli import output
+from ollamactl.cli import run_stream
 from ollamactl.cli.completers import choices, complete_instance, complete_model
-from ollamactl.cli.context import fleet
 from ollamactl.cli.exec_cmd import WAIT_HELP
-from ollamactl.cli.missing_model import with_pull_hint
-from ollamactl.cli.model_options import check_keep_alive, typed_options
-from ollamactl.cli.request_input import parse_format, parse_keep_alive, parse_option, read_prompt
-from ollamactl.cli.spinner import Spinner
-from ollamactl.core import settings
-from ollamactl.core.errors import UsageError
-from ollamactl.core.routing import ModelMissing
 from ollamactl.core.selection import STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
 
-class _BufferedOut:
-    """Collects what a stream produces and writes it to stdout in one call when the core flushes."""
-
-    def __init__(self) -> None:
-        self.out = sys.stdout
-        self.pending: list[str] = []  # fragments since the last flush (stdout may be unbuffered)
-
-    def flush(self) -> None:
-        if self.pending:
-            self.out.write("".join(self.pending))
-            self.pending.clear()
-        self.out.flush()
-
-
-class _TextOut(_BufferedOut):
-    """Emits the text of each line to stdout and thinking to stderr (flushed per fragment).
-
-    Stdout is flushed by the core's `flush` hook before every read that could wait: each fragment
-    is out before ollamactl waits for the next, and a burst already received costs one write.
-    """
-
-    def __init__(self, chat: bool, show_thinking: bool):
-        super().__init__()
-        self.chat = chat
-        self.show_thinking = show_thinking
-        self.last = ""
-        self.thinking = False
-        self.tty_err = sys.stderr.isatty()
-        self.tty_out = self.out.isatty()
-        self.dim, self.undim = ("\x1b[2m", "\x1b[0m") if self.tty_err else ("", "")
-        self.emit = self.emit_chat if chat else self.emit_generate
-
-    def emit_generate(self, line: bytes, obj: dict) -> bool:
-        shown = False
-        thinking = obj.get("thinking")
-        if thinking and self.show_thinking:
-            shown = self.think(thinking)
-        text = obj.get("response")
-        if text:
-            return self.text(text)
-        return shown
-
-    def emit_chat(self, line: bytes, obj: dict) -> bool:
-        message = obj.get("message")
-        if not message:
-            return False
-        text = message.get("content")
-        shown = False
-        if "thinking" in message and self.show_thinking:
-            shown = self.think(message["thinking"])
-        if text:
-            return self.text(text)
-        return shown
-
-    def text(self, text: str) -> bool:
-        if self.thinking:
-            self.end_thinking()
-        self.pending.append(output.answer_text(text, self.tty_out))
-        self.last = text
-        return True
-
-    def think(self, text: Any) -> bool:
-        if not text or not isinstance(text, str):
-            return False
-        self.flush()
-        sys.stderr.write(self.dim + output.answer_text(text, self.tty_err) + self.undim)
-        sys.stderr.flush()
-        self.thinking = True
-        return True
-
-    def end_thinking(self) -> None:
-        self.thinking = False
-        sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    def finish(self) -> None:
-        if self.thinking:
-            self.end_thinking()
-        if self.last and not self.last.endswith("\n"):
-            self.pending.append("\n")
-        self.flush()
-
-
-class _JsonOut(_BufferedOut):
-    """--json: every NDJSON object as received, one per line."""
-
-    def emit(self, line: bytes, obj: dict) -> bool:
-        self.pending.append(line.decode("utf-8", "replace").strip() + "\n")
-        return True
-
-    def finish(self) -> None:
-        self.flush()
-
-
 @app.command()
 def run(
-    ctx: typer.Context,
     model: str = typer.Argument(..., help="Model name, e.g. llama3.2.", autocompletion=complete_model),
     prompt: list[str] | None = typer.Argument(None, help="Prompt words (joined by spaces); none or - reads stdin."),
     chat: bool = typer.Option(False, "--chat", help="Use /api/chat instead of /api/generate."),
@@ -162,58 +53,7 @@ def run(
 
     Example: ollamactl run llama3.2 "Why is the sky blue?"
     """
-    from ollamactl.core.generate import GenerateRequest
-    from ollamactl.core.http import Timeouts
-
-    began = time.monotonic()
-    settings.checked("tries", tries, "--tries")
-    if not model.strip():
-        raise UsageError("the model name is empty", "give a model such as llama3.2")
-    options = typed_options((parse_option(item) for item in option or ()), output.warn)
-    if (not prompt or prompt == ["-"]) and sys.stdin.isatty():
-        output.say("reading the prompt from the terminal; end it with Ctrl-D")
-    request = GenerateRequest(
-        model=model, chat=chat, system=system, stream=not no_stream, format=parse_format(fmt),
-        options=options, keep_alive=check_keep_alive(parse_keep_alive(keep_alive)), think=think,
-        prompt=read_prompt(prompt),
-    )
-    current = fleet()
-    timeouts = Timeouts.from_settings(current.registry(), connect_timeout, first_byte_timeout)
-    writer = _JsonOut() if json_output else _TextOut(chat, show_thinking=think is not False)
-    spinner = Spinner("choosing an instance") if sys.stderr.isatty() else None
-
-    def log(text: str) -> None:
-        if spinner is not None:
-            spinner.show(text)
-        if verbose:
-            (spinner.say if spinner is not None else output.say)(text)
-
-    def emit(line: bytes, obj: dict) -> bool:
-        if spinner is not None:
-            spinner.stop()  # the first line has arrived
-        return writer.emit(line, obj)
-
-    try:
-        result = current.stream(request, emit, instance=instance_ref, strategy=strategy, key=key, tries=tries,
-                                strict=strict, timeouts=timeouts, log=log if spinner or verbose else None,
-                                flush=writer.flush, wait=wait)
-    except ModelMissing as error:
-        raise with_pull_hint(error, ctx) from None
-    finally:
-        if spinner is not None:
-            spinner.stop()
-        writer.finish()  # what arrived before a failure or Ctrl-C stays on screen
-    if verbose:
-        _report_timing(result, began)
-
-
-def _report_timing(result: Any, began: float) -> None:
-    final = result.final
-    parts = [f"served by {result.instance.id} ({result.instance.url})"]
-    if result.first_output_s is not None:
-        parts.append(f"first token {result.first_output_s:.3f} s after the request"
-                     f" ({result.first_output_at - began:.3f} s after the command started)")
-    count, duration = final.get("eval_count"), final.get("eval_duration")
-    if isinstance(count, int) and isinstance(duration, (int, float)) and duration > 0:
-        parts.append(f"{count} tokens at {count / duration * 1e9:.1f} tokens/s")
-    output.say("; ".join(parts))
+    run_stream.run(model=model, prompt=prompt, chat=chat, system=system, json_output=json_output,
+                   no_stream=no_stream, fmt=fmt, option=option, keep_alive=keep_alive, think=think,
+                   instance_ref=instance_ref, strategy=strategy, key=key, tries=tries, wait=wait, strict=strict,
+                   connect_timeout=connect_timeout, first_byte_timeout=first_byte_timeout, verbose=verbose)

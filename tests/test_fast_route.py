@@ -1,0 +1,137 @@
+"""The Typer-free route (cli/fast_route.py): the spec parser gives a command's body exactly what
+Typer gives it, or leaves the command line to Typer; and the commands it answers load no Typer.
+
+Parity: for a matrix of command lines, each command's body is replaced by a recorder; the Typer
+command (in-process) records what it passes, and the spec parser's answer must be the same, or
+None (Typer's turn). A command line Typer refuses is never answered by the spec parser.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from cli_helpers import RUNNER, make_runner
+
+from ollamactl.cli import fast_route, spec_parser
+from ollamactl.cli.app import app
+from ollamactl.cli.command_specs import SPECS
+from ollamactl.cli.commands import BODIES
+from ollamactl.core.fleet import Fleet
+
+VECTORS = {
+    "list": [[], ["--json"], ["--json", "--json"], ["--json=1"], ["--jsn"], ["x"], ["--"], ["-h"], ["--help"],
+             ["-j"]],
+    "paths": [[], ["--json"], ["--json", "extra"], ["--js"]],
+    "run": [
+        ["m"], ["m", "hello", "world"], ["llama3.2", "-"], ["m", "--chat", "hi"], ["m", "hi", "--chat"],
+        ["m", "--system", "be brief", "hi"], ["m", "--system=be brief"], ["m", "--system", "--chat"],
+        ["m", "-o", "temperature=0.2", "-o", "seed=1"], ["m", "-otemperature=0.2"], ["m", "--option=a=b"],
+        ["m", "--think"], ["m", "--no-think"], ["m", "--think", "--no-think"], ["m", "--tries", "5"],
+        ["m", "--tries=5"], ["m", "--tries", "x"], ["m", "--tries", "2.5"], ["m", "--tries", " 7 "],
+        ["m", "--tries", "1_0"], ["m", "--wait", "0.5"], ["m", "--wait", "inf"], ["m", "--wait", "nan"],
+        ["m", "--wait", "-1"], ["m", "--connect-timeout", "1e-3", "--first-byte-timeout", "2"],
+        ["m", "-s", "weighted", "--key", "user-7"], ["m", "-sweighted"], ["m", "--strategy"], ["m", "-v"],
+        ["m", "-vv"], ["m", "-v", "--verbose"], ["m", "--json", "--no-stream", "--format", "json"],
+        ["m", "--keep-alive", "10m", "--instance", "gpu1"], ["m", "--strict"], ["m", "--", "-x"],
+        ["m", "-x"], ["m", "-5"], [], ["--chat"], ["m", "--help"], ["m", "-h"], ["m", "--chat=yes"],
+        ["m", "hi", "--install-completion"], ["", "hi"], ["m", "", "x"], ["m", "--format"], ["m", "--tries"],
+    ],
+}
+# Ordinary command lines the fast route must answer itself (else it would be a route nobody takes).
+ANSWERED = {"list": [[], ["--json"]], "paths": [[], ["--json"]],
+            "run": [["m", "hello", "world"], ["m", "--chat", "-o", "seed=1", "--tries", "5", "hi"]]}
+
+
+def typer_call(monkeypatch, command: str, argv: list[str]) -> tuple[int, dict | None]:
+    """(exit code, the keyword arguments the Typer command passed to the body, or None)."""
+    module_name, function = BODIES[command].split(":")
+    module = sys.modules.get(f"ollamactl.cli.{module_name}") or __import__(f"ollamactl.cli.{module_name}",
+                                                                           fromlist=["_"])
+    seen: list[dict] = []
+    monkeypatch.setattr(module, function, lambda **values: seen.append(values))
+    result = RUNNER.invoke(app, [command, *argv])
+    monkeypatch.undo()
+    return result.exit_code, seen[0] if seen else None
+
+
+def test_every_fast_command_has_a_parity_matrix():
+    assert set(VECTORS) == set(BODIES) == set(SPECS)
+
+
+@pytest.mark.parametrize("command", sorted(VECTORS))
+def test_the_spec_parser_gives_the_body_what_typer_gives_it_or_leaves_the_line_to_typer(monkeypatch, command):
+    answered = 0
+    for argv in VECTORS[command]:
+        fast = spec_parser.parse(SPECS[command], argv)
+        code, typer_values = typer_call(monkeypatch, command, argv)
+        if fast is not None:
+            answered += 1
+            assert code == 0 and typer_values is not None, (argv, "Typer refuses what the fast route accepts")
+            assert repr(fast) == repr(typer_values), argv  # types too (1 vs 1.0), and nan
+    assert answered >= len(ANSWERED[command])
+    for argv in ANSWERED[command]:
+        assert spec_parser.parse(SPECS[command], argv) is not None, argv
+
+
+def test_help_completion_and_usage_errors_go_to_typer(monkeypatch):
+    for argv in (["list", "--help"], ["run", "m", "--tries", "x"], ["list", "--jsn"]):
+        assert fast_route.main(argv) is None, argv
+    monkeypatch.setenv("_OLLAMACTL_COMPLETE", "bash_complete")
+    assert fast_route.main(["list"]) is None
+
+
+def test_a_usage_error_reads_the_same_whichever_route_was_tried():
+    """The launcher tries the fast route first; a line it cannot answer gets Typer's one-line error."""
+    result = subprocess.run([sys.executable, "-m", "ollamactl", "run", "m", "--tries", "x"], capture_output=True,
+                            text=True, env=os.environ.copy(), timeout=60)
+    typer = make_runner().invoke(app, ["run", "m", "--tries", "x"])
+    assert (result.returncode, result.stderr) == (typer.exit_code, typer.stderr) == (2, typer.stderr)
+    assert result.stderr.startswith("ollamactl: error: ") and result.stderr.count("\n") == 1
+
+
+def _imports_of_a_real_start(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    script = ("import atexit, sys; atexit.register(lambda: print(*sorted(sys.modules), file=sys.stderr));"
+              f"from ollamactl.cli.launcher import main; main({list(args)!r})")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL, env=os.environ.copy())
+    return result, {name.split(".")[0] for name in result.stderr.split()}
+
+
+def test_list_paths_and_run_off_a_terminal_load_neither_typer_nor_rich(sim):
+    Fleet().add(sim.add().url, id="one")
+    Fleet().check()
+    for args in (["list"], ["list", "--json"], ["paths"], ["run", "llama3.2", "hi"]):
+        result, imported = _imports_of_a_real_start(*args)
+        assert result.stdout, args
+        assert not {"typer", "click", "rich"} & imported, (args, sorted({"typer", "click", "rich"} & imported))
+    result, imported = _imports_of_a_real_start("list", "--help")  # the probe sees Typer when it loads
+    assert "typer" in imported
+
+
+def test_list_off_a_terminal_prints_what_typer_prints():
+    Fleet().add("http://gpu1:11434", name="北京 GPU", priority="backup", max_inflight=3)
+    Fleet().add("http://gpu2:11434", name="[bold]x[/bold]", api_key_env="GPU2_KEY")
+    for args in (["list"], ["list", "--json"]):
+        fast = subprocess.run([sys.executable, "-m", "ollamactl", *args], capture_output=True, text=True,
+                              env=os.environ.copy(), timeout=60)
+        assert fast.returncode == 0
+        assert fast.stdout == make_runner().invoke(app, args).stdout, args
+
+
+def test_the_plain_table_is_the_rich_table_off_a_terminal(capsys):
+    """Scripts see `list` in the layout rich gave it off a terminal, less the trailing spaces (and a
+    row longer than rich's 250 columns stays whole instead of being cut)."""
+    from ollamactl.cli import output
+
+    columns = ("ID", "NAME", "URL")
+    rows = [("a", "北京 GPU", "http://a:1"), ("bb", "[bold]x[/bold] \x1b[31m", "-"), ("c", "e\u0301t\u00e9", 7)]
+    output.plain_table(columns, rows)
+    plain = capsys.readouterr().out
+    output.table(columns, rows)
+    assert plain == "".join(line.rstrip() + "\n" for line in capsys.readouterr().out.splitlines())
+    assert "[bold]x[/bold] \\x1b[31m" in plain
+    output.plain_table(columns, [("x" * 3, "n" * 200, "u" * 200)])
+    assert len(capsys.readouterr().out.splitlines()[1]) == 3 + 2 + 200 + 2 + 200
