@@ -137,3 +137,28 @@ def test_the_readme_layout_names_every_module():
     missing = [name for name, path in MODULES.items()
                if path.name != "__init__.py" and path.name != "__main__.py" and f"{path.stem}" not in layout]
     assert missing == [], f"README's layout paragraph does not mention {missing}"
+
+
+def test_the_typer_free_route_never_reaches_typer():
+    """Everything the launcher's fast route can import (cli/fast_route.py, the command bodies of
+    cli/commands.py, the spec parser, and all they import, inside functions too) imports no Typer
+    or Click: `list`, `run`, `health` ... answered there start like a tool. (Rich is imported only
+    inside cli/output.py's functions; tests/test_fast_route.py checks that `list` off a terminal
+    never loads it.)"""
+    from ollamactl.cli.commands import BODIES
+
+    edges = graph(runtime_only=True)
+    todo = ["ollamactl.cli.fast_route", "ollamactl.cli.spec_parser",
+            *{f"ollamactl.cli.{body.split(':')[0]}" for body in BODIES.values()}]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(edges[name])
+    offences = [f"{name} imports {target}" for name in sorted(seen)
+                for target in imports_of(MODULES[name], runtime_only=True)
+                if target.split(".")[0] in ("typer", "click")]
+    assert "ollamactl.cli.quick" in seen and "ollamactl.cli.run_stream" in seen
+    assert offences == []

@@ -221,7 +221,7 @@ def test_ctrl_c_with_stdin_still_open_exits_130_cleanly(sim):
 
 
 def test_progress_bar_draws_on_a_terminal_only(monkeypatch, capsys):
-    from ollamactl.cli.embed_cmd import _Progress
+    from ollamactl.cli.embed_batches import _Progress
 
     assert not _Progress(10_000, 64).enabled  # stderr is not a terminal here
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)

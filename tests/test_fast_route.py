@@ -25,6 +25,11 @@ VECTORS = {
     "list": [[], ["--json"], ["--json", "--json"], ["--json=1"], ["--jsn"], ["x"], ["--"], ["-h"], ["--help"],
              ["-j"]],
     "paths": [[], ["--json"], ["--json", "extra"], ["--js"]],
+    "health": [[], ["--json"], ["gpu1", "gpu2", "--json"], ["--timeout", "2", "--json", "-a"], ["--all"],
+               ["-a", "gpu1"], ["--watch", "--interval", "0.5"], ["--interval=1e1"], ["--timeout", "x"],
+               ["--timeout"], ["-aj"], ["--json", "--", "gpu1"], ["--timeout", "-1"]],
+    "refresh": [[], ["--json"], ["gpu1"], ["--json=yes"]],
+    "models": [[], ["--json"], ["--diff"], ["--diff", "--json"], ["--diff=1"], ["x"]],
     "run": [
         ["m"], ["m", "hello", "world"], ["llama3.2", "-"], ["m", "--chat", "hi"], ["m", "hi", "--chat"],
         ["m", "--system", "be brief", "hi"], ["m", "--system=be brief"], ["m", "--system", "--chat"],
@@ -39,10 +44,17 @@ VECTORS = {
         ["m", "-x"], ["m", "-5"], [], ["--chat"], ["m", "--help"], ["m", "-h"], ["m", "--chat=yes"],
         ["m", "hi", "--install-completion"], ["", "hi"], ["m", "", "x"], ["m", "--format"], ["m", "--tries"],
     ],
+    "embed": [["m"], ["m", "a", "b c"], ["m", "--file", "-"], ["m", "--file=docs.txt", "--ndjson"],
+              ["m", "--batch-size", "8", "--per-instance", "3", "x"], ["m", "--batch-size", "8.5"],
+              ["m", "--allow-mixed", "--instance", "gpu1", "--strict", "-v", "x"], ["m", "--wait", "2", "x"],
+              ["m", "--connect-timeout", "1", "--first-byte-timeout", "9", "x"], ["m", "--file"], ["--ndjson"],
+              ["m", "-vx"], ["m", "--", "-a"]],
 }
 # Ordinary command lines the fast route must answer itself (else it would be a route nobody takes).
-ANSWERED = {"list": [[], ["--json"]], "paths": [[], ["--json"]],
-            "run": [["m", "hello", "world"], ["m", "--chat", "-o", "seed=1", "--tries", "5", "hi"]]}
+ANSWERED = {"list": [[], ["--json"]], "paths": [[], ["--json"]], "health": [["--json"], ["gpu1", "-a"]],
+            "refresh": [[]], "models": [["--json"], ["--diff"]],
+            "run": [["m", "hello", "world"], ["m", "--chat", "-o", "seed=1", "--tries", "5", "hi"]],
+            "embed": [["m", "a", "b c"], ["m", "--file", "-", "--ndjson"]]}
 
 
 def typer_call(monkeypatch, command: str, argv: list[str]) -> tuple[int, dict | None]:
@@ -100,13 +112,18 @@ def _imports_of_a_real_start(*args: str) -> tuple[subprocess.CompletedProcess, s
     return result, {name.split(".")[0] for name in result.stderr.split()}
 
 
-def test_list_paths_and_run_off_a_terminal_load_neither_typer_nor_rich(sim):
+def test_commands_with_a_fast_route_off_a_terminal_load_neither_typer_nor_rich(sim):
+    """No Typer for any of them; no rich either where the output is plain text or JSON (the health
+    and models tables for people still use rich)."""
     Fleet().add(sim.add().url, id="one")
     Fleet().check()
-    for args in (["list"], ["list", "--json"], ["paths"], ["run", "llama3.2", "hi"]):
+    for args in (["list"], ["list", "--json"], ["paths"], ["health", "--json"], ["health"], ["refresh"],
+                 ["models", "--json"], ["models", "--diff", "--json"], ["run", "llama3.2", "hi"],
+                 ["embed", "nomic-embed-text", "hi"]):
         result, imported = _imports_of_a_real_start(*args)
         assert result.stdout, args
-        assert not {"typer", "click", "rich"} & imported, (args, sorted({"typer", "click", "rich"} & imported))
+        heavy = {"typer", "click"} | (set() if args == ["health"] else {"rich"})
+        assert not heavy & imported, (args, sorted(heavy & imported))
     result, imported = _imports_of_a_real_start("list", "--help")  # the probe sees Typer when it loads
     assert "typer" in imported
 

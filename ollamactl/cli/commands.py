@@ -26,5 +26,9 @@ COMMANDS = {
 BODIES = {
     "list": "quick:list_instances",
     "paths": "quick:paths",
+    "health": "health_show:health",
+    "refresh": "health_show:refresh",
+    "models": "health_show:models",
     "run": "run_stream:run",
+    "embed": "embed_batches:embed",
 }

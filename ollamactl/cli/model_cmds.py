@@ -21,14 +21,14 @@ from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
+from ollamactl.cli.model_plans import plan_table, step_json
 from ollamactl.core import settings
 from ollamactl.core.errors import ExitCode, NoInstanceError, OllamactlError, UsageError
 from ollamactl.core.model_ops import DEFAULT_PULL_CONCURRENCY
 
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.fleet import Fleet
-    from ollamactl.core.health import HealthResult
-    from ollamactl.core.model_ops import Outcome, Step
+    from ollamactl.core.model_ops import Outcome
     from ollamactl.core.registry import Instance
 
 app = typer.Typer()  # this module's commands; cli.app composes them
@@ -38,7 +38,6 @@ MODEL = typer.Argument(..., metavar="MODEL", autocompletion=complete_model)
 JSON = typer.Option(False, "--json", help="Print JSON (NDJSON progress events while pulling).")
 CONCURRENCY = typer.Option(DEFAULT_PULL_CONCURRENCY, "--concurrency", "-c", metavar="N",
                            help=f"Downloads at once (default {DEFAULT_PULL_CONCURRENCY}).")
-ACTION_STYLE = {"ok": "green", "pull": "yellow", "update": "yellow"}
 
 
 def _model(name: str) -> str:
@@ -233,25 +232,6 @@ def pull(
 # sync
 
 
-def plan_table(steps: Sequence[Step], instances: Sequence[Instance]) -> Any:
-    """Models down, instances across: ok / pull / update, `-` where the type does not serve it."""
-    columns = [i for i in instances if any(s.instance_id == i.id for s in steps)]
-    cells = {(s.model, s.instance_id): s for s in steps}
-    rows = []
-    for model in dict.fromkeys(s.model for s in steps):
-        row: list[Any] = [model]
-        for instance in columns:
-            step = cells.get((model, instance.id))
-            row.append(output.text("-", "dim") if step is None else output.text(step.action, ACTION_STYLE[step.action]))
-        rows.append(row)
-    return output.grid(("MODEL", *(i.id for i in columns)), rows)
-
-
-def _step_json(step: Step) -> dict[str, Any]:
-    return {"id": step.instance_id, "model": step.model, "action": step.action, "have": step.have,
-            "want": step.want}
-
-
 @app.command()
 def sync(
     models: list[str] | None = typer.Argument(None, metavar="MODEL", autocompletion=complete_model,
@@ -284,7 +264,7 @@ def sync(
         return
     work = [s for s in steps if s.action != "ok"]
     if json_output:
-        sys.stdout.write(json.dumps({"event": "plan", "steps": [_step_json(s) for s in steps]}) + "\n")
+        sys.stdout.write(json.dumps({"event": "plan", "steps": [step_json(s) for s in steps]}) + "\n")
         sys.stdout.flush()
     else:
         output.show(plan_table(steps, pool))
@@ -398,29 +378,3 @@ def unload(
     Example: ollamactl unload qwen2.5:7b && ollamactl ps
     """
     _warm(model, refs, False, None, json_output)
-
-
-# ---------------------------------------------------------------------------------------------
-# models --diff
-
-
-def show_diff(current: Fleet, results: dict[str, HealthResult], json_output: bool) -> None:
-    """`models --diff`: the models not on every instance of a fitting type, or not at one digest."""
-    from ollamactl.core import model_ops
-
-    survey = model_ops.Survey(current, current.targets(), results)
-    models = sorted({m for names in survey.held.values() for m in names})
-    kinds = survey.kinds(models)
-    plan = model_ops.plan(survey.instances, survey.held, models, kinds)
-    drifted = model_ops.drifted(plan)
-    steps = [s for s in plan if s.model in set(drifted)]
-    if json_output:
-        output.print_json([{"model": model, "kind": kinds[model],
-                            "instances": [_step_json(s) for s in steps if s.model == model]} for model in drifted])
-        return
-    if not steps:
-        output.message("every model is on every healthy instance of a fitting type, at one digest")
-        return
-    output.show(plan_table(steps, survey.instances))
-    output.message("pull: absent there; update: another digest there. `ollamactl sync --dry-run` shows the plan,"
-                   " `ollamactl sync` carries it out")

@@ -1,0 +1,169 @@
+"""The bodies of `health` (and --watch), `refresh` and `models`: Typer-free, so scripts' health
+checks start like a tool (the launcher's fast route calls them; so do the Typer commands in
+cli/health_cmds.py). `health` and `refresh` return their exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ollamactl.cli import health_view, output
+from ollamactl.cli.context import fleet
+from ollamactl.core import settings
+from ollamactl.core.errors import ExitCode
+from ollamactl.core.fleet import Fleet
+from ollamactl.core.registry import Instance
+from ollamactl.core.selection import ejected_until
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.health import HealthResult
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def _exit_code(results: Sequence[HealthResult]) -> int:
+    healthy = sum(1 for r in results if r.healthy)
+    if healthy == len(results):
+        return ExitCode.OK
+    return ExitCode.NO_INSTANCE if healthy == 0 else ExitCode.SOME_UNHEALTHY
+
+
+def _ejections(current: Fleet, now: float) -> dict[str, float]:
+    """Instance id -> epoch until which the circuit breaker keeps it out (only those in the future)."""
+    ejected = ((i, ejected_until(entry, now)) for i, entry in current.store.read()["breaker"].items())
+    return {instance_id: float(until) for instance_id, until in ejected if until is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# health / --watch
+
+
+def _watch(current: Fleet, instances: list[Instance], timeout: float | None, interval: float,
+           json_output: bool) -> None:
+    """Each instance probed on its own schedule (core/monitor); the view changes row by row."""
+    import json
+
+    view = health_view.WatchView(instances)
+    ejected = _ejections(current, time.time())
+
+    def on_result(result: HealthResult) -> None:
+        view.finished(result)
+        if json_output:  # one JSON object per probe result (JSON Lines)
+            instance = next(i for i in instances if i.id == result.id)
+            row = health_view.json_row(instance, result, ejected, time.time())
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+
+    def on_tick() -> None:
+        ejected.clear()
+        ejected.update(_ejections(current, time.time()))
+
+    if json_output:
+        current.watch(instances, interval=interval, timeout=timeout, on_start=view.started, on_result=on_result,
+                      on_tick=on_tick)
+        return
+    if not sys.stdout.isatty():  # plain text: one table every interval, no cursor tricks
+        def show_plain() -> None:
+            on_tick()
+            output.show(view.table(ejected, title=f"health at {time.strftime('%H:%M:%S')}"))
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+        current.watch(instances, interval=interval, timeout=timeout, on_start=view.started, on_result=on_result,
+                      on_tick=show_plain, tick=interval)
+        return
+
+    def title() -> str:
+        return f"health every {interval:g} s, {time.strftime('%H:%M:%S')} (Ctrl-C to stop)"
+
+    with output.live(view.table(ejected, title())) as live:
+        def redraw() -> None:
+            live.update(view.table(ejected, title()), refresh=True)
+
+        def on_live_result(result: HealthResult) -> None:
+            on_result(result)
+            redraw()
+
+        def on_live_tick() -> None:
+            on_tick()
+            redraw()
+
+        current.watch(instances, interval=interval, timeout=timeout, on_start=view.started,
+                      on_result=on_live_result, on_tick=on_live_tick, tick=min(1.0, interval))
+
+
+# ---------------------------------------------------------------------------------------------
+# health, refresh, models
+
+
+def health(refs: list[str] | None, watch: bool, interval: float, timeout: float | None, json_output: bool,
+           include_all: bool) -> int:
+    """Check `refs` (else every enabled instance) now; show the results; the exit code."""
+    if timeout is not None:
+        settings.checked("timeout", timeout, "--timeout")
+    settings.checked("interval", interval, "--interval")
+    current = fleet()
+    instances = current.targets(refs or (), include_all)
+    if watch:
+        _watch(current, instances, timeout, interval, json_output)
+        return 0
+    results = current.probe(instances, timeout=timeout)
+    now = time.time()
+    ejected = _ejections(current, now)
+    if json_output:
+        output.print_json([health_view.json_row(i, r, ejected, now) for i, r in zip(instances, results, strict=True)])
+    else:
+        rows = [(i, r, None) for i, r in zip(instances, results, strict=True)]
+        output.show(health_view.health_table(rows, ejected, title=f"state store: {current.store.description}",
+                                             now=now))
+    return _exit_code(results)
+
+
+def refresh(json_output: bool) -> int:
+    """Check every enabled instance now, update the cache; a summary; the exit code."""
+    results = fleet().refresh()
+    healthy = sum(1 for r in results if r.healthy)
+    if json_output:
+        output.print_json({"total": len(results), "healthy": healthy, "unhealthy": len(results) - healthy})
+    else:
+        noun = "instance" if len(results) == 1 else "instances"
+        sys.stdout.write(f"{len(results)} {noun}: {healthy} healthy, {len(results) - healthy} unhealthy\n")
+    return _exit_code(results)
+
+
+def models(json_output: bool, diff: bool) -> None:
+    """Which model is on which instance, from the health cache (stale entries re-checked)."""
+    current = fleet()
+    results = current.health()
+    for instance_id, result in results.items():
+        if not result.healthy:
+            output.message(f"{instance_id}: unhealthy ({result.error}); its models are not listed")
+    if diff:
+        from ollamactl.cli.model_plans import show_diff
+
+        show_diff(current, results, json_output)
+        return
+    listing = current.models(results)
+    if json_output:
+        output.print_json(listing)
+        return
+    if not listing:
+        output.message("no models found on any healthy instance")
+        return
+
+    def rows():  # type: ignore[no-untyped-def]
+        for item in listing:
+            first = True
+            for entry in item["instances"]:
+                loaded = {None: "?", True: "yes", False: "no"}[entry["loaded"]]
+                digest = (entry["digest"] or "")[:12]
+                yield (item["model"] if first else "", entry["id"], loaded, digest,
+                       "differs" if entry["digest_differs"] else "")
+                first = False
+
+    output.table(("MODEL", "INSTANCE", "LOADED", "DIGEST", "MISMATCH"), rows())

@@ -1,0 +1,58 @@
+"""Plans of which model goes where, shown: the plan table of `sync` and `models --diff`. Typer-free
+(`models` has a route without Typer, see cli/fast_route.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ollamactl.cli import output
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.fleet import Fleet
+    from ollamactl.core.health import HealthResult
+    from ollamactl.core.model_ops import Step
+    from ollamactl.core.registry import Instance
+
+ACTION_STYLE = {"ok": "green", "pull": "yellow", "update": "yellow"}
+
+
+def plan_table(steps: Sequence[Step], instances: Sequence[Instance]) -> Any:
+    """Models down, instances across: ok / pull / update, `-` where the type does not serve it."""
+    columns = [i for i in instances if any(s.instance_id == i.id for s in steps)]
+    cells = {(s.model, s.instance_id): s for s in steps}
+    rows = []
+    for model in dict.fromkeys(s.model for s in steps):
+        row: list[Any] = [model]
+        for instance in columns:
+            step = cells.get((model, instance.id))
+            row.append(output.text("-", "dim") if step is None else output.text(step.action, ACTION_STYLE[step.action]))
+        rows.append(row)
+    return output.grid(("MODEL", *(i.id for i in columns)), rows)
+
+
+def step_json(step: Step) -> dict[str, Any]:
+    return {"id": step.instance_id, "model": step.model, "action": step.action, "have": step.have,
+            "want": step.want}
+
+
+def show_diff(current: Fleet, results: dict[str, HealthResult], json_output: bool) -> None:
+    """`models --diff`: the models not on every instance of a fitting type, or not at one digest."""
+    from ollamactl.core import model_ops
+
+    survey = model_ops.Survey(current, current.targets(), results)
+    models = sorted({m for names in survey.held.values() for m in names})
+    kinds = survey.kinds(models)
+    plan = model_ops.plan(survey.instances, survey.held, models, kinds)
+    drifted = model_ops.drifted(plan)
+    steps = [s for s in plan if s.model in set(drifted)]
+    if json_output:
+        output.print_json([{"model": model, "kind": kinds[model],
+                            "instances": [step_json(s) for s in steps if s.model == model]} for model in drifted])
+        return
+    if not steps:
+        output.message("every model is on every healthy instance of a fitting type, at one digest")
+        return
+    output.show(plan_table(steps, survey.instances))
+    output.message("pull: absent there; update: another digest there. `ollamactl sync --dry-run` shows the plan,"
+                   " `ollamactl sync` carries it out")
