@@ -152,3 +152,15 @@ def test_the_plain_table_is_the_rich_table_off_a_terminal(capsys):
     assert "[bold]x[/bold] \\x1b[31m" in plain
     output.plain_table(columns, [("x" * 3, "n" * 200, "u" * 200)])
     assert len(capsys.readouterr().out.splitlines()[1]) == 3 + 2 + 200 + 2 + 200
+
+
+def test_exit_codes_and_output_are_the_typer_commands_whichever_route(sim):
+    """`refresh` with one instance up and one down: 4 and the same summary, by the launcher's fast
+    route (a real process) and by the Typer command."""
+    Fleet().add(sim.add().url, id="up")
+    Fleet().add(sim.add(fault="http500").url, id="down")
+    fast = subprocess.run([sys.executable, "-m", "ollamactl", "refresh"], capture_output=True, text=True,
+                          env=os.environ.copy(), timeout=60)
+    typer = make_runner().invoke(app, ["refresh"])
+    assert (fast.returncode, fast.stdout) == (typer.exit_code, typer.stdout) == (4, typer.stdout)
+    assert fast.stdout == "2 instances: 1 healthy, 1 unhealthy\n"
