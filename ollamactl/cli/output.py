@@ -115,9 +115,10 @@ def plain_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     fast): columns two spaces apart, padded by display width (a wide character takes two cells),
     every row whole (never cut to a width), every cell through `clean`."""
     lines = [list(columns)] + [[clean(cell) for cell in row] for row in rows]
-    widths = [max(_cells(line[n]) for line in lines) for n in range(len(columns))]
-    sys.stdout.write("".join("  ".join(cell + " " * (widths[n] - _cells(cell)) for n, cell in enumerate(line))
-                             .rstrip() + "\n" for line in lines))
+    cells = [[_cells(text) for text in line] for line in lines]
+    widths = [max(sizes) for sizes in zip(*cells, strict=True)]
+    sys.stdout.write("".join("  ".join(text + " " * (widths[n] - size[n]) for n, text in enumerate(line))
+                             .rstrip() + "\n" for line, size in zip(lines, cells, strict=True)))
     sys.stdout.flush()
 
 
