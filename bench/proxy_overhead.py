@@ -78,13 +78,10 @@ RUN_IMPORTS = ("import ollamactl.cli.launcher, ollamactl.cli.fast_route, ollamac
 ALLOWANCE_MS = 10.0  # target: the first token within the run process's start-up + this
 
 
-def startup(command: list[str], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=os.environ.copy())
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def startup(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=os.environ.copy())
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -92,17 +89,20 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
+    starts: dict[str, list[float]] = {"pass": [], "version": [], "run": []}
+    commands = {"pass": [venv_python(), "-c", "pass"], "version": [*ollamactl_command(), "--version"],
+                "run": [venv_python(), "-c", RUN_IMPORTS]}
     with private_registry(), simulated({"tokens": args.tokens}) as urls:
         register(urls)
         through_ollamactl()  # warm caches (page cache, .pyc) before timing
         direct(urls[0])
         runs_direct, runs_cli = [], []
-        for _ in range(args.repeat):  # interleaved, so drift hits both alike
+        for _ in range(args.repeat):  # interleaved, start-ups too, so drift hits all alike
             runs_direct.append(direct(urls[0]))
             runs_cli.append(through_ollamactl())
-        python_start = startup([venv_python(), "-c", "pass"], args.repeat)
-        cli_start = startup([*ollamactl_command(), "--version"], args.repeat)
-        run_start = startup([venv_python(), "-c", RUN_IMPORTS], args.repeat)
+            for name, command in commands.items():
+                starts[name].append(startup(command))
+    python_start, cli_start, run_start = (statistics.median(starts[name]) for name in ("pass", "version", "run"))
 
     d_ttft = statistics.median(r[0] for r in runs_direct)
     c_ttft = statistics.median(r[0] for r in runs_cli)
