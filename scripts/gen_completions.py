@@ -115,6 +115,7 @@ def command_spec(command) -> dict:  # type: ignore[no-untyped-def]
         kind = "flag" if getattr(param, "is_bool_flag", False) else \
             SPEC_TYPES.get(type(param.type).__name__.removesuffix("ParamType").upper())
         if kind is None or param.callback or param.envvar or getattr(param, "prompt", None) \
+                or (getattr(param, "is_flag", False) and kind != "flag") \
                 or getattr(param, "count", False) or param.nargs not in (1, -1) \
                 or not isinstance(param.default, (type(None), bool, int, float, str)):
             raise SystemExit(f"{where}: the spec parser cannot honour this parameter ({param!r});"
@@ -142,6 +143,8 @@ def specs_module() -> str:
     from ollamactl.cli.commands import BODIES
 
     group = get_command(app)
+    if group.context_settings.get("auto_envvar_prefix"):
+        raise SystemExit("the app reads options from the environment: the spec parser does not")
     root = typer.Context(group, info_name="ollamactl")
     specs = {name: command_spec(group.get_command(root, name)) for name in BODIES}
     return ('"""The options and arguments of the commands with a Typer-free route, for cli/spec_parser.py.\n\n'

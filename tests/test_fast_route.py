@@ -164,3 +164,36 @@ def test_exit_codes_and_output_are_the_typer_commands_whichever_route(sim):
     typer = make_runner().invoke(app, ["refresh"])
     assert (fast.returncode, fast.stdout) == (typer.exit_code, typer.stdout) == (4, typer.stdout)
     assert fast.stdout == "2 instances: 1 healthy, 1 unhealthy\n"
+
+
+def test_the_generator_refuses_a_parameter_the_spec_parser_could_not_honour():
+    """A range-checked number, a callback or an environment variable would be skipped silently by
+    the spec parser: the generator stops instead (the command must leave BODIES or be simplified)."""
+    import importlib.util
+    from pathlib import Path
+
+    import typer
+    from typer.main import get_command
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "gen_completions.py"
+    spec = importlib.util.spec_from_file_location("gen_completions", path)
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+
+    def command_of(function):  # type: ignore[no-untyped-def]
+        sub = typer.Typer()
+        sub.command()(function)
+        return get_command(sub)
+
+    def ranged(count: int = typer.Option(1, "--count", min=0)) -> None: ...
+    def from_env(name: str = typer.Option("x", "--name", envvar="NAME")) -> None: ...
+    def plain(count: int = typer.Option(1, "--count", "-c"), flag: bool = typer.Option(False, "--flag/--no-flag"),
+              words: list[str] | None = typer.Argument(None)) -> None: ...
+
+    for function in (ranged, from_env):
+        with pytest.raises(SystemExit):
+            generator.command_spec(command_of(function))
+    assert generator.command_spec(command_of(plain)) == {
+        "options": {"--count": ("count", "int", False), "-c": ("count", "int", False),
+                    "--flag": ("flag", True, False), "--no-flag": ("flag", False, False)},
+        "arguments": [("words", "str", -1, False)], "defaults": {"count": 1, "flag": False, "words": None}}
