@@ -35,11 +35,11 @@ def main(args: list[str]) -> int | None:
         return None
     from ollamactl.cli import exits
 
-    body = body_of(args[0])
+    body = _body(args[0])
     return exits.guarded(lambda: body(**values))
 
 
-def body_of(command: str):  # type: ignore[no-untyped-def]
+def _body(command: str):  # type: ignore[no-untyped-def]
     """The function `command`'s Typer declaration forwards its parameters to (see cli/commands.py)."""
     import importlib
 
