@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from ollamactl.cli import pick_fast
 from ollamactl.cli.app import app
+from ollamactl.core import cursors
 from ollamactl.core.fleet import Fleet
 
 
@@ -155,16 +156,21 @@ def test_a_changed_url_invalidates_its_cache_entry(sim):
     assert good.requests  # the new URL was probed before being picked
 
 
+def start_rotations_again():
+    Fleet().store.update(lambda d: d["weights"].clear())
+    (Fleet().locations.state_dir / cursors.NAME).unlink(missing_ok=True)
+
+
 def test_typer_and_fast_paths_give_identical_answers(capsys):
     """Both parsers build the same Request and call the same execute: check they agree."""
     fake_fleet(3, models=("llama3.2:latest", "qwen2.5:7b"))
     vectors = [["-n", "3"], ["-m", "qwen2.5:7b", "-n", "2", "--format", "env"], ["--key", "user-7", "-n", "2"],
                ["-s", "weighted", "-n", "4", "--format", "json"], ["-s", "nope"], ["-t", "embedding", "-n", "2"]]
     for argv in vectors:
-        Fleet().store.update(lambda d: (d["cursors"].clear(), d["weights"].clear()))
+        start_rotations_again()
         code = pick_fast.main(list(argv))
         fast = capsys.readouterr()
-        Fleet().store.update(lambda d: (d["cursors"].clear(), d["weights"].clear()))
+        start_rotations_again()
         result = CliRunner().invoke(app, ["pick", *argv])
         assert (result.exit_code, result.stdout) == (code, fast.out), argv
 
@@ -297,3 +303,23 @@ def test_abbreviated_options_are_refused_as_the_typer_command_does():
     result = run_pick("--mod", "llama3.2")
     assert result.returncode == 2 and "--mod" in result.stderr
     assert CliRunner().invoke(app, ["pick", "--mod", "llama3.2"]).exit_code == 2
+
+
+def test_a_round_robin_pick_moves_its_cursor_without_rewriting_the_health_cache():
+    fake_fleet(3)
+    state_file = Fleet().locations.state_file
+    before = (state_file.stat().st_ino, state_file.stat().st_mtime_ns, state_file.read_bytes())
+    assert [run_pick().stdout for _ in range(4)] == ["http://gpu1:11434\n", "http://gpu2:11434\n",
+                                                     "http://gpu3:11434\n", "http://gpu1:11434\n"]
+    assert (state_file.stat().st_ino, state_file.stat().st_mtime_ns, state_file.read_bytes()) == before
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage{", b"[1, 2]", b"\xfb" * 64])
+def test_a_corrupt_cursor_file_restarts_the_rotation_quietly(content):
+    fake_fleet(2)
+    assert run_pick().stdout == "http://gpu1:11434\n"
+    (Fleet().locations.state_dir / cursors.NAME).write_bytes(content)
+    result = run_pick("-n", "3")
+    assert (result.returncode, result.stdout.split(), result.stderr) == \
+        (0, ["http://gpu1:11434", "http://gpu2:11434", "http://gpu1:11434"], "")
+    assert run_pick().stdout == "http://gpu2:11434\n"

@@ -1,7 +1,8 @@
 """Crash-safe file primitives: private directories, locks on separate files, atomic replace.
 
 The lock is `fcntl.flock` on POSIX (stdlib, cheap enough for `pick`; it interoperates with
-filelock's Unix lock on the same file) and filelock elsewhere.
+filelock's Unix lock on the same file) and filelock elsewhere. Paths are str or os.PathLike,
+handled with os.path (no pathlib: `pick` writes its cursor through here).
 """
 
 from __future__ import annotations
@@ -10,33 +11,38 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from ollamactl.core.errors import OllamactlError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable, Iterator
+
+    AnyPath = str | os.PathLike[str]
 
 LOCK_TIMEOUT = 15.0
 
 
-def ensure_private_dir(directory: Path) -> None:
+def ensure_private_dir(directory: AnyPath) -> None:
     """Create `directory` (and missing parents) with mode 0700 for every directory we create."""
     missing = []
-    current = directory
-    while not current.exists():
+    current = os.path.abspath(directory)
+    while not os.path.exists(current):
         missing.append(current)
-        if current.parent == current:
+        parent = os.path.dirname(current)
+        if parent == current:
             break
-        current = current.parent
+        current = parent
     for path in reversed(missing):
         try:
-            path.mkdir(mode=0o700)
+            os.mkdir(path, 0o700)
         except FileExistsError:
             continue
         os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
 
 
 @contextlib.contextmanager
-def locked(lock_path: Path, timeout: float = LOCK_TIMEOUT, progress: Callable[[], object] | None = None
+def locked(lock_path: AnyPath, timeout: float = LOCK_TIMEOUT, progress: Callable[[], object] | None = None
            ) -> Iterator[None]:
     """Hold an exclusive lock on `lock_path` (created if needed, never deleted).
 
@@ -44,7 +50,7 @@ def locked(lock_path: Path, timeout: float = LOCK_TIMEOUT, progress: Callable[[]
     inode and mtime) changes while waiting, the holders ahead are getting their work done and the
     wait starts again, so a long queue of quick edits never fails while it moves.
     """
-    ensure_private_dir(lock_path.parent)
+    ensure_private_dir(os.path.dirname(os.path.abspath(lock_path)))
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         import filelock
 
@@ -81,7 +87,7 @@ def locked(lock_path: Path, timeout: float = LOCK_TIMEOUT, progress: Callable[[]
         os.close(fd)
 
 
-def file_stamp(path: Path) -> tuple[int, int, int] | None:
+def file_stamp(path: AnyPath) -> tuple[int, int, int] | None:
     """(inode, mtime ns, size) of `path`, None if absent: changes whenever an atomic write replaces it."""
     try:
         stat = os.stat(path)
@@ -90,14 +96,14 @@ def file_stamp(path: Path) -> tuple[int, int, int] | None:
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
-def _lock_timeout(lock_path: Path, timeout: float) -> OllamactlError:
+def _lock_timeout(lock_path: AnyPath, timeout: float) -> OllamactlError:
     return OllamactlError(
         f"could not lock {lock_path} within {timeout:g} s",
         "another ollamactl process is holding it; retry, and if nothing is running, check that file",
     )
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+def atomic_write(path: AnyPath, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
     """Replace `path` with `data`: temp file in the same directory, fsync, rename, fsync the dir.
 
     A crash at any point leaves either the old file or the new one, never a mix. `durable=False`
@@ -105,13 +111,14 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = Tru
     Call it under the lock that guards `path`: temp files of earlier writers that crashed are then
     known to be orphans, and are removed.
     """
-    ensure_private_dir(path.parent)
-    prefix = f".{path.name}."
-    for name in os.listdir(path.parent):
-        if name.startswith(prefix) and name.endswith(".tmp"):
+    directory, name = os.path.split(os.path.abspath(path))
+    ensure_private_dir(directory)
+    prefix = f".{name}."
+    for other in os.listdir(directory):
+        if other.startswith(prefix) and other.endswith(".tmp"):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path.parent / name)
-    tmp_name = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+                os.unlink(os.path.join(directory, other))
+    tmp_name = os.path.join(directory, f"{prefix}{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as tmp:
@@ -126,10 +133,10 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = Tru
             os.unlink(tmp_name)
         raise
     if durable:
-        _fsync_directory(path.parent)
+        _fsync_directory(directory)
 
 
-def _fsync_directory(directory: Path) -> None:
+def _fsync_directory(directory: AnyPath) -> None:
     if sys.platform == "win32":  # pragma: no cover
         return
     fd = os.open(directory, os.O_RDONLY)

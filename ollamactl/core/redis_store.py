@@ -25,11 +25,14 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ollamactl.core import state
-from ollamactl.core.store import FileStore, Warn
+from ollamactl.core.store import FileStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.store import Warn
 
 T = TypeVar("T")
 

@@ -3,8 +3,9 @@
 `Store` is what selection, routing, health, the breaker and leases talk to: `read()` a validated
 snapshot, `update(change)` an atomic read-modify-write, and the few operations a shared store does
 natively: `advance` a rotation, count/take/renew/release leases, wait in a FIFO line. `FileStore`
-keeps it all in one JSON file in the state dir, shared by every process on this machine;
-`redis_store.RedisStore` shares it between machines.
+keeps it in one JSON file in the state dir, shared by every process on this machine, except the
+rotation cursors, which have a small file of their own (core/cursors.py) so that a pick does not
+rewrite the health cache; `redis_store.RedisStore` shares it all between machines.
 
 Leases and waiters carry an expiry: a holder renews its own (a heartbeat) and one that died
 without releasing stops counting once it has passed.
@@ -12,16 +13,20 @@ without releasing stops counting once it has passed.
 
 from __future__ import annotations
 
-import json
+import os
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
 
 from ollamactl.core import state
 
-T = TypeVar("T")
-Warn = Callable[[str], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable, Sequence
+    from typing import Any, Protocol, TypeVar
+
+    T = TypeVar("T")
+    Warn = Callable[[str], None]
+else:
+    Protocol = object  # the interface is for the type checker: `pick` does not import typing
 
 
 class Store(Protocol):
@@ -72,10 +77,10 @@ class FileStore:
     too large or out of range is rebuilt with a warning, and a directory that cannot be written
     means no caching (one warning), never a failed command."""
 
-    def __init__(self, state_dir: Path, warn: Warn = _ignore):
-        self.state_dir = state_dir
-        self.path = state_dir / "state.json"
-        self.lock_path = state_dir / "state.lock"
+    def __init__(self, state_dir: str | os.PathLike[str], warn: Warn = _ignore):
+        self.state_dir = os.fspath(state_dir)
+        self.path = os.path.join(self.state_dir, "state.json")
+        self.lock_path = os.path.join(self.state_dir, "state.lock")
         self._warn = warn
         self._said: set[str] = set()
         self._broken = False
@@ -100,6 +105,8 @@ class FileStore:
             self.warn(f"state file {self.path} is larger than {state.MAX_BYTES // (1024 * 1024)} MB; it is being"
                       " rebuilt (it only holds caches and cursors)")
             return state.empty()
+        import json
+
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
@@ -110,6 +117,8 @@ class FileStore:
         return data
 
     def update(self, change: Callable[[dict[str, Any]], T]) -> T:
+        import json
+
         from ollamactl.core import atomic_files
 
         try:
@@ -133,12 +142,13 @@ class FileStore:
     # -- native operations, as read-modify-writes of the file ----------------------------------------
 
     def advance(self, pool: str, count: int) -> int:
-        def change(data: dict[str, Any]) -> int:
-            before = data["cursors"].get(pool, 0)
-            data["cursors"][pool] = before + count
-            return before
+        from ollamactl.core import cursors
 
-        return self.update(change)
+        try:
+            return cursors.advance(self.state_dir, pool, count)
+        except OSError as exc:
+            self._unusable(exc)
+            return 0
 
     def inflight(self, instance_ids: Sequence[str]) -> dict[str, int]:
         leases, now = self.read()["leases"], time.time()
