@@ -8,7 +8,9 @@ _venv.py; an editable install is refused), against that venv's own `python -c pa
 - the same 4 as simulated servers with a stale cache (older than health_ttl, within stale_ttl):
   `pick` answers from it and starts one background refresh; target <= 1.2x the fresh-cache pick.
   The cache is made stale before each such run and the refresher it started is waited for after
-  it, outside the timing;
+  it, outside the timing. The work of that refresher (a process the bench caused) still slows
+  whatever runs next (by ~10-15 ms here, even after a pause), so the rows run in a different
+  shuffled order each round (fixed seed): no row always pays for it;
 - 1,000 registered instances with a fresh cache: target <= 1.1x the 4-instance pick;
 - `--version`, `paths` (both answered without Typer) and `list` (Typer): target `list` <= 5x.
 
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import tempfile
@@ -101,8 +104,12 @@ def main() -> None:
         for command, env in rows.values():  # warm the page cache, the .pyc files, the registry snapshots
             subprocess.run(command, stdout=subprocess.DEVNULL, env=env, check=True)
         samples: dict[str, list[float]] = {label: [] for label in rows}
+        order = list(rows)
+        shuffle = random.Random(15).shuffle
         for _ in range(args.runs):
-            for label, (command, env) in rows.items():
+            shuffle(order)
+            for label in order:
+                command, env = rows[label]
                 stale = label.endswith("stale cache")
                 if stale:
                     set_age(stale_fleet, 4000)
@@ -113,7 +120,8 @@ def main() -> None:
     results = {label: statistics.median(values) for label, values in samples.items()}
     base, pick = results["python -c pass"], results["ollamactl pick"]
     print(f"{venv.ollamactl} (pip install ., not editable); {platform.python_implementation()} "
-          f"{platform.python_version()}, {os.cpu_count()} CPUs; median of {args.runs} interleaved rounds\n")
+          f"{platform.python_version()}, {os.cpu_count()} CPUs; median of {args.runs} interleaved rounds"
+          " (each in its own shuffled order)\n")
     print(f"{'command':<36} {'ms':>7} {'x pass':>7}")
     for label, ms in results.items():
         print(f"{label:<36} {ms:7.1f} {ms / base:7.2f}")

@@ -206,7 +206,14 @@ def test_xargs_style_parallel_ollamactl_pick_calls_share_one_rotation():
 HEAVY = ("httpx", "rich", "asyncio", "pydantic", "typer", "click", "tomlkit", "filelock", "platformdirs",
          # and what a pick from the cache and the registry snapshot has no use for
          "tomllib", "tomli", "datetime", "argparse", "gettext", "locale", "shutil", "subprocess", "inspect",
-         "dataclasses", "socket", "ssl", "http", "email", "difflib", "hashlib", "atexit")
+         "dataclasses", "socket", "ssl", "http", "email", "difflib", "hashlib",
+         "pathlib", "typing", "enum", "json", "re", "urllib", "ipaddress", "signal", "threading", "weakref")
+# Everything from the standard library a pick with a fresh cache may import, beyond the bare
+# interpreter; what `site` imports anyway (os and its helpers) is listed too, as the probe runs without it.
+PICK_STDLIB = {"__future__", "os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc",  # site's
+               "math", "fcntl", "atexit", "gc", "contextlib", "collections", "_collections", "itertools", "keyword",
+               "operator", "_operator", "reprlib", "types", "functools", "_functools"}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def imported_modules(importtime_output: str) -> set[str]:
@@ -218,17 +225,19 @@ def test_pick_with_a_fresh_cache_imports_nothing_heavy():
     stamp = time.time() - 60  # an old registry file: it is read from its snapshot (registry_snapshot)
     os.utime(Fleet().locations.registry, (stamp, stamp))
     assert run_pick().returncode == 0  # writes the snapshot
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "ollamactl", "pick", "-m", "llama3.2"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and result.stdout.startswith("http://gpu")
-    modules = imported_modules(result.stderr)
-    # What the bare interpreter loads at start-up (site's .pth files of whatever else is installed)
-    # is not pick's doing: count only what pick adds.
-    bare = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
+    # Without site (-S): what an editable install's finder or another package's .pth imports at
+    # start-up would otherwise hide what pick itself imports.
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    probe = "from ollamactl.cli.launcher import main; main(['pick', '-m', 'llama3.2'])"
+    result = subprocess.run([sys.executable, "-S", "-X", "importtime", "-c", probe], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("http://gpu"), result.stderr
+    bare = subprocess.run([sys.executable, "-S", "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
                           timeout=60)
-    imported = {name.split(".")[0] for name in modules - imported_modules(bare.stderr)}
-    assert "ollamactl.core.registry_snapshot" in modules  # the probe really saw the imports
-    assert not imported.intersection(HEAVY), sorted(imported.intersection(HEAVY))
+    modules = imported_modules(result.stderr) - imported_modules(bare.stderr)
+    assert {"ollamactl.core.registry_snapshot", "ollamactl.core.state_view"} <= modules  # the probe saw them
+    assert not {name.split(".")[0] for name in modules}.intersection(HEAVY)
+    assert {name for name in modules if not name.startswith("ollamactl")} <= PICK_STDLIB, sorted(modules)
 
 
 def test_a_cache_entry_stamped_in_the_future_is_not_trusted(sim):

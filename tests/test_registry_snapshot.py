@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 
 from ollamactl.core import registry, registry_snapshot
@@ -24,7 +25,7 @@ def test_an_unchanged_registry_is_read_from_its_snapshot(fleet):
     age(fleet.locations.registry)
     first = fleet.registry()
     assert snapshot_path(fleet).exists()
-    assert fleet.registry() == first == registry.load(fleet.locations.registry)
+    assert fleet.registry() == first == registry.load(os.fspath(fleet.locations.registry))
 
 
 def test_every_change_of_the_file_is_seen_at_once(fleet):
@@ -46,7 +47,12 @@ def test_a_fresh_file_is_not_snapshotted_and_a_broken_snapshot_is_ignored(fleet)
     assert not snapshot_path(fleet).exists()  # written just now: an edit in the same tick could hide
     age(fleet.locations.registry)
     fleet.registry()
-    snapshot_path(fleet).write_text('{"format": 1, "key": "nope"')
+    for junk in (b'{"format": 1, "key": "nope"', b"", b"\xff" * 40, marshal.dumps(((), 1, {}, ((1,),))), "ragged"):
+        if junk == "ragged":  # the right key, one column longer than the rest
+            key, version, settings, columns = marshal.loads(snapshot_path(fleet).read_bytes())
+            junk = marshal.dumps((key, version, settings, (columns[0] + columns[0],) + columns[1:]))
+        snapshot_path(fleet).write_bytes(junk)
+        assert [i.id for i in fleet.registry().instances] == ["gpu1-11434"]
     assert [i.id for i in fleet.registry().instances] == ["gpu1-11434"]
 
 

@@ -11,8 +11,8 @@ line and code (130); inside `main`, the imports run under the guard.
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: `signal` itself imports enum
 import os
-import signal
 import sys
 
 _HELP = {"-h", "--help"}
@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C is KeyboardInterrupt from here on
         args = sys.argv[1:] if argv is None else list(argv)
         if args[:1] == ["pick"] and not _HELP.intersection(args) and "_OLLAMACTL_COMPLETE" not in os.environ:
-            from ollamactl.cli.pick_fast import main as pick
+            import gc
+
+            gc.disable()  # a short process that ends in os._exit (exits.leave): collections are pure cost
+            from ollamactl.cli.pick_fast import run as pick
 
             code = pick(args[1:])
         elif (code := _quick(args)) is not None:

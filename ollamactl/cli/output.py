@@ -9,10 +9,12 @@ visible, and rich tables receive `Text` objects, so markup in a name is shown, n
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable, Sequence
+    from typing import Any
 
 PREFIX = "ollamactl"
 MAX_CELL = 200  # characters of one untrusted value shown in a table cell
@@ -91,6 +93,8 @@ def text(value: Any, style: str | None = None, limit: int | None = MAX_CELL):  #
 
 
 def print_json(data: Any) -> None:
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 

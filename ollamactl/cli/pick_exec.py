@@ -5,7 +5,6 @@ Stdlib only (the fast path imports it): output formats, `--explain` on stderr, a
 
 from __future__ import annotations
 
-import json
 import sys
 
 from ollamactl.cli import exits, output
@@ -23,14 +22,17 @@ def render_pick(instance, fmt: str) -> str:
         return f"OLLAMA_HOST={instance.url}"
     if fmt == "openai":
         return f"{instance.url}/v1"
+    import json
+
     return json.dumps({"id": instance.id, "name": instance.name, "url": instance.url, "type": instance.type,
                        "weight": instance.weight, "openai_url": f"{instance.url}/v1"})
 
 
 def explain(decision: Decision) -> None:
     width = max((len(i.id) for i in decision.instances), default=0)
+    reasons = decision.explained()
     for instance in decision.instances:
-        reason = decision.reasons.get(instance.id, "not considered")
+        reason = reasons.get(instance.id, "not considered")
         output.message(f"{instance.id:<{width}}  {instance.url}  {reason}")
 
 

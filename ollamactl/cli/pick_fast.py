@@ -12,6 +12,10 @@ from ollamactl.cli.pick_exec import execute
 from ollamactl.core.errors import UsageError
 from ollamactl.core.routing import Request
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import NoReturn
+
 # option spelling -> (field, takes a value)
 _OPTIONS = {
     "-m": ("model", True), "--model": ("model", True),
@@ -69,3 +73,10 @@ def main(argv: list[str]) -> int:
     parsed: list[tuple[Request, str, bool]] = []
     code = exits.guarded(lambda: parsed.append(parse(argv)))
     return code if not parsed else execute(*parsed[0])
+
+
+def run(argv: list[str]) -> NoReturn:
+    """`main`, then the end of the process (see exits.leave): the console script's pick."""
+    from ollamactl.cli import exits
+
+    exits.leave(main(argv))

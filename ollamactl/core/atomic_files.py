@@ -103,11 +103,14 @@ def _lock_timeout(lock_path: AnyPath, timeout: float) -> OllamactlError:
     )
 
 
-def atomic_write(path: AnyPath, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+def atomic_write(path: AnyPath, data: bytes, mode: int = 0o600, durable: bool = True,
+                 before_replace: Callable[[os.stat_result], object] | None = None) -> None:
     """Replace `path` with `data`: temp file in the same directory, fsync, rename, fsync the dir.
 
     A crash at any point leaves either the old file or the new one, never a mix. `durable=False`
     skips the fsyncs (still atomic for other processes) for caches that may be lost on power loss.
+    `before_replace` gets the new file's stat (inode, size, mtime: what it will have once in
+    place) just before the rename, e.g. to file a cache keyed by it.
     Call it under the lock that guards `path`: temp files of earlier writers that crashed are then
     known to be orphans, and are removed.
     """
@@ -126,6 +129,8 @@ def atomic_write(path: AnyPath, data: bytes, mode: int = 0o600, durable: bool = 
             tmp.flush()
             if durable:
                 os.fsync(tmp.fileno())
+            if before_replace is not None:
+                before_replace(os.fstat(tmp.fileno()))
         os.chmod(tmp_name, mode)  # O_CREAT's mode is filtered by the umask
         os.replace(tmp_name, path)
     except BaseException:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
 
+class ExitCode:
+    """The exit codes, as plain ints (an IntEnum would cost `pick` the import of enum)."""
 
-class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # the operation failed: network, server error, unreadable registry
     USAGE = 2  # usage error or invalid input

@@ -21,17 +21,17 @@ need them, so a `pick` from the cache stays cheap.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 
-from ollamactl.core import health_cache, registry, routing, settings
+from ollamactl.core import health_cache, paths, registry, routing, settings
 from ollamactl.core.errors import NoInstanceError, OllamactlError, UsageError
-from ollamactl.core.paths import Locations
 from ollamactl.core.registry import Instance, Registry
-from ollamactl.core.store import FileStore, Store
+from ollamactl.core.store import FileStore
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from pathlib import Path
+    from typing import Any
 
     from ollamactl.core.embed import EmbedSummary, Write
     from ollamactl.core.export_common import Exported
@@ -40,8 +40,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.http import Timeouts
     from ollamactl.core.leases import Lease, Take
     from ollamactl.core.model_ops import OnProgress, Outcome, Survey
+    from ollamactl.core.paths import Locations
+    from ollamactl.core.store import Store
 
-Warn = Callable[[str], None]
+    Warn = Callable[[str], None]
 
 
 class Fleet:
@@ -51,7 +53,8 @@ class Fleet:
                  *, warn: Warn | None = None, store: Store | None = None, refresh_at_exit: bool = False):
         """`refresh_at_exit`: a background refresh asked for by a stale pick starts when this process
         ends instead of at once (for commands that answer and end: see core/background)."""
-        self.locations = Locations.resolve(config, state_dir)
+        self._registry_file, self._state_dir = paths.where(config, state_dir)  # strings: no pathlib for pick
+        self._locations: Locations | None = None
         self.warnings: list[str] = []
         self._warn = warn
         self._store = store
@@ -62,15 +65,26 @@ class Fleet:
         self._ollama_host = os.environ.get("OLLAMA_HOST")
 
     @property
+    def locations(self) -> Locations:
+        """Where this fleet's files are, as Paths."""
+        if self._locations is None:
+            self._locations = paths.Locations.resolve(self._registry_file, self._state_dir)
+        return self._locations
+
+    @property
     def store(self) -> Store:
         """Where the state is kept: `$OLLAMACTL_STORE`, else `[settings] store` (file or redis://...);
         opened on first use, so commands that never touch the state never read it."""
+        return self._store_for(None)
+
+    def _store_for(self, reg: Registry | None) -> Store:
+        """The store, opened with `reg` (the registry just read) when it has to be opened now."""
         if self._store is None:
-            self._store = self._open_store()
+            self._store = self._open_store(reg)
         return self._store
 
-    def _open_store(self) -> Store:
-        local = FileStore(self.locations.state_dir, self.warn)
+    def _open_store(self, reg: Registry | None) -> Store:
+        local = FileStore(self._state_dir, self.warn)
         where = self._store_env
         if where:
             problem = settings.store_problem(where)
@@ -78,7 +92,7 @@ class Fleet:
                 raise UsageError(f"OLLAMACTL_STORE {problem}", "unset it, or set it to file or redis://host:6379/0")
         else:
             try:
-                where = str(self.registry().setting("store"))
+                where = str((reg or self.registry()).setting("store"))
             except OllamactlError:  # the command that reads the registry reports it
                 where = "file"
         if where == "file":
@@ -108,7 +122,7 @@ class Fleet:
         its snapshot in the state dir when the file has not changed since (core/registry_snapshot)."""
         from ollamactl.core import registry_snapshot
 
-        return registry_snapshot.load(self.locations)
+        return registry_snapshot.load(self._registry_file, self._state_dir)
 
     def instances(self) -> tuple[Instance, ...]:
         return self.registry().instances
@@ -197,8 +211,7 @@ class Fleet:
     def _start_background_refresh(self) -> bool:
         from ollamactl.core import background
 
-        return background.start(os.fspath(self.locations.registry), os.fspath(self.locations.state_dir),
-                                at_exit=self._refresh_at_exit)
+        return background.start(self._registry_file, self._state_dir, at_exit=self._refresh_at_exit)
 
     def check(self, *refs: str, timeout: float | None = None, include_disabled: bool = False,
               on_result: OnResult | None = None) -> list[HealthResult]:
@@ -314,7 +327,8 @@ class Fleet:
 
     def select(self, request: routing.Request) -> routing.Decision:
         """The routing decision for `request`: picks, and why each instance was kept or dropped."""
-        return routing.select(request, self.registry(), self.store, self.warn, self.default_instance,
+        reg = self.registry()
+        return routing.select(request, reg, self._store_for(reg), self.warn, self.default_instance,
                               revalidate=self._revalidate)
 
     def pick(self, *, model: str | None = None, type: str | None = None, strategy: str | None = None,  # noqa: A002

@@ -15,22 +15,26 @@ Cheap to import (no httpx, asyncio or dataclasses): `pick` with a usable cache r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
-
 from ollamactl.core import state
 from ollamactl.core.settings import DEFAULTS
 from ollamactl.core.timefmt import age as age_words
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable, Iterable
+    from typing import Any
+    from typing import NamedTuple as Record
+
     from ollamactl.core.registry import Instance, Registry
     from ollamactl.core.store import Store
+else:
+    from ollamactl.core.records import Record
 
 FRESH, STALE = "fresh", "stale"
 REFRESH_HINT = "`ollamactl refresh` checks now"
 
 
-class Freshness(NamedTuple):
+class Freshness(Record):
     """How long results stay fresh (healthy, unhealthy) and how old they may be to answer at all."""
 
     healthy: float
@@ -55,13 +59,19 @@ class Freshness(NamedTuple):
 def usable_entry(data: Any, instance: Instance, now: float) -> dict[str, Any] | None:
     """The cached entry for `instance` if it is well formed, for its current URL and not from the future."""
     health = data.get("health") if isinstance(data, dict) else None
-    entry = health.get(instance.id) if isinstance(health, dict) else None
-    if state.health_entry_ok(entry) and state.is_current(entry, instance.url, now):
-        return entry
-    return None
+    return _usable(health, instance, now) if isinstance(health, dict) else None
 
 
-class Lookup(NamedTuple):
+def _usable(health: dict[str, Any], instance: Instance, now: float) -> dict[str, Any] | None:
+    entry = health.get(instance.id)
+    if entry is None:
+        return None
+    checked = type(health) is state.CheckedHealth
+    well_formed = instance.id not in health.malformed if checked else state.health_entry_ok(entry)  # type: ignore[attr-defined]
+    return entry if well_formed and state.is_current(entry, instance.url, now) else None
+
+
+class Lookup(Record):
     """The entries a reader may use, by instance id, with their ages and which ones are stale."""
 
     entries: dict[str, dict[str, Any]]
@@ -95,8 +105,10 @@ def current(instances: Iterable[Instance], reg: Registry, store: Store, data: di
     ages: dict[str, float] = {}
     stale: list[Instance] = []
     missing: list[Instance] = []
+    health = data.get("health") if isinstance(data, dict) else None
+    cached = {} if refresh or not isinstance(health, dict) else health
     for instance in instances:
-        entry = None if refresh else usable_entry(data, instance, now)
+        entry = _usable(cached, instance, now)
         verdict = None if entry is None else freshness.state(entry, now - entry["checked_at"])
         if verdict == FRESH or (verdict == STALE and revalidate is not None):
             entries[instance.id] = entry  # type: ignore[assignment]

@@ -1,43 +1,69 @@
 """Where the registry and the state live: environment overrides first, then the user's dirs.
 
 On Linux the XDG rules are applied inline (the same answers as platformdirs, checked by a test)
-so that `pick` does not pay for importing platformdirs; other systems ask platformdirs.
+so that `pick` does not pay for importing platformdirs; other systems ask platformdirs. `where`
+gives plain strings (`pick` does not import pathlib); `Locations` the same places as Paths.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+    from typing import NamedTuple as Record
+else:
+    from ollamactl.core.records import Record
 
 APP = "ollamactl"
 REGISTRY_NAME = "instances.toml"
 STATE_NAME = "state.json"
 
 
-def _xdg(variable: str, fallback: str) -> Path:
+def _xdg(variable: str, fallback: str) -> str:
     value = os.environ.get(variable, "").strip()
-    return Path(value if os.path.isabs(value) else os.path.expanduser(fallback))  # the XDG spec ignores relative
+    return value if os.path.isabs(value) else os.path.expanduser(fallback)  # the XDG spec ignores relative
+
+
+def _config_dir() -> str:
+    if sys.platform.startswith("linux"):
+        return os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), APP)
+    import platformdirs
+
+    return platformdirs.user_config_dir(APP, appauthor=False)
+
+
+def _state_dir() -> str:
+    if sys.platform.startswith("linux"):
+        return os.path.join(_xdg("XDG_STATE_HOME", "~/.local/state"), APP)
+    import platformdirs
+
+    return platformdirs.user_state_dir(APP, appauthor=False)
 
 
 def user_config_dir() -> Path:
-    if sys.platform.startswith("linux"):
-        return _xdg("XDG_CONFIG_HOME", "~/.config") / APP
-    import platformdirs
+    from pathlib import Path
 
-    return platformdirs.user_config_path(APP, appauthor=False)
+    return Path(_config_dir())
 
 
 def user_state_dir() -> Path:
-    if sys.platform.startswith("linux"):
-        return _xdg("XDG_STATE_HOME", "~/.local/state") / APP
-    import platformdirs
+    from pathlib import Path
 
-    return platformdirs.user_state_path(APP, appauthor=False)
+    return Path(_state_dir())
 
 
-class Locations(NamedTuple):
+def where(config: str | os.PathLike[str] | None = None,
+          state_dir: str | os.PathLike[str] | None = None) -> tuple[str, str]:
+    """(registry file, state dir): given paths win; for the others `$OLLAMACTL_CONFIG` /
+    `$OLLAMACTL_STATE_DIR`, then the user's dirs."""
+    return (_given(config, "OLLAMACTL_CONFIG") or os.path.join(_config_dir(), REGISTRY_NAME),
+            _given(state_dir, "OLLAMACTL_STATE_DIR") or _state_dir())
+
+
+class Locations(Record):
     """Where one fleet's files are: resolved once, at the edge (`Fleet`), then passed in.
 
     `registry` is the file as named (a symlink stays a link); writes go to `registry_target`.
@@ -49,13 +75,17 @@ class Locations(NamedTuple):
     @classmethod
     def resolve(cls, config: str | os.PathLike[str] | None = None,
                 state_dir: str | os.PathLike[str] | None = None) -> Locations:
-        """Given paths win; for the others `$OLLAMACTL_CONFIG` / `$OLLAMACTL_STATE_DIR`, then the user's dirs."""
-        return cls(_given(config, "OLLAMACTL_CONFIG") or user_config_dir() / REGISTRY_NAME,
-                   _given(state_dir, "OLLAMACTL_STATE_DIR") or user_state_dir())
+        """See `where`."""
+        from pathlib import Path
+
+        registry, state = where(config, state_dir)
+        return cls(Path(registry), Path(state))
 
     @property
     def registry_target(self) -> Path:
         """The file that is actually written: a symlinked registry is written through to its target."""
+        from pathlib import Path
+
         return Path(os.path.realpath(self.registry))
 
     @property
@@ -77,6 +107,6 @@ class Locations(NamedTuple):
         return self.state_dir / "state.lock"
 
 
-def _given(value: str | os.PathLike[str] | None, variable: str) -> Path | None:
+def _given(value: str | os.PathLike[str] | None, variable: str) -> str | None:
     text = os.fspath(value) if value is not None else os.environ.get(variable, "").strip()
-    return Path(os.path.expanduser(text)) if text else None
+    return os.path.expanduser(text) if text else None

@@ -11,18 +11,23 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ollamactl.core import settings
 from ollamactl.core.errors import RegistryError, UsageError
-from ollamactl.core.paths import Locations
-from ollamactl.core.registry_regions import Span
 from ollamactl.core.selection import BACKUP_TIER
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     import datetime as dt
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+    from typing import Any
+    from typing import NamedTuple as Record
+
+    from ollamactl.core.paths import Locations
+    from ollamactl.core.registry_regions import Span
+else:
+    from ollamactl.core.records import Record
 
 SCHEMA_VERSION = 1
 TYPES = ("chat", "embedding", "both")
@@ -36,7 +41,7 @@ NEW_FILE_HEADER = (
 )
 
 
-class Instance(NamedTuple):
+class Instance(Record):
     """One registered server. A NamedTuple, not a dataclass: `pick` must not pay for importing inspect."""
 
     id: str
@@ -90,7 +95,7 @@ class Instance(NamedTuple):
         }
 
 
-class Registry(NamedTuple):
+class Registry(Record):
     path: Path
     version: int
     settings: dict[str, Any]
@@ -134,10 +139,11 @@ def default_instance(ollama_host: str | None) -> Instance:
     return Instance(id="default", name="default", url=url, api_key_env="OLLAMA_API_KEY")
 
 
-def load(path: Path) -> Registry:
+def load(path: Path | str) -> Registry:
     """Read and validate the registry at `path`; a missing file is an empty registry."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read()
     except FileNotFoundError:
         return Registry(path, SCHEMA_VERSION, {}, ())
     except OSError as exc:

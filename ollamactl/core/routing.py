@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
 
 from ollamactl.core import health_cache, selection, settings
 from ollamactl.core.errors import BusyError, NoInstanceError, UsageError
 from ollamactl.core.registry import Instance, Registry
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+    from typing import NamedTuple as Record
+
     from ollamactl.core.store import Store
 
-Warn = Callable[[str], None]
+    Warn = Callable[[str], None]
+else:
+    from ollamactl.core.records import Record
 
 
-class Request(NamedTuple):
+class Request(Record):
     request_type: str | None = None  # chat | embedding | None (anything)
     model: str | None = None
     strategy: str | None = None  # None: [settings] strategy, else round-robin
@@ -54,15 +58,27 @@ def no_registry_warning(default: Instance) -> str:
             " 127.0.0.1:11434); add one with `ollamactl add URL`")
 
 
-class Decision(NamedTuple):
+class Decision(Record):
     """The picks, why every instance was kept or dropped, and what the caller may fail over to."""
 
     picks: list[Instance]
-    reasons: dict[str, str]  # instance id -> why kept or dropped
+    reasons: dict[str, str]  # instance id -> why dropped (or kept, where no health lookup was made): see `explained`
     instances: tuple[Instance, ...]  # every instance considered, for --explain
     candidates: list[Instance]  # the eligible instances of the tier in use with free capacity, registry order
     health: dict[str, dict]  # the cache entries used
     spare: tuple[Instance, ...] = ()  # eligible ones with free capacity in the lower tiers, best first
+    lookup: health_cache.Lookup | None = None  # the health entries' ages, for the candidates' words
+
+    def explained(self) -> dict[str, str]:
+        """Why every instance was kept or dropped, by id: the candidates' words (chosen or eligible,
+        and how fresh) are made here, when asked (--explain), not on every pick of a large fleet."""
+        words = dict(self.reasons)
+        if self.lookup is not None:
+            chosen = {i.id for i in self.picks}
+            for instance in self.candidates:
+                state = "chosen" if instance.id in chosen else "eligible"
+                words[instance.id] = f"{state} ({self.lookup.words(instance.id)})"
+        return words
 
     def failover_order(self, first: Instance | None = None) -> list[Instance]:
         """`first` (default: the first pick), then the other candidates in rotation order after it,
@@ -131,10 +147,7 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
         count = len(screening.candidates)
         raise BusyError(f"all {count} instance{'s' if count != 1 else ''} busy", _why(reasons), reasons)
     picks = _choose(strategy, candidates, request, health, data, store, inflight)
-    chosen = {i.id for i in picks}
-    for instance in candidates:
-        reasons[instance.id] = f"{'chosen' if instance.id in chosen else 'eligible'} ({lookup.words(instance.id)})"
-    return Decision(picks, reasons, reg.instances, candidates, health, tuple(spare))
+    return Decision(picks, reasons, reg.instances, candidates, health, tuple(spare), lookup)
 
 
 def named(instance: Instance, store: Store) -> Decision:

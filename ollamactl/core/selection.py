@@ -79,16 +79,19 @@ def screen(instances, request_type: str | None, model: str | None, health: dict,
             result.warnings.append(f"model {wanted} is on no healthy instance; picking any eligible instance")
             serving = healthy
         else:
+            kept = {i.id for i in serving}
             for instance in healthy:
-                if instance not in serving:
+                if instance.id not in kept:
                     result.dropped[instance.id] = f"no model {wanted}"
     admitted = [i for i in serving if ejected_until(breaker.get(i.id), now) is None]
     if serving and not admitted:
         result.warnings.append("every eligible instance is ejected by the circuit breaker; trying them anyway")
         admitted = serving
-    for instance in serving:
-        if instance not in admitted:
-            result.dropped[instance.id] = f"ejected until {clock(breaker[instance.id]['ejected_until'])}"
+    if len(admitted) < len(serving):
+        kept = {i.id for i in admitted}
+        for instance in serving:
+            if instance.id not in kept:
+                result.dropped[instance.id] = f"ejected until {clock(breaker[instance.id]['ejected_until'])}"
     result.candidates = admitted
     return result
 
@@ -111,8 +114,9 @@ def by_capacity(candidates: list, inflight: dict[str, int]) -> tuple[list, list,
     for tier in sorted({i.priority for i in candidates}):
         members = [i for i in candidates if i.priority == tier]
         free = [i for i in members if has_room(i, inflight)]
+        roomy = {i.id for i in free}
         for instance in members:
-            if instance not in free:
+            if instance.id not in roomy:
                 reasons[instance.id] = f"busy ({inflight.get(instance.id, 0)}/{instance.max_inflight} in flight)"
             elif best is not None:
                 reasons[instance.id] = f"tier {tier_name(tier)}: skipped, tier {tier_name(best)} has capacity"

@@ -9,10 +9,16 @@ count is meant. A refused flag is a usage error (exit 2) that quotes the value.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
 
 from ollamactl.core.errors import UsageError
 from ollamactl.core.selection import STRATEGIES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+    from typing import NamedTuple as Record
+else:
+    from ollamactl.core.records import Record
 
 DEFAULTS: dict[str, Any] = {
     # Freshness (see health_cache): a result younger than its ttl is used as it is; one up to
@@ -35,7 +41,7 @@ STORE_SCHEMES = ("redis://", "rediss://", "unix://")
 DAY = 86400.0
 
 
-class Bound(NamedTuple):
+class Bound(Record):
     """A number's rule: a whole number from `low` to `high`, or a measure in `unit` above `low` and
     at most `high`."""
 

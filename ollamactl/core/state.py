@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+    from typing import Any
 
 STATE_VERSION = 1
 SECTIONS = ("health", "cursors", "weights", "breaker", "latency", "leases", "queues")
@@ -123,6 +126,18 @@ def health_entry_ok(entry: Any) -> bool:
         and (loaded is None or (isinstance(loaded, list) and len(loaded) <= MAX_MODELS
                                 and all(isinstance(n, str) for n in loaded)))
     )
+
+
+class CheckedHealth(dict):
+    """A health section checked when it was stored (a state view, see core/state_view.py): the
+    entries named in `malformed` failed `health_entry_ok`, the others need no check again."""
+
+    malformed: frozenset[str] = frozenset()
+
+
+def malformed_entries(health: dict[str, Any]) -> list[str]:
+    """The keys of a health section's entries that fail `health_entry_ok`."""
+    return [key for key, entry in health.items() if not health_entry_ok(entry)]
 
 
 def is_current(entry: dict[str, Any], url: str, now: float) -> bool:

@@ -93,8 +93,19 @@ class FileStore:
             self._warn(message)
 
     def read(self) -> dict[str, Any]:
+        """The state: from its view (core/state_view.py) while the file is unchanged, else parsed and checked."""
+        from ollamactl.core import state_view
+
         try:
             with open(self.path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                key = state_view.key_of(stat)
+                viewed = state_view.load(self.state_dir, key)
+                if viewed is not None:
+                    data, problem = viewed
+                    if problem:
+                        self.warn(f"state file {self.path} {problem}")
+                    return data
                 raw = handle.read(state.MAX_BYTES + 1)
         except FileNotFoundError:
             return state.empty()
@@ -114,19 +125,25 @@ class FileStore:
         data, problem = state.validate(data)
         if problem:
             self.warn(f"state file {self.path} {problem}")
+        if state_view.settled(stat):
+            state_view.save(self.state_dir, key, data, problem)
         return data
 
     def update(self, change: Callable[[dict[str, Any]], T]) -> T:
         import json
 
-        from ollamactl.core import atomic_files
+        from ollamactl.core import atomic_files, state_view
+
+        def view(stat: os.stat_result) -> None:  # the new file's view, in place before the file is
+            state_view.save(self.state_dir, state_view.key_of(stat), data, None)
 
         try:
             with atomic_files.locked(self.lock_path):
                 data = self.read()
                 result = change(data)
                 payload = json.dumps(data, separators=(",", ":")).encode("utf-8")
-                atomic_files.atomic_write(self.path, payload, durable=False)  # a cache: atomic is enough
+                # a cache: atomic is enough
+                atomic_files.atomic_write(self.path, payload, durable=False, before_replace=view)
         except OSError as exc:
             self._unusable(exc)
             return change(self.read())
