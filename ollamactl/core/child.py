@@ -2,9 +2,10 @@
 
 While the child runs, the signals a user or a supervisor sends to ollamactl (INT, TERM, HUP,
 QUIT, USR1, USR2, WINCH) are passed on to it, and ollamactl waits for it to finish: the child
-decides how to end. Its exit status is returned; a child ended by signal N gives 128 + N, as a
-shell reports it. (Signal handlers can only be set in the main thread: called from another
-thread, the child gets no forwarded signals.)
+decides how to end. A signal that arrives while the child is being started is delivered as soon
+as it exists. Its exit status is returned; a child ended by signal N gives 128 + N, as a shell
+reports it. (Signal handlers can only be set in the main thread: called from another thread, the
+child gets no forwarded signals.)
 """
 
 from __future__ import annotations
@@ -32,28 +33,50 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """Run `argv` with `env`, passing signals through; returns its exit status (128 + N: signal N)."""
     import subprocess
 
-    processes: list[Any] = []
-    with _passing_signals(processes):
+    child = _Child()
+    with _passing_signals(child):
         try:
-            processes.append(subprocess.Popen(list(argv), env=dict(env)))
+            process = subprocess.Popen(list(argv), env=dict(env))
         except FileNotFoundError:
             raise CommandError(f"command not found: {argv[0]!r}", "check its name and PATH", 127) from None
         except PermissionError:
             raise CommandError(f"cannot run {argv[0]!r}: permission denied", "is it executable?", 126) from None
         except OSError as exc:
             raise CommandError(f"cannot run {argv[0]!r}: {exc.strerror or exc}", "check the command", 126) from None
-        status = processes[0].wait()
+        child.started(process)
+        status = process.wait()
     return 128 - status if status < 0 else status
 
 
+class _Child:
+    """The child as the signal handlers see it. A signal that arrives while it is being started
+    (the process may already run, even print, before Popen returns) is kept and delivered as soon
+    as it exists, never dropped. Handlers run in the main thread between two bytecodes of the code
+    they interrupt, so `pending` is filled before `started` reads it, or the handler sees the process."""
+
+    def __init__(self) -> None:
+        self.process: Any = None
+        self.pending: list[int] = []
+
+    def signal(self, signum: int) -> None:
+        if self.process is None:
+            self.pending.append(signum)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signum)
+
+    def started(self, process: Any) -> None:
+        self.process = process
+        while self.pending:
+            self.signal(self.pending.pop(0))
+
+
 @contextlib.contextmanager
-def _passing_signals(processes: list[Any]) -> Iterator[None]:
-    """Handlers that hand each PASSED signal to the child (once it exists) instead of acting on it."""
+def _passing_signals(child: _Child) -> Iterator[None]:
+    """Handlers that hand each PASSED signal to the child (see _Child) instead of acting on it."""
 
     def forward(signum: int, frame: object) -> None:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signum)
+        child.signal(signum)
 
     import threading
 
