@@ -1,5 +1,7 @@
 """Run by test_gateways.py in a child process: build `litellm.Router` from an exported config and
 send chat and embedding calls through it; print {"chat": [...], "embed": [...], "blocked": [...]}.
+Each chat call lists the loopback ports it connected to ("connects"): a try at a server that
+refuses is one connect there (a live server's pooled connection may serve a call without one).
 
 LiteLLM is imported here only (it takes seconds), with its model cost map read from the package
 (LITELLM_LOCAL_MODEL_COST_MAP, set by the test) and every socket held to loopback: a connection
@@ -16,6 +18,7 @@ import socket
 import sys
 
 BLOCKED: list[str] = []
+CONNECTS: list[int] = []  # loopback ports connected to during the current call
 _connect = socket.socket.connect
 _getaddrinfo = socket.getaddrinfo
 
@@ -33,6 +36,8 @@ def _guarded_connect(self: socket.socket, address: object) -> None:
     if isinstance(address, tuple) and not _loopback(address[0]):
         BLOCKED.append(f"connect {address[0]}")
         raise OSError("the test allows loopback only")
+    if isinstance(address, tuple):
+        CONNECTS.append(address[1])
     return _connect(self, address)  # type: ignore[arg-type]
 
 
@@ -55,11 +60,12 @@ def main(config_path: str, chat_model: str, embed_model: str, chat_calls: int, e
     router = Router(model_list=config["model_list"], **config["router_settings"])
     chat, embed = [], []
     for n in range(chat_calls):
+        CONNECTS.clear()
         try:
             reply = router.completion(model=chat_model, messages=[{"role": "user", "content": f"hello {n}"}])
-            chat.append({"ok": True, "text": reply.choices[0].message.content})
-        except Exception as exc:  # noqa: BLE001 - reported to the test, which asserts none
-            chat.append({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]})
+            chat.append({"ok": True, "text": reply.choices[0].message.content, "connects": list(CONNECTS)})
+        except Exception as exc:  # noqa: BLE001 - reported to the test, which judges it
+            chat.append({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300], "connects": list(CONNECTS)})
     for n in range(embed_calls):
         try:
             reply = router.embedding(model=embed_model, input=[f"text {n}"])

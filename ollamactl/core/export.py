@@ -76,11 +76,11 @@ from ollamactl.model_names import normalise_model
 FORMATS = ("litellm", "nginx", "haproxy", "json")
 JSON_SCHEMA = 1
 MASTER_KEY_VARIABLE = "LITELLM_MASTER_KEY"
-# LiteLLM router resilience, in the spirit of `run`'s failover: retry on another deployment, and
-# rest a deployment from its first failure (allowed_fails 0) for 30 s, or the retries draw a dead
-# server again (with allowed_fails 1, 1 in 10 requests still failed with one of 3 servers dead).
-# LiteLLM records a failure for its cooldown after the call returns, so a quick retry can still
-# draw the dead server: a third retry makes a client-visible error rarer again.
+# LiteLLM router resilience, in the spirit of `run`'s failover: retry on another deployment (each
+# try draws one at random, by weight), and ask LiteLLM to rest a deployment from its first failure
+# (allowed_fails 0) for 30 s. LiteLLM 1.110 was measured not to cool down a deployment that refuses
+# connections, so the retries are what keep a dead server from clients: drawn 1 time in 4, it fails
+# a call 1 time in 4**4 = 256 (tests/test_gateways.py checks that only such calls fail).
 LITELLM_RESILIENCE = {"num_retries": 3, "retry_after": 1, "allowed_fails": 0, "cooldown_time": 30}
 
 # Our strategies -> LiteLLM router_settings.routing_strategy. LiteLLM has no round-robin:
