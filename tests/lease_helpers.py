@@ -13,8 +13,8 @@ from ollamactl.core.fleet import Fleet
 
 def cached_fleet(*specs: dict, models=("llama3.2:latest",), host: str = "box{}") -> list[str]:
     """Register one instance per spec (fields for Fleet.add, `healthy` popped) at `host` (numbered
-    from 1; fake names by default), with a fresh health cache so that no probe is needed (no
-    network is touched)."""
+    from 1; fake names by default), with a health cache kept fresh for an hour (`[settings]`) so
+    that no probe is needed (no network is touched), however long a loaded machine takes."""
     current = Fleet()
     ids, health = [], {}
     for number, spec in enumerate(specs, 1):
@@ -26,6 +26,10 @@ def cached_fleet(*specs: dict, models=("llama3.2:latest",), host: str = "box{}")
             "url": instance.url, "healthy": healthy, "error": None if healthy else "connection refused",
             "latency_ms": 5.0, "version": "0.12.6", "loaded": [], "checked_at": time.time(),
             "models": [{"name": m, "digest": "d" * 64, "size": 1} for m in models]}
+    config = current.locations.registry
+    if "[settings]" not in config.read_text():
+        with config.open("a") as handle:
+            handle.write("\n[settings]\nhealth_ttl = 3600\nunhealthy_ttl = 3600\n")
     current.store.update(lambda data: data["health"].update(health))
     return ids
 
