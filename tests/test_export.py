@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import time
+from pathlib import Path
 
 import cli_helpers
 import pytest
@@ -246,9 +247,21 @@ def test_nginx_routes_embeddings_to_their_own_pool_and_streams(fleet):
         in result.stderr
 
 
-def test_nginx_keys_go_only_to_the_secrets_file_and_each_keyed_instance_gets_its_own(fleet, tmp_path, monkeypatch):
+@pytest.fixture
+def short_dir():
+    """A directory with a short path: the key hops' unix sockets go beside the secrets file, and a
+    socket path holds 107 bytes (pytest's own tmp_path under xdist comes close)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="oxk-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_nginx_keys_go_only_to_the_secrets_file_and_each_keyed_instance_gets_its_own(fleet, short_dir, monkeypatch):
     monkeypatch.setenv("GPU1_KEY", "sk-env-gpu1")
-    secrets = tmp_path / "keys" / "ollama-keys.conf"
+    secrets = short_dir / "keys" / "ollama-keys.conf"
     secrets.parent.mkdir()
     result = ok("--format", "nginx", "--secrets-file", str(secrets))
     assert SECRET not in result.stdout + result.stderr and "sk-env-gpu1" not in result.stdout + result.stderr
