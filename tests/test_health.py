@@ -34,9 +34,10 @@ def test_every_fault_mode_in_words_and_bounded_by_the_deadline(sim):
     instances.append(inst("prefix", legacy.url + "/not-ollama"))  # every path there: plain-text 404
     seen = []
     started = time.monotonic()
-    results = health.check(instances, timeout=0.5, on_result=seen.append)
+    # 1.5 s: eleven probes at once on a loaded 2-core machine (load 36) took the healthy one past 0.5 s
+    results = health.check(instances, timeout=1.5, on_result=seen.append)
     elapsed = time.monotonic() - started
-    assert elapsed < 3.0, "hang and drip must cost the deadline, not more"
+    assert elapsed < 5.0, "hang and drip must cost the deadline, not more"
     assert [r.id for r in results] == [i.id for i in instances]  # the instances' order
     assert sorted(r.id for r in seen) == sorted(i.id for i in instances)  # each reported once
     r = by_id(results)
@@ -49,8 +50,8 @@ def test_every_fault_mode_in_words_and_bounded_by_the_deadline(sim):
     assert 0 < ok.latency_ms < 3000 and abs(ok.checked_at - time.time()) < 10
 
     assert (r["refuse"].healthy, r["refuse"].error) == (False, "connection refused")
-    assert r["hang"].error == "timed out after 0.5 s"
-    assert r["drip"].error == "timed out after 0.5 s"
+    assert r["hang"].error == "timed out after 1.5 s"
+    assert r["drip"].error == "timed out after 1.5 s"
     assert r["hang"].latency_ms is None  # no answer: no server time to show
     assert r["http500"].error == "HTTP 500: llama runner process has terminated: exit status 2"
     assert r["garbage"].error == "not an Ollama server"
