@@ -146,7 +146,7 @@ def test_litellm_with_nothing_to_export_exits_3(fleet):
 
 @pytest.mark.parametrize(("ours", "theirs"), [
     ("round-robin", "simple-shuffle"), ("weighted", "simple-shuffle"), ("random", "simple-shuffle"),
-    ("least-latency", "latency-based-routing"), ("warm", "latency-based-routing"),
+    ("least-latency", "simple-shuffle"), ("warm", "simple-shuffle"), ("least-busy", "least-busy"),
 ])
 def test_litellm_strategy_mapping(ours, theirs):
     instance = Instance(id="a", name="a", url="http://a:11434")
@@ -159,8 +159,10 @@ def test_litellm_strategy_mapping(ours, theirs):
 def test_litellm_strategy_comes_from_the_registry_settings(fleet, isolated_env):
     with isolated_env["config"].open("a") as handle:
         handle.write('\n[settings]\nstrategy = "least-latency"\n')
-    config = yaml.safe_load(ok("--format", "litellm").stdout)
-    assert config["router_settings"]["routing_strategy"] == "latency-based-routing"
+    result = ok("--format", "litellm")
+    config = yaml.safe_load(result.stdout)
+    assert config["router_settings"]["routing_strategy"] == "simple-shuffle"
+    assert "latency-based-routing sends nearly every call to a server that fails fast" in result.stderr
 
 
 AWKWARD = ['he said "hi"', "back\\slash", "colon: space", "# not a comment", "- dash", "yes", "null", "~", "1e3",

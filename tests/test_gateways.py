@@ -197,6 +197,36 @@ def litellm_installed() -> None:
                     " `python -m pip install -e '.[test]'` (the README's test command does)")
 
 
+def route_through_litellm(config: Path, calls: int = LITELLM_CALLS, embeds: int = 3) -> dict:
+    """Build `litellm.Router` from the exported `config` in a child process and send it `calls`
+    chat calls and `embeds` embedding calls (see litellm_router_probe.py); its answers."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", KEY_VAR: KEY,
+           "NO_PROXY": "*"}
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        env.pop(variable, None)
+    probe = subprocess.run([sys.executable, str(PROBE), str(config), "llama3.2", "nomic-embed-text",
+                            str(calls), str(embeds)], capture_output=True, text=True, env=env, timeout=240)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    answers = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert answers["blocked"] == []  # LiteLLM tried no address off this machine
+    return answers
+
+
+def assert_the_dead_server_is_kept_from_clients(answers: dict, config_text: str, dead_port: int) -> None:
+    # LiteLLM draws a deployment at random for each try and (1.110, measured) cools none down after
+    # a refused connection, so each try draws the dead server again with its weight's odds (1 in 4
+    # here). The export's retries are what keep it from the client: a call fails only when every
+    # one of its 1 + num_retries tries drew the dead server (1 in 256 calls here).
+    tries = 1 + yaml.safe_load(config_text)["router_settings"]["num_retries"]
+    for answer in answers["chat"]:
+        if answer["ok"]:
+            assert answer["text"]
+        else:
+            assert set(answer["connects"]) == {dead_port} and len(answer["connects"]) >= tries, answer
+    # ... and calls that drew it were answered by a retry (no call draws it with odds (3/4)**40, 1e-5)
+    assert any(a["ok"] and dead_port in a["connects"] for a in answers["chat"]), answers["chat"]
+
+
 def test_litellm_router_built_from_the_export_answers_through_the_fleet(fleet, tmp_path):
     litellm_installed()
     config = tmp_path / "litellm.yaml"
@@ -205,27 +235,8 @@ def test_litellm_router_built_from_the_export_answers_through_the_fleet(fleet, t
     assert KEY not in text and f"os.environ/{KEY_VAR}" in text
     assert f"LITELLM_MASTER_KEY=sk-... litellm --config {config} --host 127.0.0.1 --port 11434" in text
     assert fleet["disabled"].url not in text and fleet["dead"].url in text  # dead since its last check
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", KEY_VAR: KEY,
-           "NO_PROXY": "*"}
-    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        env.pop(variable, None)
-    probe = subprocess.run([sys.executable, str(PROBE), str(config), "llama3.2", "nomic-embed-text",
-                            str(LITELLM_CALLS), "3"], capture_output=True, text=True, env=env, timeout=240)
-    assert probe.returncode == 0, probe.stderr[-3000:]
-    answers = json.loads(probe.stdout.strip().splitlines()[-1])
-    assert answers["blocked"] == []  # LiteLLM tried no address off this machine
-    # LiteLLM draws a deployment at random for each try and (1.110, measured) cools none down after
-    # a refused connection, so each try draws the dead server again with its weight's odds (1 in 4
-    # here). The export's retries are what keep it from the client: a call fails only when every
-    # one of its 1 + num_retries tries drew the dead server (1 in 256 calls here).
-    tries = 1 + yaml.safe_load(text)["router_settings"]["num_retries"]
-    for answer in answers["chat"]:
-        if answer["ok"]:
-            assert answer["text"]
-        else:
-            assert set(answer["connects"]) == {fleet["dead"].port} and len(answer["connects"]) >= tries, answer
-    # ... and calls that drew it were answered by a retry (no call draws it with odds (3/4)**40, 1e-5)
-    assert any(a["ok"] and fleet["dead"].port in a["connects"] for a in answers["chat"]), answers["chat"]
+    answers = route_through_litellm(config)
+    assert_the_dead_server_is_kept_from_clients(answers, text, fleet["dead"].port)
     assert answers["embed"] == [{"ok": True, "dimensions": 16}] * 3
 
     chats = {role: [r for r in instance.requests if r.path == "/api/chat"] for role, instance in fleet.items()}
@@ -235,3 +246,17 @@ def test_litellm_router_built_from_the_export_answers_through_the_fleet(fleet, t
     assert {r.headers.get("authorization") for r in fleet["keyed"].requests} == {f"Bearer {KEY}"}
     for role in ("weighted", "embedding"):
         assert {r.headers.get("authorization") for r in fleet[role].requests} == {None}, role
+
+
+@pytest.mark.parametrize("strategy", ["least-latency", "least-busy"])
+def test_litellm_export_of_other_strategies_keeps_a_dead_server_from_clients(fleet, tmp_path, strategy):
+    """LiteLLM's latency-based-routing ranks a server that refuses connections fastest and sent it
+    38 of 40 calls: the export must not choose a LiteLLM strategy that does that."""
+    litellm_installed()
+    with open(Fleet().locations.registry, "a", encoding="utf-8") as handle:
+        handle.write(f'\n[settings]\nstrategy = "{strategy}"\n')
+    config = tmp_path / "litellm.yaml"
+    export("--format", "litellm", "-o", str(config))
+    text = written(config, 0o644)
+    answers = route_through_litellm(config, embeds=0)
+    assert_the_dead_server_is_kept_from_clients(answers, text, fleet["dead"].port)

@@ -50,7 +50,8 @@ def export(
     Keys never go to stdout or into the config: LiteLLM and HAProxy read them from the environment
     ($OLLAMA_KEY_<ID> for a stored key); nginx gets them only through --secrets-file.
 
-    LiteLLM routing: round-robin, weighted, random -> simple-shuffle; least-latency, warm -> latency-based-routing.
+    LiteLLM routing: least-busy -> least-busy; every other strategy -> simple-shuffle (LiteLLM's
+    latency-based-routing sends nearly every call to a dead server, which fails fastest).
 
     JSON: {"schema": 1, "strategy": ..., "instances": [...]}, each instance with its last health check.
 

@@ -84,14 +84,23 @@ MASTER_KEY_VARIABLE = "LITELLM_MASTER_KEY"
 LITELLM_RESILIENCE = {"num_retries": 3, "retry_after": 1, "allowed_fails": 0, "cooldown_time": 30}
 
 # Our strategies -> LiteLLM router_settings.routing_strategy. LiteLLM has no round-robin:
-# simple-shuffle is its weighted random choice (uniform when all weights are equal).
+# simple-shuffle is its weighted random choice (uniform when all weights are equal). Not
+# latency-based-routing for least-latency or warm: a server that refuses connections fails fast, so
+# LiteLLM 1.110 ranks it fastest and sends it nearly every call (38 of 40 failed with one of three
+# servers dead, tests/test_gateways.py); its retries then draw it again.
 LITELLM_STRATEGIES = {
     "round-robin": "simple-shuffle",
     "weighted": "simple-shuffle",
     "random": "simple-shuffle",
-    "least-latency": "latency-based-routing",
-    "warm": "latency-based-routing",  # no "warm" in LiteLLM; cold model loads show up as latency
+    "least-latency": "simple-shuffle",
+    "warm": "simple-shuffle",
     "least-busy": "least-busy",
+}
+LITELLM_SUBSTITUTES = {
+    "least-latency": "LiteLLM's latency-based-routing sends nearly every call to a server that fails fast"
+                     " (a dead one looks quickest); exported as simple-shuffle",
+    "warm": "LiteLLM has no `warm` strategy, and its latency-based-routing sends nearly every call to a server"
+            " that fails fast (a dead one looks quickest); exported as simple-shuffle",
 }
 _EMBEDDING_HINTS = ("embed", "all-minilm", "bge-", "bge:", "paraphrase-multilingual")
 
@@ -255,9 +264,8 @@ def litellm(instances: Sequence[Instance], health: dict[str, Any], options: Opti
     if aliases:  # clients may ask for `llama3.2` when /api/tags says `llama3.2:latest`
         lines.append("  model_group_alias:")
         lines += [f"    {yaml_str(short)}: {yaml_str(name)}" for short, name in aliases.items()]
-    if options.strategy == "warm":
-        warnings.append("LiteLLM has no `warm` strategy; exported as latency-based-routing"
-                        " (an instance loading the model answers slowly, so it is avoided)")
+    if options.strategy in LITELLM_SUBSTITUTES:
+        warnings.append(LITELLM_SUBSTITUTES[options.strategy])
     return Exported("\n".join(lines) + "\n", warnings)
 
 
