@@ -409,3 +409,43 @@ def test_a_slow_reader_of_our_output_is_not_the_servers_silence(sim):
                              lambda line, obj: bool(obj.get("response")), timeouts=ollama_http.Timeouts(read=0.3),
                              feedback=None, flush=slow_flush)
     assert result.final["done"] is True and len(flushes) >= 1
+
+
+def test_a_server_faster_than_the_reader_still_gets_its_first_words_shown_at_once(monkeypatch):
+    """Lines already waiting are written in one go, but a stream that never pauses (a fast server on
+    a fast link) must not hold every word back until it ends: the first text goes out at once and
+    the rest at least every FLUSH_EVERY_S."""
+    clock = [1000.0]
+
+    def tick() -> float:  # each look at the clock: 5 ms of stream
+        clock[0] += 0.005
+        return clock[0]
+
+    monkeypatch.setattr(generate.time, "monotonic", tick)
+    lines = [json.dumps({"response": f"w{n} ", "done": False}).encode() + b"\n" for n in range(200)]
+    lines.append(json.dumps({"response": "", "done": True}).encode() + b"\n")
+
+    class Stream:
+        headers: dict = {}
+        arrived = 0
+
+        def iter_raw(self):
+            for number, line in enumerate(lines, start=1):
+                self.arrived = number
+                yield line
+
+    class Dog:
+        deadline, fired = 0.0, False
+
+        def move(self, when: float) -> None:
+            self.deadline = when
+
+    stream, flushes = Stream(), []
+    final = generate._lines(stream, registry.Instance(id="a", name="a", url="http://a:11434"),
+                            lambda raw, obj: True, generate._Attempt(Dog()), ollama_http.Timeouts(),
+                            flush=lambda: flushes.append(stream.arrived), pending=lambda: True)  # more always waits
+    assert final["done"] is True
+    assert flushes[:1] == [1]  # the first words, as soon as they came
+    most_held = generate.FLUSH_EVERY_S / 0.005 + 1  # chunks that arrive within FLUSH_EVERY_S
+    gaps = [later - earlier for earlier, later in zip(flushes, flushes[1:], strict=False)]
+    assert len(flushes) > 10 and max(gaps) <= most_held, flushes

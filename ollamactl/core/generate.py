@@ -61,6 +61,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.registry import Instance
 
 _NEVER = float("inf")
+# Lines that are already waiting are shown in one write, but never held longer than this: a server
+# streaming faster than we read would otherwise keep the first words back until its stream ends.
+FLUSH_EVERY_S = 0.05
 
 Log = Callable[[str], None]
 Emit = Callable[[bytes, dict], bool]  # (raw line, parsed object) -> True once it showed something
@@ -205,7 +208,8 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
     `emit(raw_line, obj)` is called for every NDJSON line that is not an error and returns True once
     it has shown something to the user; from then on a failure raises StreamBroken (never retried).
     `flush()` is called whenever the next read could wait for the network, so everything emitted is
-    out before any wait, while a burst of lines already received costs one flush, not one per line.
+    out before any wait, while a burst of lines already received costs one flush, not one per line;
+    the first text is flushed at once, and a long burst at least every FLUSH_EVERY_S.
     `feedback` (breaker.Feedback) learns each attempt's outcome for the circuit breaker;
     `on_attempt(instance)` is told before each attempt (the caller's lease follows it).
     Synchronous on purpose: this is the hot path (a blocking read per chunk is the cheapest loop).
@@ -329,6 +333,7 @@ def _lines(response: httpx.Response, instance: Instance, emit: Emit, attempt: _A
     dog = attempt.dog
     final: dict | None = None
     started = attempt.started
+    flushed_at = -_NEVER  # the first output goes out at once
     buffer = b""
     encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
     for chunk in response.iter_bytes() if encoded else response.iter_raw():
@@ -359,9 +364,11 @@ def _lines(response: httpx.Response, instance: Instance, emit: Emit, attempt: _A
         if attempt.first_line_at is None:  # from the first-byte deadline to the (shorter) one between lines
             attempt.first_line_at = monotonic()
             dog.move(attempt.first_line_at + read_timeout)
-        if flush is not None and not pending():
+        if flush is not None and (not pending() or monotonic() - flushed_at >= FLUSH_EVERY_S):
             dog.deadline = _NEVER  # our own write may block on a slow reader: that is not the server's silence
             flush()
+            if started:
+                flushed_at = monotonic()
         dog.deadline = monotonic() + read_timeout
     if dog.fired:  # the socket was shut down under us: a clean end, not the server's
         raise _deadline_error(attempt, instance, timeouts)
