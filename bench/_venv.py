@@ -6,7 +6,8 @@ faster: benchmarks of start-up time run here instead, against this venv's own `p
 
 The venv lives under `$XDG_CACHE_HOME/ollamactl-bench/` (else `~/.cache/ollamactl-bench/`), never
 inside the checkout, and is reused while the installed sources are unchanged (its name is a hash
-of them). The checkout is copied to a temporary directory first, so the build leaves nothing in it.
+of them); venvs of other sources are removed once unused for a day (two checkouts may benchmark
+at once). The checkout is copied to a temporary directory first, so the build leaves nothing in it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "ollamactl", "completions")
+EXTRAS = "[redis]"  # bench/store_pick.py times the Redis store; nothing else imports the client
 
 
 class Venv(NamedTuple):
@@ -42,7 +44,7 @@ def _files() -> list[Path]:
 
 def _key() -> str:
     """A hash of the interpreter and what shapes the installed code (not the README's text)."""
-    digest = hashlib.sha256(sys.version.encode())
+    digest = hashlib.sha256(sys.version.encode() + EXTRAS.encode())
     for path in _files():
         if path.name == "README.md":
             continue
@@ -63,8 +65,7 @@ def honest_venv() -> Venv:
     if not (where / "ready").exists():
         if where.exists():
             shutil.rmtree(where)
-        for old in cache_dir().glob("venv-*"):  # earlier sources' venvs
-            shutil.rmtree(old, ignore_errors=True)
+        _remove_unused()
         print(f"building {where} (pip install . of a copy of the checkout) ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(where)], check=True)
         with tempfile.TemporaryDirectory(prefix="ollamactl-src-") as copy:
@@ -72,11 +73,26 @@ def honest_venv() -> Venv:
                 target = Path(copy) / path.relative_to(ROOT)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)
-            subprocess.run([venv.python, "-m", "pip", "install", "-q", "--disable-pip-version-check", copy],
+            subprocess.run([venv.python, "-m", "pip", "install", "-q", "--disable-pip-version-check", copy + EXTRAS],
                            check=True)
         (where / "ready").write_text("ok\n")
+    (where / "ready").touch()  # in use: see _remove_unused
     refuse_editable(venv)
     return venv
+
+
+def _remove_unused(days: float = 1.0) -> None:
+    """Remove earlier sources' venvs not used for `days`: one used in the last day may belong to a
+    benchmark running now from another checkout (the cache is per user, not per checkout)."""
+    import time
+
+    for old in cache_dir().glob("venv-*"):
+        try:
+            unused = time.time() - (old / "ready").stat().st_mtime > days * 86400
+        except OSError:  # half-built, or being built now
+            unused = time.time() - old.stat().st_mtime > days * 86400
+        if unused:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def refuse_editable(venv: Venv) -> None:
