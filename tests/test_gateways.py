@@ -223,8 +223,6 @@ def assert_the_dead_server_is_kept_from_clients(answers: dict, config_text: str,
             assert answer["text"]
         else:
             assert set(answer["connects"]) == {dead_port} and len(answer["connects"]) >= tries, answer
-    # ... and calls that drew it were answered by a retry (no call draws it with odds (3/4)**40, 1e-5)
-    assert any(a["ok"] and dead_port in a["connects"] for a in answers["chat"]), answers["chat"]
 
 
 def test_litellm_router_built_from_the_export_answers_through_the_fleet(fleet, tmp_path):
@@ -237,6 +235,8 @@ def test_litellm_router_built_from_the_export_answers_through_the_fleet(fleet, t
     assert fleet["disabled"].url not in text and fleet["dead"].url in text  # dead since its last check
     answers = route_through_litellm(config)
     assert_the_dead_server_is_kept_from_clients(answers, text, fleet["dead"].port)
+    # ... and calls that drew it were answered by a retry (no call draws it with odds (3/4)**40, 1e-5)
+    assert any(a["ok"] and fleet["dead"].port in a["connects"] for a in answers["chat"]), answers["chat"]
     assert answers["embed"] == [{"ok": True, "dimensions": 16}] * 3
 
     chats = {role: [r for r in instance.requests if r.path == "/api/chat"] for role, instance in fleet.items()}
@@ -260,3 +260,7 @@ def test_litellm_export_of_other_strategies_keeps_a_dead_server_from_clients(fle
     text = written(config, 0o644)
     answers = route_through_litellm(config, embeds=0)
     assert_the_dead_server_is_kept_from_clients(answers, text, fleet["dead"].port)
+    # drawn at random, a call fails 1 time in 256, so more than 3 of 40 (odds ~2e-5) means a strategy
+    # that keeps choosing the dead server (latency-based-routing failed 38)
+    failed = [answer for answer in answers["chat"] if not answer["ok"]]
+    assert len(failed) <= 3, failed
