@@ -150,13 +150,13 @@ def _upstream(name: str, directive: str | None, servers: list[Server], options: 
     for server in servers:
         keyed = server.key_variable is not None
         address = f"unix:{socket_path(server.instance, options)}" if keyed else server.address
-        down = " backup" if ranks.get(server.instance.id) else ""
-        down = (f" max_conns={server.instance.max_inflight}" if server.instance.max_inflight else "") + down
-        down += "" if server.instance.enabled else " down"
+        flags = ((f" max_conns={server.instance.max_inflight}" if server.instance.max_inflight else "")
+                 + (" backup" if ranks.get(server.instance.id) else "")
+                 + ("" if server.instance.enabled else " down"))
         comment = "; ".join(text for text in (server.instance.id, "via its key hop" if keyed else "", server.note)
                             if text)
         lines.append(f"    server {address} weight={server.instance.weight} max_fails={MAX_FAILS}"
-                     f" fail_timeout={FAIL_TIMEOUT_S}s{down};  # {comment}")
+                     f" fail_timeout={FAIL_TIMEOUT_S}s{flags};  # {comment}")
     return [*lines, "    keepalive 16;", "}"]
 
 
