@@ -70,13 +70,14 @@ def _register(urls: list[str]) -> tuple[list[str], dict[str, str]]:
     ids, added = [], {}
     for number, url in enumerate(urls, start=1):
         key = server_key(normalise_url(url))
-        existing = next((i for i in current.instances() if server_key(i.url) == key), None)
+        instances = current.instances()  # once per URL: each add below changes the registry
+        existing = next((i for i in instances if server_key(i.url) == key), None)
         if existing is not None:
             output.message(f"{url} is already registered as {existing.id}; reusing it (it stays registered)")
             ids.append(existing.id)
             continue
         name = f"sim-{number}"
-        taken = {ref for i in current.instances() for ref in (i.id, i.name)}
+        taken = {ref for i in instances for ref in (i.id, i.name)}
         instance = current.add(url, name=name if name not in taken else None)
         ids.append(instance.id)
         added[instance.id] = instance.url
