@@ -70,10 +70,6 @@ def seconds(value: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Errors
-
-
-# ---------------------------------------------------------------------------------------------
 # Keys never come back
 
 
@@ -97,6 +93,10 @@ def redact(text: str, keys: Iterable[str]) -> str:
         if key in text:
             text = text.replace(key, "***")
     return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
 
 
 def too_large(limit: int) -> str:
@@ -242,32 +242,14 @@ def network_error(exc: BaseException, instance: Instance, timeouts: Timeouts) ->
         return NotOllama("not an Ollama server (the answer is not valid HTTP)", instance)
     if isinstance(exc, httpx.DecodingError):
         return NotOllama("not an Ollama server (the answer cannot be decoded)", instance)
-    if isinstance(exc, (httpx.TransportError, OSError)):
-        return ConnectFailed(describe(exc, instance.url, timeouts.connect), instance)
-    return OllamaError(f"request failed: {short(str(exc)) or type(exc).__name__}", instance)
-
-
-
-def describe(exc: BaseException, url: str, timeout: float) -> str:
-    """A network failure in plain words (never a Python exception repr)."""
-    import httpx
-
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out after {seconds(timeout)} s"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        text = str(exc).lower()
-        if "without sending" in text or "disconnected" in text or "peer closed" in text:
-            return CLOSED_EARLY
-        return NOT_OLLAMA  # bytes that are not HTTP
-    if isinstance(exc, (httpx.ConnectError, httpx.NetworkError, OSError)):
-        return network_words(exc, url)
+    if isinstance(exc, (httpx.NetworkError, OSError)):
+        return ConnectFailed(network_words(exc, instance.url), instance)
     if isinstance(exc, httpx.UnsupportedProtocol):
-        return "unsupported URL scheme"
-    if isinstance(exc, httpx.DecodingError):
-        return NOT_OLLAMA
-    if isinstance(exc, httpx.HTTPError):
-        return "request failed: " + (short(str(exc)) or type(exc).__name__)
-    return "probe failed: " + (short(str(exc)) or type(exc).__name__)
+        return ConnectFailed("unsupported URL scheme", instance)
+    words = f"request failed: {short(str(exc)) or type(exc).__name__}"
+    return ConnectFailed(words, instance) if isinstance(exc, httpx.TransportError) else OllamaError(words, instance)
+
+
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
