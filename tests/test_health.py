@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from ollamactl import __version__
 from ollamactl.core import health, http
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.health import HealthResult
@@ -104,6 +105,9 @@ def test_api_key_goes_only_to_its_own_instance(sim, monkeypatch):
     assert open_.requests and all("authorization" not in q.headers for q in open_.requests)
     sent = [q.headers.get("authorization") for q in keyed.requests]
     assert sent.count(f"Bearer {SECRET}") == 6  # keyed and keyed-env, three probes each
+    # the probes introduce themselves as run and embed do (http.client_headers), asking for no compression
+    assert {(q.headers.get("user-agent"), q.headers.get("accept-encoding")) for q in open_.requests} == \
+        {(f"ollamactl/{__version__}", "identity")}
     assert SECRET not in repr(list(r.values()))
 
 

@@ -34,6 +34,7 @@ from ollamactl.core.http import (
     MB,
     NOT_OLLAMA,
     OllamaError,
+    client_headers,
     error_message,
     headers_for,
     keys_of,
@@ -195,9 +196,7 @@ def probe_client(at_once: int) -> ProbeClient:
     """The one client a check's probes share (`at_once` probes in flight): no proxies, no
     redirects, connections kept alive per origin (see core/probe_http); the per-probe deadline in
     `probe` bounds every request."""
-    from ollamactl import __version__
-
-    return ProbeClient(idle_cap=at_once * REQUESTS_PER_PROBE, user_agent=f"ollamactl/{__version__}")
+    return ProbeClient(idle_cap=at_once * REQUESTS_PER_PROBE, headers=client_headers())
 
 
 class Saver:

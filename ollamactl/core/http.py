@@ -357,10 +357,16 @@ async def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool
     return b"".join(chunks), True
 
 
+def client_headers() -> dict[str, str]:
+    """What every request ollamactl sends carries, whichever client sends it (httpx or the probes'
+    core/probe_http): who is asking, and no compression wanted."""
+    from ollamactl import __version__
+
+    return {"User-Agent": f"ollamactl/{__version__}", "Accept-Encoding": "identity"}
+
+
 def client_options(timeouts: Timeouts, instances: Sequence[Instance], connections: int) -> dict[str, Any]:
     import httpx
-
-    from ollamactl import __version__
 
     return dict(
         trust_env=False,  # loopback instances must never go through HTTP_PROXY
@@ -370,7 +376,7 @@ def client_options(timeouts: Timeouts, instances: Sequence[Instance], connection
         # Only the connect timeout is httpx's; the deadlines after it are enforced here (see top).
         timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=None, pool=None),
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        headers={"User-Agent": f"ollamactl/{__version__}", "Accept-Encoding": "identity"},
+        headers=client_headers(),
     )
 
 

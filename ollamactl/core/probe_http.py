@@ -79,9 +79,9 @@ class Answer:
 class ProbeClient:
     """GET requests for probes; an async context manager that closes its idle connections at exit."""
 
-    def __init__(self, idle_cap: int, user_agent: str):
+    def __init__(self, idle_cap: int, headers: dict[str, str]):
         self.idle_cap = idle_cap
-        self.user_agent = user_agent
+        self.head = [f"{name}: {value}" for name, value in headers.items()]  # sent with every request
         self.idle: dict[Origin, list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]]] = {}
         self.idle_count = 0
         self.tls: ssl.SSLContext | None = None
@@ -107,8 +107,7 @@ class ProbeClient:
         reader, writer = await self._connection(origin, url)
         reusable = False
         try:
-            lines = [f"GET {target} HTTP/1.1", f"Host: {host_header}", "Accept: application/json",
-                     "Accept-Encoding: identity", f"User-Agent: {self.user_agent}"]
+            lines = [f"GET {target} HTTP/1.1", f"Host: {host_header}", "Accept: application/json", *self.head]
             lines += [f"{name}: {value}" for name, value in headers.items()]
             if timer is not None:
                 timer.sent = time.perf_counter()
