@@ -170,7 +170,7 @@ async def check_async(
         return []
     if timeout <= 0:
         raise ValueError("timeout must be positive")
-    cap = _usable_concurrency(max(1, min(int(concurrency), len(instances))))
+    cap = probe_slots(concurrency, len(instances))
     semaphore = asyncio.Semaphore(cap)
     secrets = keys_of(instances) if keys is None else tuple(keys)
     saver = Saver(store) if store is not None else None
@@ -379,6 +379,12 @@ def _model_list(data: Any) -> list[dict[str, Any]]:
 
 def _parse_ps(data: Any) -> list[str]:
     return [m["name"] for m in _model_list(data)]
+
+
+def probe_slots(concurrency: int, count: int) -> int:
+    """How many of `count` instances are probed at once: `concurrency`, at most `count`, and lowered
+    if the open-file limit cannot hold that many probes' sockets (after trying to raise it)."""
+    return _usable_concurrency(max(1, min(int(concurrency), count)))
 
 
 def _usable_concurrency(cap: int) -> int:

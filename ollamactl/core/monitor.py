@@ -43,7 +43,8 @@ async def _watch(instances: list[Instance], timeout: float, interval: float, con
 
     from ollamactl.core.http import keys_of
 
-    semaphore = asyncio.Semaphore(max(1, min(int(concurrency), len(instances))))
+    slots = health.probe_slots(concurrency, len(instances))  # as in health.check
+    semaphore = asyncio.Semaphore(slots)
     secrets = keys_of(instances)  # scrubbed from whatever the servers say, as in health.check
     saver = health.Saver(store) if store is not None else None
     finished = asyncio.Event()
@@ -69,7 +70,7 @@ async def _watch(instances: list[Instance], timeout: float, interval: float, con
             if stop():
                 finished.set()
 
-    async with health.probe_client(min(len(instances), int(concurrency))) as client:
+    async with health.probe_client(slots) as client:
         tasks = [asyncio.ensure_future(follow(client, i)) for i in instances]
         tasks.append(asyncio.ensure_future(ticker()))
         waiting = asyncio.ensure_future(finished.wait())
