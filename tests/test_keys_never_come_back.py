@@ -59,3 +59,17 @@ def test_cached_words_are_scrubbed_again_when_a_key_changes(hostile, monkeypatch
     ok("update", "sulky", "--api-key-env", "ECHO_KEY")
     exported = run("export", "--format", "json")
     assert ENV_KEY not in exported.stdout + exported.stderr and "token *** expired" in exported.stdout
+
+
+def test_a_watch_scrubs_every_configured_key_as_a_check_does(hostile):
+    """A server quoting another instance's key: `health --watch` hides it as `health` does."""
+    sulky = hostile({"/api/version": answer({"error": f"token {STORED_KEY} expired"}, 500)})
+    watched = Fleet().add(sulky.url, name="sulky")
+    Fleet().add(hostile(ollama_like()).url, name="stored", api_key=STORED_KEY)
+    assert Fleet().check("sulky")[0].error == "HTTP 500: token *** expired"
+    seen = []
+    Fleet().watch([watched], interval=0.1, timeout=2.0, on_start=lambda _: None, on_result=seen.append,
+                  on_tick=lambda: None, stop=lambda: bool(seen))
+    assert seen[0].error == "HTTP 500: token *** expired"
+    state = Fleet().locations.state_file.read_text()  # the watch saved what it saw, scrubbed too
+    assert STORED_KEY not in state and "token ***" in state

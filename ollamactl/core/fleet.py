@@ -243,11 +243,13 @@ class Fleet:
         """Probe `instances` each on its own schedule, every `interval` s, saving results as they
         arrive, until `stop()` is true or Ctrl-C (see core/monitor)."""
         from ollamactl.core import monitor
+        from ollamactl.core.http import keys_of
 
         reg = self.registry()
         monitor.watch(instances, timeout=timeout if timeout is not None else float(reg.setting("timeout")),
                       interval=interval, concurrency=int(reg.setting("concurrency")), store=self.store,
-                      on_start=on_start, on_result=on_result, on_tick=on_tick, tick=tick, stop=stop)
+                      on_start=on_start, on_result=on_result, on_tick=on_tick, tick=tick, stop=stop,
+                      keys=keys_of([*reg.instances, *instances]))
 
     def refresh(self) -> list[HealthResult]:
         """Probe every enabled instance now and update the cache as results arrive (what the

@@ -25,27 +25,28 @@ OnStart = Callable[[str], None]  # instance id, as its probe begins
 
 def watch(instances: Sequence[Instance], *, timeout: float, interval: float, concurrency: int, store: Store | None,
           on_start: OnStart, on_result: OnResult, on_tick: Callable[[], None], tick: float = 1.0,
-          stop: Callable[[], bool] | None = None) -> None:
+          stop: Callable[[], bool] | None = None, keys: Sequence[str] | None = None) -> None:
     """Probe each instance every `interval` s (start to start) until `stop()` is true (checked after
-    every result and tick) or for ever. A callback that raises ends the watch with that error."""
+    every result and tick) or for ever. A callback that raises ends the watch with that error.
+    Every key in `keys` (default: those of `instances`) is scrubbed from what the servers said."""
     import asyncio
 
     if not instances:
         return
     asyncio.run(_watch(list(instances), timeout, interval, concurrency, store, on_start, on_result, on_tick, tick,
-                       stop or (lambda: False)))
+                       stop or (lambda: False), keys))
 
 
 async def _watch(instances: list[Instance], timeout: float, interval: float, concurrency: int, store: Store | None,
                  on_start: OnStart, on_result: OnResult, on_tick: Callable[[], None], tick: float,
-                 stop: Callable[[], bool]) -> None:
+                 stop: Callable[[], bool], keys: Sequence[str] | None) -> None:
     import asyncio
 
     from ollamactl.core.http import keys_of
 
     slots = health.probe_slots(concurrency, len(instances))  # as in health.check
     semaphore = asyncio.Semaphore(slots)
-    secrets = keys_of(instances)  # scrubbed from whatever the servers say, as in health.check
+    secrets = keys_of(instances) if keys is None else tuple(keys)
     saver = health.Saver(store) if store is not None else None
     finished = asyncio.Event()
 
