@@ -144,7 +144,8 @@ def test_the_plain_table_is_the_rich_table_off_a_terminal(capsys):
     from ollamactl.cli import output
 
     columns = ("ID", "NAME", "URL")
-    rows = [("a", "北京 GPU", "http://a:1"), ("bb", "[bold]x[/bold] \x1b[31m", "-"), ("c", "e\u0301t\u00e9", 7)]
+    rows = [("a", "北京 GPU", "http://a:1"), ("bb", "[bold]x[/bold] \x1b[31m", "-"), ("c", "e\u0301t\u00e9", 7),
+            ("d", None, "-")]
     output.plain_table(columns, rows)
     plain = capsys.readouterr().out
     output.table(columns, rows)

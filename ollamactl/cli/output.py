@@ -34,6 +34,11 @@ def clean(text: Any, limit: int | None = MAX_CELL, keep: str = "") -> str:
     return text
 
 
+def _cell(value: Any, limit: int | None = MAX_CELL) -> str:
+    """An untrusted table cell as text: `clean`, with None shown as an empty cell (rich or plain)."""
+    return "" if value is None else clean(value, limit)
+
+
 def _visible(ch: str) -> str:
     code = ord(ch)
     return _VISIBLE.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
@@ -85,11 +90,9 @@ def text(value: Any, style: str | None = None, limit: int | None = MAX_CELL):  #
     """An untrusted value as a rich Text cell: cleaned, never parsed as markup."""
     from rich.text import Text
 
-    if value is None:
-        return Text("")
     if isinstance(value, Text):
         return value
-    return Text(clean(value, limit), style=style or "")
+    return Text(_cell(value, limit), style=style or "")
 
 
 def print_json(data: Any) -> None:
@@ -117,8 +120,8 @@ def grid(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | Non
 def plain_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A table laid out as `grid` lays it out off a terminal, without rich (for commands that start
     fast): columns two spaces apart, padded by display width (a wide character takes two cells),
-    every row whole (never cut to a width), every cell through `clean`."""
-    lines = [list(columns)] + [[clean(cell) for cell in row] for row in rows]
+    every row whole (never cut to a width), every cell through `_cell` as in `text`."""
+    lines = [list(columns)] + [[_cell(value) for value in row] for row in rows]
     cells = [[_cells(text) for text in line] for line in lines]
     widths = [max(sizes) for sizes in zip(*cells, strict=True)]
     sys.stdout.write("".join("  ".join(text + " " * (widths[n] - size[n]) for n, text in enumerate(line))
