@@ -46,7 +46,6 @@ class _TextOut(_BufferedOut):
 
     def __init__(self, chat: bool, show_thinking: bool):
         super().__init__()
-        self.chat = chat
         self.show_thinking = show_thinking
         self.last = ""
         self.thinking = False
