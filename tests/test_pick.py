@@ -332,3 +332,18 @@ def test_a_corrupt_cursor_file_restarts_the_rotation_quietly(content):
     assert (result.returncode, result.stdout.split(), result.stderr) == \
         (0, ["http://gpu1:11434", "http://gpu2:11434", "http://gpu1:11434"], "")
     assert run_pick().stdout == "http://gpu2:11434\n"
+
+
+def test_a_pick_that_warns_reads_the_registry_once(monkeypatch):
+    """Fleet.warn hides keys with the registry the pick already read, not by reading it again."""
+    from ollamactl.core import registry_snapshot
+
+    fake_fleet(2)
+    state_file = Fleet().locations.state_file
+    state_file.write_text(json.dumps(dict(json.loads(state_file.read_text()), latency={"gpu1-11434": "slow"})))
+    reads = []
+    load = registry_snapshot.load
+    monkeypatch.setattr(registry_snapshot, "load", lambda *args: reads.append(args) or load(*args))
+    fleet = Fleet()
+    assert [i.url for i in fleet.pick(strategy="least-latency")] in (["http://gpu1:11434"], ["http://gpu2:11434"])
+    assert any("1 malformed entry" in message for message in fleet.warnings) and len(reads) == 1

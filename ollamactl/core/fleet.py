@@ -55,6 +55,7 @@ class Fleet:
         ends instead of at once (for commands that answer and end: see core/background)."""
         self._registry_file, self._state_dir = paths.where(config, state_dir)  # strings: no pathlib for pick
         self._locations: Locations | None = None
+        self._last_registry: Registry | None = None  # what warn redacts with: the registry being worked on
         self.warnings: list[str] = []
         self._warn = warn
         self._store = store
@@ -103,11 +104,14 @@ class Fleet:
 
     def warn(self, message: str) -> None:
         """Pass a warning to the caller's callback, or keep it in `warnings`; a configured key in it
-        (a server's words quoted in a warning) is replaced by `***` first."""
+        (a server's words quoted in a warning) is replaced by `***` first. The keys are those of the
+        registry this fleet read last (the one whose instances were asked), so a warning does not read
+        the registry again; read now when none was."""
         from ollamactl.core.http import keys_of, redact
 
         try:
-            message = redact(message, keys_of(self.registry().instances))
+            reg = self._last_registry if self._last_registry is not None else self.registry()
+            message = redact(message, keys_of(reg.instances))
         except OllamactlError:  # an unreadable registry has no keys to hide
             pass
         if self._warn is not None:
@@ -122,7 +126,8 @@ class Fleet:
         its snapshot in the state dir when the file has not changed since (core/registry_snapshot)."""
         from ollamactl.core import registry_snapshot
 
-        return registry_snapshot.load(self._registry_file, self._state_dir)
+        self._last_registry = registry_snapshot.load(self._registry_file, self._state_dir)
+        return self._last_registry
 
     def instances(self) -> tuple[Instance, ...]:
         return self.registry().instances
