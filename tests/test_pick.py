@@ -347,3 +347,15 @@ def test_a_pick_that_warns_reads_the_registry_once(monkeypatch):
     fleet = Fleet()
     assert [i.url for i in fleet.pick(strategy="least-latency")] in (["http://gpu1:11434"], ["http://gpu2:11434"])
     assert any("1 malformed entry" in message for message in fleet.warnings) and len(reads) == 1
+
+
+def test_a_least_busy_pick_reads_the_state_once(monkeypatch):
+    """The live leases are counted from the state the pick already read, not from a second read."""
+    from ollamactl.core.store import FileStore
+
+    fake_fleet(2)
+    reads = []
+    read = FileStore.read
+    monkeypatch.setattr(FileStore, "read", lambda self: reads.append(self) or read(self))
+    assert [i.url for i in Fleet().pick(strategy="least-busy", count=2)] == ["http://gpu1:11434", "http://gpu2:11434"]
+    assert len(reads) == 1

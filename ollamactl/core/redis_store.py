@@ -259,7 +259,8 @@ class RedisStore:
         return self._run(lambda client: int(client.hincrby(self._key("cursors"), pool, count)) - count,
                          lambda local: local.advance(pool, count))
 
-    def inflight(self, instance_ids: Sequence[str]) -> dict[str, int]:
+    def inflight(self, instance_ids: Sequence[str], state: dict[str, Any] | None = None) -> dict[str, int]:
+        """Counted in Redis (`state`, a read of the document, holds no leases here)."""
         ids = list(instance_ids)
         if not ids:
             return {}

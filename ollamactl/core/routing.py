@@ -140,7 +140,7 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
                                request.strict)
         return _fallback(reg, request, reasons, warn, default)
     counted = strategy == "least-busy" or any(i.max_inflight is not None for i in screening.candidates)
-    inflight = store.inflight([i.id for i in screening.candidates]) if counted else {}
+    inflight = store.inflight([i.id for i in screening.candidates], data) if counted else {}
     candidates, spare, left_out = selection.by_capacity(screening.candidates, inflight)
     reasons.update(left_out)
     if not candidates:

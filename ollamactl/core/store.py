@@ -44,8 +44,9 @@ class Store(Protocol):
         """Move rotation `pool` on by `count` atomically; returns its position before the move."""
         ...  # pragma: no cover
 
-    def inflight(self, instance_ids: Sequence[str]) -> dict[str, int]:
-        """Live leases per instance id."""
+    def inflight(self, instance_ids: Sequence[str], state: dict[str, Any] | None = None) -> dict[str, int]:
+        """Live leases per instance id. `state`: a `read()` just made, which a store that keeps the
+        leases in it counts from instead of reading again."""
         ...  # pragma: no cover
 
     def acquire(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> bool:
@@ -167,8 +168,8 @@ class FileStore:
             self._unusable(exc)
             return 0
 
-    def inflight(self, instance_ids: Sequence[str]) -> dict[str, int]:
-        leases, now = self.read()["leases"], time.time()
+    def inflight(self, instance_ids: Sequence[str], state: dict[str, Any] | None = None) -> dict[str, int]:
+        leases, now = (self.read() if state is None else state)["leases"], time.time()
         return {i: sum(1 for until in leases.get(i, {}).values() if until > now) for i in instance_ids}
 
     def acquire(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> bool:
