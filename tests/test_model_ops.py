@@ -72,18 +72,6 @@ def test_kind_comes_from_capabilities_then_family_then_name():
     assert model_ops.model_kind(None, "llama3.2") == "chat"
 
 
-@pytest.mark.parametrize("text, value", [("10m", "10m"), ("1h30m", "1h30m"), ("300", 300), ("-1", -1), ("0", 0),
-                                         ("2.5", 2.5)])
-def test_keep_alive_values(text, value):
-    assert model_ops.keep_alive_value(text) == value
-
-
-@pytest.mark.parametrize("text", ["ten minutes", "10x", "", "nan", "inf"])
-def test_keep_alive_rejects_what_ollama_would_not_read(text):
-    with pytest.raises(ValueError):
-        model_ops.keep_alive_value(text)
-
-
 # ---------------------------------------------------------------------------------------------
 # The simulator's library endpoints
 

@@ -151,7 +151,8 @@ def test_an_unknown_option_warns_with_a_guess_and_is_sent(sim):
 
 
 @pytest.mark.parametrize("given,sent", [("5m", "5m"), ("1h30m", "1h30m"), ("-1", -1), ("0", 0), ("3600", 3600),
-                                        ("1.5h", "1.5h"), ("300ms", "300ms")])
+                                        ("1.5h", "1.5h"), ("300ms", "300ms"), ("+5m", "+5m"), (".5h", ".5h"),
+                                        ("2.5", 2.5), (" 10m ", "10m")])
 def test_keep_alive_takes_ollamas_duration_forms(sim, given, sent):
     a = sim.add()
     register(a)
@@ -160,7 +161,7 @@ def test_keep_alive_takes_ollamas_duration_forms(sim, given, sent):
     assert model_requests(a)[-1].body["keep_alive"] == sent
 
 
-@pytest.mark.parametrize("given", ["5x", "1d", "m5", "5 m", "forever"])
+@pytest.mark.parametrize("given", ["5x", "1d", "m5", "5 m", "forever", "", "nan", "inf", "1e999"])
 def test_keep_alive_rejects_other_forms(sim, given):
     a = sim.add()
     register(a)

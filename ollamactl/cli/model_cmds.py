@@ -21,6 +21,7 @@ from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
+from ollamactl.cli.model_options import keep_alive_value
 from ollamactl.cli.model_plans import plan_table, step_json
 from ollamactl.core import settings
 from ollamactl.core.errors import ExitCode, NoInstanceError, OllamactlError, UsageError
@@ -322,16 +323,9 @@ def remove_model(
 
 
 def _warm(model: str, refs: list[str] | None, load: bool, keep_alive: str | None, json_output: bool) -> None:
-    from ollamactl.core import model_ops
 
     name = _model(model)
-    value = None
-    if keep_alive is not None:
-        try:
-            value = model_ops.keep_alive_value(keep_alive)
-        except ValueError:
-            raise UsageError(f"--keep-alive {output.clean(keep_alive)!r} is not a duration",
-                             "e.g. 10m, 1h30m, 300 (seconds) or -1 (for ever)") from None
+    value = keep_alive_value(keep_alive)
     current = fleet()
     survey = current.survey(*(refs or ()))
     if refs:

@@ -76,10 +76,20 @@ def _example(kind: str) -> str:
     return {INT: "8192", FLOAT: "0.2", BOOL: "true"}.get(kind, "'###'")
 
 
-def check_keep_alive(value: Any) -> Any:
-    """A number (seconds; negative keeps the model loaded, 0 unloads it) or a duration string such as
-    5m or 1h30m, as Ollama parses it; anything else is a UsageError."""
-    if value is None or isinstance(value, (int, float)) or _DURATION.fullmatch(value):
-        return value
-    raise UsageError(f"--keep-alive {value!r} is not a duration",
-                     "use seconds (3600, -1 to keep it loaded, 0 to unload) or a duration such as 5m or 1h30m")
+def keep_alive_value(text: str | None) -> Any:
+    """`--keep-alive` (of `run` and `load`) as Ollama takes it: None when not given, a number of
+    seconds (`300`; `-1` keeps the model loaded, `0` unloads it) sent as a number, or a duration
+    string in Go's form (`5m`, `1h30m`, `1.5h`, `300ms`); anything else is a UsageError."""
+    if text is None:
+        return None
+    stripped = text.strip()
+    if _DURATION.fullmatch(stripped):
+        return stripped
+    try:
+        number = float(stripped)
+    except ValueError:
+        number = float("nan")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise UsageError(f"--keep-alive {text!r} is not a duration",
+                         "use seconds (3600, -1 to keep it loaded, 0 to unload) or a duration such as 5m or 1h30m")
+    return int(number) if number.is_integer() else number

@@ -1,5 +1,5 @@
 """Reading what a request is made of from the command line and stdin: typed `-o` options, `--format`,
-`--keep-alive`, the prompt, and the texts to embed (checked before anything is sent)."""
+the prompt, and the texts to embed (checked before anything is sent)."""
 
 from __future__ import annotations
 
@@ -61,20 +61,6 @@ def parse_format(value: str | None) -> Any:
         raise UsageError(f"--format: {value} holds a JSON {type(schema).__name__}, not an object",
                          "give a JSON-schema object such as {\"type\": \"object\", ...}")
     return schema
-
-
-def parse_keep_alive(value: str | None) -> Any:
-    """A number is seconds (sent as a number); anything else is a duration string such as 10m."""
-    if value is None:
-        return None
-    stripped = value.strip()
-    if not stripped:
-        raise UsageError("--keep-alive is empty", "give a duration such as 10m, 3600 or -1")
-    if _INT.fullmatch(stripped):
-        return int(stripped)
-    if _FLOAT.fullmatch(stripped):
-        return float(stripped)
-    return stripped
 
 
 def read_prompt(words: list[str] | None) -> str:

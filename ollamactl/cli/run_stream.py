@@ -15,8 +15,8 @@ from typing import Any
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 from ollamactl.cli.missing_model import with_pull_hint
-from ollamactl.cli.model_options import check_keep_alive, typed_options
-from ollamactl.cli.request_input import parse_format, parse_keep_alive, parse_option, read_prompt
+from ollamactl.cli.model_options import keep_alive_value, typed_options
+from ollamactl.cli.request_input import parse_format, parse_option, read_prompt
 from ollamactl.cli.spinner import Spinner
 from ollamactl.core import settings
 from ollamactl.core.errors import UsageError
@@ -133,7 +133,7 @@ def run(model: str, prompt: list[str] | None, chat: bool, system: str | None, js
         output.say("reading the prompt from the terminal; end it with Ctrl-D")
     request = GenerateRequest(
         model=model, chat=chat, system=system, stream=not no_stream, format=parse_format(fmt),
-        options=options, keep_alive=check_keep_alive(parse_keep_alive(keep_alive)), think=think,
+        options=options, keep_alive=keep_alive_value(keep_alive), think=think,
         prompt=read_prompt(prompt),
     )
     current = fleet()

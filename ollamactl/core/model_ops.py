@@ -2,7 +2,7 @@
 pull, delete, load and unload calls that carry it out. Never prints.
 
 The pure half (no I/O): `plan` (instance x model -> ok / pull / update, against the fleet's
-`inventory.reference_digest`), `drifted`, `model_kind`, `keep_alive_value`. The network half runs
+`inventory.reference_digest`), `drifted`, `model_kind`. The network half runs
 every instance in parallel on one `httpx.AsyncClient` with the request rules of ollamactl.core.http (each key only to
 its own instance, no redirects, no proxies from the environment) and bounded reads: every answer
 has a size cap and a deadline; a pull stream is split on b"\\n" with a per-line cap, a short
@@ -18,7 +18,6 @@ each command's targets from a fresh probe of the fleet.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -56,7 +55,6 @@ LINE_LIMIT = 64 * 1024  # one pull progress line
 BETWEEN_LINES_S = 300.0  # a pull may go quiet this long between two progress lines
 PULL_DEADLINE_S = 6 * 3600.0  # one pull, start to `success`, at most
 EMBEDDING_NAME_HINTS = ("embed", "minilm", "bge-", "bge:", "e5-", "gte-")
-_DURATION = re.compile(r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
 
 Held = dict[str, dict[str, "str | None"]]  # instance id -> {model: digest}
 
@@ -118,21 +116,6 @@ def model_kind(show: Any, name: str) -> str:
     if isinstance(details, dict) and details.get("family") in ("bert", "nomic-bert"):
         return "embedding"
     return guess_kind(name)
-
-
-def keep_alive_value(text: str) -> int | float | str:
-    """A --keep-alive argument as Ollama takes it: seconds (`300`, `-1` for ever) or a duration
-    (`10m`, `1h30m`); ValueError otherwise."""
-    text = text.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        if _DURATION.fullmatch(text):
-            return text
-        raise ValueError(f"{text!r} is not a duration") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError(f"{text!r} is not a duration")
-    return int(number) if number.is_integer() else number
 
 
 # ---------------------------------------------------------------------------------------------
