@@ -102,10 +102,6 @@ class Locations(Record):
     def state_file(self) -> Path:
         return self.state_dir / STATE_NAME
 
-    @property
-    def state_lock(self) -> Path:
-        return self.state_dir / "state.lock"
-
 
 def _given(value: str | os.PathLike[str] | None, variable: str) -> str | None:
     text = os.fspath(value) if value is not None else os.environ.get(variable, "").strip()

@@ -17,6 +17,7 @@ import os
 import time
 
 from ollamactl.core import state
+from ollamactl.core.paths import STATE_NAME
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,7 +81,7 @@ class FileStore:
 
     def __init__(self, state_dir: str | os.PathLike[str], warn: Warn = _ignore):
         self.state_dir = os.fspath(state_dir)
-        self.path = os.path.join(self.state_dir, "state.json")
+        self.path = os.path.join(self.state_dir, STATE_NAME)
         self.lock_path = os.path.join(self.state_dir, "state.lock")
         self._warn = warn
         self._said: set[str] = set()
