@@ -126,6 +126,9 @@ def command_spec(command) -> dict:  # type: ignore[no-untyped-def]
             continue
         if param.required:
             raise SystemExit(f"{where}: a required option is not supported by the spec parser")
+        if kind == "flag" and param.default is True and not param.secondary_opts:
+            # Click versions disagree on what a lone spelling of a true-by-default flag sets.
+            raise SystemExit(f"{where}: a flag that is true by default needs both spellings (--x/--no-x)")
         for spellings, value in ((param.opts, True if kind == "flag" else kind), (param.secondary_opts, False)):
             for spelling in spellings:
                 spec["options"][spelling] = (param.name, value, bool(param.multiple))

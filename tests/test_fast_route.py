@@ -169,7 +169,8 @@ def test_exit_codes_and_output_are_the_typer_commands_whichever_route(sim):
 
 def test_the_generator_refuses_a_parameter_the_spec_parser_could_not_honour():
     """A range-checked number, a callback or an environment variable would be skipped silently by
-    the spec parser: the generator stops instead (the command must leave BODIES or be simplified)."""
+    the spec parser, and a lone spelling of a true-by-default flag means True or False depending on
+    the Click version: the generator stops instead (the command must leave BODIES or be simplified)."""
     import importlib.util
     from pathlib import Path
 
@@ -188,10 +189,11 @@ def test_the_generator_refuses_a_parameter_the_spec_parser_could_not_honour():
 
     def ranged(count: int = typer.Option(1, "--count", min=0)) -> None: ...
     def from_env(name: str = typer.Option("x", "--name", envvar="NAME")) -> None: ...
+    def lone_true_flag(color: bool = typer.Option(True, "--no-color")) -> None: ...
     def plain(count: int = typer.Option(1, "--count", "-c"), flag: bool = typer.Option(False, "--flag/--no-flag"),
               words: list[str] | None = typer.Argument(None)) -> None: ...
 
-    for function in (ranged, from_env):
+    for function in (ranged, from_env, lone_true_flag):
         with pytest.raises(SystemExit):
             generator.command_spec(command_of(function))
     assert generator.command_spec(command_of(plain)) == {
