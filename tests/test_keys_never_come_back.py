@@ -9,6 +9,7 @@ import json
 from cli_helpers import ok, run
 from hostile_server import answer, echo_authorization, ollama_like
 
+from ollamactl.cli.completers import complete_model
 from ollamactl.core.fleet import Fleet
 
 ENV_KEY = "sk-env-7f3a9c1d2e4b5a6978"
@@ -59,6 +60,33 @@ def test_cached_words_are_scrubbed_again_when_a_key_changes(hostile, monkeypatch
     ok("update", "sulky", "--api-key-env", "ECHO_KEY")
     exported = run("export", "--format", "json")
     assert ENV_KEY not in exported.stdout + exported.stderr and "token *** expired" in exported.stdout
+
+
+def test_cached_words_never_show_a_key_configured_after_they_were_stored(hostile, monkeypatch):
+    """Words a check stored before the key was configured (by an earlier command, or a background
+    refresh started before it) are read from the cache, not probed again, by models, pick and
+    completion: none of them shows the key once it is configured."""
+    sulky = hostile({"/api/version": answer({"error": f"token {ENV_KEY} expired"}, 500)})
+    leaky = hostile(ollama_like(names=(f"leak-{ENV_KEY}:latest",)))
+    Fleet().add(sulky.url, name="sulky")
+    Fleet().add(leaky.url, name="leaky")
+    with Fleet().locations.registry.open("a") as handle:  # the cached words stay in use (no probe hides them)
+        handle.write("\n[settings]\nhealth_ttl = 3600\nunhealthy_ttl = 3600\nstale_ttl = 3600\n")
+    assert ENV_KEY in run("health").stdout  # not a key yet: shown, and cached as it is
+    checks = [request for request in sulky.seen + leaky.seen if request[1] == "/api/version"]
+    monkeypatch.setenv("ECHO_KEY", ENV_KEY)
+    ok("update", "sulky", "--api-key-env", "ECHO_KEY")
+
+    outputs = [run("models"), run("models", "--json"), run("models", "--diff"), run("pick", "--explain"),
+               run("pick", "-m", "nowhere", "--strict"), run("pick", "-m", "nowhere", "--explain", "--strict")]
+    assert [request for request in sulky.seen + leaky.seen if request[1] == "/api/version"] == checks  # cached
+    for result in outputs:
+        shown = result.stdout + result.stderr
+        assert ENV_KEY not in shown and "***" in shown, shown
+    assert "unhealthy (HTTP 500: token *** expired)" in outputs[0].stderr
+    assert "leak-***:latest" in outputs[0].stdout
+    assert "unhealthy: HTTP 500: token *** expired" in outputs[3].stderr
+    assert complete_model("leak") == []  # a name holding a key is no completion
 
 
 def test_a_watch_scrubs_every_configured_key_as_a_check_does(hostile):

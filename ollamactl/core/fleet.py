@@ -107,7 +107,7 @@ class Fleet:
         (a server's words quoted in a warning) is replaced by `***` first. The keys are those of the
         registry this fleet read last (the one whose instances were asked), so a warning does not read
         the registry again; read now when none was."""
-        from ollamactl.core.http import keys_of, redact
+        from ollamactl.core.keys import keys_of, redact
 
         try:
             reg = self._last_registry if self._last_registry is not None else self.registry()
@@ -262,16 +262,19 @@ class Fleet:
         return self.probe(self.targets(), save_each=True)
 
     def health(self, refresh: bool = False) -> dict[str, HealthResult]:
-        """Every enabled instance's health, by id: from the cache where fresh, probed otherwise."""
+        """Every enabled instance's health, by id: from the cache where fresh, probed otherwise; no
+        configured key shows in a server's words, whenever it was configured."""
         import time
 
-        from ollamactl.core.health import HealthResult
+        from ollamactl.core.health import HealthResult, scrubbed
+        from ollamactl.core.keys import keys_of
 
         reg = self.registry()
         instances = self.targets()
         lookup = health_cache.current(instances, reg, self.store, self.store.read(), time.time(), refresh,
                                       warn=self.warn)
-        return {i.id: HealthResult.from_cache(i.id, lookup.entries[i.id]) for i in instances}
+        keys = keys_of([*reg.instances, *instances])  # the cache's words hid the keys known when stored
+        return {i.id: scrubbed(HealthResult.from_cache(i.id, lookup.entries[i.id]), keys) for i in instances}
 
     def models(self, results: dict[str, HealthResult] | None = None) -> list[dict[str, Any]]:
         """Per model: the healthy instances holding it, loaded or not, and digest mismatches."""

@@ -14,11 +14,12 @@ from __future__ import annotations
 import errno
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ollamactl.core.errors import OllamactlError
+from ollamactl.core.keys import keys_of, redact  # also for this module's callers (keys.py is the cheap home)
 from ollamactl.core.settings import DEFAULTS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,32 +68,6 @@ def seconds(value: float) -> str:
     text = f"{value:.1f}"
     return text if float(text) == value else f"{value:g}"
 
-
-
-# ---------------------------------------------------------------------------------------------
-# Keys never come back
-
-
-def keys_of(instances: Iterable[Instance]) -> tuple[str, ...]:
-    """Every API key `instances` would send (as configured and trimmed), longest first."""
-    keys: set[str] = set()
-    for instance in instances:
-        key = instance.resolve_api_key()
-        if key:
-            keys.update(form for form in (key, key.strip()) if form)
-    return tuple(sorted(keys, key=len, reverse=True))
-
-
-def redact(text: str, keys: Iterable[str]) -> str:
-    """`text` with every key in `keys` (and so `Bearer <key>`) replaced by `***`.
-
-    The one scrubber for server text: health results, errors and export warnings pass through it
-    before they are stored or shown.
-    """
-    for key in keys:
-        if key in text:
-            text = text.replace(key, "***")
-    return text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import time
 
 from ollamactl.core import health_cache, selection, settings
 from ollamactl.core.errors import BusyError, NoInstanceError, UsageError
+from ollamactl.core.keys import keys_of, redact
 from ollamactl.core.registry import Instance, Registry
 
 TYPE_CHECKING = False
@@ -130,14 +131,14 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
                                  data["breaker"], now, strict=request.strict or request.need_model)
     for message in screening.warnings:
         warn(message)
-    reasons = _aged(screening.dropped, lookup)
+    reasons = _aged(screening.dropped, lookup, reg)
     if not screening.candidates:
         if screening.model_missing and (request.strict or request.need_model):
             cached = any(entry.get("checked_at", 0) < now for entry in health.values())
             if request.need_model and not request.refresh and cached:  # pulled since the last check?
                 return select(request._replace(refresh=True), reg, store, warn, default)
-            raise ModelMissing(selection.normalise_model(request.model), _holdings(serving, health, reasons),
-                               request.strict)
+            raise ModelMissing(selection.normalise_model(request.model),
+                               _holdings(serving, health, reasons, keys_of(reg.instances)), request.strict)
         return _fallback(reg, request, reasons, warn, default)
     counted = strategy == "least-busy" or any(i.max_inflight is not None for i in screening.candidates)
     inflight = store.inflight([i.id for i in screening.candidates], data) if counted else {}
@@ -158,11 +159,17 @@ def named(instance: Instance, store: Store) -> Decision:
     return Decision([instance], {instance.id: "chosen (--instance)"}, (instance,), [instance], {})
 
 
-def _aged(dropped: dict[str, str], lookup: health_cache.Lookup) -> dict[str, str]:
-    """The screening's reasons; a health verdict says how old it is and how to refresh it."""
-    return {instance_id: f"{reason} ({lookup.words(instance_id)})"
-            if reason.startswith("unhealthy") and instance_id in lookup.entries else reason
-            for instance_id, reason in dropped.items()}
+def _aged(dropped: dict[str, str], lookup: health_cache.Lookup, reg: Registry) -> dict[str, str]:
+    """The screening's reasons; a health verdict says how old it is and how to refresh it, and its
+    server words hide the keys configured now (they were scrubbed with those known when stored)."""
+    keys: tuple[str, ...] | None = None
+    reasons = {}
+    for instance_id, reason in dropped.items():
+        if reason.startswith("unhealthy") and instance_id in lookup.entries:
+            keys = keys_of(reg.instances) if keys is None else keys
+            reason = f"{redact(reason, keys)} ({lookup.words(instance_id)})"
+        reasons[instance_id] = reason
+    return reasons
 
 
 def _choose(strategy: str, candidates: list[Instance], request: Request, health: dict, data: dict,
@@ -189,15 +196,16 @@ def _choose(strategy: str, candidates: list[Instance], request: Request, health:
     return store.update(advance)
 
 
-def _holdings(instances: list[Instance], health: dict[str, dict], reasons: dict[str, str]) -> list[str]:
-    """One line per instance: the models a healthy one holds, else why it is out."""
+def _holdings(instances: list[Instance], health: dict[str, dict], reasons: dict[str, str],
+              keys: tuple[str, ...]) -> list[str]:
+    """One line per instance: the models a healthy one holds (no key among their names), else why it is out."""
     lines = []
     for instance in instances:
         entry = health.get(instance.id) or {}
         names = sorted({m["name"] for m in entry.get("models") or () if m.get("name")})
         held = f"has {', '.join(names)}" if names else "has no models"
         state = held if entry.get("healthy") else reasons.get(instance.id, "not checked")
-        lines.append(f"{instance.id} ({instance.url}) {state}")
+        lines.append(f"{instance.id} ({instance.url}) {redact(state, keys)}")
     return lines
 
 
@@ -206,7 +214,7 @@ def _fallback(reg: Registry, request: Request, reasons: dict[str, str], warn: Wa
     if not request.strict and default.url not in {i.url for i in reg.instances}:
         from ollamactl.core import health
 
-        result = health.check([default], timeout=reg.setting("timeout"))[0]
+        result = health.check([default], timeout=reg.setting("timeout"), keys=keys_of([*reg.instances, default]))[0]
         if result.healthy:
             warn(f"no registered instance is eligible; using the default instance {default.url}")
             reasons[default.id] = "chosen (fallback)"
