@@ -7,6 +7,13 @@ token to the last (target >= 0.8), and the time to first token that `ollamactl r
 bare start-up costs of `python -c pass`, `ollamactl --version` and the run process's imports
 (target: the first token within that start-up + 10 ms).
 
+What is timed is only what it names: the console script's path is resolved before any clock starts,
+the start-ups run outside the checkout (so `python -c "import ollamactl..."` imports the installed
+package, not the source tree), the run process's start-up is timed like its first token (to the first
+byte it writes, not to its exit), the direct stream builds no TLS context for its http:// URL (as
+`run` builds none), and a background health refresh that a run starts is over before the next
+thing is timed.
+
     python bench/proxy_overhead.py [--tokens 5000] [--repeat 5]
 """
 
@@ -17,6 +24,7 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 import time
 
 from _support import ollamactl_command, private_registry, register, simulated, venv_python
@@ -33,7 +41,9 @@ def direct(url: str) -> tuple[float, float, int]:
     text = []
     started = time.perf_counter()
     first = None
-    with httpx.Client(trust_env=False, timeout=None) as client:
+    # verify=False: an http:// URL needs no TLS context, and httpx's default one (certifi's
+    # bundle, 40-90 ms here) would be counted against the direct stream, which `run` does not pay.
+    with httpx.Client(trust_env=False, timeout=None, verify=False) as client:
         with client.stream("POST", url + "/api/generate", json=body) as response:
             buffer = b""
             for chunk in response.iter_raw():
@@ -48,11 +58,11 @@ def direct(url: str) -> tuple[float, float, int]:
     return first - started, ended - first, len("".join(text))
 
 
-def through_ollamactl() -> tuple[float, float, int]:
+def through_ollamactl(ollamactl: list[str]) -> tuple[float, float, int]:
     """(time to first output byte, first to last byte, bytes) for `ollamactl run` into a pipe."""
+    command, env = [*ollamactl, "run", MODEL, PROMPT], os.environ.copy()
     started = time.perf_counter()
-    process = subprocess.Popen([*ollamactl_command(), "run", MODEL, PROMPT], stdout=subprocess.PIPE,
-                               env=os.environ.copy())
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
     fd = process.stdout.fileno()
     first = None
     size = 0
@@ -66,22 +76,44 @@ def through_ollamactl() -> tuple[float, float, int]:
     ended = time.perf_counter()
     if process.wait() != 0:
         raise SystemExit(f"ollamactl run failed with exit code {process.returncode}")
+    _refresh_done()
     return first - started, ended - first, size
+
+
+def _refresh_done() -> None:
+    """Wait for a background health refresh that run started (cache older than health_ttl) to end,
+    so that its CPU is not counted in whatever is timed next."""
+    from ollamactl.core import background
+
+    deadline = time.monotonic() + 10
+    while background.is_running(os.environ["OLLAMACTL_STATE_DIR"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 # What `ollamactl run` does before it looks at the request: its start-up, as opposed to its work.
 # The interpreter and what the launcher's Typer-free route imports for `run` (cli/fast_route.py;
-# httpx imports httpcore only when the first client is built, so it is named here).
+# httpx imports httpcore only when the first client is built, so it is named here). The modules run
+# imports later, for its work (leases, the breaker, the state files), are its work: not named here.
+# It writes one byte when done, and is timed to that byte, as run is timed to its first.
 RUN_IMPORTS = ("import ollamactl.cli.launcher, ollamactl.cli.fast_route, ollamactl.cli.spec_parser,"
                " ollamactl.cli.command_specs, ollamactl.cli.run_stream, ollamactl.core.generate,"
-               " ollamactl.core.routing, httpx, httpcore")
+               " ollamactl.core.routing, httpx, httpcore, os; os.write(1, b'.')")
 ALLOWANCE_MS = 10.0  # target: the first token within the run process's start-up + this
 
 
-def startup(command: list[str]) -> float:
+def startup(command: list[str], to_first_byte: bool = False) -> float:
+    """Seconds from starting `command` to its exit, or to the first byte it writes. It runs outside the
+    checkout: `python -c "import ollamactl"` started in it would import the source tree."""
+    env, where = os.environ.copy(), tempfile.gettempdir()
     started = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=os.environ.copy())
-    return time.perf_counter() - started
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, cwd=where)
+    if to_first_byte:
+        os.read(process.stdout.fileno(), 1)
+        ended = time.perf_counter()
+    process.stdout.read()
+    if process.wait() != 0:
+        raise SystemExit(f"{command} failed with exit code {process.returncode}")
+    return ended - started if to_first_byte else time.perf_counter() - started
 
 
 def main() -> None:
@@ -90,18 +122,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
     starts: dict[str, list[float]] = {"pass": [], "version": [], "run": []}
-    commands = {"pass": [venv_python(), "-c", "pass"], "version": [*ollamactl_command(), "--version"],
+    ollamactl = ollamactl_command()  # resolved (hashing the sources, a check of the venv) before timing
+    commands = {"pass": [venv_python(), "-c", "pass"], "version": [*ollamactl, "--version"],
                 "run": [venv_python(), "-c", RUN_IMPORTS]}
     with private_registry(), simulated({"tokens": args.tokens}) as urls:
         register(urls)
-        through_ollamactl()  # warm caches (page cache, .pyc) before timing
+        through_ollamactl(ollamactl)  # warm caches (page cache, .pyc) before timing
         direct(urls[0])
         runs_direct, runs_cli = [], []
         for _ in range(args.repeat):  # interleaved, start-ups too, so drift hits all alike
             runs_direct.append(direct(urls[0]))
-            runs_cli.append(through_ollamactl())
+            runs_cli.append(through_ollamactl(ollamactl))
             for name, command in commands.items():
-                starts[name].append(startup(command))
+                starts[name].append(startup(command, to_first_byte=name == "run"))
     python_start, cli_start, run_start = (statistics.median(starts[name]) for name in ("pass", "version", "run"))
 
     d_ttft = statistics.median(r[0] for r in runs_direct)
@@ -122,10 +155,10 @@ def main() -> None:
     print(f"  start-up `python -c pass`:        {python_start * 1e3:10.1f} ms")
     print(f"  start-up `ollamactl --version`:   {cli_start * 1e3:10.1f} ms")
     print(f"  start-up of the run process:      {run_start * 1e3:10.1f} ms (interpreter and the imports of"
-          " run's Typer-free route)")
+          " run's Typer-free route, to its first byte)")
     added = c_ttft - d_ttft
     print(f"  added beyond that start-up:       {(added - run_start) * 1e3:10.1f} ms (registry + cache read,"
-          " cursor write, connect, first line)")
+          " lease and cursor writes, client, what run imports for them)")
     verdict = "met" if (added - run_start) * 1e3 <= ALLOWANCE_MS else "MISSED"
     print(f"target added time to first token <= start-up of the run process + {ALLOWANCE_MS:g} ms: {verdict}")
 
