@@ -15,7 +15,8 @@ import pytest
 from cli_helpers import one_error_line, run
 from lease_helpers import cached_fleet, finish, inflight, ollamactl, wait_until
 
-from ollamactl.core import child, leases
+from ollamactl.core import child, leases, selection
+from ollamactl.core.errors import BusyError
 from ollamactl.core.fleet import Fleet
 
 
@@ -167,6 +168,24 @@ def test_waiters_are_served_in_the_order_they_arrived(tmp_path):
     store.release(gpu, "blocker")
     assert finish(first)[0] == 0 and finish(second)[0] == 0
     assert log.read_text().split() == ["first", "second"]
+
+
+def test_with_no_max_inflight_nobody_waits_in_line(store):
+    """Without a max_inflight no instance is ever full, so the FIFO line is not joined: a caller left
+    in it (one that waited while the registry still had a limit) holds nobody up. Limits keep it."""
+    ids = cached_fleet({}, {})
+    fleet = Fleet()
+    for line in (selection.pool_key("chat", "llama3.2", "round-robin"), f"instance|{ids[0]}"):
+        assert fleet.store.queue(line, "left-in-line", 30) == 0  # someone is in line
+    for named in (None, ids[0]):
+        lease, _ = fleet.lease("chat", "llama3.2", instance=named, wait=0)
+        with lease:
+            wait_until(lambda held=lease.instance.id: inflight(*ids)[held] == 1, what="the lease")
+    fleet.update(ids[0], max_inflight=4)
+    fleet.update(ids[1], max_inflight=4)
+    for named in (None, ids[0]):
+        with pytest.raises(BusyError, match="1 earlier caller waited first"):
+            Fleet().lease("chat", "llama3.2", instance=named, wait=0)
 
 
 def test_run_holds_a_lease_and_gives_up_at_once_with_wait_0(sim_instance):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from fleet_setup import prime, register
+from lease_helpers import wait_until
 from typer.testing import CliRunner
 
 from ollamactl.cli.app import app
@@ -380,6 +381,24 @@ def test_a_closed_stdout_ends_quietly(sim):
     assert process.returncode == 1 and err == b""
 
 
+def test_the_process_ends_with_the_whole_answer_and_the_refresh_a_stale_cache_asked_for(sim):
+    """The Typer-free route ends the process without the interpreter's teardown (cli.exits.leave):
+    what was written is all out, the exit code is kept, and the background refresh that a run
+    answered from a stale cache asked for (an atexit function) still starts."""
+    a = sim.add(tokens=300)
+    [instance_id] = register(a)
+    Fleet().store.update(lambda data: data["health"][instance_id].update(checked_at=time.time() - 7))  # stale
+    versions = sum(r.path == "/api/version" for r in a.requests)
+    done = subprocess.run([sys.executable, "-m", "ollamactl", "run", "llama3.2", "hi"], capture_output=True,
+                          env=os.environ.copy(), timeout=60)
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
+    assert done.stdout.endswith(b"\n") and len(done.stdout.split()) == 300
+    wait_until(lambda: sum(r.path == "/api/version" for r in a.requests) > versions, what="the refresh")
+    missing = subprocess.run([sys.executable, "-m", "ollamactl", "run", "no-such-model", "hi"], capture_output=True,
+                             env=os.environ.copy(), timeout=60)
+    assert missing.returncode == 3 and missing.stdout == b"" and b"no-such-model" in missing.stderr
+
+
 def _core_instance(sim_instance):
     return registry.Instance(id="core", name="core", url=sim_instance.url)
 
@@ -449,3 +468,63 @@ def test_a_server_faster_than_the_reader_still_gets_its_first_words_shown_at_onc
     most_held = generate.FLUSH_EVERY_S / 0.005 + 1  # chunks that arrive within FLUSH_EVERY_S
     gaps = [later - earlier for earlier, later in zip(flushes, flushes[1:], strict=False)]
     assert len(flushes) > 10 and max(gaps) <= most_held, flushes
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS: an https instance is verified; a fleet without one builds no TLS context
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = b'{"response":"hello","done":false}\n{"response":"","done":true}\n'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def https_url():
+    """An https server on 127.0.0.1 whose certificate comes from a throwaway CA nobody trusts."""
+    import ssl
+    from pathlib import Path
+
+    tls = Path(__file__).parent / "data" / "tls"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls / "server.pem", tls / "server.key")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_https_instance_is_verified_and_an_http_one_needs_no_tls(sim, https_url):
+    import httpx
+
+    from ollamactl.core.plain_transport import PlainTransport
+
+    shown = []
+    body = {"model": "llama3.2", "prompt": "hi"}
+
+    def emit(line, obj):
+        shown.append(obj.get("response"))
+        return bool(obj.get("response"))
+
+    tls = registry.Instance(id="tls", name="tls", url=https_url)
+    with pytest.raises(ollama_http.OllamaError, match="TLS certificate not trusted"):
+        generate.complete([tls], "/api/generate", body, emit, timeouts=ollama_http.Timeouts(), tries=1)
+    assert shown == []
+    plain = sim.add(tokens=3)  # no https instance: served through PlainTransport, the same answer
+    result = generate.complete([_core_instance(plain)], "/api/generate", body, emit, timeouts=ollama_http.Timeouts())
+    assert result.instance.id == "core" and len([text for text in shown if text]) == 3
+    # Should an https URL reach the plain transport after all, httpcore verifies it by default.
+    with httpx.Client(transport=PlainTransport(httpx.Limits()), trust_env=False) as client:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            client.post(https_url + "/api/generate", json=body)

@@ -377,7 +377,8 @@ class Fleet:
 
         if instance is not None:
             target = reg.find(instance)
-            return leases.hold(self.store, lambda: routing.named(target, self.store), f"instance|{target.id}", wait,
+            line = f"instance|{target.id}" if target.max_inflight is not None else None
+            return leases.hold(self.store, lambda: routing.named(target, self.store), line, wait,
                                take or leases.first_free)
         request = routing.Request(request_type=request_type, model=model, strategy=strategy, key=key, strict=strict,
                                   refresh=refresh, need_model=need_model)
@@ -390,8 +391,9 @@ class Fleet:
             return routing.select(current, reg, self.store, warn_once, self.default_instance,
                                   revalidate=self._revalidate)
 
-        return leases.hold(self.store, choose, selection.pool_key(request_type, model, "round-robin"), wait,
-                           take or leases.first_free)
+        limited = any(i.max_inflight is not None for i in reg.instances)  # else nobody ever waits
+        line = selection.pool_key(request_type, model, "round-robin") if limited else None
+        return leases.hold(self.store, choose, line, wait, take or leases.first_free)
 
     def run_command(self, command: Sequence[str], *, model: str | None = None, type: str | None = None,  # noqa: A002
                     instance: str | None = None, strategy: str | None = None, key: str | None = None,

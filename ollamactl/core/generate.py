@@ -220,7 +220,12 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
     payload = json.dumps(body).encode()
     failed: list[tuple[Instance, OllamaError]] = []
     model = body.get("model")
-    with httpx.Client(**client_options(timeouts, order, 2)) as client:
+    options = client_options(timeouts, order, 2)
+    if not options["verify"]:  # no instance speaks https: no TLS context (core/plain_transport.py)
+        from ollamactl.core.plain_transport import PlainTransport
+
+        options["transport"] = PlainTransport(options["limits"])
+    with httpx.Client(**options) as client:
         for number, instance in enumerate(order, 1):
             if log:
                 log(f"attempt {number}/{len(order)}: {label(instance)}")

@@ -39,6 +39,10 @@ class Lease:
 
     Usually on one instance (exec, run; `move` follows a failover); embed holds one on each
     instance it sends to. A context manager: leaving the block releases everything.
+
+    A lease on an instance without a max_inflight cannot be refused, so it is written to the store
+    from a thread of its own while the holder gets on with its work (run's request goes out during
+    the write); every later write of this lease (a move, the release) waits for that one first.
     """
 
     def __init__(self, store: Store, holder: str | None = None):
@@ -47,6 +51,7 @@ class Lease:
         self.instances: list[Instance] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._writing: threading.Thread | None = None  # the write of a lease that cannot be refused
 
     @property
     def instance(self) -> Instance:
@@ -55,7 +60,12 @@ class Lease:
     def take(self, instance: Instance, within_limit: bool = True) -> bool:
         """Take a lease on `instance` (refused when it is at its max_inflight, unless not `within_limit`)."""
         limit = instance.max_inflight if within_limit else None
-        if not self.store.acquire(instance.id, limit, self.holder, LEASE_TTL_S):
+        self._settle()
+        if limit is None:
+            self._writing = threading.Thread(target=self._acquire, args=(instance.id,), name="ollamactl-lease-write",
+                                             daemon=True)
+            self._writing.start()
+        elif not self.store.acquire(instance.id, limit, self.holder, LEASE_TTL_S):
             return False
         self.instances.append(instance)
         if self._thread is None:
@@ -75,7 +85,18 @@ class Lease:
         self._stop.set()
         self._drop()
 
+    def _acquire(self, instance_id: str) -> None:
+        with contextlib.suppress(OllamactlError):  # as a renewal: the lease is counted, not a condition
+            self.store.acquire(instance_id, None, self.holder, LEASE_TTL_S)
+
+    def _settle(self) -> None:
+        """Wait for the write of a lease that cannot be refused (milliseconds)."""
+        if self._writing is not None:
+            self._writing.join()
+            self._writing = None
+
     def _drop(self) -> None:
+        self._settle()
         for instance in self.instances:
             with contextlib.suppress(OllamactlError):  # it expires on its own anyway
                 self.store.release(instance.id, self.holder)
@@ -104,19 +125,21 @@ def every_free(lease: Lease, decision: Decision) -> bool:
     return sum(lease.take(instance) for instance in decision.candidates) > 0
 
 
-def hold(store: Store, choose: Callable[[], Decision], line: str, wait: float,
+def hold(store: Store, choose: Callable[[], Decision], line: str | None, wait: float,
          take: Take = first_free) -> tuple[Lease, Decision]:
     """Leases for the decision `choose()` makes, waiting in FIFO line `line` for up to `wait` s
     while it raises BusyError (every instance at capacity); then that BusyError is raised.
 
     Waiters are served in the order they arrived: one that is not first in line does not choose.
+    `line` None: no instance that could be chosen has a max_inflight, so none is ever at capacity
+    and nobody waits; joining and leaving the line (two writes of the state) are skipped.
     """
     lease = Lease(store)
     deadline = time.monotonic() + wait
     busy: BusyError | None = None
     try:
         while True:
-            ahead = store.queue(line, lease.holder, LEASE_TTL_S)
+            ahead = 0 if line is None else store.queue(line, lease.holder, LEASE_TTL_S)
             if ahead == 0:
                 try:
                     decision = choose()
@@ -133,5 +156,6 @@ def hold(store: Store, choose: Callable[[], Decision], line: str, wait: float,
         lease.release()
         raise
     finally:
-        with contextlib.suppress(OllamactlError):
-            store.leave(line, lease.holder)
+        if line is not None:
+            with contextlib.suppress(OllamactlError):
+                store.leave(line, lease.holder)
