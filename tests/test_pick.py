@@ -238,6 +238,15 @@ def test_pick_with_a_fresh_cache_imports_nothing_heavy():
     assert {"ollamactl.core.registry_snapshot", "ollamactl.core.state_view"} <= modules  # the probe saw them
     assert not {name.split(".")[0] for name in modules}.intersection(HEAVY)
     assert {name for name in modules if not name.startswith("ollamactl")} <= PICK_STDLIB, sorted(modules)
+    # and from the pick memo (core/pick_memo.py), once made of settled files: fewer modules still
+    os.utime(os.path.join(Fleet().locations.state_dir, "state.json"), (stamp, stamp))
+    assert run_pick("-m", "llama3.2").returncode == 0  # makes the memo
+    memo = subprocess.run([sys.executable, "-S", "-X", "importtime", "-c", probe], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert memo.returncode == 0 and memo.stdout.startswith("http://gpu"), memo.stderr
+    from_memo = imported_modules(memo.stderr) - imported_modules(bare.stderr)
+    assert "ollamactl.core.pick_memo" in from_memo and "ollamactl.core.state_view" not in from_memo
+    assert from_memo <= modules, sorted(from_memo - modules)
 
 
 def test_a_cache_entry_stamped_in_the_future_is_not_trusted(sim):
@@ -287,7 +296,7 @@ from ollamactl.cli import pick_fast
 from ollamactl.core.fleet import Fleet
 def interrupted(self, request):
     raise KeyboardInterrupt
-Fleet.select = interrupted
+Fleet.picks = interrupted
 sys.exit(pick_fast.main([]))
 """
 

@@ -39,16 +39,18 @@ def explain(decision: Decision) -> None:
 def _pick(request: Request, fmt: str, show_reasons: bool) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
-    try:
-        decision = fleet().select(request)
-    except NoInstanceError as error:
-        if show_reasons:  # the reasons as data: a reason may itself hold "; "
+    if not show_reasons:
+        picks = fleet().picks(request)  # from the pick memo when it stands (core/pick_memo.py)
+    else:
+        try:
+            decision = fleet().select(request)
+        except NoInstanceError as error:  # the reasons as data: a reason may itself hold "; "
             for instance_id, reason in error.reasons.items():
                 output.message(f"{instance_id}: {reason}")
-        raise
-    if show_reasons:
+            raise
         explain(decision)
-    sys.stdout.write("".join(render_pick(i, fmt) + "\n" for i in decision.picks))
+        picks = decision.picks
+    sys.stdout.write("".join(render_pick(i, fmt) + "\n" for i in picks))
     sys.stdout.flush()
     return 0
 

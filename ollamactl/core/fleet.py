@@ -59,6 +59,7 @@ class Fleet:
         self.warnings: list[str] = []
         self._warn = warn
         self._store = store
+        self._own_store = store is None  # opened here by the rules below (a pick may use its memo)
         self._store_env = os.environ.get("OLLAMACTL_STORE", "").strip()
         # A background refresh (core/background.py) opens the same store by the same rules: not for a given one.
         self._revalidate = self._start_background_refresh if store is None else None
@@ -344,8 +345,41 @@ class Fleet:
     def pick(self, *, model: str | None = None, type: str | None = None, strategy: str | None = None,  # noqa: A002
              key: str | None = None, count: int = 1, strict: bool = False, refresh: bool = False) -> list[Instance]:
         """The next `count` instances for a request, as `ollamactl pick` chooses them."""
-        return self.select(routing.Request(request_type=type, model=model, strategy=strategy, key=key,
-                                           count=count, strict=strict, refresh=refresh)).picks
+        return self.picks(routing.Request(request_type=type, model=model, strategy=strategy, key=key,
+                                          count=count, strict=strict, refresh=refresh))
+
+    def picks(self, request: routing.Request) -> list[Instance]:
+        """`select(request).picks`: from the pick memo (core/pick_memo.py) while it stands for the
+        registry and state as they are now; else the full way, keeping a memo for the next pick."""
+        if not self._own_store:
+            return self.select(request).picks
+        from ollamactl.core import pick_memo
+
+        key = pick_memo.key_of(self._registry_file, self._state_dir, self._store_env)
+        memo = pick_memo.load(self._state_dir, key)
+        if memo is not None:
+            picks = memo.answer(request, self._file_store, self.warn)
+            if picks is not None:
+                return picks
+        made: list[routing.Prepared] = []
+        reg = self.registry()
+        store = self._store_for(reg)
+        decision = routing.select(request, reg, store, self.warn, self.default_instance,
+                                  revalidate=self._revalidate, remember=made.append)
+        if made and key is not None and type(store) is FileStore and not store.warned \
+                and pick_memo.settled(key, made[0].data) \
+                and key == pick_memo.key_of(self._registry_file, self._state_dir, self._store_env):
+            entry = pick_memo.entry_of(made[0], store)
+            if entry is not None:
+                pick_memo.save(self._state_dir, key, str(reg.setting("strategy")), pick_memo.shape_of(request),
+                               entry, memo)
+        return decision.picks
+
+    def _file_store(self) -> Store:
+        """The store a pick memo was made with: the state file (the memo's key says so)."""
+        if self._store is None:
+            self._store = FileStore(self._state_dir, self.warn)
+        return self._store
 
     # -- leases -------------------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class Lookup(Record):
     entries: dict[str, dict[str, Any]]
     ages: dict[str, float]  # seconds since each entry's check
     stale: frozenset[str]  # answered from a stale entry while a background refresh checks again
+    probed: bool = False  # some entries are fresh results of a probe made now (not from the cache)
 
     def words(self, instance_id: str) -> str:
         """How fresh an instance's entry is, in words, with how to refresh where it matters."""
@@ -132,4 +133,4 @@ def current(instances: Iterable[Instance], reg: Registry, store: Store, data: di
                 warn(result.note)
             entries[result.id] = result.to_cache()
             ages[result.id] = max(0.0, now - result.checked_at)
-    return Lookup(entries, ages, frozenset(i.id for i in stale))
+    return Lookup(entries, ages, frozenset(i.id for i in stale), bool(missing))

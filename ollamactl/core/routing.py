@@ -22,7 +22,7 @@ from ollamactl.core.registry import Instance, Registry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import NamedTuple as Record
 
     from ollamactl.core.store import Store
@@ -94,9 +94,14 @@ class Decision(Record):
 
 def validate(request: Request, reg: Registry) -> str:
     """Check the request's words and return the strategy to use."""
+    return checked(request, reg.setting("strategy"))
+
+
+def checked(request: Request, default_strategy: str) -> str:
+    """`validate` with the registry's [settings] strategy given (the pick memo keeps it)."""
     if request.request_type is not None and request.request_type not in selection.REQUEST_TYPES:
         raise UsageError(f"unknown type {request.request_type!r}", "use chat or embedding")
-    strategy = request.strategy or reg.setting("strategy")
+    strategy = request.strategy or default_strategy
     if strategy not in selection.STRATEGIES:
         raise UsageError(f"unknown strategy {strategy!r}", f"use one of: {', '.join(selection.STRATEGIES)}")
     settings.checked("count", request.count, "-n/--count")
@@ -108,12 +113,26 @@ def validate(request: Request, reg: Registry) -> str:
     return strategy
 
 
+class Prepared(Record):
+    """What a `select` answered from the cache alone worked from, up to its strategy: enough for
+    core/pick_memo.py to answer the same request again while none of it changes."""
+
+    reg: Registry
+    data: dict  # the state as read
+    lookup: health_cache.Lookup
+    warnings: tuple[str, ...]  # the screening's, said in this order
+    candidates: list[Instance]  # what the strategy chooses from
+    now: float
+
+
 def select(request: Request, reg: Registry, store: Store, warn: Warn, default: Instance,
-           now: float | None = None, revalidate: Callable[[], bool] | None = None) -> Decision:
+           now: float | None = None, revalidate: Callable[[], bool] | None = None,
+           remember: Callable[[Prepared], None] | None = None) -> Decision:
     """Choose instances for `request`; `default` serves when nothing is registered (or as the last resort).
 
     `revalidate` starts a background refresh (see health_cache.current); without it, stale cache
-    entries are probed before answering.
+    entries are probed before answering. `remember` is given what the strategy chooses from when
+    the answer came from the cache alone (no probe), before it chooses.
     """
     strategy = validate(request, reg)
     if not reg.instances:
@@ -147,7 +166,9 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
     if not candidates:
         count = len(screening.candidates)
         raise BusyError(f"all {count} instance{'s' if count != 1 else ''} busy", _why(reasons), reasons)
-    picks = _choose(strategy, candidates, request, health, data, store, inflight)
+    if remember is not None and not lookup.probed:
+        remember(Prepared(reg, data, lookup, tuple(screening.warnings), candidates, now))
+    picks = apply_strategy(strategy, candidates, request, health, data, store, inflight)
     return Decision(picks, reasons, reg.instances, candidates, health, tuple(spare), lookup)
 
 
@@ -172,8 +193,10 @@ def _aged(dropped: dict[str, str], lookup: health_cache.Lookup, reg: Registry) -
     return reasons
 
 
-def _choose(strategy: str, candidates: list[Instance], request: Request, health: dict, data: dict,
-            store: Store, inflight: dict[str, int]) -> list:
+def apply_strategy(strategy: str, candidates: Sequence[Instance], request: Request, health: dict, data: dict,
+                   store: Store, inflight: dict[str, int]) -> list:
+    """The picks of `strategy` among `candidates`, moving its shared position on in `store`.
+    `data`: the state's latency and positions sections (weighted rewrites them in `store`)."""
     kwargs = dict(request_type=request.request_type, model=request.model, key=request.key, health=health,
                   latency=data["latency"], inflight=inflight)
     if request.key is not None or strategy not in selection.STATEFUL:

@@ -94,6 +94,11 @@ class FileStore:
             self._said.add(message)
             self._warn(message)
 
+    @property
+    def warned(self) -> bool:
+        """Whether this store has said anything (a broken state file, an unusable state dir)."""
+        return bool(self._said)
+
     def read(self) -> dict[str, Any]:
         """The state: from its view (core/state_view.py) while the file is unchanged, else parsed and checked."""
         from ollamactl.core import state_view
