@@ -200,3 +200,25 @@ def test_the_generator_refuses_a_parameter_the_spec_parser_could_not_honour():
         "options": {"--count": ("count", "int", False), "-c": ("count", "int", False),
                     "--flag": ("flag", True, False), "--no-flag": ("flag", False, False)},
         "arguments": [("words", "str", -1, False)], "defaults": {"count": 1, "flag": False, "words": None}}
+
+
+def test_output_the_last_flush_cannot_write_fails_the_command(sim):
+    """The fast route ends in os._exit (cli.exits.leave), after the interpreter would have flushed
+    stdout: output still buffered then and not written (a full disk, a reader that left) must not
+    end in exit 0 as if it had been. A full disk is said; a reader that left ends quietly with 1."""
+    Fleet().add(sim.add().url, id="up")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as for users
+    for args in (["--version"], ["refresh"]):
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run([sys.executable, "-m", "ollamactl", *args], stdout=full, stderr=subprocess.PIPE,
+                                  env=env, timeout=60)
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr.decode().splitlines()[-1].startswith("ollamactl: error: cannot write the output (")
+        reader, writer = os.pipe()
+        os.close(reader)  # the reader left before the answer
+        try:
+            done = subprocess.run([sys.executable, "-m", "ollamactl", *args], stdout=writer, stderr=subprocess.PIPE,
+                                  env=env, timeout=60)
+        finally:
+            os.close(writer)
+        assert (done.returncode, done.stderr) == (1, b""), args

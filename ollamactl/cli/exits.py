@@ -52,15 +52,25 @@ def _silence_stdout_errors() -> None:
 def leave(code: int) -> NoReturn:
     """End the process now with `code`: stdout and stderr flushed and the atexit functions run (a
     background refresh starts there), without the interpreter tearing down every module, which
-    costs a short command like `pick` a fifth of its own time."""
+    costs a short command like `pick` a fifth of its own time. Output that cannot be written at
+    this last flush fails the command as it would have failed while writing: a reader that left
+    ends it quietly with 1, any other error (a full disk) is said, with 1 (a failing code stays)."""
     import atexit
     import os
 
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a reader that left: the answer was already given or not
-            pass
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = code or broken_pipe()
+    except OSError as error:
+        output.error(f"cannot write the output ({error.strerror or error}); check where stdout goes")
+        code = code or int(ExitCode.FAILED)
+    except ValueError:  # stdout already closed: nothing was left to write
+        pass
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):  # nowhere left to say anything
+        pass
     atexit._run_exitfuncs()
     os._exit(code)
 
