@@ -188,6 +188,34 @@ def test_with_no_max_inflight_nobody_waits_in_line(store):
             Fleet().lease("chat", "llama3.2", instance=named, wait=0)
 
 
+def test_a_release_during_a_renewal_stays_released(monkeypatch, tmp_path):
+    """The heartbeat's renewal takes a lease again when it finds none, so a release that slipped in
+    while a renewal was under way came undone: the instance counted a lease nobody held for 5 s
+    (least-busy and max_inflight saw it). A release now waits for the renewal, then wins."""
+    import threading
+
+    from ollamactl.core.registry import Instance
+    from ollamactl.core.store import FileStore
+
+    renewing = threading.Event()
+
+    class SlowRenewals(FileStore):
+        def renew(self, instance_id: str, holder: str, ttl: float) -> bool:
+            renewing.set()
+            time.sleep(0.3)  # the release is asked for meanwhile
+            return super().renew(instance_id, holder, ttl)
+
+    monkeypatch.setattr(leases, "HEARTBEAT_S", 0.01)
+    store = SlowRenewals(tmp_path)
+    lease = leases.Lease(store)
+    limited = Instance(id="gpu", name="gpu", url="http://127.0.0.1:9", max_inflight=2)  # the lease is written at once
+    assert lease.take(limited)
+    assert renewing.wait(5)
+    lease.release()
+    time.sleep(0.5)  # any renewal under way has ended by now
+    assert store.inflight(["gpu"]) == {"gpu": 0}
+
+
 def test_run_holds_a_lease_and_gives_up_at_once_with_wait_0(sim_instance):
     current = Fleet()
     instance = current.add(sim_instance.url, max_inflight=1)

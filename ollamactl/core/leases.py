@@ -52,6 +52,7 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._writing: threading.Thread | None = None  # the write of a lease that cannot be refused
+        self._held = threading.Lock()  # a renewal and a release never interleave (see _beat)
 
     @property
     def instance(self) -> Instance:
@@ -97,16 +98,21 @@ class Lease:
 
     def _drop(self) -> None:
         self._settle()
-        for instance in self.instances:
-            with contextlib.suppress(OllamactlError):  # it expires on its own anyway
-                self.store.release(instance.id, self.holder)
-        self.instances = []
+        with self._held:
+            for instance in self.instances:
+                with contextlib.suppress(OllamactlError):  # it expires on its own anyway
+                    self.store.release(instance.id, self.holder)
+            self.instances = []
 
     def _beat(self) -> None:
+        """Renew every held lease each HEARTBEAT_S s. A renewal takes a lease again when it had
+        expired, so one that ran over a release would bring the released lease back for LEASE_TTL_S
+        s: renewals and releases take turns under `_held`."""
         while not self._stop.wait(HEARTBEAT_S):
-            for instance in list(self.instances):
-                with contextlib.suppress(OllamactlError):
-                    self.store.renew(instance.id, self.holder, LEASE_TTL_S)
+            with self._held:
+                for instance in self.instances:
+                    with contextlib.suppress(OllamactlError):
+                        self.store.renew(instance.id, self.holder, LEASE_TTL_S)
 
     def __enter__(self) -> Lease:
         return self
