@@ -222,3 +222,9 @@ def test_output_the_last_flush_cannot_write_fails_the_command(sim):
         finally:
             os.close(writer)
         assert (done.returncode, done.stderr) == (1, b""), args
+    for args in (["pick"], ["list"], ["paths"]):  # unbuffered: the write inside the command fails
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run([sys.executable, "-m", "ollamactl", *args], stdout=full, stderr=subprocess.PIPE,
+                                  env={**env, "PYTHONUNBUFFERED": "1"}, timeout=60)
+        assert done.returncode == 1 and b"Traceback" not in done.stderr, (args, done.stderr)
+        assert done.stderr.decode().splitlines()[-1].startswith("ollamactl: error: cannot write the output (")

@@ -3,7 +3,8 @@ outcome into an exit code and at most one line on stderr.
 
 OllamactlError -> its message and hint on one line (its details, such as one line per failed
 attempt, indented below), its exit code; Ctrl-C -> 130 without a
-traceback; a reader that left stdout (`| head -1`) -> quiet exit 1. Stdlib only: the fast path uses it.
+traceback; a reader that left stdout (`| head -1`) -> quiet exit 1; stdout that cannot take the
+output (a full disk) -> one line, exit 1. Stdlib only: the fast path uses it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,21 @@ def broken_pipe() -> int:
     """The reader of stdout went away: stop quietly, and keep Python from complaining at exit."""
     _silence_stdout_errors()
     return int(ExitCode.FAILED)
+
+
+def unwritable(error: OSError) -> int:
+    """stdout cannot take the output (a full disk, a quota, an I/O error): say so once, exit 1."""
+    _silence_stdout_errors()
+    output.error(f"cannot write the output ({error.strerror or error}); check where stdout goes")
+    return int(ExitCode.FAILED)
+
+
+def _output_error(error: OSError) -> bool:
+    """Whether `error` is one a write of the output fails with (the core turns its own file errors
+    into OllamactlErrors, so what reaches `guarded` unnamed is stdout's)."""
+    import errno
+
+    return not error.filename and error.errno in (errno.EIO, errno.EFBIG, errno.ENOSPC, errno.EDQUOT)
 
 
 def failed(error: OllamactlError) -> int:
@@ -63,8 +79,8 @@ def leave(code: int) -> NoReturn:
     except BrokenPipeError:
         code = code or broken_pipe()
     except OSError as error:
-        output.error(f"cannot write the output ({error.strerror or error}); check where stdout goes")
-        code = code or int(ExitCode.FAILED)
+        failure = unwritable(error)
+        code = code or failure
     except ValueError:  # stdout already closed: nothing was left to write
         pass
     try:
@@ -85,3 +101,7 @@ def guarded(body: Callable[[], int | None]) -> int:
         return interrupted()
     except BrokenPipeError:
         return broken_pipe()
+    except OSError as error:
+        if not _output_error(error):
+            raise
+        return unwritable(error)
