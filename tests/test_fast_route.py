@@ -63,9 +63,9 @@ def typer_call(monkeypatch, command: str, argv: list[str]) -> tuple[int, dict | 
     module = sys.modules.get(f"ollamactl.cli.{module_name}") or __import__(f"ollamactl.cli.{module_name}",
                                                                            fromlist=["_"])
     seen: list[dict] = []
-    monkeypatch.setattr(module, function, lambda **values: seen.append(values))
-    result = RUNNER.invoke(app, [command, *argv])
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:  # undoes this recorder only, not the test's isolated_env
+        patch.setattr(module, function, lambda **values: seen.append(values))
+        result = RUNNER.invoke(app, [command, *argv])
     return result.exit_code, seen[0] if seen else None
 
 
