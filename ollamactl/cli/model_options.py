@@ -9,6 +9,7 @@ a server's 400; an unknown one is sent as given, with a warning that suggests th
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -88,8 +89,8 @@ def keep_alive_value(text: str | None) -> Any:
     try:
         number = float(stripped)
     except ValueError:
-        number = float("nan")
-    if number != number or number in (float("inf"), float("-inf")):
+        number = math.nan
+    if not math.isfinite(number):
         raise UsageError(f"--keep-alive {text!r} is not a duration",
                          "use seconds (3600, -1 to keep it loaded, 0 to unload) or a duration such as 5m or 1h30m")
     return int(number) if number.is_integer() else number
