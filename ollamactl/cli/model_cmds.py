@@ -323,7 +323,6 @@ def remove_model(
 
 
 def _warm(model: str, refs: list[str] | None, load: bool, keep_alive: str | None, json_output: bool) -> None:
-
     name = _model(model)
     value = keep_alive_value(keep_alive)
     current = fleet()
