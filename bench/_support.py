@@ -83,13 +83,6 @@ def ollamactl_command() -> list[str]:
     return [honest_venv().ollamactl]
 
 
-def venv_python() -> str:
-    """The honest venv's interpreter: the baseline start-up is measured with it."""
-    from _venv import honest_venv
-
-    return honest_venv().python
-
-
 def precompile() -> None:
     """Write ollamactl's .pyc files, as `pip install` does: an editable checkout run with
     PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every module on every start-up."""

@@ -29,7 +29,8 @@ import subprocess
 import tempfile
 import time
 
-from _support import ollamactl_command, private_registry, register, simulated, venv_python
+from _support import private_registry, register, simulated
+from _venv import honest_venv
 
 MODEL = "llama3.2"
 PROMPT = "tell me a long story"
@@ -124,9 +125,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
     starts: dict[str, list[float]] = {"pass": [], "version": [], "run": []}
-    ollamactl = ollamactl_command()  # resolved (hashing the sources, a check of the venv) before timing
-    commands = {"pass": [venv_python(), "-c", "pass"], "version": [*ollamactl, "--version"],
-                "run": [venv_python(), "-c", RUN_IMPORTS]}
+    venv = honest_venv()  # resolved once (hashing the sources, a check of the venv), before timing
+    ollamactl = [venv.ollamactl]
+    commands = {"pass": [venv.python, "-c", "pass"], "version": [*ollamactl, "--version"],
+                "run": [venv.python, "-c", RUN_IMPORTS]}
     with private_registry(), simulated({"tokens": args.tokens}) as urls:
         register(urls)
         through_ollamactl(ollamactl)  # warm caches (page cache, .pyc) before timing

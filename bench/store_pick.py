@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 
-from _support import median_ms, ollamactl_command, precompile, redis_server, venv_python
+from _support import median_ms, redis_server
+from _venv import honest_venv
 
 SETUP = """
 import time
@@ -37,8 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
-    precompile()
-    pick = ollamactl_command() + ["pick", "-m", "llama3.2"]
+    venv = honest_venv()
+    pick = [venv.ollamactl, "pick", "-m", "llama3.2"]
     with tempfile.TemporaryDirectory() as tmp, redis_server() as url:
         envs = {}
         for label, store in (("file", "file"), ("redis", url)):
@@ -46,9 +47,9 @@ def main() -> None:
                                OLLAMACTL_STATE_DIR=os.path.join(tmp, label, "state"), OLLAMACTL_STORE=store)
             subprocess.run([sys.executable, "-c", SETUP], env=envs[label], check=True)
             subprocess.run(pick, stdout=subprocess.DEVNULL, env=envs[label], check=True)  # warm caches
-        python = venv_python()  # the installed command's own interpreter: the honest baseline
-        base = median_ms([python, "-c", "pass"], args.runs, envs["file"])
-        client = median_ms([python, "-c", "import redis"], args.runs, envs["file"])
+        # the installed command's own interpreter: the honest baseline
+        base = median_ms([venv.python, "-c", "pass"], args.runs, envs["file"])
+        client = median_ms([venv.python, "-c", "import redis"], args.runs, envs["file"])
         results = {label: median_ms(pick, args.runs, env) for label, env in envs.items()}
     print(f"median of {args.runs} runs each of {' '.join(pick)}")
     print(f"{'what':<24} {'ms':>7} {'x python -c pass':>17}")
