@@ -76,6 +76,18 @@ def median_ms(command: list[str], runs: int, env: dict[str, str]) -> float:
     return statistics.median(samples)
 
 
+def refresh_done(state_dir: str, limit_s: float = 10.0) -> None:
+    """Wait (at most `limit_s`) for the background health refresh a timed command started in
+    `state_dir` to end, so that its CPU is not counted in whatever is timed next."""
+    import time
+
+    from ollamactl.core import background
+
+    deadline = time.monotonic() + limit_s
+    while background.is_running(state_dir) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def ollamactl_command() -> list[str]:
     """The console script of the honest venv (a normal `pip install .`; see _venv.py)."""
     from _venv import honest_venv

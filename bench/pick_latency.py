@@ -29,10 +29,9 @@ import subprocess
 import tempfile
 import time
 
-from _support import simulated
+from _support import refresh_done, simulated
 from _venv import honest_venv
 
-from ollamactl.core import background
 from ollamactl.core.fleet import Fleet
 
 FRESH = "\n[settings]\nhealth_ttl = 3600\nstale_ttl = 7200\n"  # the bench decides what is stale
@@ -115,8 +114,7 @@ def main() -> None:
                     set_age(stale_fleet, 4000)
                 samples[label].append(timed_ms(command, env))
                 if stale:
-                    while background.is_running(stale_env["OLLAMACTL_STATE_DIR"]):  # outside the timing
-                        time.sleep(0.01)
+                    refresh_done(stale_env["OLLAMACTL_STATE_DIR"])  # outside the timing
     results = {label: statistics.median(values) for label, values in samples.items()}
     base, pick = results["python -c pass"], results["ollamactl pick"]
     print(f"{venv.ollamactl} (pip install ., not editable); {platform.python_implementation()} "

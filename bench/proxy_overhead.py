@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import time
 
-from _support import private_registry, register, simulated
+from _support import private_registry, refresh_done, register, simulated
 from _venv import honest_venv
 
 MODEL = "llama3.2"
@@ -79,18 +79,8 @@ def through_ollamactl(ollamactl: list[str]) -> tuple[float, float, int]:
     ended = time.perf_counter()
     if process.wait() != 0:
         raise SystemExit(f"ollamactl run failed with exit code {process.returncode}")
-    _refresh_done()
+    refresh_done(os.environ["OLLAMACTL_STATE_DIR"])  # one run started (cache older than health_ttl)
     return first - started, ended - first, size
-
-
-def _refresh_done() -> None:
-    """Wait for a background health refresh that run started (cache older than health_ttl) to end,
-    so that its CPU is not counted in whatever is timed next."""
-    from ollamactl.core import background
-
-    deadline = time.monotonic() + 10
-    while background.is_running(os.environ["OLLAMACTL_STATE_DIR"]) and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 # What `ollamactl run` does before it looks at the request: its start-up, as opposed to its work.
