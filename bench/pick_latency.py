@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import time
 
-from _support import refresh_done, simulated
+from _support import refresh_done, simulated, timed_ms
 from _venv import honest_venv
 
 from ollamactl.core.fleet import Fleet
@@ -62,15 +62,6 @@ def set_age(fleet: Fleet, seconds: float, urls: list[str] | None = None) -> None
             entry["checked_at"] = now - seconds
 
     fleet.store.update(change)
-
-
-def timed_ms(command: list[str], env: dict[str, str], codes: tuple[int, ...] = (0,)) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.DEVNULL, env=env)
-    elapsed = (time.perf_counter() - start) * 1000
-    if done.returncode not in codes:
-        raise SystemExit(f"{' '.join(command)} exited {done.returncode}")
-    return elapsed
 
 
 def main() -> None:

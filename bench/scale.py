@@ -15,9 +15,9 @@ import os
 import statistics
 import tempfile
 
-from _support import simulated
+from _support import simulated, timed_ms
 from _venv import honest_venv
-from pick_latency import timed_ms, write_fleet
+from pick_latency import write_fleet
 
 SIZES = (1, 10, 100, 1000)
 
