@@ -8,6 +8,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from fleet_setup import fill_cache
+
 from ollamactl.core.fleet import Fleet
 
 
@@ -16,21 +18,14 @@ def cached_fleet(*specs: dict, models=("llama3.2:latest",), host: str = "box{}")
     from 1; fake names by default), with a health cache kept fresh for an hour (`[settings]`) so
     that no probe is needed (no network is touched), however long a loaded machine takes."""
     current = Fleet()
-    ids, health = [], {}
+    ids, entries = [], {}
     for number, spec in enumerate(specs, 1):
         fields = dict(spec)
         healthy = fields.pop("healthy", True)
         instance = current.add(host.format(number), **fields)
         ids.append(instance.id)
-        health[instance.id] = {
-            "url": instance.url, "healthy": healthy, "error": None if healthy else "connection refused",
-            "latency_ms": 5.0, "version": "0.12.6", "loaded": [], "checked_at": time.time(),
-            "models": [{"name": m, "digest": "d" * 64, "size": 1} for m in models]}
-    config = current.locations.registry
-    if "[settings]" not in config.read_text():
-        with config.open("a") as handle:
-            handle.write("\n[settings]\nhealth_ttl = 3600\nunhealthy_ttl = 3600\n")
-    current.store.update(lambda data: data["health"].update(health))
+        entries[instance.id] = (instance.url, healthy, models, ())
+    fill_cache(entries)
     return ids
 
 
