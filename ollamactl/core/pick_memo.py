@@ -15,8 +15,8 @@ It stands for the files it was made from and for a span of time:
 - made only when every entry used was fresh (nothing probed, nothing stale), the store is the
   state file and said nothing (a broken state warns on every read: its picks keep the full path),
   no instance holds a stored API key (keys stay in the 0600 registry only), the registry file is
-  older than RACY_S (an edit in the same clock tick could keep its stat), and so is the state file
-  unless the state came from its view (core/state_view.py, written with the file by its writer:
+  older than marshal_cache.RACY_S (an edit in the same clock tick could keep its stat), and so is
+  the state file unless the state came from its view (core/state_view.py, written with the file by its writer:
   the memo is as trusted as that view);
 - valid only between the nearest moments, before and after it was made, at which anything it
   settled changes with the clock alone: a health entry turning stale or too old (health_ttl,
@@ -26,7 +26,8 @@ It stands for the files it was made from and for a span of time:
 So a pick from stale entries always takes the full path, which starts the one background refresh
 (stale-while-revalidate) as before; it makes no memo, as the refresh is about to rewrite the state.
 `weighted` keeps the full path (it rewrites the state each pick).
-The memo is a cache in the 0700 state dir: anything unreadable or of another shape is ignored.
+The memo is a cache in the 0700 state dir (core/marshal_cache.py): anything unreadable or of another
+shape is ignored.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import os
 import sys
 import time
 
-from ollamactl.core import routing, selection, state
+from ollamactl.core import marshal_cache, routing, selection, state
 from ollamactl.core.health_cache import Freshness
 from ollamactl.core.paths import STATE_NAME
 from ollamactl.core.registry import Instance
@@ -49,7 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 NAME = "pick.memo"
 FORMAT = 1
-RACY_S = 2.0
 MARGIN_S = 0.001
 _FIELDS = len(Instance._fields)
 _API_KEY = Instance._fields.index("api_key")
@@ -122,14 +122,11 @@ class _Candidates:
 
 def load(state_dir: str, key: tuple | None) -> Memo | None:
     """The memo made for `key`, if the state dir holds one of the right shape."""
-    if key is None:
+    stored = None if key is None else marshal_cache.load(os.path.join(state_dir, NAME), key, 2)
+    if stored is None:
         return None
-    try:
-        with open(os.path.join(state_dir, NAME), "rb") as handle:
-            stored, default_strategy, entries = marshal.loads(handle.read())
-    except (OSError, ValueError, EOFError, TypeError):
-        return None
-    if stored != key or default_strategy not in selection.STRATEGIES or type(entries) is not dict \
+    default_strategy, entries = stored
+    if default_strategy not in selection.STRATEGIES or type(entries) is not dict \
             or not all(type(blob) is bytes for blob in entries.values()):
         return None
     return Memo(key, default_strategy, entries)
@@ -156,10 +153,9 @@ def _entry(blob: bytes | None) -> tuple | None:
 
 def settled(key: tuple, data: dict) -> bool:
     """Whether the files of `key` may have a memo made from `data`, the state read from the second
-    (see the module docstring): each older than RACY_S, or the state read from its view."""
-    now = time.time()
+    (see the module docstring): each settled (marshal_cache.settled), or the state read from its view."""
     viewed = type(data["health"]) is state.CheckedHealth  # the writer's view: as trusted as it is
-    return now - key[6] / 1e9 > RACY_S and (viewed or now - key[9] / 1e9 > RACY_S)
+    return marshal_cache.settled(key[6] / 1e9) and (viewed or marshal_cache.settled(key[9] / 1e9))
 
 
 def entry_of(prepared: routing.Prepared, store: Store) -> tuple | None:
@@ -196,12 +192,9 @@ def entry_of(prepared: routing.Prepared, store: Store) -> tuple | None:
 def save(state_dir: str, key: tuple, default_strategy: str, shape: tuple, entry: tuple,
          previous: Memo | None) -> None:
     """Keep `entry` for `shape` in the memo for `key` (with the other shapes of `previous`, same key)."""
-    from ollamactl.core import atomic_files
-
     entries = dict(previous.entries) if previous is not None and previous.key == key else {}
     try:
         entries[shape] = marshal.dumps(entry)
-        atomic_files.atomic_write(os.path.join(state_dir, NAME), marshal.dumps((key, default_strategy, entries)),
-                                  durable=False)
-    except (OSError, ValueError):  # a cache: never fail a command over it (ValueError: unmarshallable)
-        pass
+    except ValueError:  # unmarshallable: no memo, never an error
+        return
+    marshal_cache.save(os.path.join(state_dir, NAME), key, default_strategy, entries)

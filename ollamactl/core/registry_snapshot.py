@@ -9,26 +9,23 @@ it is stored by columns (one tuple per field), which keeps its checks and the ma
 instances out of Python loops.
 
 Rules that keep it honest:
-- a file modified in the last RACY_S seconds is not snapshotted (an edit in the same clock tick
-  could keep size and mtime), so hand edits are always seen;
+- a file modified in the last marshal_cache.RACY_S seconds is not snapshotted (an edit in the same
+  clock tick could keep size and mtime), so hand edits are always seen;
 - a registry holding a stored API key is never snapshotted: keys stay in the 0600 registry only;
-- the snapshot is a cache: anything unreadable or of another shape is ignored and rebuilt.
+- the snapshot is a cache (core/marshal_cache.py): anything unreadable or of another shape is ignored and rebuilt.
 """
 
 from __future__ import annotations
 
-import marshal
 import os
 import sys
-import time
 from functools import partial
 
-from ollamactl.core import registry
+from ollamactl.core import marshal_cache, registry
 from ollamactl.core.registry import Instance, Registry
 
 SNAPSHOT_NAME = "registry.snapshot"
 FORMAT = 3
-RACY_S = 2.0
 _FIELDS = len(Instance._fields)
 _API_KEY = Instance._fields.index("api_key")
 _instance = partial(tuple.__new__, Instance)  # a row of _FIELDS values (checked) as an Instance
@@ -46,33 +43,21 @@ def load(path: str, state_dir: str) -> Registry:
     if cached is not None:
         return cached
     reg = registry.load(path)
-    if time.time() - stat.st_mtime > RACY_S and not any(i.api_key for i in reg.instances):
-        _write(state_dir, snapshot, key, reg)
+    if marshal_cache.settled(stat.st_mtime) and not any(i.api_key for i in reg.instances):
+        columns = tuple(zip(*reg.instances, strict=True)) or ((),) * _FIELDS
+        marshal_cache.save(snapshot, key, reg.version, reg.settings, columns)
     return reg
 
 
 def _read(snapshot: str, key: tuple, path: str) -> Registry | None:
-    try:
-        with open(snapshot, "rb") as handle:
-            stored, version, settings, columns = marshal.loads(handle.read())
-        if stored != key or type(version) is not int or type(settings) is not dict or type(columns) is not tuple \
-                or len(columns) != _FIELDS or any(type(column) is not tuple for column in columns):
-            return None
-        count = len(columns[0])
-        if any(len(column) != count for column in columns) or columns[_API_KEY].count(None) != count:
-            return None  # ragged, or holding a key (never in a snapshot)
-        return Registry(path, version, settings, tuple(map(_instance, zip(*columns, strict=True))))
-    except (OSError, ValueError, EOFError, TypeError):
+    stored = marshal_cache.load(snapshot, key, 3)
+    if stored is None:
         return None
-
-
-def _write(state_dir: str, snapshot: str, key: tuple, reg: Registry) -> None:
-    from ollamactl.core import atomic_files
-
-    try:
-        columns = tuple(zip(*reg.instances, strict=True)) or ((),) * _FIELDS
-        data = marshal.dumps((key, reg.version, reg.settings, columns))
-        atomic_files.ensure_private_dir(state_dir)
-        atomic_files.atomic_write(snapshot, data, durable=False)
-    except (OSError, ValueError):  # a cache: never fail a command over it (ValueError: unmarshallable)
-        pass
+    version, settings, columns = stored
+    if type(version) is not int or type(settings) is not dict or type(columns) is not tuple \
+            or len(columns) != _FIELDS or any(type(column) is not tuple for column in columns):
+        return None
+    count = len(columns[0])
+    if any(len(column) != count for column in columns) or columns[_API_KEY].count(None) != count:
+        return None  # ragged, or holding a key (never in a snapshot)
+    return Registry(path, version, settings, tuple(map(_instance, zip(*columns, strict=True))))

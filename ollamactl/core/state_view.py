@@ -13,20 +13,18 @@ digests that every instance lists) are stored once, so loading makes one object 
 
 Who makes it: the writer of the state file (`FileStore.update`, under the state lock), keyed by
 the new file's stat before it is renamed into place, so the view is there as soon as the file
-is; and a reader that found none, but only for a file older than RACY_S seconds (a rewrite in the
-same clock tick could keep inode, size and mtime). The view is a cache in the 0700 state dir:
-anything unreadable or of another shape is ignored and rebuilt. The state holds no API keys
-(server words are scrubbed before they are stored).
+is; and a reader that found none, but only for a file older than marshal_cache.RACY_S seconds (a
+rewrite in the same clock tick could keep inode, size and mtime). The view is a cache in the 0700
+state dir (core/marshal_cache.py): anything unreadable or of another shape is ignored and rebuilt.
+The state holds no API keys (server words are scrubbed before they are stored).
 """
 
 from __future__ import annotations
 
-import marshal
 import os
 import sys
-import time
 
-from ollamactl.core import state
+from ollamactl.core import marshal_cache, state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 NAME = "state.view"
 FORMAT = 1
-RACY_S = 2.0
 
 
 def key_of(stat: os.stat_result) -> tuple:
@@ -44,12 +41,11 @@ def key_of(stat: os.stat_result) -> tuple:
 
 def load(state_dir: str, key: tuple) -> tuple[dict, str | None] | None:
     """(the state, the warning its checks gave) from the view made for `key`, else None."""
-    try:
-        with open(os.path.join(state_dir, NAME), "rb") as handle:
-            stored, data, problem, malformed = marshal.loads(handle.read())
-    except (OSError, ValueError, EOFError, TypeError):
+    stored = marshal_cache.load(os.path.join(state_dir, NAME), key, 3)
+    if stored is None:
         return None
-    if stored != key or not (problem is None or type(problem) is str) or type(malformed) is not frozenset:
+    data, problem, malformed = stored
+    if not (problem is None or type(problem) is str) or type(malformed) is not frozenset:
         return None
     data, again = state.validate(data)
     if again:
@@ -73,17 +69,11 @@ def _shared(value: Any, strings: dict[str, str]) -> Any:
 
 def settled(stat: os.stat_result) -> bool:
     """Whether a reader may make the view of a file with this stat (see the module docstring)."""
-    return time.time() - stat.st_mtime > RACY_S
+    return marshal_cache.settled(stat.st_mtime)
 
 
 def save(state_dir: str, key: tuple, data: dict, problem: str | None) -> None:
     """Keep `data` (checked, as it is in the file with `key`) as the view for `key`."""
-    from ollamactl.core import atomic_files
-
-    try:
-        view = _shared(dict(data, health=dict(data["health"])), {})
-        malformed = frozenset(state.malformed_entries(data["health"]))
-        atomic_files.atomic_write(os.path.join(state_dir, NAME), marshal.dumps((key, view, problem, malformed)),
-                                  durable=False)
-    except (OSError, ValueError):  # a cache: never fail a command over it (ValueError: unmarshallable)
-        pass
+    view = _shared(dict(data, health=dict(data["health"])), {})
+    malformed = frozenset(state.malformed_entries(data["health"]))
+    marshal_cache.save(os.path.join(state_dir, NAME), key, view, problem, malformed)
