@@ -19,13 +19,19 @@ def snapshot_path(fleet: Fleet):
     return fleet.locations.state_dir / registry_snapshot.SNAPSHOT_NAME
 
 
-def test_an_unchanged_registry_is_read_from_its_snapshot(fleet):
+def test_an_unchanged_registry_is_read_from_its_snapshot(fleet, monkeypatch):
     fleet.add("gpu1", name="one")
     fleet.add("gpu2", weight=3, type="chat")
     age(fleet.locations.registry)
     first = fleet.registry()
     assert snapshot_path(fleet).exists()
-    assert fleet.registry() == first == registry.load(os.fspath(fleet.locations.registry))
+    parsed = registry.load(os.fspath(fleet.locations.registry))
+
+    def no_parse(path):
+        raise AssertionError(f"{path} parsed again: the snapshot was not used")
+
+    monkeypatch.setattr(registry, "load", no_parse)
+    assert fleet.registry() == first == parsed
 
 
 def test_every_change_of_the_file_is_seen_at_once(fleet):
