@@ -28,15 +28,15 @@ def real(path: Path) -> Path:
 
 
 def assert_parity():
-    assert paths.user_config_dir() == platformdirs.user_config_path("ollamactl", appauthor=False)
-    assert paths.user_state_dir() == platformdirs.user_state_path("ollamactl", appauthor=False)
+    assert Path(paths.user_config_dir()) == platformdirs.user_config_path("ollamactl", appauthor=False)
+    assert Path(paths.user_state_dir()) == platformdirs.user_state_path("ollamactl", appauthor=False)
 
 
 @linux_only
 def test_parity_without_xdg_variables(xdg, tmp_path):
     assert_parity()
-    assert paths.user_config_dir() == tmp_path / "home" / ".config" / "ollamactl"
-    assert paths.user_state_dir() == tmp_path / "home" / ".local" / "state" / "ollamactl"
+    assert Path(paths.user_config_dir()) == tmp_path / "home" / ".config" / "ollamactl"
+    assert Path(paths.user_state_dir()) == tmp_path / "home" / ".local" / "state" / "ollamactl"
 
 
 @linux_only
@@ -44,8 +44,8 @@ def test_parity_with_xdg_variables(xdg, tmp_path):
     xdg.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     xdg.setenv("XDG_STATE_HOME", str(tmp_path / "st"))
     assert_parity()
-    assert paths.user_config_dir() == tmp_path / "cfg" / "ollamactl"
-    assert paths.user_state_dir() == tmp_path / "st" / "ollamactl"
+    assert Path(paths.user_config_dir()) == tmp_path / "cfg" / "ollamactl"
+    assert Path(paths.user_state_dir()) == tmp_path / "st" / "ollamactl"
 
 
 @linux_only
@@ -58,9 +58,9 @@ def test_parity_with_empty_xdg_variables(xdg):
 def test_registry_and_state_default_to_the_user_dirs(xdg, monkeypatch):
     monkeypatch.delenv("OLLAMACTL_CONFIG")
     monkeypatch.delenv("OLLAMACTL_STATE_DIR")
-    assert Fleet().locations.registry == paths.user_config_dir() / "instances.toml"
-    assert Fleet().locations.state_file.parent == paths.user_state_dir()
-    assert Fleet().locations.backup == real(paths.user_config_dir() / "instances.toml.bak")
+    assert Fleet().locations.registry == Path(paths.user_config_dir()) / "instances.toml"
+    assert Fleet().locations.state_file.parent == Path(paths.user_state_dir())
+    assert Fleet().locations.backup == real(Path(paths.user_config_dir()) / "instances.toml.bak")
 
 
 def test_overrides_win_and_expand_the_home_directory(xdg, tmp_path, monkeypatch):

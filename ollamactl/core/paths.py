@@ -27,7 +27,8 @@ def _xdg(variable: str, fallback: str) -> str:
     return value if os.path.isabs(value) else os.path.expanduser(fallback)  # the XDG spec ignores relative
 
 
-def _config_dir() -> str:
+def user_config_dir() -> str:
+    """The user's config dir for ollamactl (the registry's default home)."""
     if sys.platform.startswith("linux"):
         return os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), APP)
     import platformdirs
@@ -35,7 +36,8 @@ def _config_dir() -> str:
     return platformdirs.user_config_dir(APP, appauthor=False)
 
 
-def _state_dir() -> str:
+def user_state_dir() -> str:
+    """The user's state dir for ollamactl (the state's default home)."""
     if sys.platform.startswith("linux"):
         return os.path.join(_xdg("XDG_STATE_HOME", "~/.local/state"), APP)
     import platformdirs
@@ -43,24 +45,12 @@ def _state_dir() -> str:
     return platformdirs.user_state_dir(APP, appauthor=False)
 
 
-def user_config_dir() -> Path:
-    from pathlib import Path
-
-    return Path(_config_dir())
-
-
-def user_state_dir() -> Path:
-    from pathlib import Path
-
-    return Path(_state_dir())
-
-
 def where(config: str | os.PathLike[str] | None = None,
           state_dir: str | os.PathLike[str] | None = None) -> tuple[str, str]:
     """(registry file, state dir): given paths win; for the others `$OLLAMACTL_CONFIG` /
     `$OLLAMACTL_STATE_DIR`, then the user's dirs."""
-    return (_given(config, "OLLAMACTL_CONFIG") or os.path.join(_config_dir(), REGISTRY_NAME),
-            _given(state_dir, "OLLAMACTL_STATE_DIR") or _state_dir())
+    return (_given(config, "OLLAMACTL_CONFIG") or os.path.join(user_config_dir(), REGISTRY_NAME),
+            _given(state_dir, "OLLAMACTL_STATE_DIR") or user_state_dir())
 
 
 class Locations(Record):
