@@ -37,7 +37,7 @@ import os
 import sys
 import time
 
-from ollamactl.core import marshal_cache, routing, selection, state
+from ollamactl.core import marshal_cache, registry, routing, selection, state
 from ollamactl.core.health_cache import Freshness
 from ollamactl.core.paths import STATE_NAME
 from ollamactl.core.registry import Instance
@@ -51,8 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover
 NAME = "pick.memo"
 FORMAT = 1
 MARGIN_S = 0.001
-_FIELDS = len(Instance._fields)
-_API_KEY = Instance._fields.index("api_key")
 
 
 def key_of(registry_file: str, state_dir: str, store_env: str) -> tuple | None:
@@ -143,9 +141,7 @@ def _entry(blob: bytes | None) -> tuple | None:
         return None
     ok = (type(since) is float and type(until) is float
           and type(warnings) is tuple and all(type(w) is str for w in warnings)
-          and type(columns) is tuple and len(columns) == _FIELDS and all(type(c) is tuple for c in columns)
-          and len(columns[0]) > 0 and all(len(c) == len(columns[0]) for c in columns)
-          and columns[_API_KEY].count(None) == len(columns[0])
+          and registry.columns_ok(columns) and len(columns[0]) > 0
           and type(measured) is tuple and len(measured) == len(columns[0])
           and all(type(part) is dict for part in (loaded, latency, inflight)))
     return entry if ok else None

@@ -95,6 +95,17 @@ class Instance(Record):
         }
 
 
+def columns_ok(columns: Any) -> bool:
+    """Whether `columns` are Instances kept by field in a cache (core/registry_snapshot.py,
+    core/pick_memo.py): a tuple per field, all as long, and no stored API key (kept in the registry only)."""
+    if type(columns) is not tuple or len(columns) != len(Instance._fields) \
+            or any(type(column) is not tuple for column in columns):
+        return False
+    count = len(columns[0])
+    keys = columns[Instance._fields.index("api_key")]
+    return all(len(column) == count for column in columns) and keys.count(None) == count
+
+
 class Registry(Record):
     path: Path
     version: int

@@ -27,7 +27,6 @@ from ollamactl.core.registry import Instance, Registry
 SNAPSHOT_NAME = "registry.snapshot"
 FORMAT = 3
 _FIELDS = len(Instance._fields)
-_API_KEY = Instance._fields.index("api_key")
 _instance = partial(tuple.__new__, Instance)  # a row of _FIELDS values (checked) as an Instance
 
 
@@ -54,10 +53,6 @@ def _read(snapshot: str, key: tuple, path: str) -> Registry | None:
     if stored is None:
         return None
     version, settings, columns = stored
-    if type(version) is not int or type(settings) is not dict or type(columns) is not tuple \
-            or len(columns) != _FIELDS or any(type(column) is not tuple for column in columns):
+    if type(version) is not int or type(settings) is not dict or not registry.columns_ok(columns):
         return None
-    count = len(columns[0])
-    if any(len(column) != count for column in columns) or columns[_API_KEY].count(None) != count:
-        return None  # ragged, or holding a key (never in a snapshot)
     return Registry(path, version, settings, tuple(map(_instance, zip(*columns, strict=True))))
