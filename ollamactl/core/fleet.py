@@ -230,7 +230,7 @@ class Fleet:
         """Probe exactly `instances` now and cache the results: at the end, or with `save_each` as
         they arrive (in batches), so one hung instance does not hold back the others' news."""
         from ollamactl.core import health
-        from ollamactl.core.http import keys_of
+        from ollamactl.core.keys import keys_of
 
         reg = self.registry()
         results = health.check(instances, timeout if timeout is not None else float(reg.setting("timeout")),
@@ -249,7 +249,7 @@ class Fleet:
         """Probe `instances` each on its own schedule, every `interval` s, saving results as they
         arrive, until `stop()` is true or Ctrl-C (see core/monitor)."""
         from ollamactl.core import monitor
-        from ollamactl.core.http import keys_of
+        from ollamactl.core.keys import keys_of
 
         reg = self.registry()
         monitor.watch(instances, timeout=timeout if timeout is not None else float(reg.setting("timeout")),
@@ -586,7 +586,7 @@ class Fleet:
 
         from ollamactl.core import export
         from ollamactl.core.export_common import DEFAULT_LISTEN, NothingToExport
-        from ollamactl.core.http import keys_of, redact
+        from ollamactl.core.keys import keys_of, redact
 
         if listen is not None and fmt == "json":
             raise UsageError("--listen applies to the gateway formats, not json", "leave it out")

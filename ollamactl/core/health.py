@@ -37,12 +37,11 @@ from ollamactl.core.http import (
     client_headers,
     error_message,
     headers_for,
-    keys_of,
-    redact,
     seconds,
     short,
     too_large,
 )
+from ollamactl.core.keys import keys_of, redact
 from ollamactl.core.probe_http import AnswerTimer, ProbeClient, ProbeError
 from ollamactl.core.settings import DEFAULTS
 from ollamactl.core.state import MAX_MODELS

@@ -123,7 +123,7 @@ def current(instances: Iterable[Instance], reg: Registry, store: Store, data: di
         stale = []
     if missing:
         from ollamactl.core import health
-        from ollamactl.core.http import keys_of
+        from ollamactl.core.keys import keys_of
 
         results = health.check(missing, timeout=reg.setting("timeout"), concurrency=reg.setting("concurrency"),
                                keys=keys_of([*reg.instances, *missing]))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ollamactl.core.errors import OllamactlError
-from ollamactl.core.keys import keys_of, redact  # also for this module's callers (keys.py is the cheap home)
+from ollamactl.core.keys import keys_of, redact
 from ollamactl.core.settings import DEFAULTS
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -42,7 +42,7 @@ async def _watch(instances: list[Instance], timeout: float, interval: float, con
                  stop: Callable[[], bool], keys: Sequence[str] | None) -> None:
     import asyncio
 
-    from ollamactl.core.http import keys_of
+    from ollamactl.core.keys import keys_of
 
     slots = health.probe_slots(concurrency, len(instances))  # as in health.check
     semaphore = asyncio.Semaphore(slots)
