@@ -505,8 +505,9 @@ def https_url():
     server.server_close()
 
 
-def test_an_https_instance_is_verified_and_an_http_one_needs_no_tls(sim, https_url):
+def test_an_https_instance_is_verified_and_an_http_one_needs_no_tls(sim, https_url, monkeypatch):
     import httpx
+    import httpx._transports.default as httpx_transports
 
     from ollamactl.core.plain_transport import PlainTransport
 
@@ -522,8 +523,13 @@ def test_an_https_instance_is_verified_and_an_http_one_needs_no_tls(sim, https_u
         generate.complete([tls], "/api/generate", body, emit, timeouts=ollama_http.Timeouts(), tries=1)
     assert shown == []
     plain = sim.add(tokens=3)  # no https instance: served through PlainTransport, the same answer
+    contexts = []  # every TLS context httpx's own transport builds (verify=False included)
+    real_context = httpx_transports.create_ssl_context
+    monkeypatch.setattr(httpx_transports, "create_ssl_context",
+                        lambda *args, **kwargs: contexts.append(real_context(*args, **kwargs)) or contexts[-1])
     result = generate.complete([_core_instance(plain)], "/api/generate", body, emit, timeouts=ollama_http.Timeouts())
     assert result.instance.id == "core" and len([text for text in shown if text]) == 3
+    assert contexts == []  # no TLS context was made for an http-only client
     # Should an https URL reach the plain transport after all, httpcore verifies it by default.
     with httpx.Client(transport=PlainTransport(httpx.Limits()), trust_env=False) as client:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
