@@ -383,11 +383,7 @@ def _parse_ps(data: Any) -> list[str]:
 def probe_slots(concurrency: int, count: int) -> int:
     """How many of `count` instances are probed at once: `concurrency`, at most `count`, and lowered
     if the open-file limit cannot hold that many probes' sockets (after trying to raise it)."""
-    return _usable_concurrency(max(1, min(int(concurrency), count)))
-
-
-def _usable_concurrency(cap: int) -> int:
-    """`cap`, lowered if the open-file limit cannot hold cap x 3 sockets (after trying to raise it)."""
+    cap = max(1, min(int(concurrency), count))
     try:
         import resource
     except ImportError:  # pragma: no cover - Windows
