@@ -115,10 +115,9 @@ class ProbeClient:
             version, status, reason, answer_headers = await _read_head(reader)
             if timer is not None:
                 timer.answered = time.perf_counter()
-            body, whole, framed = await _read_body(reader, status, answer_headers,
-                                                   limit if status == 200 else error_limit)
-            body, whole = _decoded(body, whole, answer_headers.get("content-encoding", ""),
-                                   limit if status == 200 else error_limit)
+            cap = limit if status == 200 else error_limit
+            body, whole, framed = await _read_body(reader, status, answer_headers, cap)
+            body, whole = _decoded(body, whole, answer_headers.get("content-encoding", ""), cap)
             reusable = whole and framed and version == "HTTP/1.1" \
                 and "close" not in answer_headers.get("connection", "").lower()
             return Answer(status, reason, answer_headers, body, whole)
