@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -192,8 +193,6 @@ def test_a_release_during_a_renewal_stays_released(monkeypatch, tmp_path):
     """The heartbeat's renewal takes a lease again when it finds none, so a release that slipped in
     while a renewal was under way came undone: the instance counted a lease nobody held for 5 s
     (least-busy and max_inflight saw it). A release now waits for the renewal, then wins."""
-    import threading
-
     from ollamactl.core.registry import Instance
     from ollamactl.core.store import FileStore
 
@@ -214,6 +213,28 @@ def test_a_release_during_a_renewal_stays_released(monkeypatch, tmp_path):
     lease.release()
     time.sleep(0.5)  # any renewal under way has ended by now
     assert store.inflight(["gpu"]) == {"gpu": 0}
+
+
+def test_a_release_before_the_leases_write_stays_released(monkeypatch, tmp_path):
+    """A lease without a max_inflight is written from a thread of its own while run's request goes
+    out; a release that comes before that write (a quick answer, a Ctrl-C) must not be undone by it."""
+    from ollamactl.core.registry import Instance
+    from ollamactl.core.store import FileStore
+
+    written = threading.Event()
+    write = leases.Lease._acquire
+
+    def late_write(lease: leases.Lease, instance: Instance) -> None:
+        time.sleep(0.3)  # the release comes first
+        write(lease, instance)
+        written.set()
+
+    monkeypatch.setattr(leases.Lease, "_acquire", late_write)
+    store = FileStore(tmp_path)
+    with leases.Lease(store) as lease:
+        assert lease.take(Instance(id="cpu", name="cpu", url="http://127.0.0.1:9"))  # no max_inflight
+    assert written.wait(5)
+    assert store.inflight(["cpu"]) == {"cpu": 0}
 
 
 def test_run_holds_a_lease_and_gives_up_at_once_with_wait_0(sim_instance):

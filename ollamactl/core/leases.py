@@ -42,7 +42,8 @@ class Lease:
 
     A lease on an instance without a max_inflight cannot be refused, so it is written to the store
     from a thread of its own while the holder gets on with its work (run's request goes out during
-    the write); every later write of this lease (a move, the release) waits for that one first.
+    the write). That write, the renewals and the release take turns under `_held`, and the write is
+    skipped when the lease was released (or moved on) first.
     """
 
     def __init__(self, store: Store, holder: str | None = None):
@@ -51,8 +52,7 @@ class Lease:
         self.instances: list[Instance] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._writing: threading.Thread | None = None  # the write of a lease that cannot be refused
-        self._held = threading.Lock()  # a renewal and a release never interleave (see _beat)
+        self._held = threading.Lock()  # writes of these leases (take, renewal, release) never interleave
 
     @property
     def instance(self) -> Instance:
@@ -61,14 +61,11 @@ class Lease:
     def take(self, instance: Instance, within_limit: bool = True) -> bool:
         """Take a lease on `instance` (refused when it is at its max_inflight, unless not `within_limit`)."""
         limit = instance.max_inflight if within_limit else None
-        self._settle()
-        if limit is None:
-            self._writing = threading.Thread(target=self._acquire, args=(instance.id,), name="ollamactl-lease-write",
-                                             daemon=True)
-            self._writing.start()
-        elif not self.store.acquire(instance.id, limit, self.holder, LEASE_TTL_S):
+        if limit is not None and not self.store.acquire(instance.id, limit, self.holder, LEASE_TTL_S):
             return False
         self.instances.append(instance)
+        if limit is None:
+            threading.Thread(target=self._acquire, args=(instance,), name="ollamactl-lease-write", daemon=True).start()
         if self._thread is None:
             self._thread = threading.Thread(target=self._beat, name="ollamactl-lease", daemon=True)
             self._thread.start()
@@ -86,18 +83,14 @@ class Lease:
         self._stop.set()
         self._drop()
 
-    def _acquire(self, instance_id: str) -> None:
-        with contextlib.suppress(OllamactlError):  # as a renewal: the lease is counted, not a condition
-            self.store.acquire(instance_id, None, self.holder, LEASE_TTL_S)
-
-    def _settle(self) -> None:
-        """Wait for the write of a lease that cannot be refused (milliseconds)."""
-        if self._writing is not None:
-            self._writing.join()
-            self._writing = None
+    def _acquire(self, instance: Instance) -> None:
+        """Write a lease that cannot be refused, unless it was released before this thread ran."""
+        with self._held:
+            if instance in self.instances:
+                with contextlib.suppress(OllamactlError):  # as a renewal: the lease is counted, not a condition
+                    self.store.acquire(instance.id, None, self.holder, LEASE_TTL_S)
 
     def _drop(self) -> None:
-        self._settle()
         with self._held:
             for instance in self.instances:
                 with contextlib.suppress(OllamactlError):  # it expires on its own anyway
