@@ -2,7 +2,7 @@
 
 The README marks each block it shows with the command that made it:
 
-    <!-- bench: pick_latency.py --runs 30 -->
+    <!-- bench: pick_latency.py --runs 60 -->
     ```text
     ... that command's stdout, verbatim ...
     ```
