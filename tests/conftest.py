@@ -1,8 +1,16 @@
 """Shared fixtures: every test runs against its own registry and state directory."""
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 
 from ollamactl.core.fleet import Fleet
+
+# The suite runs as `.venv/bin/python -m pytest` without activating the venv: the programs the venv
+# installed (litellm, ollamactl) are found on PATH as they are for a user who activated it.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 pytest_plugins = ["sim_fixtures", "hostile_server", "redis_fixtures"]
 

@@ -13,11 +13,17 @@ def opening_commands() -> list[str]:
 
 def test_readme_opens_with_an_install_and_run_and_an_install_and_test_command():
     install_and_run, install_and_test = opening_commands()
-    assert install_and_run.startswith("python -m pip install . && ")
-    assert "ollamactl" in install_and_run.split("&&", 1)[1]
+    # Stock Debian has `python3` only, and PEP 668 refuses pip installs into it: both commands go
+    # through the project's venv, made by scripts/venv.sh.
+    for command in (install_and_run, install_and_test):
+        assert "python " not in command.replace(".venv/bin/python ", ""), command
+        assert "sh scripts/venv.sh && " in command, command
+    assert install_and_run.startswith("sh scripts/venv.sh && .venv/bin/pip install . && ")
+    assert ".venv/bin/ollamactl simulate" in install_and_run
     # The test command installs what the real-engine tests need first (apt as root), then the extra.
-    assert install_and_test.startswith("bash scripts/install_test_deps.sh && python -m pip install -e '.[test]' && ")
-    assert install_and_test.endswith("python -m pytest -q")
+    assert install_and_test.startswith("bash scripts/install_test_deps.sh && sh scripts/venv.sh && "
+                                       ".venv/bin/pip install -e '.[test]' && ")
+    assert install_and_test.endswith(".venv/bin/python -m pytest -q")
 
 
 def test_ci_runs_the_readme_test_command_verbatim():
