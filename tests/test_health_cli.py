@@ -261,3 +261,66 @@ def test_simulate_rejects_bad_faults():
     assert run("simulate", "--fault", "x").exit_code == 2
     assert run("simulate", "--instances", "1", "--fault", "2=hang").exit_code == 2
     assert run("simulate", "--fault", "1=melt").exit_code == 2
+
+
+def test_watch_follows_the_registry_added_instances_appear_and_removed_ones_go(sim, monkeypatch):
+    """`health --watch` re-reads the registry each interval: driven frame by frame (the monitor's waits
+    injected, so no interval is slept), an instance added after the first frame is shown (and probed)
+    from the next one on, and a removed one leaves the table and is no longer probed."""
+    import asyncio
+    import functools
+
+    from ollamactl.core import fleet as fleet_module
+
+    gone, stays, new = sim.add(), sim.add(), sim.add()
+    Fleet().add(gone.url, name="gone-soon")
+    Fleet().add(stays.url, name="stays")
+    frames: list[list[str]] = []
+    removed_at: list[int] = []
+
+    async def no_wait(seconds: float) -> None:  # every interval and tick passes at once
+        await asyncio.sleep(0)
+
+    def show(table):
+        frames.append(render(table, 120))
+        if len(frames) == 1:
+            Fleet().add(new.url, name="added-later")
+            Fleet().remove("gone-soon")
+            removed_at.append(len(gone.requests))
+        if any("added-later" in line and "healthy" in line for line in frames[-1]) or len(frames) > 2000:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(output, "show", show)
+    monkeypatch.setattr(fleet_module.Fleet, "watch", functools.partialmethod(fleet_module.Fleet.watch, sleep=no_wait))
+    result = run("health", "--watch", "--interval", "2")
+    assert result.exit_code == 130, result.stderr
+    names = [{name for line in frame[2:] for name in ("gone-soon", "stays", "added-later") if name in line}
+             for frame in frames]
+    assert names[0] == {"gone-soon", "stays"}
+    assert all(shown == {"stays", "added-later"} for shown in names[1:]), names[1:]
+    assert any("added-later" in line and "healthy" in line for line in frames[-1])  # probed, not only listed
+    assert len(gone.requests) - removed_at[0] <= 3  # at most the probe in flight when it was removed
+
+
+def test_following_the_registry_reads_it_only_when_it_changed_and_survives_a_bad_edit(fleet, monkeypatch):
+    from ollamactl.core import registry_snapshot
+
+    a = fleet.add("http://127.0.0.1:11600", name="a")
+    fleet.add("http://127.0.0.1:11601", name="b")
+    reads = []
+    real_load = registry_snapshot.load
+    monkeypatch.setattr(registry_snapshot, "load", lambda *args: reads.append(1) or real_load(*args))
+    named = fleet.following(["a"])
+    everything = fleet.following()
+    reads.clear()
+    assert [i.name for i in named()] == ["a"] and [i.name for i in everything()] == ["a", "b"]
+    assert reads == []  # nothing changed: a stat, no read
+    fleet.remove("a")
+    assert named() == [] and [i.name for i in everything()] == ["b"]
+    path = fleet.locations.registry
+    good = path.read_text()
+    path.write_text(good + "[[instances]\n")  # a hand edit half saved
+    assert [i.name for i in everything()] == ["b"] and "still watching the 1 instance(s)" in fleet.warnings[-1]
+    path.write_text(good)
+    fleet.add(a.url, name="a")
+    assert [i.name for i in everything()] == ["b", "a"]

@@ -43,18 +43,24 @@ def _ejections(current: Fleet, now: float) -> dict[str, float]:
 # health / --watch
 
 
-def _watch(current: Fleet, instances: list[Instance], timeout: float | None, interval: float,
+def _watch(current: Fleet, refs: list[str] | None, include_all: bool, timeout: float | None, interval: float,
            json_output: bool) -> None:
-    """Each instance probed on its own schedule (core/monitor); the view changes row by row."""
+    """Each instance probed on its own schedule (core/monitor); the view changes row by row and
+    follows the registry (an instance added or removed meanwhile appears or goes at the next tick)."""
     import json
 
-    view = health_view.WatchView(instances)
+    registered = current.following(refs or (), include_all)
+    view = health_view.WatchView(registered())
     ejected = _ejections(current, time.time())
+
+    def instances() -> list[Instance]:
+        view.follow(registered())
+        return view.instances
 
     def on_result(result: HealthResult) -> None:
         view.finished(result)
-        if json_output:  # one JSON object per probe result (JSON Lines)
-            instance = next(i for i in instances if i.id == result.id)
+        instance = view.instance(result.id)
+        if json_output and instance is not None:  # one JSON object per probe result (JSON Lines)
             row = health_view.json_row(instance, result, ejected, time.time())
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -108,10 +114,10 @@ def health(refs: list[str] | None, watch: bool, interval: float, timeout: float 
         settings.checked("timeout", timeout, "--timeout")
     settings.checked("interval", interval, "--interval")
     current = fleet()
-    instances = current.targets(refs or (), include_all)
     if watch:
-        _watch(current, instances, timeout, interval, json_output)
+        _watch(current, refs, include_all, timeout, interval, json_output)
         return 0
+    instances = current.targets(refs or (), include_all)
     results = current.probe(instances, timeout=timeout)
     now = time.time()
     ejected = _ejections(current, now)

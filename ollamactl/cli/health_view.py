@@ -123,11 +123,25 @@ class WatchView:
         self.latest: dict[str, HealthResult | None] = {i.id: None for i in self.instances}
         self.running: dict[str, float] = {}  # instance id -> epoch its probe began
 
+    def follow(self, instances: Sequence[Instance]) -> None:
+        """Show `instances` from now on: rows of new ones say `checking…`, a changed one loses its
+        last result, a removed one goes."""
+        if list(instances) == self.instances:
+            return
+        before = {i.id: i for i in self.instances}
+        self.instances = list(instances)
+        self.latest = {i.id: self.latest.get(i.id) if before.get(i.id) == i else None for i in self.instances}
+        self.running = {i: since for i, since in self.running.items() if i in self.latest}
+
+    def instance(self, instance_id: str) -> Instance | None:
+        return next((i for i in self.instances if i.id == instance_id), None)
+
     def started(self, instance_id: str) -> None:
         self.running[instance_id] = time.time()
 
     def finished(self, result: HealthResult) -> None:
-        self.latest[result.id] = result
+        if result.id in self.latest:  # not one removed while its probe ran
+            self.latest[result.id] = result
         self.running.pop(result.id, None)
 
     def rows(self) -> list[Row]:

@@ -29,7 +29,7 @@ from ollamactl.core.store import FileStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
     from pathlib import Path
     from typing import Any
 
@@ -243,19 +243,50 @@ class Fleet:
                 self.warn(result.note)
         return results
 
-    def watch(self, instances: Sequence[Instance], *, interval: float, on_start: Callable[[str], None],
-              on_result: OnResult, on_tick: Callable[[], None], timeout: float | None = None, tick: float = 1.0,
-              stop: Callable[[], bool] | None = None) -> None:
+    def watch(self, instances: Sequence[Instance] | Callable[[], Sequence[Instance]], *, interval: float,
+              on_start: Callable[[str], None], on_result: OnResult, on_tick: Callable[[], None],
+              timeout: float | None = None, tick: float = 1.0, stop: Callable[[], bool] | None = None,
+              sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         """Probe `instances` each on its own schedule, every `interval` s, saving results as they
-        arrive, until `stop()` is true or Ctrl-C (see core/monitor)."""
+        arrive, until `stop()` is true or Ctrl-C (see core/monitor). `instances` may be a function
+        asked before every tick (`following` makes one that follows the registry); `sleep` replaces
+        the waits (a test drives the loop)."""
         from ollamactl.core import monitor
         from ollamactl.core.keys import keys_of
 
         reg = self.registry()
+        listed = [] if callable(instances) else list(instances)
         monitor.watch(instances, timeout=timeout if timeout is not None else float(reg.setting("timeout")),
                       interval=interval, concurrency=int(reg.setting("concurrency")), store=self.store,
                       on_start=on_start, on_result=on_result, on_tick=on_tick, tick=tick, stop=stop,
-                      keys=keys_of([*reg.instances, *instances]))
+                      keys=keys_of([*reg.instances, *listed]), sleep=sleep)
+
+    def following(self, refs: Sequence[str] = (), include_disabled: bool = False) -> Callable[[], list[Instance]]:
+        """`targets(refs, include_disabled)` now, as a function a watch calls every tick to follow the
+        registry: the file is read again only when it changed (one stat otherwise). Named instances
+        since removed drop out, and so does everything once all are disabled; while the registry
+        cannot be read (a hand edit half saved) the last answer stands, with a warning. The first
+        answer is made here, so an unknown name is refused at once."""
+        from ollamactl.core.atomic_files import file_stamp
+
+        seen: list[Any] = [file_stamp(self._registry_file)]
+        seen.append(self.targets(refs, include_disabled))
+
+        def now() -> list[Instance]:
+            stamp = file_stamp(self._registry_file)
+            if stamp != seen[0]:
+                seen[0] = stamp
+                try:
+                    reg = self.registry()
+                    named = [ref for ref in refs if any(ref in (i.id, i.name) for i in reg.instances)]
+                    seen[1] = self.targets(named, include_disabled) if named or not refs else []
+                except NoInstanceError:
+                    seen[1] = []
+                except OllamactlError as exc:
+                    self.warn(f"{exc}; still watching the {len(seen[1])} instance(s) as they were")
+            return seen[1]
+
+        return now
 
     def refresh(self) -> list[HealthResult]:
         """Probe every enabled instance now and update the cache as results arrive (what the
