@@ -72,3 +72,20 @@ def test_a_refused_instance_comes_back_through_a_sibling(sim):
     assert answer.status_code == 200 and answer.json()["fault"] is None
     assert httpx.get(f"{second.url}/api/version").status_code == 200
     assert httpx.post(f"{first.url}/_sim/config/1", json={}).status_code == 404
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+def test_closing_its_terminal_or_killing_it_unregisters_as_ctrl_c_does(sig):
+    """Closing the terminal sends SIGHUP and takes stdout and stderr away; `kill` sends SIGTERM:
+    either way the entries it added go, so the next `simulate --register` gets sim-1.. again."""
+    process, urls = start("--instances", "2", "--register")
+    assert [i.name for i in Fleet().instances()] == ["sim-1", "sim-2"]
+    if sig == signal.SIGHUP:
+        process.stdout.close()
+        process.stderr.close()
+    process.send_signal(sig)
+    assert process.wait(timeout=15) == 0
+    assert Fleet().instances() == ()
+    process, again = start("--instances", "1", "--register")
+    assert [i.name for i in Fleet().instances()] == ["sim-1"]
+    stop(process)

@@ -93,14 +93,21 @@ def _unregister(added: dict[str, str]) -> None:
         output.message(f"unregistered {', '.join(still)} (pass --keep to keep them)")
 
 
-def _stop_on_sigterm() -> None:
-    """`kill` or `timeout` stop the servers as Ctrl-C does: cleanly, unregistering what was added."""
+def _stop_on_hangup_or_kill() -> None:
+    """Closing the terminal (SIGHUP), `kill` and `timeout` (SIGTERM) stop the servers as Ctrl-C
+    does: cleanly, unregistering what was added. Once stopping, more of them are ignored, so the
+    clean-up itself is not cut short."""
     import signal
 
+    stops = [getattr(signal, name) for name in ("SIGHUP", "SIGTERM") if hasattr(signal, name)]
+
     def interrupt(signum: int, frame: Any) -> None:
+        for stop in stops:
+            signal.signal(stop, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for stop in stops:
+        signal.signal(stop, interrupt)
 
 
 @app.command()
@@ -160,7 +167,7 @@ def simulate(
                        f" {urls[0]}{control}/{instances[-1].port})")
         output.message(f"serving {len(urls)} simulated instance(s); press Ctrl-C to stop")
 
-    _stop_on_sigterm()
+    _stop_on_hangup_or_kill()
     try:
         simulator.serve_forever(count, base_port=base_port, configs=configs, ready=ready)
     except OSError as exc:  # serve_forever itself ends quietly on Ctrl-C
