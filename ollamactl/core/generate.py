@@ -11,7 +11,9 @@ The rules (design.md "Proxying rules"; ollama-api.md is the wire contract):
   have arrived there is one overall deadline (`first_byte`: a cold model load can take minutes);
   after that each new line must come within `read`. httpx's read timeout only measures silence (a
   server dripping a byte a second never trips it), so a watchdog enforces both deadlines; the hot
-  loop only moves a number.
+  loop only moves a number. Until the answer's head arrives, the same watchdog asks the server
+  whether it still answers at all (core/liveness.py): a hung one is failed over in seconds, while a
+  cold load on a responsive one keeps the whole first-byte timeout.
 - NDJSON is split on b"\\n" here (Ollama leaves U+2028 unescaped, which `iter_lines` splits on),
   and one line may hold at most LINE_LIMIT bytes (a server sending without end fails the attempt);
   every line is checked for "error", and a stream without a `done: true` line is truncated: failed.
@@ -31,8 +33,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ollamactl.core import liveness
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
     LINE_LIMIT,
@@ -114,17 +118,25 @@ def text_fragment(obj: dict, chat: bool) -> str | None:
 
 
 class _Watchdog:
-    """Aborts a blocking exchange once `deadline` (time.monotonic) has passed, from its own thread.
+    """Aborts a blocking exchange once `deadline` (time.monotonic) has passed, or once the server
+    stops answering while the first line is awaited, from its own thread.
 
     The thread sleeps until the deadline, re-reads it (the hot loop moves it forward by storing a
     number, or pauses it while it writes by storing infinity), and when it has really passed shuts
     the connection's socket down: the blocked read returns at once and the caller sees `fired`.
-    Socket shutdown is safe from another thread.
+    Socket shutdown is safe from another thread. With `alive` (a check returning why the server
+    gave no answer, or None: core/liveness.py), it also asks the server every `every` s until the
+    first line (`answered`); a check that fails sets `lost` (its words) and fires.
     """
 
-    def __init__(self, deadline: float):
+    def __init__(self, deadline: float, alive: Callable[[float], str | None] | None = None, every: float = 0.0,
+                 within: float = 0.0):
         self.deadline = deadline
         self.fired = False
+        self.lost: str | None = None
+        self._alive = alive
+        self._every = every
+        self._within = within
         self._socket: Any = None
         self._lock = threading.Lock()
         self._stopped = False
@@ -150,17 +162,46 @@ class _Watchdog:
         self.deadline = deadline
         self._signal.set()
 
+    def answering(self) -> None:
+        """The answer's head has come: the server is there; no more liveness checks."""
+        with self._lock:
+            self._alive = None
+
     def _watch(self) -> None:
+        check_at = time.monotonic() + self._every
         while not self._stopped:
-            delay = self.deadline - time.monotonic()
+            now = time.monotonic()
+            delay = self.deadline - now
             if delay <= 0:
-                with self._lock:
-                    self.fired = True
-                    self._shutdown()
+                self._fire()
                 return
+            # A check that could not end before the deadline is left to the deadline.
+            if self._alive is not None and now + self._within < self.deadline:
+                if now >= check_at:
+                    if self._lost():
+                        return
+                    check_at = time.monotonic() + self._every
+                    continue
+                delay = min(delay, check_at - now)
             # Paused (deadline never: the caller is writing) -> look again soon, as it may come back.
             self._signal.wait(delay if delay != _NEVER else 0.5)
             self._signal.clear()
+
+    def _lost(self) -> bool:
+        """Ask the server; True (and fired) when it gave no answer and no answer head came meanwhile."""
+        alive = self._alive
+        why = alive(self._within) if alive is not None else None
+        with self._lock:
+            if why is None or self._alive is None or self._stopped:
+                return False
+            self.lost = why
+        self._fire()
+        return True
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._shutdown()
 
     def _shutdown(self) -> None:
         import socket
@@ -232,7 +273,8 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
             if on_attempt is not None:
                 on_attempt(instance)
             sent = time.monotonic()
-            attempt = _Attempt(_Watchdog(sent + timeouts.first_byte))
+            attempt = _Attempt(_Watchdog(sent + timeouts.first_byte, partial(liveness.silent_now, instance),
+                                         timeouts.alive_every, timeouts.alive_within))
             try:
                 final = _exchange(client, instance, path, payload, emit, attempt, timeouts, flush)
             except OllamaError as error:
@@ -278,6 +320,7 @@ def _exchange(client: httpx.Client, instance: Instance, path: str, payload: byte
     except httpx.HTTPError as exc:
         raise _deadline_error(attempt, instance, timeouts) if dog.fired else network_error(exc, instance, timeouts) \
             from None
+    dog.answering()
     try:
         stream = response.extensions.get("network_stream")
         sock = stream.get_extra_info("socket") if stream is not None else None
@@ -307,6 +350,8 @@ def _exchange(client: httpx.Client, instance: Instance, path: str, payload: byte
 
 
 def _deadline_error(attempt: _Attempt, instance: Instance, timeouts: Timeouts) -> OllamaError:
+    if attempt.dog.lost is not None:
+        return liveness.stopped(instance, attempt.dog.lost)
     if attempt.first_line_at is None:
         return Timeout(f"no answer within the first-byte timeout ({seconds(timeouts.first_byte)} s)", instance)
     return Timeout(f"no new line for {seconds(timeouts.read)} s", instance)

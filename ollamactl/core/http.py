@@ -42,6 +42,10 @@ class Timeouts:
     connect: float = DEFAULTS["connect_timeout"]
     first_byte: float = DEFAULTS["first_byte_timeout"]
     read: float = DEFAULT_READ_TIMEOUT
+    # While an answer is awaited, the server is asked every `alive_every` s whether it still answers
+    # at all, each time within `alive_within` s (the health probe's deadline): see core/liveness.py.
+    alive_every: float = DEFAULTS["liveness_interval"]
+    alive_within: float = DEFAULTS["timeout"]
 
     @classmethod
     def from_settings(cls, reg: Registry, connect: float | None = None, first_byte: float | None = None,
@@ -57,6 +61,8 @@ class Timeouts:
             connect=connect if connect is not None else float(reg.setting("connect_timeout")),
             first_byte=first_byte if first_byte is not None else float(reg.setting("first_byte_timeout")),
             read=read if read is not None else DEFAULT_READ_TIMEOUT,
+            alive_every=float(reg.setting("liveness_interval")),
+            alive_within=float(reg.setting("timeout")),
         )
 
 

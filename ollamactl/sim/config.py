@@ -215,18 +215,19 @@ class SimConfig:
     legacy: bool = False
     drip_interval: float = 1.0
     pull_speed: float | None = None  # bytes/s of a simulated download; None: as fast as possible
+    load_time: float = 0.0  # seconds a model not loaded takes to load before its first byte (the rest answers)
 
     def __post_init__(self) -> None:
         _check_types(self, {"name": str, "models": list, "loaded": list, "version": str, "latency": float,
                             "token_rate": (float, type(None)), "tokens": int, "api_key": (str, type(None)),
                             "fault": (str, type(None)), "legacy": bool, "drip_interval": float,
-                            "pull_speed": (float, type(None))})
+                            "pull_speed": (float, type(None)), "load_time": float})
         if not all(isinstance(name, str) for name in self.loaded):
             raise ValueError("loaded must be a list of model names")
         if self.fault is not None and self.fault not in FAULTS:
             raise ValueError(f"unknown fault {self.fault!r}; choose from {', '.join(FAULTS)}")
-        if self.latency < 0 or self.drip_interval < 0 or self.tokens < 0:
-            raise ValueError("latency, drip_interval and tokens must not be negative")
+        if self.latency < 0 or self.drip_interval < 0 or self.tokens < 0 or self.load_time < 0:
+            raise ValueError("latency, drip_interval, tokens and load_time must not be negative")
         if self.token_rate is not None and self.token_rate <= 0:
             raise ValueError("token_rate must be positive (or None for as fast as possible)")
         if self.pull_speed is not None and self.pull_speed <= 0:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ollamactl.model_names import normalise_model
 from ollamactl.sim.config import (
     CONTEXT_LENGTH,
     DEFAULT_DIMENSIONS,
@@ -86,11 +88,23 @@ async def _show(instance: SimInstance, body: dict[str, Any]) -> _Reply:
     )
 
 
+async def _cold_load(instance: SimInstance, body: dict[str, Any]) -> None:
+    """A held model that is not loaded takes `load_time` s to load; every other endpoint answers meanwhile."""
+    config = instance.config
+    name = body.get("model")
+    if config.load_time and isinstance(name, str):
+        name = normalise_model(name)
+        if name not in config.loaded and any(model.name == name for model in config.models):
+            await asyncio.sleep(config.load_time)
+
+
 async def _generate(instance: SimInstance, body: dict[str, Any]) -> _Reply | _Stream:
+    await _cold_load(instance, body)
     return _completion(instance, body, "generate")
 
 
 async def _chat(instance: SimInstance, body: dict[str, Any]) -> _Reply | _Stream:
+    await _cold_load(instance, body)
     return _completion(instance, body, "chat")
 
 
@@ -134,6 +148,7 @@ def _completion(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply
 
 
 async def _embed(instance: SimInstance, body: dict[str, Any]) -> _Reply:
+    await _cold_load(instance, body)
     config = instance.config
     model = _model_for(config, body.get("model"), "embed")
     given = body.get("input") or []

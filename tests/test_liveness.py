@@ -1,0 +1,97 @@
+"""Liveness while an answer is awaited (issue 22 item 3): a server that hangs after a good health
+check is failed over once it stops answering `/api/version`, not after the 600 s first-byte
+timeout; a cold model load on a server that still answers keeps its whole first-byte timeout.
+
+The checks are made frequent and short here (`[settings] liveness_interval` and `timeout`, or
+`Timeouts` for the library), and what is asserted is what happened: which instance answered, which
+checks the servers saw, and the words naming the hung one; never a wall-clock bound.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from fleet_setup import register
+from lease_helpers import wait_until
+from typer.testing import CliRunner
+
+from ollamactl.cli.app import app
+from ollamactl.core.fleet import Fleet
+from ollamactl.core.generate import GenerateRequest
+from ollamactl.core.http import Timeouts
+
+QUICK = Timeouts(first_byte=120.0, alive_every=0.1, alive_within=1.0)
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, list(args))
+
+
+def settings(**values) -> None:
+    with Fleet().locations.registry.open("a") as handle:
+        handle.write("\n[settings]\n" + "".join(f"{key} = {value}\n" for key, value in values.items()))
+
+
+def paths(sim_instance, path):
+    return [r for r in sim_instance.requests if r.path == path]
+
+
+def stream(model="llama3.2", timeouts=QUICK):
+    lines: list[str] = []
+    result = Fleet().stream(GenerateRequest(model, "hi"), lambda raw, obj: True, timeouts=timeouts,
+                            log=lines.append)
+    return result, lines
+
+
+def test_run_fails_over_from_a_server_that_hung_after_its_health_check(sim):
+    hung, good = sim.add(), sim.add()
+    ids = register(hung, good)  # both checked healthy; sim1 is the first pick
+    settings(liveness_interval=0.2, timeout=1.0)
+    hung.set_fault("hang")
+    said = []
+    for _ in range(3):  # every run is answered by the other instance
+        result = invoke("run", "llama3.2", "hi", "--verbose", "--first-byte-timeout", "30")
+        assert result.exit_code == 0, result.stderr
+        assert f"served by {ids[1]}" in result.stderr
+        said.append(result.stderr)
+    assert f"{ids[0]} ({hung.url}) failed: stopped answering" in said[0]  # the first pick met the hung one
+    assert len(paths(good, "/api/generate")) == 3
+
+
+def test_the_verbose_line_names_the_hung_server_and_what_it_did_not_answer(sim):
+    hung, good = sim.add(), sim.add()
+    ids = register(hung, good)
+    settings(liveness_interval=0.2, timeout=1.0)
+    hung.set_fault("hang")
+    result = invoke("run", "llama3.2", "hi", "--verbose", "--first-byte-timeout", "30")
+    assert result.exit_code == 0, result.stderr
+    assert (f"{ids[0]} ({hung.url}) failed: stopped answering while its answer was awaited (no answer to"
+            f" /api/version within 1.0 s); trying {ids[1]}") in result.stderr
+    assert len(paths(hung, "/api/version")) >= 2  # the health check's, then the liveness check's
+    assert "first-byte timeout" not in result.stderr
+
+
+def test_the_library_fails_over_when_a_loading_server_stops_answering(sim):
+    loading, good = sim.add(loaded=[], load_time=60.0), sim.add()
+    ids = register(loading, good)
+    before = len(paths(loading, "/api/version"))
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.update(zip(("result", "log"), stream(), strict=True)))
+    worker.start()
+    # It loads the model, answering every liveness check meanwhile ...
+    wait_until(lambda: len(paths(loading, "/api/version")) >= before + 2, timeout=30)
+    assert not paths(good, "/api/generate")
+    loading.set_fault("hang")  # ... then hangs: the next check goes unanswered
+    worker.join(60)
+    assert outcome["result"].instance.id == ids[1]
+    assert any(line.startswith(f"{ids[0]} ({loading.url}) failed: stopped answering") for line in outcome["log"])
+
+
+def test_a_cold_load_on_a_responsive_server_is_waited_for(sim):
+    cold, other = sim.add(loaded=[], load_time=1.5), sim.add()
+    ids = register(cold, other)
+    before = len(paths(cold, "/api/version"))
+    result, log = stream()
+    assert result.instance.id == ids[0] and result.final["done"] is True
+    assert len(paths(cold, "/api/version")) >= before + 3  # asked several times during the load, answered each
+    assert not paths(other, "/api/generate") and not any("failed" in line for line in log)
