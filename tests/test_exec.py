@@ -173,7 +173,9 @@ def test_waiters_are_served_in_the_order_they_arrived(tmp_path):
 
 def test_with_no_max_inflight_nobody_waits_in_line(store):
     """Without a max_inflight no instance is ever full, so the FIFO line is not joined: a caller left
-    in it (one that waited while the registry still had a limit) holds nobody up. Limits keep it."""
+    in it (one that waited while the registry still had a limit) holds nobody up. With limits, a
+    caller that may wait queues behind it; one with --wait 0 never waits, so it is served while
+    there is room (issue 22)."""
     ids = cached_fleet({}, {})
     fleet = Fleet()
     for line in (selection.pool_key("chat", "llama3.2", "round-robin"), f"instance|{ids[0]}"):
@@ -186,7 +188,9 @@ def test_with_no_max_inflight_nobody_waits_in_line(store):
     fleet.update(ids[1], max_inflight=4)
     for named in (None, ids[0]):
         with pytest.raises(BusyError, match="1 earlier caller waited first"):
-            Fleet().lease("chat", "llama3.2", instance=named, wait=0)
+            Fleet().lease("chat", "llama3.2", instance=named, wait=0.2)
+        lease, _ = Fleet().lease("chat", "llama3.2", instance=named, wait=0)
+        lease.release()
 
 
 def test_a_release_during_a_renewal_stays_released(monkeypatch, tmp_path):

@@ -115,8 +115,9 @@ class Lease:
 
 
 def first_free(lease: Lease, decision: Decision) -> bool:
-    """exec and run: a lease on the first pick that still has room."""
-    return any(lease.take(instance) for instance in decision.picks)
+    """exec and run: a lease on the first pick that still has room, else on the next candidate in
+    failover order (another caller may have filled the pick since it was chosen)."""
+    return any(lease.take(instance) for instance in decision.failover_order())
 
 
 def every_free(lease: Lease, decision: Decision) -> bool:
@@ -129,16 +130,19 @@ def hold(store: Store, choose: Callable[[], Decision], line: str | None, wait: f
     """Leases for the decision `choose()` makes, waiting in FIFO line `line` for up to `wait` s
     while it raises BusyError (every instance at capacity); then that BusyError is raised.
 
-    Waiters are served in the order they arrived: one that is not first in line does not choose.
-    `line` None: no instance that could be chosen has a max_inflight, so none is ever at capacity
-    and nobody waits; joining and leaving the line (two writes of the state) are skipped.
+    Only a caller that found no room waits: it joins the line then, and is served in the order of
+    arrival (one not first in line does not choose). A caller that finds others waiting joins
+    behind them, except with `wait` 0, which never waits and so never queues: it is refused only
+    when every instance is at capacity. `line` None: no instance that could be chosen has a
+    max_inflight, so none is ever at capacity and nobody waits.
     """
     lease = Lease(store)
     deadline = time.monotonic() + wait
     busy: BusyError | None = None
+    queued = False
     try:
+        ahead = 0 if line is None or wait <= 0 else store.waiting(line)
         while True:
-            ahead = 0 if line is None else store.queue(line, lease.holder, LEASE_TTL_S)
             if ahead == 0:
                 try:
                     decision = choose()
@@ -148,13 +152,19 @@ def hold(store: Store, choose: Callable[[], Decision], line: str | None, wait: f
                     if take(lease, decision):
                         return lease, decision
             if time.monotonic() >= deadline:
-                raise busy or BusyError(f"every instance is busy and {ahead} earlier caller{'s' if ahead != 1 else ''}"
-                                        " waited first", "raise --wait, or max_inflight")
+                raise busy if busy and not ahead else BusyError(
+                    "every instance is busy" + (f" and {ahead} earlier caller{'s' if ahead != 1 else ''} waited"
+                                                " first" if ahead else ""), "raise --wait, or max_inflight")
+            if line is not None and not queued:
+                store.queue(line, lease.holder, LEASE_TTL_S)  # a waiter from now on, in arrival order
+                queued = True
             time.sleep(max(0.0, min(POLL_S, deadline - time.monotonic())))
+            if line is not None:
+                ahead = store.queue(line, lease.holder, LEASE_TTL_S)
     except BaseException:
         lease.release()
         raise
     finally:
-        if line is not None:
+        if queued:
             with contextlib.suppress(OllamactlError):
                 store.leave(line, lease.holder)

@@ -60,7 +60,7 @@ if held then return 2 end
 return 1
 """
 
-# KEYS: lease sets. Returns the live count of each.
+# KEYS: sorted sets of member -> expiry ms (leases, queue-alive). Returns the live count of each.
 _INFLIGHT = _NOW_MS + """
 local counts = {}
 for i, key in ipairs(KEYS) do counts[i] = redis.call('ZCOUNT', key, '(' .. now, '+inf') end
@@ -291,6 +291,11 @@ class RedisStore:
         keys = [self._key("queue", pool), self._key("queue-alive", pool), self._key("queue-seq")]
         return self._run(lambda client: int(self._scripts["queue"](keys=keys, args=[ticket, int(ttl * 1000)])),
                          lambda local: local.queue(pool, ticket, ttl))
+
+    def waiting(self, pool: str) -> int:
+        """The live waiters, counted as live leases are: the queue-alive set holds ticket -> expiry."""
+        return self._run(lambda client: int(self._scripts["inflight"](keys=[self._key("queue-alive", pool)])[0]),
+                         lambda local: local.waiting(pool))
 
     def leave(self, pool: str, ticket: str) -> None:
         def work(client: Any) -> None:

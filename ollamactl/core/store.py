@@ -65,6 +65,10 @@ class Store(Protocol):
         """Join (or stay in, for `ttl` s more) FIFO line `pool`; returns how many live waiters are ahead."""
         ...  # pragma: no cover
 
+    def waiting(self, pool: str) -> int:
+        """How many live waiters FIFO line `pool` holds (without joining it)."""
+        ...  # pragma: no cover
+
     def leave(self, pool: str, ticket: str) -> None:
         ...  # pragma: no cover
 
@@ -215,6 +219,10 @@ class FileStore:
             return sum(1 for other, (since, _) in line.items() if (since, other) < (arrived, ticket))
 
         return self.update(change)
+
+    def waiting(self, pool: str) -> int:
+        now = time.time()
+        return sum(1 for _, until in self.read()["queues"].get(pool, {}).values() if until > now)
 
     def leave(self, pool: str, ticket: str) -> None:
         def change(data: dict[str, Any]) -> None:
