@@ -38,12 +38,15 @@ def test_exec_gives_the_command_its_instance_and_exits_with_its_status():
     assert inflight(gpu) == {gpu: 0}  # released when the command ended
 
 
-def test_exec_outcome_feeds_the_circuit_breaker():
-    [gpu] = cached_fleet({})
-    assert run("exec", "--", "false").exit_code == 1
-    assert Fleet().store.read()["breaker"][gpu]["failures"] == 1
-    assert run("exec", "--", "true").exit_code == 0
-    assert Fleet().store.read()["breaker"][gpu]["failures"] == 0  # a success closes it again
+def test_a_failing_command_never_ejects_a_healthy_instance():
+    """Issue 22: after nine `exec -- sh -c 'exit 1'` every instance was ejected. A command's status
+    says nothing about the server (a grep that matched nothing exits 1): the breaker is left alone."""
+    ids = cached_fleet({}, {}, {})
+    for _ in range(9):
+        assert run("exec", "--", "sh", "-c", "exit 1").exit_code == 1
+    assert Fleet().store.read()["breaker"] == {}
+    assert sorted(run("pick", "-n", "3").stdout.split()) == [f"http://box{n}:11434" for n in (1, 2, 3)]
+    assert inflight(*ids) == dict.fromkeys(ids, 0)
 
 
 def test_exec_passes_signals_to_the_command():

@@ -36,7 +36,7 @@ def exec_command(
 
     COMMAND gets OLLAMA_HOST, OLLAMACTL_INSTANCE and OLLAMACTL_URL; signals are passed to it.
 
-    Its exit status counts as the instance's success (0) or failure in the circuit breaker.
+    Its exit status is not held against the instance: it does not feed the circuit breaker.
 
     Example: seq 100 | xargs -P 8 -I{} ollamactl exec -m llama3.2 -- sh -c 'curl -s "$OLLAMA_HOST/api/generate" ...'
     """

@@ -71,7 +71,7 @@ def forget_model(store: Store, instance_id: str, model: str) -> None:
 
 
 class Feedback:
-    """Passive health from `run`, `embed` and `exec`: each call's outcome goes to the store.
+    """Passive health from `run` and `embed`: each request's outcome goes to the store.
 
     The request's own faults (a 400, a model the instance lacks) do not count against the server;
     a model it lacks is forgotten from its cache entry. Feedback never fails a request: the store
@@ -96,6 +96,6 @@ class Feedback:
             self.outcome(instance.id, False)
 
     def outcome(self, instance_id: str, ok: bool, latency_ms: float | None = None) -> None:
-        """Record a success or failure of `instance_id` (exec: its COMMAND exited 0 or not)."""
+        """Record a success or failure of `instance_id`."""
         with contextlib.suppress(OllamactlError):
             record(self.store, instance_id, ok, latency_ms=latency_ms)

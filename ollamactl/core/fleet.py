@@ -466,18 +466,16 @@ class Fleet:
         """`ollamactl exec`: run `command` against an instance chosen as `pick` chooses (or the named
         one), holding a lease on it while it runs (see `lease` for `wait`), with OLLAMA_HOST,
         OLLAMACTL_INSTANCE and OLLAMACTL_URL set in its environment. Signals are passed to it; its
-        exit status feeds the circuit breaker (0: success) and is returned (128 + N: signal N)."""
+        exit status is returned (128 + N: signal N). It is not a health signal (a grep that matched
+        nothing exits 1), so it does not feed the circuit breaker."""
         from ollamactl.core import child
-        from ollamactl.core.breaker import Feedback
 
         lease, _ = self.lease(type, model, instance=instance, strategy=strategy, key=key, strict=strict,
                               refresh=refresh, wait=wait)
         with lease:
             target = lease.instance
             env = dict(os.environ, OLLAMA_HOST=target.url, OLLAMACTL_INSTANCE=target.id, OLLAMACTL_URL=target.url)
-            status = child.run(command, env)
-        Feedback(self.store).outcome(target.id, status == 0)
-        return status
+            return child.run(command, env)
 
     def _default_down(self, error: OllamactlError) -> OllamactlError:
         """With nothing registered, a refused default instance most likely means no Ollama runs here."""
