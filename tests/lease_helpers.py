@@ -62,3 +62,12 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "
 
 def inflight(*instance_ids: str) -> dict[str, int]:
     return Fleet().store.inflight(list(instance_ids))
+
+
+def process_state(pid: int) -> str:
+    """A process's state letter from /proc ('T' stopped, 'Z' zombie), '' once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return ""

@@ -5,6 +5,7 @@ The capacity and expiry tests run on both stores: the state file and a real redi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import time
 
 import pytest
 from cli_helpers import one_error_line, run
-from lease_helpers import cached_fleet, finish, inflight, ollamactl, wait_until
+from lease_helpers import cached_fleet, finish, inflight, ollamactl, process_state, wait_until
 
 from ollamactl.core import child, leases, selection
 from ollamactl.core.errors import BusyError
@@ -118,21 +119,25 @@ def test_wait_0_exits_3_at_once_when_every_instance_is_busy(store):
     assert inflight(*ids) == {ids[0]: 0, ids[1]: 0}
 
 
-def test_a_sigkilled_exec_frees_its_lease_within_the_documented_expiry(store, tmp_path):
+def test_a_sigkilled_exec_frees_its_lease_within_the_documented_expiry_and_takes_its_command_with_it(
+        store, tmp_path):
+    """Issue 23: the lease freed as promised, but the command kept running, unleased."""
     [gpu] = cached_fleet({"max_inflight": 1})
     pidfile = tmp_path / "child.pid"
-    holder = ollamactl("exec", "--", "sh", "-c", f"echo $$ > {pidfile}; exec sleep 60")
+    holder = ollamactl("exec", "--", "sh", "-c", f"echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 60")
     try:
         wait_until(lambda: inflight(gpu)[gpu] == 1 and pidfile.exists(), what="the lease")
         holder.kill()  # SIGKILL: no chance to release
         holder.wait()
         killed = time.monotonic()
+        wait_until(lambda: process_state(int(pidfile.read_text())) in ("", "Z"), what="the command to die with exec")
         freed = wait_until(lambda: inflight(gpu)[gpu] == 0, timeout=leases.LEASE_TTL_S + 10, what="expiry")
         assert freed - killed <= leases.LEASE_TTL_S + 1.0
         assert run("exec", "--wait", "0", "--", "true").exit_code == 0  # the capacity is back
     finally:
         if pidfile.exists():
-            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
 
 
 def test_pick_never_waits_and_explains_which_are_busy():
@@ -206,10 +211,10 @@ def test_a_release_during_a_renewal_stays_released(monkeypatch, tmp_path):
     renewing = threading.Event()
 
     class SlowRenewals(FileStore):
-        def renew(self, instance_id: str, holder: str, ttl: float) -> bool:
+        def renew(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> int:
             renewing.set()
             time.sleep(0.3)  # the release is asked for meanwhile
-            return super().renew(instance_id, holder, ttl)
+            return super().renew(instance_id, limit, holder, ttl)
 
     monkeypatch.setattr(leases, "HEARTBEAT_S", 0.01)
     store = SlowRenewals(tmp_path)

@@ -5,12 +5,16 @@ where the store is involved, with real processes and signals.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 
 import pytest
-from lease_helpers import cached_fleet, finish, inflight, ollamactl
+from cli_helpers import one_error_line, run
+from lease_helpers import cached_fleet, finish, inflight, ollamactl, process_state, wait_until
 
-from ollamactl.core import leases
+from ollamactl.core import leases, selection
 from ollamactl.core.fleet import Fleet
 
 
@@ -61,3 +65,150 @@ def test_a_caller_being_served_is_not_a_waiter_ahead_of_the_next(store):
         thread.join(30)
     first["got"][0].release()
     assert inflight(*ids) == {ids[0]: 0}
+
+
+def _pid_of(path) -> int:
+    wait_until(lambda: path.exists() and path.read_text().strip().isdigit(), what=f"{path.name}")
+    return int(path.read_text())
+
+
+def _holding(pidfile) -> list[str]:
+    return ["--", "sh", "-c", f"echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 600"]
+
+
+def test_a_lapsed_lease_is_taken_again_only_through_the_capacity_check(store):
+    """One heartbeat after the lease lapsed and another holder took the slot: refused, and the
+    holder is told; once the slot frees, the next heartbeat takes it again and says so."""
+    [gpu] = cached_fleet({"max_inflight": 1})
+    fleet = Fleet()
+    told = []
+    lease = leases.Lease(fleet.store, notice=lambda instance, lost: told.append((instance.id, lost)))
+    with lease:
+        assert lease.take(fleet.registry().find(gpu))
+        fleet.store.release(gpu, lease.holder)  # what a lapse does (the holder stopped past LEASE_TTL_S)
+        assert fleet.store.acquire(gpu, 1, "newcomer", 30)
+        lease.renew()
+        assert inflight(gpu) == {gpu: 1} and told == [(gpu, True)]
+        fleet.store.release(gpu, "newcomer")
+        lease.renew()
+        assert inflight(gpu) == {gpu: 1} and told == [(gpu, True), (gpu, False)]
+    assert inflight(gpu) == {gpu: 0}
+
+
+def test_run_and_embed_say_that_their_request_carries_on_when_the_lease_cannot_be_taken_again(store):
+    """A request already on the server cannot be paused: its holder says it carries on over
+    max_inflight (never silently), and says so again when the lease is held once more."""
+    [gpu] = cached_fleet({"max_inflight": 1})
+    fleet = Fleet()
+    lease, _ = fleet.lease("chat", "llama3.2", wait=0)
+    with lease:
+        fleet.store.release(gpu, lease.holder)
+        assert fleet.store.acquire(gpu, 1, "newcomer", 30)
+        lease.renew()
+        fleet.store.release(gpu, "newcomer")
+        lease.renew()
+    assert [w for w in fleet.warnings if "lease" in w] == [
+        f"the lease on {gpu} lapsed (this process was stopped, or the store lost it, for more than 5 s) and all 1 of"
+        " its slots are taken: the request, already on the server, carries on over its max_inflight until one frees",
+        f"the lease on {gpu} is held again"]
+
+
+def test_a_holder_stopped_past_its_lease_pauses_its_command_until_a_slot_frees(store, tmp_path):
+    """Issue 23: an exec stopped (SIGSTOP) past its 5 s lease lost the slot to another caller; on
+    SIGCONT its heartbeat took the lease back with no capacity check (`busy (2/1 in flight)`)."""
+    [gpu] = cached_fleet({"max_inflight": 1})
+    first_log = tmp_path / "first.err"
+    with first_log.open("w") as err:
+        first = ollamactl("exec", *_holding(tmp_path / "first"), stderr=err)
+    second = None
+    try:
+        first_command = _pid_of(tmp_path / "first")
+        os.kill(first.pid, signal.SIGSTOP)
+        wait_until(lambda: inflight(gpu)[gpu] == 0, what="the stopped holder's lease to lapse")
+        second = ollamactl("exec", "--wait", "0", *_holding(tmp_path / "second"))
+        second_command = _pid_of(tmp_path / "second")
+        os.kill(first.pid, signal.SIGCONT)
+        wait_until(lambda: process_state(first_command) == "T", what="the first command paused")
+        assert inflight(gpu) == {gpu: 1}
+        busy = run("exec", "--wait", "0", "--", "true")
+        assert busy.exit_code == 3 and "busy (1/1 in flight)" in one_error_line(busy)
+        assert process_state(second_command) not in ("T", "")
+        second.terminate()
+        finish(second)
+        wait_until(lambda: process_state(first_command) not in ("T", ""), what="the first command resumed")
+        assert inflight(gpu) == {gpu: 1}  # the first holds it again
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(60)
+    said = first_log.read_text()
+    assert f"the lease on {gpu} lapsed" in said and "COMMAND is paused" in said and "resumed" in said
+    assert inflight(gpu) == {gpu: 0}
+
+
+def test_a_waiter_killed_with_sigterm_leaves_the_line_at_once(store):
+    """Issue 23: a waiting exec killed by SIGTERM kept its place in line for up to 5 s."""
+    [gpu] = cached_fleet({"max_inflight": 1})
+    fleet = Fleet()
+    assert fleet.store.acquire(gpu, 1, "blocker", 60)
+    line = selection.pool_key(None, None, "round-robin")
+    waiter = ollamactl("exec", "--", "true")
+    wait_until(lambda: fleet.store.waiting(line) == 1, what="the waiter in line")
+    waiter.send_signal(signal.SIGTERM)
+    waiter.wait(60)
+    assert waiter.returncode == -signal.SIGTERM  # it still dies by the signal, as a supervisor expects
+    assert fleet.store.waiting(line) == 0
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["file", "redis-unreachable"])
+def test_a_state_dir_that_cannot_record_leases_refuses_limited_instances(shared, isolated_env, monkeypatch):
+    """Issue 23: with a read-only state dir, three jobs ran at once on max_inflight 1 with only a
+    generic cache warning; so with a Redis store out of reach, whose fallback is that state dir.
+    (The test runs as root, for whom permissions do not stop a write: a directory where the lock
+    file goes makes every write of the state fail the same way.)"""
+    [gpu] = cached_fleet({"max_inflight": 1})
+    if shared:
+        monkeypatch.setenv("OLLAMACTL_STORE", "redis://127.0.0.1:9/0")  # nothing listens on the discard port
+    (isolated_env["state"] / "state.lock").unlink(missing_ok=True)
+    (isolated_env["state"] / "state.lock").mkdir()
+    result = run("exec", "--", "true")
+    assert result.exit_code == 1
+    error = result.stderr.splitlines()[-1]  # after the state file's own warning
+    assert error.startswith("ollamactl: error: ") and f"cannot record a lease on {gpu}" in error
+    assert "max_inflight 1 cannot be kept" in error
+    assert run("update", gpu, "--max-inflight", "0").exit_code == 0
+    assert run("exec", "--", "true").exit_code == 0  # without a max_inflight there is nothing to keep
+
+
+def test_after_a_redis_outage_a_holder_takes_its_lease_again_in_redis(redis_store, tmp_path):
+    """Issue 23: a holder whose heartbeat hit a Redis outage kept its lease in the local file for
+    life, while new processes took the slot in the restarted (empty) Redis: two jobs on max_inflight 1."""
+    [gpu] = cached_fleet({"max_inflight": 1})
+    err_path = tmp_path / "holder.err"
+    with err_path.open("w") as err:
+        holder = ollamactl("exec", *_holding(tmp_path / "command"), stderr=err)
+    try:
+        _pid_of(tmp_path / "command")
+        assert inflight(gpu) == {gpu: 1}
+        redis_store.stop()
+        wait_until(lambda: "Redis store is unavailable" in err_path.read_text(), what="a heartbeat to meet the outage")
+        args = redis_store.process.args
+        redis_store.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: _answers(redis_store.url), what="redis to be back")
+        wait_until(lambda: inflight(gpu) == {gpu: 1}, what="the lease taken again in the restarted Redis")
+        busy = run("exec", "--wait", "0", "--", "true")
+        assert busy.exit_code == 3
+    finally:
+        holder.terminate()
+        finish(holder)
+    assert inflight(gpu) == {gpu: 0}
+
+
+def _answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False

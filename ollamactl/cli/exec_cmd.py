@@ -38,6 +38,9 @@ def exec_command(
 
     Its exit status is not held against the instance: it does not feed the circuit breaker.
 
+    COMMAND never runs unleased: it dies with exec (Linux), and if the lease lapses (exec was
+    stopped past it) and another caller has taken the slot, COMMAND is paused until one frees.
+
     Example: seq 100 | xargs -P 8 -I{} ollamactl exec -m llama3.2 -- sh -c 'curl -s "$OLLAMA_HOST/api/generate" ...'
     """
     status = fleet().run_command(command, model=model, type=request_type, instance=instance_ref, strategy=strategy,

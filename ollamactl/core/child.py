@@ -6,12 +6,17 @@ decides how to end. A signal that arrives while the child is being started is de
 as it exists. Its exit status is returned; a child ended by signal N gives 128 + N, as a shell
 reports it. (Signal handlers can only be set in the main thread: called from another thread, the
 child gets no forwarded signals.)
+
+The child dies with ollamactl: on Linux it asks for SIGKILL when its parent ends
+(PR_SET_PDEATHSIG), so an `exec` that is itself SIGKILLed (its lease then lapses) leaves no
+command running unleased. And it can be paused (`Child.pause`) while its lease cannot be held.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +24,10 @@ from ollamactl.core.errors import OllamactlError
 
 PASSED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2",
                                                    "SIGWINCH") if hasattr(signal, name))
+
+
+TERMINATING = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+                    if hasattr(signal, name))
 
 
 class CommandError(OllamactlError):
@@ -29,14 +38,15 @@ class CommandError(OllamactlError):
         self.exit_code = exit_code  # type: ignore[assignment]
 
 
-def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
-    """Run `argv` with `env`, passing signals through; returns its exit status (128 + N: signal N)."""
+def run(argv: Sequence[str], env: Mapping[str, str], child: Child | None = None) -> int:
+    """Run `argv` with `env`, passing signals through; returns its exit status (128 + N: signal N).
+    `child`: to pause and resume it from another thread while it runs."""
     import subprocess
 
-    child = _Child()
+    child = child or Child()
     with _passing_signals(child):
         try:
-            process = subprocess.Popen(list(argv), env=dict(env))
+            process = subprocess.Popen(list(argv), env=dict(env), preexec_fn=_dies_with_parent())
         except FileNotFoundError:
             raise CommandError(f"command not found: {argv[0]!r}", "check its name and PATH", 127) from None
         except PermissionError:
@@ -48,15 +58,43 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
     return 128 - status if status < 0 else status
 
 
-class _Child:
-    """The child as the signal handlers see it. A signal that arrives while it is being started
-    (the process may already run, even print, before Popen returns) is kept and delivered as soon
-    as it exists, never dropped. Handlers run in the main thread between two bytecodes of the code
-    they interrupt, so `pending` is filled before `started` reads it, or the handler sees the process."""
+def _dies_with_parent() -> Any:
+    """A preexec function that makes the child get SIGKILL when this process ends (Linux), or None.
+    It calls only prctl, getppid and kill between fork and exec (the prctl function is looked up
+    here, before the fork); a parent that died before prctl ran is caught by its parent id."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import os
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class Child:
+    """The child as the signal handlers and the lease's heartbeat see it. A signal that arrives
+    while it is being started (the process may already run, even print, before Popen returns) is
+    kept and delivered as soon as it exists, never dropped, and so is a pause. Handlers run in the
+    main thread between two bytecodes of the code they interrupt, so `pending` is filled before
+    `started` reads it, or the handler sees the process."""
 
     def __init__(self) -> None:
         self.process: Any = None
         self.pending: list[int] = []
+        self.paused = False
+        self._lock = threading.RLock()  # a pause comes from the heartbeat's thread (re-entrant: handlers)
 
     def signal(self, signum: int) -> None:
         if self.process is None:
@@ -65,20 +103,28 @@ class _Child:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signum)
 
+    def pause(self, paused: bool) -> None:
+        """Stop the child (SIGSTOP), or let it go on (SIGCONT)."""
+        with self._lock:
+            self.paused = paused
+            self.signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
     def started(self, process: Any) -> None:
-        self.process = process
-        while self.pending:
-            self.signal(self.pending.pop(0))
+        with self._lock:
+            self.process = process
+            while self.pending:
+                self.signal(self.pending.pop(0))
 
 
 @contextlib.contextmanager
-def _passing_signals(child: _Child) -> Iterator[None]:
-    """Handlers that hand each PASSED signal to the child (see _Child) instead of acting on it."""
+def _passing_signals(child: Child) -> Iterator[None]:
+    """Handlers that hand each PASSED signal to the child (see Child) instead of acting on it; a
+    paused child is let go on after a signal that ends it, so that it can end."""
 
     def forward(signum: int, frame: object) -> None:
         child.signal(signum)
-
-    import threading
+        if child.paused and signum in TERMINATING:
+            child.signal(signal.SIGCONT)
 
     previous = {}
     try:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.generate import Completion, Emit, Flush, GenerateRequest, Log
     from ollamactl.core.health import HealthResult, OnResult
     from ollamactl.core.http import Timeouts
-    from ollamactl.core.leases import Lease, Take
+    from ollamactl.core.leases import Lease, Notice, Take
     from ollamactl.core.model_ops import OnProgress, Outcome, Survey
     from ollamactl.core.paths import Locations
     from ollamactl.core.store import Store
@@ -416,8 +416,8 @@ class Fleet:
 
     def lease(self, request_type: str | None = None, model: str | None = None, *, instance: str | None = None,
               strategy: str | None = None, key: str | None = None, strict: bool = False, refresh: bool = False,
-              wait: float | None = None, take: Take | None = None,
-              need_model: bool = False) -> tuple[Lease, routing.Decision]:
+              wait: float | None = None, take: Take | None = None, need_model: bool = False,
+              notice: Notice | None = None) -> tuple[Lease, routing.Decision]:
         """Choose an instance as `pick` does (or the named `instance`) and hold a lease on it.
 
         `need_model` (run, embed): a model on no healthy instance (after one refresh) is a
@@ -426,6 +426,10 @@ class Fleet:
         While every eligible instance is at its max_inflight, wait up to `wait` seconds (default:
         [settings] wait) in FIFO order, then raise BusyError (exit 3). Release the lease with
         `lease.release()` or a `with lease:` block; it also expires on its own (leases.LEASE_TTL_S).
+
+        A lease that lapsed (this process was stopped, the store restarted) is taken again only
+        where there is room; until then `notice` is told (default: a warning that the request,
+        already on the server, carries on over max_inflight).
         """
         from ollamactl.core import leases, selection
 
@@ -444,7 +448,7 @@ class Fleet:
             target = reg.find(instance)
             line = f"instance|{target.id}" if target.max_inflight is not None else None
             return leases.hold(self.store, lambda: routing.named(target, self.store), line, wait,
-                               take or leases.first_free)
+                               take or leases.first_free, notice or self._lapsed)
         request = routing.Request(request_type=request_type, model=model, strategy=strategy, key=key, strict=strict,
                                   refresh=refresh, need_model=need_model)
         routing.validate(request, reg)
@@ -458,7 +462,21 @@ class Fleet:
 
         limited = any(i.max_inflight is not None for i in reg.instances)  # else nobody ever waits
         line = selection.pool_key(request_type, model, "round-robin") if limited else None
-        return leases.hold(self.store, choose, line, wait, take or leases.first_free)
+        return leases.hold(self.store, choose, line, wait, take or leases.first_free, notice or self._lapsed)
+
+    def _lapsed(self, instance: Instance, lost: bool,
+                meanwhile: str = "the request, already on the server, carries on over its max_inflight",
+                after: str = "") -> None:
+        """Say that a lapsed lease could not be taken again (`lost`) and what happens `meanwhile`,
+        or that it now was (and what happens `after`)."""
+        from ollamactl.core import leases
+
+        if lost:
+            self.warn(f"the lease on {instance.id} lapsed (this process was stopped, or the store lost it, for more"
+                      f" than {leases.LEASE_TTL_S:g} s) and all {instance.max_inflight} of its slots are taken:"
+                      f" {meanwhile} until one frees")
+        else:
+            self.warn(f"the lease on {instance.id} is held again{after}")
 
     def run_command(self, command: Sequence[str], *, model: str | None = None, type: str | None = None,  # noqa: A002
                     instance: str | None = None, strategy: str | None = None, key: str | None = None,
@@ -467,15 +485,25 @@ class Fleet:
         one), holding a lease on it while it runs (see `lease` for `wait`), with OLLAMA_HOST,
         OLLAMACTL_INSTANCE and OLLAMACTL_URL set in its environment. Signals are passed to it; its
         exit status is returned (128 + N: signal N). It is not a health signal (a grep that matched
-        nothing exits 1), so it does not feed the circuit breaker."""
+        nothing exits 1), so it does not feed the circuit breaker.
+
+        Capacity holds: when the lease lapsed and cannot be taken again (another caller has the slot),
+        the command is paused (SIGSTOP) until the heartbeat takes it again, then resumed (SIGCONT);
+        the command dies with this process (Linux: PR_SET_PDEATHSIG), so it never runs unleased."""
         from ollamactl.core import child
 
+        running = child.Child()
+
+        def notice(instance: Instance, lost: bool) -> None:
+            running.pause(lost)
+            self._lapsed(instance, lost, "COMMAND is paused", ": COMMAND resumed")
+
         lease, _ = self.lease(type, model, instance=instance, strategy=strategy, key=key, strict=strict,
-                              refresh=refresh, wait=wait)
+                              refresh=refresh, wait=wait, notice=notice)
         with lease:
             target = lease.instance
             env = dict(os.environ, OLLAMA_HOST=target.url, OLLAMACTL_INSTANCE=target.id, OLLAMACTL_URL=target.url)
-            return child.run(command, env)
+            return child.run(command, env, running)
 
     def _default_down(self, error: OllamactlError) -> OllamactlError:
         """With nothing registered, a refused default instance most likely means no Ollama runs here."""

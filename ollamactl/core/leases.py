@@ -7,20 +7,25 @@ across every machine that shares it.
 
 A lease expires LEASE_TTL_S seconds after its last renewal; a heartbeat thread renews it every
 HEARTBEAT_S seconds while its holder lives, so a holder killed with SIGKILL stops counting within
-LEASE_TTL_S seconds. When every eligible instance is at capacity, `hold` waits in a FIFO line (one
-per request type and model) for up to `wait` seconds, then gives up with BusyError (exit 3).
+LEASE_TTL_S seconds. A lease that lapsed anyway (its holder was stopped, the store restarted empty
+or was out of reach) is taken again only through the capacity check; while that is refused the
+holder is told (`Notice`) and the heartbeat keeps asking. When every eligible instance is at
+capacity, `hold` waits in a FIFO line (one per request type and model) for up to `wait` seconds,
+then gives up with BusyError (exit 3); a waiter ended by SIGTERM or SIGHUP leaves the line first.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ollamactl.core.errors import BusyError, OllamactlError
+from ollamactl.core.store import REFUSED
 
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.registry import Instance
@@ -32,6 +37,7 @@ HEARTBEAT_S = 1.5  # its holder renews it this often
 POLL_S = 0.1  # a waiter looks again this often
 
 Take = Callable[["Lease", "Decision"], bool]  # take leases for a decision; False: none was free
+Notice = Callable[["Instance", bool], None]  # a lapsed lease could not be taken again (True), or now was (False)
 
 
 class Lease:
@@ -46,10 +52,12 @@ class Lease:
     skipped when the lease was released (or moved on) first.
     """
 
-    def __init__(self, store: Store, holder: str | None = None):
+    def __init__(self, store: Store, holder: str | None = None, notice: Notice | None = None):
         self.store = store
         self.holder = holder or os.urandom(8).hex()
+        self.notice = notice
         self.instances: list[Instance] = []
+        self.lost: set[str] = set()  # instances whose lapsed lease could not be taken again (yet)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._held = threading.Lock()  # writes of these leases (take, renewal, release) never interleave
@@ -96,16 +104,28 @@ class Lease:
                 with contextlib.suppress(OllamactlError):  # it expires on its own anyway
                     self.store.release(instance.id, self.holder)
             self.instances = []
+            self.lost.clear()
 
     def _beat(self) -> None:
-        """Renew every held lease each HEARTBEAT_S s. A renewal takes a lease again when it had
-        expired, so one that ran over a release would bring the released lease back for LEASE_TTL_S
-        s: renewals and releases take turns under `_held`."""
         while not self._stop.wait(HEARTBEAT_S):
-            with self._held:
-                for instance in self.instances:
-                    with contextlib.suppress(OllamactlError):
-                        self.store.renew(instance.id, self.holder, LEASE_TTL_S)
+            self.renew()
+
+    def renew(self) -> None:
+        """One heartbeat: extend every held lease, and take a lapsed one again only where the
+        instance has room (the holder is told when that is refused, and when it succeeds later).
+        A renewal takes a lease again when it had expired, so one that ran over a release would bring
+        the released lease back for LEASE_TTL_S s: renewals and releases take turns under `_held`."""
+        with self._held:
+            for instance in self.instances:
+                try:
+                    outcome = self.store.renew(instance.id, instance.max_inflight, self.holder, LEASE_TTL_S)
+                except OllamactlError:
+                    continue  # the store could not be asked: the next heartbeat asks again
+                lost = outcome == REFUSED
+                if lost != (instance.id in self.lost):
+                    (self.lost.add if lost else self.lost.discard)(instance.id)
+                    if self.notice is not None:
+                        self.notice(instance, lost)
 
     def __enter__(self) -> Lease:
         return self
@@ -126,7 +146,7 @@ def every_free(lease: Lease, decision: Decision) -> bool:
 
 
 def hold(store: Store, choose: Callable[[], Decision], line: str | None, wait: float,
-         take: Take = first_free) -> tuple[Lease, Decision]:
+         take: Take = first_free, notice: Notice | None = None) -> tuple[Lease, Decision]:
     """Leases for the decision `choose()` makes, waiting in FIFO line `line` for up to `wait` s
     while it raises BusyError (every instance at capacity); then that BusyError is raised.
 
@@ -134,12 +154,12 @@ def hold(store: Store, choose: Callable[[], Decision], line: str | None, wait: f
     arrival (one not first in line does not choose). A caller that finds others waiting joins
     behind them, except with `wait` 0, which never waits and so never queues: it is refused only
     when every instance is at capacity. `line` None: no instance that could be chosen has a
-    max_inflight, so none is ever at capacity and nobody waits.
+    max_inflight, so none is ever at capacity and nobody waits. `notice`: see `Lease`.
     """
-    lease = Lease(store)
+    lease = Lease(store, notice=notice)
+    place = _Place(store, line, lease.holder)
     deadline = time.monotonic() + wait
     busy: BusyError | None = None
-    queued = False
     try:
         ahead = 0 if line is None or wait <= 0 else store.waiting(line)
         while True:
@@ -155,16 +175,56 @@ def hold(store: Store, choose: Callable[[], Decision], line: str | None, wait: f
                 raise busy if busy and not ahead else BusyError(
                     "every instance is busy" + (f" and {ahead} earlier caller{'s' if ahead != 1 else ''} waited"
                                                 " first" if ahead else ""), "raise --wait, or max_inflight")
-            if line is not None and not queued:
-                store.queue(line, lease.holder, LEASE_TTL_S)  # a waiter from now on, in arrival order
-                queued = True
+            place.take()
             time.sleep(max(0.0, min(POLL_S, deadline - time.monotonic())))
-            if line is not None:
-                ahead = store.queue(line, lease.holder, LEASE_TTL_S)
+            ahead = place.take()
     except BaseException:
         lease.release()
         raise
     finally:
-        if queued:
+        place.leave()
+
+
+ENDING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class _Ended(KeyboardInterrupt):
+    """An ending signal arrived while waiting in line: unwind, leaving the line, then end by it."""
+
+
+class _Place:
+    """A caller's place in FIFO line `line` (None: no line), taken when it first has to wait.
+
+    While it holds one, SIGTERM and SIGHUP unwind the waiter (by default the process would just
+    end, and its place would count for LEASE_TTL_S s more); `leave` gives the place up, puts the
+    handlers back and delivers the signal again to them (by default: the process ends by it, as a
+    supervisor expects). Only the main thread can set handlers; other threads wait without them.
+    """
+
+    def __init__(self, store: Store, line: str | None, ticket: str):
+        self.store, self.line, self.ticket = store, line, ticket
+        self.joined = False
+        self.replaced: dict[int, Any] = {}
+        self.ended: int | None = None
+
+    def take(self) -> int:
+        """Join the line, or stay in it: how many live waiters are ahead."""
+        if self.line is None:
+            return 0
+        if not self.joined and threading.current_thread() is threading.main_thread():
+            self.replaced = {signum: signal.signal(signum, self._end) for signum in ENDING}
+        self.joined = True
+        return self.store.queue(self.line, self.ticket, LEASE_TTL_S)
+
+    def _end(self, signum: int, frame: object) -> None:
+        self.ended = signum
+        raise _Ended(signum)
+
+    def leave(self) -> None:
+        if self.joined:
             with contextlib.suppress(OllamactlError):
-                store.leave(line, lease.holder)
+                self.store.leave(self.line, self.ticket)
+        for signum, handler in self.replaced.items():
+            signal.signal(signum, handler)
+        if self.ended is not None:
+            signal.raise_signal(self.ended)

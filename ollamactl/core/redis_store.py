@@ -17,19 +17,22 @@ Leases and waiters are taken, renewed and counted by Lua scripts that read the s
 `update(change)` is an optimistic transaction (WATCH/MULTI, retried on conflict).
 
 Redis unreachable (or the client missing): one warning, then this process uses the local state
-file (`fallback`) for the rest of its life, so routing never stops because the shared cache is gone.
+file (`fallback`), so routing never stops because the shared cache is gone. It tries Redis again
+RETRY_S s later, so a long holder (exec) whose heartbeat met an outage takes its lease again in
+the Redis that is back (through the capacity check) instead of keeping it in its own file.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ollamactl.core import state
-from ollamactl.core.store import FileStore
+from ollamactl.core.store import REFUSED, FileStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.store import Warn
@@ -40,6 +43,7 @@ DEFAULT_PREFIX = "ollamactl:"
 CACHE_EXPIRY_S = 86400  # a health entry nobody refreshed for a day is dropped (freshness is checked anyway)
 CONNECT_TIMEOUT_S = 0.5
 IO_TIMEOUT_S = 2.0
+RETRY_S = 5.0  # after a failure, Redis is tried again this much later (a lease's lifetime)
 HASHES = ("cursors", "weights", "breaker", "latency")
 
 _NOW_MS = """
@@ -47,8 +51,8 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
 
-# KEYS[1] leases of one instance; ARGV: limit (0: none, -1: renew), holder, ttl ms.
-# Returns 0 refused (at the limit), 1 taken, 2 already held (renewed).
+# KEYS[1] leases of one instance; ARGV: limit (0: none), holder, ttl ms.
+# Returns store.REFUSED (0, at the limit), TAKEN (1) or KEPT (2, already held: renewed).
 _LEASE = _NOW_MS + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local held = redis.call('ZSCORE', KEYS[1], ARGV[2])
@@ -159,7 +163,8 @@ class RedisStore:
         self.description = f"redis {shown_url(self.url)} (key prefix {self.prefix})"
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
-        self._down = False
+        self._down = False  # Redis failed in this process (said once)
+        self._retry_at = 0.0  # time.monotonic() from which Redis is tried again
 
     # -- the connection and the fallback --------------------------------------------------------
 
@@ -178,8 +183,8 @@ class RedisStore:
         return self._client
 
     def _run(self, work: Callable[[Any], T], local: Callable[[FileStore], T]) -> T:
-        """`work(client)` on Redis, or `local(fallback)` once Redis has failed in this process."""
-        if not self._down:
+        """`work(client)` on Redis, or `local(fallback)` for RETRY_S s after Redis failed."""
+        if time.monotonic() >= self._retry_at:
             try:
                 return work(self._connect())
             except ImportError:
@@ -193,6 +198,9 @@ class RedisStore:
         return local(self.fallback)
 
     def _fail(self, why: str) -> None:
+        self._retry_at = time.monotonic() + RETRY_S
+        if self._down:
+            return
         self._down = True
         self.description += " - unreachable, using " + self.fallback.description
         self.warn(f"the Redis store is unavailable ({why}); using the local state file {self.fallback.path}"
@@ -272,12 +280,11 @@ class RedisStore:
         return self._run(work, lambda local: local.inflight(ids))
 
     def acquire(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> bool:
-        return self._run(lambda client: self._lease(instance_id, limit or 0, holder, ttl) > 0,
-                         lambda local: local.acquire(instance_id, limit, holder, ttl))
+        return self.renew(instance_id, limit, holder, ttl) != REFUSED
 
-    def renew(self, instance_id: str, holder: str, ttl: float) -> bool:
-        return self._run(lambda client: self._lease(instance_id, -1, holder, ttl) == 2,
-                         lambda local: local.renew(instance_id, holder, ttl))
+    def renew(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> int:
+        return self._run(lambda client: self._lease(instance_id, limit or 0, holder, ttl),
+                         lambda local: local.renew(instance_id, limit, holder, ttl))
 
     def _lease(self, instance_id: str, limit: int, holder: str, ttl: float) -> int:
         return int(self._scripts["lease"](keys=[self._key("leases", instance_id)],

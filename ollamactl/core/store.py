@@ -8,7 +8,9 @@ rotation cursors, which have a small file of their own (core/cursors.py) so that
 rewrite the health cache; `redis_store.RedisStore` shares it all between machines.
 
 Leases and waiters carry an expiry: a holder renews its own (a heartbeat) and one that died
-without releasing stops counting once it has passed.
+without releasing stops counting once it has passed. A lease that lapsed is taken again only
+through the capacity check (`renew` with the instance's limit), and a lease on a limited instance
+that could not be recorded is an error, never a lease.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import time
 
 from ollamactl.core import state
+from ollamactl.core.errors import OllamactlError
 from ollamactl.core.paths import STATE_NAME
 
 TYPE_CHECKING = False
@@ -28,6 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
     Warn = Callable[[str], None]
 else:
     Protocol = object  # the interface is for the type checker: `pick` does not import typing
+
+REFUSED, TAKEN, KEPT = 0, 1, 2  # what `renew` did: refused (the instance is full), taken again, extended
 
 
 class Store(Protocol):
@@ -54,8 +59,9 @@ class Store(Protocol):
         """Take lease `holder` on `instance_id` for `ttl` s if it has fewer than `limit` live ones (None: no limit)."""
         ...  # pragma: no cover
 
-    def renew(self, instance_id: str, holder: str, ttl: float) -> bool:
-        """Extend a lease to `ttl` s from now; False when it had already expired (it is taken again)."""
+    def renew(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> int:
+        """Extend a lease to `ttl` s from now (KEPT); one that had lapsed is taken again as `acquire`
+        takes it (TAKEN), or not when the instance is at `limit` (REFUSED)."""
         ...  # pragma: no cover
 
     def release(self, instance_id: str, holder: str) -> None:
@@ -141,6 +147,10 @@ class FileStore:
         return data
 
     def update(self, change: Callable[[dict[str, Any]], T]) -> T:
+        return self._update(change)[0]
+
+    def _update(self, change: Callable[[dict[str, Any]], T]) -> tuple[T, OSError | None]:
+        """`update`, and why the change could not be written (None: it was)."""
         import json
 
         from ollamactl.core import atomic_files, state_view
@@ -157,8 +167,8 @@ class FileStore:
                 atomic_files.atomic_write(self.path, payload, durable=False, before_replace=view)
         except OSError as exc:
             self._unusable(exc)
-            return change(self.read())
-        return result
+            return change(self.read()), exc
+        return result, None
 
     def _unusable(self, exc: OSError) -> None:
         """A state dir that cannot be read or written (permissions, a full disk): one warning, no cache."""
@@ -183,26 +193,27 @@ class FileStore:
         return {i: sum(1 for until in leases.get(i, {}).values() if until > now) for i in instance_ids}
 
     def acquire(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> bool:
-        def change(data: dict[str, Any]) -> bool:
-            now = time.time()
-            held = _live(data["leases"], now)
-            mine = held.setdefault(instance_id, {})
-            if limit is not None and len(mine) >= limit:
-                return False
-            mine[holder] = now + ttl
-            return True
+        return self.renew(instance_id, limit, holder, ttl) != REFUSED
 
-        return self.update(change)
-
-    def renew(self, instance_id: str, holder: str, ttl: float) -> bool:
-        def change(data: dict[str, Any]) -> bool:
+    def renew(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> int:
+        def change(data: dict[str, Any]) -> int:
             now = time.time()
             mine = _live(data["leases"], now).setdefault(instance_id, {})
             kept = holder in mine
+            if not kept and limit is not None and len(mine) >= limit:
+                return REFUSED
             mine[holder] = now + ttl
-            return kept
+            return KEPT if kept else TAKEN
 
-        return self.update(change)
+        outcome, unwritten = self._update(change)
+        if unwritten is not None and limit is not None and outcome != REFUSED:
+            raise OllamactlError(
+                f"cannot record a lease on {instance_id} ({unwritten.filename or self.path}:"
+                f" {unwritten.strerror or unwritten}), so its"
+                f" max_inflight {limit} cannot be kept",
+                f"make {self.state_dir} writable, or point OLLAMACTL_STATE_DIR at a writable directory"
+                " (instances without a max_inflight need no lease)")
+        return outcome
 
     def release(self, instance_id: str, holder: str) -> None:
         def change(data: dict[str, Any]) -> None:
