@@ -5,6 +5,7 @@ where the store is involved, with real processes and signals.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -117,12 +118,13 @@ def test_a_holder_stopped_past_its_lease_pauses_its_command_until_a_slot_frees(s
     """Issue 23: an exec stopped (SIGSTOP) past its 5 s lease lost the slot to another caller; on
     SIGCONT its heartbeat took the lease back with no capacity check (`busy (2/1 in flight)`)."""
     [gpu] = cached_fleet({"max_inflight": 1})
-    first_log = tmp_path / "first.err"
-    with first_log.open("w") as err:
-        first = ollamactl("exec", *_holding(tmp_path / "first"), stderr=err)
+    first_log, started = tmp_path / "first.err", tmp_path / "first"
+    with first_log.open("w") as err:  # the command's own child is paused too: the work is in it
+        first = ollamactl("exec", "--", "sh", "-c", f"sleep 600 & echo $! > {started}.tmp; mv {started}.tmp {started};"
+                          " wait", stderr=err)
     second = None
+    first_command = _pid_of(started)
     try:
-        first_command = _pid_of(tmp_path / "first")
         os.kill(first.pid, signal.SIGSTOP)
         wait_until(lambda: inflight(gpu)[gpu] == 0, what="the stopped holder's lease to lapse")
         second = ollamactl("exec", "--wait", "0", *_holding(tmp_path / "second"))
@@ -142,6 +144,8 @@ def test_a_holder_stopped_past_its_lease_pauses_its_command_until_a_slot_frees(s
             if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(60)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(first_command, signal.SIGKILL)  # sh ended by the forwarded SIGTERM leaves its sleep
     said = first_log.read_text()
     assert f"the lease on {gpu} lapsed" in said and "COMMAND is paused" in said and "resumed" in said
     assert inflight(gpu) == {gpu: 0}

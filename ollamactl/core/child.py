@@ -15,6 +15,7 @@ command running unleased. And it can be paused (`Child.pause`) while its lease c
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -67,7 +68,6 @@ def _dies_with_parent() -> Any:
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
-    import os
 
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     parent = os.getpid()
@@ -104,16 +104,42 @@ class Child:
                 self.process.send_signal(signum)
 
     def pause(self, paused: bool) -> None:
-        """Stop the child (SIGSTOP), or let it go on (SIGCONT)."""
+        """Stop the child and what it started (SIGSTOP), or let them go on (SIGCONT): parents are
+        stopped first and a second pass catches what they started meanwhile; resumed children first."""
         with self._lock:
             self.paused = paused
-            self.signal(signal.SIGSTOP if paused else signal.SIGCONT)
+            if self.process is None:
+                self.pending.append(signal.SIGSTOP if paused else signal.SIGCONT)
+                return
+            for _ in range(2 if paused else 1):
+                tree = _tree(self.process.pid)
+                for pid in tree if paused else reversed(tree):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGSTOP if paused else signal.SIGCONT)
 
     def started(self, process: Any) -> None:
         with self._lock:
             self.process = process
             while self.pending:
                 self.signal(self.pending.pop(0))
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants, parents before children (from /proc on Linux; just `pid` elsewhere)."""
+    children: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", "rb") as handle:
+                        parent = int(handle.read().rsplit(b")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):  # gone meanwhile
+                    continue
+                children.setdefault(parent, []).append(int(entry))
+    tree = [pid]
+    for member in tree:  # grows as it goes: breadth first
+        tree += children.get(member, [])
+    return tree
 
 
 @contextlib.contextmanager
@@ -124,7 +150,7 @@ def _passing_signals(child: Child) -> Iterator[None]:
     def forward(signum: int, frame: object) -> None:
         child.signal(signum)
         if child.paused and signum in TERMINATING:
-            child.signal(signal.SIGCONT)
+            child.pause(False)
 
     previous = {}
     try:
