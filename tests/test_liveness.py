@@ -9,6 +9,7 @@ checks the servers saw, and the words naming the hung one; never a wall-clock bo
 
 from __future__ import annotations
 
+import json
 import threading
 
 from fleet_setup import register
@@ -95,3 +96,44 @@ def test_a_cold_load_on_a_responsive_server_is_waited_for(sim):
     assert result.instance.id == ids[0] and result.final["done"] is True
     assert len(paths(cold, "/api/version")) >= before + 3  # asked several times during the load, answered each
     assert not paths(other, "/api/generate") and not any("failed" in line for line in log)
+
+
+def test_embed_moves_a_batch_off_a_server_that_stops_answering(sim):
+    hung, cold = sim.add(), sim.add(loaded=[], load_time=3.0)  # the cold one is busy loading: no hedging
+    ids = register(hung, cold)
+    hung.set_fault("hang")
+    log: list[str] = []
+    vectors = Fleet().embed("nomic-embed-text", ["one", "two"], batch_size=1, per_instance=1, log=log.append,
+                            timeouts=Timeouts(first_byte=120.0, alive_every=0.1, alive_within=0.3))
+    assert len(vectors) == 2 and all(vectors)
+    assert any(f"failed on {ids[0]} ({hung.url}): stopped answering" in line for line in log), log
+    assert not any(ids[1] in line and "failed" in line for line in log)  # the cold load was waited for
+
+
+def test_load_and_pull_give_up_on_a_hung_server_once_it_stops_answering(sim):
+    hung = sim.add()
+    [hung_id] = register(hung)
+    settings(liveness_interval=0.2, timeout=1.0, first_byte_timeout=30.0)
+    hung.set_fault("hang")
+    for command in (("load", "llama3.2", hung_id), ("unload", "llama3.2", hung_id),
+                    ("pull", "qwen3:4b", hung_id)):
+        result = invoke(*command, "--json")
+        assert result.exit_code == 1, (command, result.stdout, result.stderr)
+        [outcome] = json.loads(result.stdout.splitlines()[-1])["outcomes"]
+        assert outcome["error"].startswith("stopped answering while its answer was awaited"), (command, outcome)
+
+
+def test_timeout_bounds_load_unload_and_pull(sim):
+    hung = sim.add()
+    [hung_id] = register(hung)
+    settings(liveness_interval=3600, timeout=1.0)  # no liveness check comes in time: the flag alone bounds them
+    hung.set_fault("hang")
+    words = {"load": "no complete answer within 0.5 s", "unload": "no complete answer within 0.5 s",
+             "pull": "no answer within the first-byte timeout (0.5 s)"}
+    for command, model in (("load", "llama3.2"), ("unload", "llama3.2"), ("pull", "qwen3:4b")):
+        result = invoke(command, model, hung_id, "--timeout", "0.5", "--json")
+        assert result.exit_code == 1, (command, result.stdout, result.stderr)
+        [outcome] = json.loads(result.stdout.splitlines()[-1])["outcomes"]
+        assert outcome["error"] == words[command], (command, outcome)
+    refused = invoke("load", "llama3.2", hung_id, "--timeout", "0")
+    assert refused.exit_code == 2 and "--timeout" in refused.stderr

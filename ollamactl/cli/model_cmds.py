@@ -37,6 +37,10 @@ app = typer.Typer()  # this module's commands; cli.app composes them
 REFS = typer.Argument(None, metavar="ID_OR_NAME", autocompletion=complete_instance, show_default=False)
 MODEL = typer.Argument(..., metavar="MODEL", autocompletion=complete_model)
 JSON = typer.Option(False, "--json", help="Print JSON (NDJSON progress events while pulling).")
+TIMEOUT = typer.Option(None, "--timeout", metavar="S",
+                       help="Give up on an instance that sends nothing for S seconds (default: settings"
+                            " first_byte_timeout, 600); one that stops answering at all is given up sooner"
+                            " (settings liveness_interval).")
 CONCURRENCY = typer.Option(DEFAULT_PULL_CONCURRENCY, "--concurrency", "-c", metavar="N",
                            help=f"Downloads at once (default {DEFAULT_PULL_CONCURRENCY}).")
 
@@ -87,7 +91,8 @@ def _report(outcomes: Sequence[Outcome], done: str, json_output: bool, absent_fa
                              "the summary above says why")
 
 
-def run_pulls(current: Fleet, jobs: list[tuple[Instance, str]], concurrency: int, json_output: bool) -> None:
+def run_pulls(current: Fleet, jobs: list[tuple[Instance, str]], concurrency: int, json_output: bool,
+              timeout: float | None = None) -> None:
     """Pull every (instance, model) job with the fitting progress view; report; exit 1 on failures."""
     from ollamactl.cli.pull_view import LineView, LiveView
     from ollamactl.core import model_ops
@@ -98,7 +103,7 @@ def run_pulls(current: Fleet, jobs: list[tuple[Instance, str]], concurrency: int
         view = LineView(json_output)
     view.start()
     try:
-        outcomes = current.pull(jobs, concurrency=concurrency, on_progress=view.update)
+        outcomes = current.pull(jobs, concurrency=concurrency, on_progress=view.update, timeout=timeout)
     finally:
         view.stop()
     _report(outcomes, "pulled", json_output)
@@ -200,6 +205,7 @@ def pull(
     everywhere: bool = typer.Option(False, "--all", "-a",
                                     help="Pull on every enabled instance of a fitting type, even where it is current."),
     concurrency: int = CONCURRENCY,
+    timeout: float | None = TIMEOUT,
     json_output: bool = JSON,
 ) -> None:
     """Pull MODEL onto the named instances, else onto every enabled one of a fitting type that lacks it.
@@ -212,6 +218,7 @@ def pull(
     Example: ollamactl pull qwen3:4b && ollamactl pick -m qwen3:4b
     """
     settings.checked("pull_concurrency", concurrency, "--concurrency")  # before any network
+    _check_timeout(timeout)
     name = _model(model)
     if refs and everywhere:
         raise UsageError("name instances or pass --all, not both")
@@ -226,7 +233,12 @@ def pull(
             if json_output:
                 sys.stdout.write(json_summary([], "pulled") + "\n")
             return
-    run_pulls(current, [(i, name) for i in targets], concurrency, json_output)
+    run_pulls(current, [(i, name) for i in targets], concurrency, json_output, timeout)
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None:
+        settings.checked("first_byte_timeout", timeout, "--timeout")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,7 +334,9 @@ def remove_model(
 # load / unload
 
 
-def _warm(model: str, refs: list[str] | None, load: bool, keep_alive: str | None, json_output: bool) -> None:
+def _warm(model: str, refs: list[str] | None, load: bool, keep_alive: str | None, json_output: bool,
+          timeout: float | None) -> None:
+    _check_timeout(timeout)
     name = _model(model)
     value = keep_alive_value(keep_alive)
     current = fleet()
@@ -338,7 +352,7 @@ def _warm(model: str, refs: list[str] | None, load: bool, keep_alive: str | None
         if json_output:
             sys.stdout.write(json_summary([], "unloaded") + "\n")
         return
-    outcomes = current.warm(name, targets, survey.kinds([name])[name], load=load, keep_alive=value)
+    outcomes = current.warm(name, targets, survey.kinds([name])[name], load=load, keep_alive=value, timeout=timeout)
     _report(outcomes, "loaded" if load else "unloaded", json_output)
 
 
@@ -348,6 +362,7 @@ def load(
     refs: list[str] | None = REFS,
     keep_alive: str | None = typer.Option(None, "--keep-alive", metavar="DURATION",
                                           help="How long it stays loaded: 10m, 1h, 300 (s), -1 (for ever)."),
+    timeout: float | None = TIMEOUT,
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Warm MODEL on the named instances, else on every healthy enabled one that holds it, in parallel.
@@ -357,17 +372,18 @@ def load(
 
     Example: ollamactl load llama3.2 --keep-alive 1h && ollamactl ps
     """
-    _warm(model, refs, True, keep_alive, json_output)
+    _warm(model, refs, True, keep_alive, json_output, timeout)
 
 
 @app.command()
 def unload(
     model: str = MODEL,
     refs: list[str] | None = REFS,
+    timeout: float | None = TIMEOUT,
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Free MODEL's memory on the named instances, else wherever it is loaded (keep_alive 0).
 
     Example: ollamactl unload qwen2.5:7b && ollamactl ps
     """
-    _warm(model, refs, False, None, json_output)
+    _warm(model, refs, False, None, json_output, timeout)

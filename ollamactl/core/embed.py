@@ -3,7 +3,9 @@
 The request rules (timeouts, keys, redirects, error classes) are ollamactl.core.generate's; this module
 adds the fan-out: a shared queue, retries on another instance (embeddings are idempotent), hedging
 of a batch stuck on a slow instance, and a bounded read-ahead of the input. Each answer is read
-whole within the first-byte timeout and up to `answer_limit(len(texts))` bytes.
+whole within the first-byte timeout and up to `answer_limit(len(texts))` bytes; a server that stops
+answering while a batch waits on it fails that batch at once (core/liveness.py), and the batch goes
+to another instance.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ollamactl.core import liveness
 from ollamactl.core.generate import Log
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
@@ -403,7 +406,8 @@ class Embedder:
         return vectors
 
     async def _post(self, instance: Instance, path: str, body: dict, limit: int) -> Any:
-        """POST `body`; the parsed answer of at most `limit` bytes, all of it within the first-byte timeout."""
+        """POST `body`; the parsed answer of at most `limit` bytes, all of it within the first-byte
+        timeout, and ended early when the server stops answering (core/liveness.py)."""
         import asyncio
 
         import httpx
@@ -411,7 +415,8 @@ class Embedder:
         content = json.dumps(body).encode()
         deadline = self.timeouts.first_byte
         try:
-            answer = await asyncio.wait_for(self._send(instance, path, content, limit), deadline)
+            answer = await asyncio.wait_for(
+                liveness.while_alive(self._send(instance, path, content, limit), instance, self.timeouts), deadline)
         except asyncio.TimeoutError:
             raise Timeout(f"no answer within the first-byte timeout ({seconds(deadline)} s)", instance) from None
         except httpx.HTTPError as exc:

@@ -335,16 +335,19 @@ class Fleet:
                                  float(reg.setting("timeout")))
 
     def pull(self, jobs: Sequence[tuple[Instance, str]], *, concurrency: int | None = None,
-             on_progress: OnProgress | None = None) -> list[Outcome]:
+             on_progress: OnProgress | None = None, timeout: float | None = None) -> list[Outcome]:
         """Pull each (instance, model), `concurrency` at a time (default 3); the cache learns each new
-        copy at once; `on_progress` sees every progress line (model_ops.PullProgress)."""
+        copy at once; `on_progress` sees every progress line (model_ops.PullProgress). `timeout`:
+        seconds an instance may send nothing, first line included (default: first_byte_timeout for
+        the first, model_ops.BETWEEN_LINES_S between lines)."""
         from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
 
         reg = self.registry()
-        return model_ops.pull(self.store, jobs, Timeouts.from_settings(reg),
+        between = model_ops.BETWEEN_LINES_S if timeout is None else timeout
+        return model_ops.pull(self.store, jobs, Timeouts.from_settings(reg, first_byte=timeout, flag="--timeout"),
                               concurrency=concurrency or model_ops.DEFAULT_PULL_CONCURRENCY,
-                              on_progress=on_progress, probe_timeout=float(reg.setting("timeout")))
+                              on_progress=on_progress, between=between, probe_timeout=float(reg.setting("timeout")))
 
     def delete_model(self, model: str, instances: Sequence[Instance]) -> list[Outcome]:
         """Delete `model` from `instances` (Survey.removal makes the last-copy check first)."""
@@ -356,12 +359,13 @@ class Fleet:
                                 float(reg.setting("timeout")))
 
     def warm(self, model: str, instances: Sequence[Instance], kind: str, *, load: bool = True,
-             keep_alive: int | float | str | None = None) -> list[Outcome]:
-        """Load (or unload) `model` of `kind` (chat or embedding) on `instances`, in parallel."""
+             keep_alive: int | float | str | None = None, timeout: float | None = None) -> list[Outcome]:
+        """Load (or unload) `model` of `kind` (chat or embedding) on `instances`, in parallel, each
+        within `timeout` s (default: first_byte_timeout: a cold load can take minutes)."""
         from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
 
-        timeouts = Timeouts.from_settings(self.registry())
+        timeouts = Timeouts.from_settings(self.registry(), first_byte=timeout, flag="--timeout")
         return model_ops.warm(self.store, instances, model, kind, load, timeouts, timeouts.first_byte,
                               keep_alive=keep_alive)
 

@@ -49,14 +49,15 @@ class Timeouts:
 
     @classmethod
     def from_settings(cls, reg: Registry, connect: float | None = None, first_byte: float | None = None,
-                      read: float | None = None) -> Timeouts:
-        """The registry's timeouts, overridden by the flags given (checked like the settings)."""
+                      read: float | None = None, flag: str = "--first-byte-timeout") -> Timeouts:
+        """The registry's timeouts, overridden by the flags given (checked like the settings; `flag`
+        is the name the command gives `first_byte`)."""
         from ollamactl.core.settings import checked
 
-        for key, flag, value in (("connect_timeout", "--connect-timeout", connect),
-                                 ("first_byte_timeout", "--first-byte-timeout", first_byte)):
+        for key, name, value in (("connect_timeout", "--connect-timeout", connect),
+                                 ("first_byte_timeout", flag, first_byte)):
             if value is not None:
-                checked(key, value, flag)
+                checked(key, value, name)
         return cls(
             connect=connect if connect is not None else float(reg.setting("connect_timeout")),
             first_byte=first_byte if first_byte is not None else float(reg.setting("first_byte_timeout")),

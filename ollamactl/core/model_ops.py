@@ -7,7 +7,8 @@ every instance in parallel on one `httpx.AsyncClient` with the request rules of 
 its own instance, no redirects, no proxies from the environment) and bounded reads: every answer
 has a size cap and a deadline; a pull stream is split on b"\\n" with a per-line cap, a short
 connect timeout, a long wait for the first line and a generous one between lines, and it fails
-(that instance only) on an error line or when it ends without `success`.
+(that instance only) on an error line or when it ends without `success`. While any call waits, the
+server is asked whether it still answers (core/liveness.py): a hung one fails in seconds.
 
 What the commands learn goes into the health cache at once (through the store): a pulled model
 (by re-probing the instance), a removed one, and what load, unload and `ps` saw loaded, so `pick`
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ollamactl.core import liveness
 from ollamactl.core.errors import NoInstanceError, UsageError
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
@@ -215,7 +217,7 @@ async def _call(client: httpx.AsyncClient, instance: Instance, method: str, path
         return received
 
     try:
-        return await asyncio.wait_for(exchange(), deadline)
+        return await asyncio.wait_for(liveness.while_alive(exchange(), instance, timeouts), deadline)
     except asyncio.TimeoutError:
         raise Timeout(f"no complete answer within {seconds(deadline)} s", instance) from None
     except httpx.HTTPError as exc:
@@ -471,7 +473,8 @@ def pull(store: Store, jobs: Sequence[tuple[Instance, str]], timeouts: Timeouts,
             progress.state, progress.status = "running", "connecting"
             notify(progress)
             try:
-                await asyncio.wait_for(_stream_pull(client, progress, timeouts, between, notify), deadline)
+                await asyncio.wait_for(liveness.while_alive(_stream_pull(client, progress, timeouts, between, notify),
+                                                            progress.instance, timeouts), deadline)
             except asyncio.TimeoutError:
                 error: OllamaError | None = Timeout(f"not finished within {seconds(deadline)} s", progress.instance)
             except httpx.HTTPError as exc:
