@@ -77,9 +77,10 @@ def _holding(pidfile) -> list[str]:
     return ["--", "sh", "-c", f"echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 600"]
 
 
-def test_a_lapsed_lease_is_taken_again_only_through_the_capacity_check(store):
+def test_a_lapsed_lease_is_taken_again_only_through_the_capacity_check(store, monkeypatch):
     """One heartbeat after the lease lapsed and another holder took the slot: refused, and the
     holder is told; once the slot frees, the next heartbeat takes it again and says so."""
+    monkeypatch.setattr(leases, "HEARTBEAT_S", 3600)  # the test beats (`renew`), not the thread
     [gpu] = cached_fleet({"max_inflight": 1})
     fleet = Fleet()
     told = []
@@ -96,9 +97,10 @@ def test_a_lapsed_lease_is_taken_again_only_through_the_capacity_check(store):
     assert inflight(gpu) == {gpu: 0}
 
 
-def test_run_and_embed_say_that_their_request_carries_on_when_the_lease_cannot_be_taken_again(store):
+def test_run_and_embed_say_that_their_request_carries_on_when_the_lease_cannot_be_taken_again(store, monkeypatch):
     """A request already on the server cannot be paused: its holder says it carries on over
     max_inflight (never silently), and says so again when the lease is held once more."""
+    monkeypatch.setattr(leases, "HEARTBEAT_S", 3600)  # the test beats (`renew`), not the thread
     [gpu] = cached_fleet({"max_inflight": 1})
     fleet = Fleet()
     lease, _ = fleet.lease("chat", "llama3.2", wait=0)
