@@ -28,6 +28,7 @@ def isolated_env(tmp_path, monkeypatch):
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr("ollamactl.core.lookup._resolve", fake_resolver)  # `add` asks; no DNS query leaves a test
+    monkeypatch.setattr("ollamactl.core.lookup._reverse", fake_reverse)  # `discover --add` names what it found
     return {"config": config, "state": state}
 
 
@@ -38,6 +39,16 @@ def fake_resolver(host, port):
     if host.endswith(".invalid"):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 0))]
+
+
+def fake_reverse(address):
+    """127.0.0.2 is known as gpu-box.lan, 127.0.0.1 as localhost; no other address has a name."""
+    import socket
+
+    names = {"127.0.0.1": "localhost", "127.0.0.2": "gpu-box.lan"}
+    if address not in names:
+        raise socket.herror(1, "Unknown host")
+    return names[address], [], [address]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 COMMANDS = {
     **dict.fromkeys(("add", "list", "update", "enable", "disable", "remove", "paths"), "registry_cmds"),
+    "discover": "discover_cmd",
     **dict.fromkeys(("health", "refresh", "models"), "health_cmds"),
     "pick": "pick_cmd",
     "exec": "exec_cmd",

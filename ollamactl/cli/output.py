@@ -162,13 +162,17 @@ class ProgressBar:
     def __init__(self, label: str, total: int | None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._bar = Progress(TextColumn(clean(label), markup=False), BarColumn(), MofNCompleteColumn(),
+        self._bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                              TimeElapsedColumn(), console=console(stderr=True), transient=True)
         self._bar.start()
         self._task = self._bar.add_task(clean(label), total=total)
 
-    def update(self, done: int) -> None:
-        self._bar.update(self._task, completed=done)
+    def update(self, done: int, label: str | None = None) -> None:
+        """Move the bar to `done`, with a new `label` if given."""
+        if label is None:
+            self._bar.update(self._task, completed=done)
+        else:
+            self._bar.update(self._task, completed=done, description=clean(label))
 
     def stop(self) -> None:
         self._bar.stop()

@@ -110,6 +110,16 @@ def _stop_on_hangup_or_kill() -> None:
         signal.signal(stop, interrupt)
 
 
+def _listen_address(text: str) -> str:
+    """--host as an IP address to bind: `[::1]` or `::1`, `127.0.0.2`; refused (exit 2) otherwise."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text.strip().strip("[]")))
+    except ValueError:
+        raise UsageError(f"--host {text!r} is not an IP address", "give one such as 127.0.0.2 or ::1") from None
+
+
 @app.command()
 def simulate(
     count: int = typer.Option(3, "--instances", "-n", metavar="N", help="How many simulated servers."),
@@ -126,6 +136,9 @@ def simulate(
                                                  " three; @BUILD gives a model another (older) digest."),
     pull_speed: float = typer.Option(400.0, "--pull-speed", metavar="MB/S",
                                      help="Download speed of a simulated /api/pull."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="ADDR",
+                             help="Address to listen on: 127.0.0.1, or another loopback address such as"
+                                  " 127.0.0.2 to simulate servers on several hosts (see `discover`)."),
 ) -> None:
     """Run simulated Ollama servers on loopback until Ctrl-C (for demos and trying ollamactl out).
 
@@ -169,10 +182,10 @@ def simulate(
 
     _stop_on_hangup_or_kill()
     try:
-        simulator.serve_forever(count, base_port=base_port, configs=configs, ready=ready)
+        simulator.serve_forever(count, base_port=base_port, configs=configs, ready=ready, host=_listen_address(host))
     except OSError as exc:  # serve_forever itself ends quietly on Ctrl-C
-        raise OllamactlError(f"cannot listen: {exc.strerror or exc}",
-                             "choose another --base-port, or 0 for any free ports") from None
+        raise OllamactlError(f"cannot listen: {exc.strerror or exc}", "choose another --base-port"
+                             " (0: any free ports), or a --host address of this machine") from None
     finally:
         if added and not keep:
             _unregister(added)

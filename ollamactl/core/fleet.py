@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
     from typing import Any
 
+    from ollamactl.core.discover import Found
     from ollamactl.core.embed import EmbedSummary, Write
     from ollamactl.core.export_common import Exported
     from ollamactl.core.generate import Completion, Emit, Flush, GenerateRequest, Log
@@ -191,6 +192,78 @@ class Fleet:
         from ollamactl.core import registry_ops
 
         return registry_ops.remove(self.locations, list(refs))
+
+    def discover(self, targets: Sequence[str] = (), *, ports: Sequence[int] = (), timeout: float | None = None,
+                 connect_timeout: float | None = None, concurrency: int | None = None, yes: bool = False,
+                 on_found: Callable[[Found], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> list[Found]:
+        """The Ollama servers at `targets` (host names, addresses, HOST:PORT, URLs, CIDR blocks;
+        none: localhost and OLLAMA_HOST's host) on `ports` (default 11434), each marked with the id
+        it is registered under, if any. A scan of more than a /16 needs `yes`. `on_found` sees each
+        server as it is found (what an interrupted scan found stays with the caller), `on_progress`
+        (addresses tried, addresses in all) as the scan goes. Registers nothing: see `add_found`."""
+        import asyncio
+
+        from ollamactl.core import discover
+        from ollamactl.core.urls import server_key
+
+        timeout = settings.checked("timeout", discover.DEFAULT_TIMEOUT if timeout is None else timeout, "timeout")
+        connect_timeout = settings.checked(
+            "connect_timeout", discover.DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout,
+            "connect_timeout")
+        concurrency = settings.checked(
+            "concurrency", discover.DEFAULT_CONCURRENCY if concurrency is None else concurrency, "concurrency")
+        if isinstance(targets, str):
+            raise UsageError(f"targets {targets!r} is one string", "pass a list of targets, e.g. [\"10.0.0.0/24\"]")
+        parsed = [discover.parse_target(text) for text in targets] or self._default_targets()
+        plan = discover.Plan(parsed, list(ports))
+        plan.check_size(yes)
+        known = {server_key(i.url): i.id for i in self.instances()}
+        found: list[Found] = []
+        seen: set[str] = set()
+
+        def keep(result: HealthResult) -> None:
+            key = server_key(result.url)
+            if key in seen:  # one server reached under two addresses (bound to 0.0.0.0, say)
+                return
+            seen.add(key)
+            found.append(discover.found_from(result, known.get(key)))
+            if on_found is not None:
+                on_found(found[-1])
+
+        asyncio.run(discover.scan(plan, timeout=timeout, connect_timeout=connect_timeout, concurrency=concurrency,
+                                  on_found=keep, on_progress=on_progress))
+        return sorted(found, key=discover.url_order)
+
+    def _default_targets(self) -> list[Any]:
+        """localhost, and the host OLLAMA_HOST names (a bad OLLAMA_HOST is said and left out)."""
+        from ollamactl.core import discover
+
+        targets = [discover.parse_target("localhost")]
+        if self._ollama_host:
+            try:
+                targets.append(discover.parse_target(self._ollama_host))
+            except UsageError as bad:
+                self.warn(f"OLLAMA_HOST is left out of the scan: {bad.headline()}")
+        return targets
+
+    def add_found(self, found: Iterable[Found]) -> list[Instance]:
+        """Register each server of `found` (from `discover`) that is not registered yet, named from
+        its host name (reverse DNS, else its address; `-PORT` for a port other than 11434). A server
+        registered meanwhile (by another process, or twice in `found`) is skipped."""
+        from ollamactl.core import discover, lookup
+        from ollamactl.core.urls import server_key
+
+        fresh = [item for item in found if item.registered is None]
+        names = lookup.host_names([discover.host_of(item.url) for item in fresh])
+        added: list[Instance] = []
+        for item in fresh:
+            instances = self.instances()
+            if any(server_key(i.url) == server_key(item.url) for i in instances):
+                continue
+            taken = {ref for i in instances for ref in (i.id, i.name)}
+            added.append(self.add(item.url, name=discover.suggest_name(item.url, taken, names.get)))
+        return added
 
     def targets(self, refs: Sequence[str] = (), include_disabled: bool = False) -> list[Instance]:
         """The instances a fleet-wide command works on: the named ones (even disabled), else the

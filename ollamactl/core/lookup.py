@@ -1,7 +1,8 @@
-"""Whether an instance's host name resolves, for `add`'s early warning (a typo in a host name).
+"""Asking the system resolver, never for long: whether an instance's host name resolves (`add`'s
+early warning for a typo) and which names found servers' addresses have (`discover --add`).
 
-The system resolver is asked on a daemon thread with a short deadline: a slow or absent resolver
-means "don't know", never a wait. IP literals and loopback names are not looked up.
+The resolver is asked on daemon threads with a short deadline: a slow or absent resolver means
+"don't know", never a wait. IP literals and loopback names are not looked up forwards.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 
 from ollamactl.core.urls import server_key
 
-_resolve = socket.getaddrinfo  # the system resolver (tests put a stand-in here: no DNS queries leave them)
+_resolve = socket.getaddrinfo  # the system resolver (tests put stand-ins here: no DNS queries leave them)
+_reverse = socket.gethostbyaddr
 
 
 def unresolvable_host(url: str, timeout: float = 1.0) -> str | None:
@@ -40,3 +43,26 @@ def unresolvable_host(url: str, timeout: float = 1.0) -> str | None:
     thread.start()
     thread.join(timeout)
     return host if outcome == [False] else None
+
+
+def host_names(addresses: list[str], timeout: float = 1.0) -> dict[str, str]:
+    """{address: the host name it is known by (reverse DNS, /etc/hosts)} for those of `addresses`
+    the resolver names within `timeout` (asked all at once); the others are left out."""
+    names: dict[str, str] = {}
+
+    def ask(address: str) -> None:
+        try:
+            name = _reverse(address)[0].rstrip(".")
+        except (OSError, UnicodeError):
+            return
+        if name and name.isprintable() and len(name) <= 253 and not any(ch.isspace() for ch in name):
+            names[address] = name
+
+    threads = [threading.Thread(target=ask, args=(address,), name="ollamactl-lookup", daemon=True)
+               for address in dict.fromkeys(addresses)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return dict(names)

@@ -107,16 +107,18 @@ def _normalise_path(path: str, raw: str) -> str:
     return "".join(f"/{segment}" for segment in segments)
 
 
-_LOOPBACK_NAMES = ("localhost", "ip6-localhost", "ip6-loopback", "[::1]")
+# What `localhost` stands for. Other 127.x addresses are hosts of their own: a server bound to
+# 127.0.0.2 does not answer on 127.0.0.1 (multi-host tests and `discover` rely on it).
+_LOOPBACK_NAMES = ("localhost", "ip6-localhost", "ip6-loopback", "[::1]", "127.0.0.1")
 
 
 def server_key(url: str) -> str:
-    """What makes two normalised URLs the same server: every loopback spelling (`localhost`,
+    """What makes two normalised URLs the same server: every spelling of localhost (`localhost`,
     `127.0.0.1`, `[::1]`) is one host; scheme, port and path must match too."""
     scheme, _, rest = url.partition("://")
     authority, slash, path = rest.partition("/")
     host, _, port = authority.rpartition(":")
-    if host in _LOOPBACK_NAMES or host.endswith(".localhost") or re.fullmatch(r"127(\.\d{1,3}){3}", host):
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
         host = "loopback"
     return f"{scheme}://{host}:{port}{slash}{path}"
 

@@ -52,8 +52,9 @@ log = logging.getLogger("ollamactl.sim")
 class SimInstance:
     """One simulated server on its own loopback port. Public methods are safe from any thread."""
 
-    def __init__(self, simulator: Simulator, config: SimConfig) -> None:
+    def __init__(self, simulator: Simulator, config: SimConfig, host: str = HOST) -> None:
         self.config = config
+        self.host = host  # the address it listens on (127.0.0.1; another loopback address for multi-host tests)
         self.port = 0
         self.requests: list[RecordedRequest] = []
         self.max_in_flight = 0
@@ -66,7 +67,7 @@ class SimInstance:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://[{self.host}]:{self.port}" if ":" in self.host else f"http://{self.host}:{self.port}"
 
     def __repr__(self) -> str:
         return f"SimInstance({self.config.name!r}, {self.url}, fault={self.config.fault!r})"
@@ -121,7 +122,7 @@ class SimInstance:
             self._stop_listening(keep=None)
 
     async def _listen(self, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve_connection, HOST, port, backlog=1024)
+        self._server = await asyncio.start_server(self._serve_connection, self.host, port, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def _stop_listening(self, keep: asyncio.Task[Any] | None) -> None:
@@ -302,10 +303,11 @@ class Simulator:
             raise RuntimeError("the simulator is stopped")
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
-    def add(self, config: SimConfig | None = None, port: int = 0, **config_fields: Any) -> SimInstance:
-        """Start one instance (listening before this returns) on `port` (0: any free port)."""
+    def add(self, config: SimConfig | None = None, port: int = 0, host: str = HOST,
+            **config_fields: Any) -> SimInstance:
+        """Start one instance (listening before this returns) on `host`:`port` (0: any free port)."""
         config = dataclasses.replace(config or SimConfig(), **config_fields)
-        instance = self._call(self._create(config, port))
+        instance = self._call(self._create(config, port, host))
         with self._lock:
             self.instances.append(instance)
         return instance
@@ -319,8 +321,8 @@ class Simulator:
             return None
         return upstream_model(name, embedding=None if held is None else held.embedding)
 
-    async def _create(self, config: SimConfig, port: int) -> SimInstance:
-        instance = SimInstance(self, config)  # built on the loop, which owns its Event
+    async def _create(self, config: SimConfig, port: int, host: str) -> SimInstance:
+        instance = SimInstance(self, config, host)  # built on the loop, which owns its Event
         await instance._start(port)
         return instance
 
@@ -349,8 +351,9 @@ def serve_forever(
     base_port: int = 0,
     configs: list[SimConfig] | None = None,
     ready: Callable[[list[SimInstance]], None] | None = None,
+    host: str = HOST,
 ) -> None:
-    """Foreground runner for `ollamactl simulate`: start `count` instances on base_port, base_port+1,
+    """Foreground runner for `ollamactl simulate`: start `count` instances on `host` at base_port, base_port+1,
     ... (0 = any free ports), call ready(instances) once listening, block until KeyboardInterrupt,
     then stop cleanly (no traceback). configs[i], when given, configures instance i; the rest get
     defaults named sim1, sim2, ..."""
@@ -359,7 +362,7 @@ def serve_forever(
         try:
             for index in range(count):
                 config = configs[index] if index < len(configs) else SimConfig(name=f"sim{index + 1}")
-                simulator.add(config, port=base_port + index if base_port else 0)
+                simulator.add(config, port=base_port + index if base_port else 0, host=host)
             if ready is not None:
                 ready(simulator.instances)
             while True:
