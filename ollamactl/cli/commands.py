@@ -19,6 +19,8 @@ COMMANDS = {
     **dict.fromkeys(("ps", "pull", "sync", "rm", "load", "unload"), "model_cmds"),
     "run": "run_cmd",
     "embed": "embed_cmd",
+    "metrics": "metrics_cmd",
+    "top": "top_cmd",
     "completion": "completion_cmd",
     "export": "export_cmd",
     "simulate": "simulate_cmd",

@@ -140,14 +140,16 @@ def _number(value: Any) -> Any:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _share(model: dict) -> float | None:
+def vram_share(model: dict) -> float | None:
+    """The share of a loaded model (an /api/ps entry) held in VRAM, or None when it does not say."""
     size, vram = _number(model.get("size")), _number(model.get("size_vram"))
     if size is None or vram is None or size <= 0:
         return None
     return max(0.0, min(1.0, vram / size))
 
 
-def _vram(share: float | None) -> str:
+def vram_words(share: float | None) -> str:
+    """`vram_share` in words: "100% GPU", "40% GPU / 60% CPU", "100% CPU"."""
     if share is None:
         return ""
     if share >= 1 or share <= 0:
@@ -172,7 +174,7 @@ def ps(refs: list[str] | None = REFS,
             "id": o.instance.id, "name": o.instance.name, "url": o.instance.url, "error": o.error,
             "models": None if o.data is None else [{
                 "name": m["name"], "size": _number(m.get("size")), "size_vram": _number(m.get("size_vram")),
-                "vram_share": _share(m), "context_length": _number(m.get("context_length")),
+                "vram_share": vram_share(m), "context_length": _number(m.get("context_length")),
                 "expires_at": m.get("expires_at") if isinstance(m.get("expires_at"), str) else None,
             } for m in o.data]} for o in outcomes])
     else:
@@ -187,8 +189,9 @@ def ps(refs: list[str] | None = REFS,
                 rows.append((who, output.text("-", "dim"), "", "", "", ""))
             for m in o.data or ():
                 size, context = _number(m.get("size")), _number(m.get("context_length"))
-                rows.append((who, m["name"], "" if size is None else output.human_bytes(size), _vram(_share(m)),
-                             "" if context is None else str(context), until(m.get("expires_at"), now)))
+                rows.append((who, m["name"], "" if size is None else output.human_bytes(size),
+                             vram_words(vram_share(m)), "" if context is None else str(context),
+                             until(m.get("expires_at"), now)))
         output.table(("INSTANCE", "MODEL", "SIZE", "VRAM", "CONTEXT", "UNLOADS IN"), rows)
     if any(o.error for o in outcomes):
         raise typer.Exit(ExitCode.FAILED)

@@ -178,6 +178,13 @@ class ProgressBar:
         self._bar.stop()
 
 
+def stacked(*parts: Any):  # type: ignore[no-untyped-def]
+    """Renderables shown one below the other (a headline over a table)."""
+    from rich.console import Group
+
+    return Group(*parts)
+
+
 def show(renderable: Any) -> None:
     """Print a table (or any rich renderable built here) on stdout."""
     console().print(renderable)

@@ -11,11 +11,13 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
+from ollamactl.core import metrics
 from ollamactl.core.errors import OllamactlError
 from ollamactl.core.http import BadRequest, ModelNotFound, OllamaError
 from ollamactl.model_names import normalise_model
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.metrics import Sample
     from ollamactl.core.registry import Instance
     from ollamactl.core.store import Store
 
@@ -43,17 +45,20 @@ def moving_average(previous: float | None, sample: float) -> float:
     return sample if previous is None else previous + LATENCY_WEIGHT * (sample - previous)
 
 
-def record(store: Store, instance_id: str, ok: bool, latency_ms: float | None = None,
-           now: float | None = None) -> None:
-    """Record one request's outcome for `instance_id` in the store."""
+def record(store: Store, instance_id: str, ok: bool | None, latency_ms: float | None = None,
+           now: float | None = None, sample: Sample | None = None) -> None:
+    """Record one request's outcome for `instance_id` in the store (`ok` None: not a health signal,
+    only counted), and what it served in the metrics, in the same write."""
     moment = time.time() if now is None else now
 
     def change(data: dict[str, Any]) -> None:
-        breaker = data["breaker"]
-        breaker[instance_id] = after_success() if ok else after_failure(
-            breaker.get(instance_id), moment)
+        if ok is not None:
+            breaker = data["breaker"]
+            breaker[instance_id] = after_success() if ok else after_failure(breaker.get(instance_id), moment)
         if ok and latency_ms is not None:
             data["latency"][instance_id] = moving_average(data["latency"].get(instance_id), latency_ms)
+        if sample is not None:
+            data["metrics"][instance_id] = metrics.apply(data["metrics"].get(instance_id), sample, moment)
 
     store.update(change)
 
@@ -71,31 +76,37 @@ def forget_model(store: Store, instance_id: str, model: str) -> None:
 
 
 class Feedback:
-    """Passive health from `run` and `embed`: each request's outcome goes to the store.
+    """Passive health and metrics from `run`, `embed` and `exec`: each request's outcome goes to the store.
 
-    The request's own faults (a 400, a model the instance lacks) do not count against the server;
-    a model it lacks is forgotten from its cache entry. Feedback never fails a request: the store
-    is a cache.
+    The request's own faults (a 400, a model the instance lacks) do not count against the server
+    (they are counted in the metrics as http_4xx); a model it lacks is forgotten from its cache entry.
+    Feedback never fails a request: the store is a cache.
     """
 
     def __init__(self, store: Store):
         self.store = store
 
-    def success(self, instance_id: str, latency_ms: float | None = None) -> None:
-        self.outcome(instance_id, True, latency_ms)
+    def success(self, instance_id: str, latency_ms: float | None = None, sample: Sample | None = None) -> None:
+        self.outcome(instance_id, True, latency_ms, sample)
 
-    def failure(self, instance: Instance, error: OllamaError, model: str | None) -> None:
+    def failure(self, instance: Instance, error: OllamaError, model: str | None, midstream: bool = False) -> None:
+        sample = metrics.Sample(outcome=metrics.error_kind(error, midstream), model=model)
         if isinstance(error, ModelNotFound):
             if model:
                 with contextlib.suppress(OllamactlError):
                     forget_model(self.store, instance.id, model)
-            self.outcome(instance.id, True)  # it answered correctly; it just lacks the model
+            self.outcome(instance.id, True, sample=sample)  # it answered correctly; it just lacks the model
         elif isinstance(error, BadRequest):
-            self.outcome(instance.id, True)
+            self.outcome(instance.id, True, sample=sample)
         else:
-            self.outcome(instance.id, False)
+            self.outcome(instance.id, False, sample=sample)
 
-    def outcome(self, instance_id: str, ok: bool, latency_ms: float | None = None) -> None:
-        """Record a success or failure of `instance_id`."""
+    def count(self, instance_id: str, sample: Sample) -> None:
+        """Count what `instance_id` served without a verdict on its health (exec's command, embed's totals)."""
+        self.outcome(instance_id, None, sample=sample)
+
+    def outcome(self, instance_id: str, ok: bool | None, latency_ms: float | None = None,
+                sample: Sample | None = None) -> None:
+        """Record a success, a failure (or, with `ok` None, neither) of `instance_id`, and `sample`."""
         with contextlib.suppress(OllamactlError):
-            record(self.store, instance_id, ok, latency_ms=latency_ms)
+            record(self.store, instance_id, ok, latency_ms=latency_ms, sample=sample)

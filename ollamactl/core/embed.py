@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ollamactl.core import liveness
+from ollamactl.core import liveness, metrics
 from ollamactl.core.generate import Log
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
@@ -126,6 +126,7 @@ class Embedder:
         self.log = log
         self.progress = progress
         self.feedback = feedback
+        self.inputs_served: dict[str, int] = {}  # texts embedded, per instance id
         slots = self.per_instance * len(self.instances)
         self.window = 2 * slots + 2
         self.summary = EmbedSummary()
@@ -267,13 +268,24 @@ class Embedder:
                     for request, _ in batch.running.values():
                         request.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
+        if self.feedback is not None:
+            self._feed_back()
         if self.error is not None:
             raise self.error
-        if self.feedback is not None:
-            for instance_id, ok in self.last_ok.items():
-                if ok:
-                    self.feedback.success(instance_id, self.latency.get(instance_id))
         return self.summary
+
+    def _feed_back(self) -> None:
+        """Each instance's batches and inputs served go to the metrics; an instance whose last answer
+        was good closes its breaker (not when the job failed: it did not end well)."""
+        assert self.feedback is not None
+        for instance_id in dict.fromkeys([*self.last_ok, *self.summary.per_instance]):
+            batches = self.summary.per_instance.get(instance_id, 0)
+            sample = metrics.Sample(model=self.model, requests=batches,
+                                    inputs=self.inputs_served.get(instance_id, 0)) if batches else None
+            if self.last_ok.get(instance_id) and self.error is None:
+                self.feedback.success(instance_id, self.latency.get(instance_id), sample)
+            elif sample is not None:
+                self.feedback.count(instance_id, sample)
 
     async def _work(self, instance: Instance) -> None:
         import asyncio
@@ -319,6 +331,7 @@ class Embedder:
             return
         batch.done = True
         self.summary.per_instance[iid] = self.summary.per_instance.get(iid, 0) + 1
+        self.inputs_served[iid] = self.inputs_served.get(iid, 0) + len(batch.texts)
         for other, (request, other_started) in list(batch.running.items()):
             self._superseded.add(request)
             request.cancel()  # a hedged copy lost the race; the slower original means a slow instance

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.health import HealthResult, OnResult
     from ollamactl.core.http import Timeouts
     from ollamactl.core.leases import Lease, Notice, Take
+    from ollamactl.core.metrics_report import InstanceMetrics
     from ollamactl.core.model_ops import OnProgress, Outcome, Survey
     from ollamactl.core.paths import Locations
     from ollamactl.core.store import Store
@@ -246,6 +247,27 @@ class Fleet:
             except UsageError as bad:
                 self.warn(f"OLLAMA_HOST is left out of the scan: {bad.headline()}")
         return targets
+
+    def metrics(self, *refs: str) -> list[InstanceMetrics]:
+        """What each registered instance (or each named one) served: requests by outcome, first-token
+        times, generation speed per model, embedding inputs, requests per minute; with the leases it
+        holds now and its last health check. Counted by every process's run/embed/exec in the store."""
+        import time
+
+        from ollamactl.core import metrics_report
+        from ollamactl.core.registry_ops import resolve_all
+
+        reg = self.registry()
+        instances = resolve_all(reg, list(refs)) if refs else list(reg.instances)
+        state = self.store.read()
+        held = self.store.inflight([i.id for i in instances], state)
+        now = time.time()
+        return [metrics_report.build(i, state["metrics"].get(i.id), state["health"].get(i.id), held[i.id], now)
+                for i in instances]
+
+    def reset_metrics(self) -> None:
+        """Forget every instance's counters (the health cache, breaker and leases stay)."""
+        self.store.update(lambda data: data["metrics"].clear())
 
     def add_found(self, found: Iterable[Found]) -> list[Instance]:
         """Register each server of `found` (from `discover`) that is not registered yet, named from
@@ -580,7 +602,12 @@ class Fleet:
         with lease:
             target = lease.instance
             env = dict(os.environ, OLLAMA_HOST=target.url, OLLAMACTL_INSTANCE=target.id, OLLAMACTL_URL=target.url)
-            return child.run(command, env, running)
+            status = child.run(command, env, running)
+        from ollamactl.core.breaker import Feedback
+        from ollamactl.core.metrics import Sample
+
+        Feedback(self.store).count(target.id, Sample(outcome="ok" if status == 0 else "command", model=model))
+        return status
 
     def _default_down(self, error: OllamactlError) -> OllamactlError:
         """With nothing registered, a refused default instance most likely means no Ollama runs here."""

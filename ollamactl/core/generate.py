@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ollamactl.core import liveness
+from ollamactl.core import liveness, metrics
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
     LINE_LIMIT,
@@ -279,7 +279,7 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
                 final = _exchange(client, instance, path, payload, emit, attempt, timeouts, flush)
             except OllamaError as error:
                 if feedback is not None:
-                    feedback.failure(instance, error, model)
+                    feedback.failure(instance, error, model, midstream=attempt.started)
                 if attempt.started:
                     raise StreamBroken(f"the stream failed after output had started: {error.reason}"
                                        " (the output so far is kept; not retried)", instance) from None
@@ -295,7 +295,9 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
                 attempt.dog.stop()
             latency_ms = ((attempt.first_line_at or sent) - sent) * 1000.0
             if feedback is not None:
-                feedback.success(instance.id, latency_ms)
+                tokens, eval_s = metrics.speed(final)
+                feedback.success(instance.id, latency_ms, metrics.Sample(
+                    model=model, first_token_s=latency_ms / 1000.0, tokens=tokens, eval_s=eval_s))
             return Completion(instance, final,
                               None if attempt.first_output_at is None else attempt.first_output_at - sent,
                               attempt.first_output_at)

@@ -44,7 +44,7 @@ CACHE_EXPIRY_S = 86400  # a health entry nobody refreshed for a day is dropped (
 CONNECT_TIMEOUT_S = 0.5
 IO_TIMEOUT_S = 2.0
 RETRY_S = 5.0  # after a failure, Redis is tried again this much later (a lease's lifetime)
-HASHES = ("cursors", "weights", "breaker", "latency")
+HASHES = ("cursors", "weights", "breaker", "latency", "metrics")
 
 _NOW_MS = """
 local clock = redis.call('TIME')
@@ -87,10 +87,10 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return redis.call('ZRANK', KEYS[1], ARGV[1])
 """
 
-# ARGV[1] prefix. Returns the four hashes (flat) and the health entries (flat id, json).
+# ARGV[1] prefix. Returns the hashes of HASHES (flat) and the health entries (flat id, json).
 _READ = """
 local out = {}
-for i, name in ipairs({'cursors', 'weights', 'breaker', 'latency'}) do
+for i, name in ipairs({'cursors', 'weights', 'breaker', 'latency', 'metrics'}) do
   out[i] = redis.call('HGETALL', ARGV[1] .. name)
 end
 local health = {}
@@ -101,7 +101,7 @@ for _, id in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'health-ids')) do
     health[#health + 1] = value
   end
 end
-out[5] = health
+out[6] = health
 return out
 """
 
@@ -140,9 +140,9 @@ def _decoded(raw: dict[str, str], decode: Callable[[str], Any]) -> dict[str, Any
 
 
 _DECODERS: dict[str, Callable[[str], Any]] = {"cursors": int, "weights": json.loads, "breaker": json.loads,
-                                              "latency": float}
+                                              "latency": float, "metrics": json.loads}
 _ENCODERS: dict[str, Callable[[Any], str]] = {"cursors": str, "weights": json.dumps, "breaker": json.dumps,
-                                              "latency": repr}
+                                              "latency": repr, "metrics": json.dumps}
 
 
 def _document(hashes: Sequence[dict[str, str]], health: dict[str, str]) -> dict[str, Any]:
@@ -214,7 +214,7 @@ class RedisStore:
     def read(self) -> dict[str, Any]:
         def work(client: Any) -> dict[str, Any]:
             raw = self._scripts["read"](args=[self.prefix])
-            hashes, health = raw[:4], raw[4]
+            hashes, health = raw[:len(HASHES)], raw[len(HASHES)]
             return _document([_pairs(h) for h in hashes], _pairs(health))
 
         return self._run(work, FileStore.read)

@@ -11,7 +11,8 @@ Layout (version 1):
      "breaker": {instance_id: {"failures": int, "ejections": int, "ejected_until": float}},
      "latency": {instance_id: float},              # recent request latency, ms
      "leases":  {instance_id: {holder: float}},    # live work per instance: holder -> expires at
-     "queues":  {pool: {ticket: [float, float]}}}  # FIFO waiters for a lease: [arrived, expires at]
+     "queues":  {pool: {ticket: [float, float]}},  # FIFO waiters for a lease: [arrived, expires at]
+     "metrics": {instance_id: what it served (see metrics.py)}}
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
 STATE_VERSION = 1
-SECTIONS = ("health", "cursors", "weights", "breaker", "latency", "leases", "queues")
+SECTIONS = ("health", "cursors", "weights", "breaker", "latency", "leases", "queues", "metrics")
 FUTURE_SLACK_S = 60.0  # a health entry stamped further ahead than this is not trusted
 MAX_BYTES = 32 * 1024 * 1024  # a larger state file is not ours: rebuilt
 MAX_MODELS = 1000  # models kept per instance in the health cache
@@ -156,11 +157,18 @@ def _breaker_ok(entry: Any, now: float) -> bool:
     )
 
 
+def _metrics_ok(entry: Any) -> bool:
+    from ollamactl.core.metrics import entry_ok
+
+    return entry_ok(entry)
+
+
 _ENTRY_CHECKS: dict[str, Callable[[Any, float], bool]] = {
     "cursors": lambda value, now: type(value) is int and abs(value) <= MAX_POSITION,
     "weights": lambda value, now: isinstance(value, dict) and all(
         _number(v, -MAX_POSITION, MAX_POSITION) for v in value.values()),
     "breaker": _breaker_ok,
+    "metrics": lambda value, now: _metrics_ok(value),
     "latency": lambda value, now: _number(value, 0, MAX_LATENCY_MS),
     "leases": lambda value, now: isinstance(value, dict) and all(_number(v) for v in value.values()),
     "queues": lambda value, now: isinstance(value, dict) and all(
