@@ -72,12 +72,12 @@ def test_a_burst_of_runs_is_counted_exactly_per_instance_and_outcome(burst):
 
 def test_speed_is_ollamas_own_eval_count_over_eval_duration(burst):
     speeds = {row.name: {s.model: s for s in row.models} for row in Fleet().metrics()}
-    fast, slow = speeds["sim1"]["llama3.2"], speeds["sim2"]["llama3.2"]
+    fast, slow = speeds["sim1"]["llama3.2:latest"], speeds["sim2"]["llama3.2:latest"]
     assert fast.tokens_per_second == pytest.approx(200.0, rel=0.01)
     assert slow.tokens_per_second == pytest.approx(50.0, rel=0.01)
     parsed = families(ok("metrics").stdout)
     assert value(parsed["ollamactl_tokens_per_second"], "ollamactl_tokens_per_second",
-                 instance="sim1", model="llama3.2") == pytest.approx(200.0, rel=0.01)
+                 instance="sim1", model="llama3.2:latest") == pytest.approx(200.0, rel=0.01)
 
 
 def test_the_exposition_is_prometheus_text_with_help_type_and_a_consistent_histogram(burst):

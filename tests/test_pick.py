@@ -93,7 +93,7 @@ def test_model_found_nowhere_warns_or_fails_with_strict():
 
 
 @pytest.mark.parametrize("args, words", [
-    (["-s", "fastest"], "unknown strategy 'fastest'"),
+    (["-s", "quickest"], "unknown strategy 'quickest'"),
     (["-t", "vision"], "unknown type 'vision'"),
     (["--format", "yaml"], "unknown format 'yaml'"),
     (["-n", "0"], "-n/--count must be a whole number from 1 to 10000, got 0"),

@@ -21,6 +21,7 @@ COMMANDS = {
     "embed": "embed_cmd",
     "metrics": "metrics_cmd",
     "top": "top_cmd",
+    "bench": "bench_cmd",
     "completion": "completion_cmd",
     "export": "export_cmd",
     "simulate": "simulate_cmd",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -16,20 +17,27 @@ from ollamactl.core.errors import OllamactlError, UsageError
 app = typer.Typer()  # this module's commands; cli.app composes them
 
 
+def _per_instance(specs: Sequence[str], count: int, flag: str, shape: str, example: str) -> dict[int, str]:
+    """`--flag INDEX=VALUE` options as {index: value}; UsageError naming the flag otherwise."""
+    values: dict[int, str] = {}
+    for spec in specs:
+        index_text, sep, value = spec.partition("=")
+        if not sep or not index_text.strip().isdigit():
+            raise UsageError(f"{flag} {spec!r} is not {shape}", f"e.g. {flag} {example} (instances count from 1)")
+        index = int(index_text)
+        if not 1 <= index <= count:
+            raise UsageError(f"{flag} {spec!r}: index {index} is not between 1 and {count}")
+        values[index] = value.strip()
+    return values
+
+
 def _parse_faults(specs: Sequence[str], count: int) -> dict[int, str]:
     from ollamactl.sim import FAULTS
 
-    faults: dict[int, str] = {}
-    for spec in specs:
-        index_text, sep, mode = spec.partition("=")
-        if not sep or not index_text.strip().isdigit():
-            raise UsageError(f"--fault {spec!r} is not INDEX=MODE", "e.g. --fault 2=refuse (instances count from 1)")
-        index, mode = int(index_text), mode.strip()
-        if not 1 <= index <= count:
-            raise UsageError(f"--fault {spec!r}: index {index} is not between 1 and {count}")
+    faults = _per_instance(specs, count, "--fault", "INDEX=MODE", "2=refuse")
+    for mode in faults.values():
         if mode not in FAULTS:
-            raise UsageError(f"--fault {spec!r}: unknown mode {mode!r}", f"choose from {', '.join(FAULTS)}")
-        faults[index] = mode
+            raise UsageError(f"--fault: unknown mode {mode!r}", f"choose from {', '.join(FAULTS)}")
     return faults
 
 
@@ -38,19 +46,26 @@ def _parse_models(specs: Sequence[str], count: int) -> dict[int, list[Any]]:
     from ollamactl.sim import upstream_model
 
     sets: dict[int, list[Any]] = {}
-    for spec in specs:
-        index_text, sep, listing = spec.partition("=")
-        if not sep or not index_text.strip().isdigit():
-            raise UsageError(f"--models {spec!r} is not INDEX=NAME,...", "e.g. --models 2=llama3.2,qwen3:4b@old")
-        index = int(index_text)
-        if not 1 <= index <= count:
-            raise UsageError(f"--models {spec!r}: index {index} is not between 1 and {count}")
+    for index, listing in _per_instance(specs, count, "--models", "INDEX=NAME,...", "2=llama3.2,qwen3:4b@old").items():
         names = [part.strip() for part in listing.split(",") if part.strip()]
         if any(not name.partition("@")[0] or any(ch.isspace() for ch in name) for name in names):
-            raise UsageError(f"--models {spec!r}: a model name is empty or holds a space")
+            raise UsageError(f"--models {index}={listing!r}: a model name is empty or holds a space")
         sets[index] = [upstream_model(name, build=build or None)
                        for name, _, build in (part.partition("@") for part in names)]
     return sets
+
+
+def _parse_rates(specs: Sequence[str], count: int) -> dict[int, float]:
+    """`--token-rate 1=200` -> {1: 200.0}: tokens per second that instance generates (and reports)."""
+    rates = {}
+    for index, text in _per_instance(specs, count, "--token-rate", "INDEX=TOKENS_PER_S", "1=200").items():
+        try:
+            rates[index] = float(text)
+        except ValueError:
+            rates[index] = math.nan
+        if not (math.isfinite(rates[index]) and 0 < rates[index] <= 1e6):
+            raise UsageError(f"--token-rate {index}={text}: not a speed", "give tokens per second above 0")
+    return rates
 
 
 def _complete_fault(incomplete: str) -> list[str]:
@@ -136,6 +151,10 @@ def simulate(
                                                  " three; @BUILD gives a model another (older) digest."),
     pull_speed: float = typer.Option(400.0, "--pull-speed", metavar="MB/S",
                                      help="Download speed of a simulated /api/pull."),
+    token_rate: list[str] | None = typer.Option(None, "--token-rate", metavar="INDEX=TOKENS_PER_S",
+                                                help="Generate at this speed on instance INDEX, reported in"
+                                                     " eval_count/eval_duration as Ollama does (default: as fast"
+                                                     " as possible, reported as 100)."),
     host: str = typer.Option("127.0.0.1", "--host", metavar="ADDR",
                              help="Address to listen on: 127.0.0.1, or another loopback address such as"
                                   " 127.0.0.2 to simulate servers on several hosts (see `discover`)."),
@@ -159,8 +178,9 @@ def simulate(
 
     faults = _parse_faults(fault or [], count)
     model_sets = _parse_models(models or [], count)
+    rates = _parse_rates(token_rate or [], count)
     configs = [simulator.SimConfig(name=f"sim-{n}", fault=faults.get(n), pull_speed=pull_speed * 1e6,
-                                   **({"models": model_sets[n]} if n in model_sets else {}))
+                                   token_rate=rates.get(n), **({"models": model_sets[n]} if n in model_sets else {}))
                for n in range(1, count + 1)]
 
     added: dict[str, str] = {}

@@ -28,7 +28,7 @@ TREND_MINUTES = 15
 # (column, width it needs), in the order they are given up when the terminal is too narrow: the
 # name is never dropped.
 COLUMNS = (("NAME", 0), ("STATUS", 8), ("FLIGHT", 7), ("RPM", 5), ("ERR%", 6), ("P50", 7), ("TOK/S", 7),
-           ("LOADED", 22), ("TREND", TREND_MINUTES + 2))
+           ("LOADED", 14), ("TREND", TREND_MINUTES + 2))
 DROP_ORDER = ("TREND", "LOADED", "P50", "TOK/S", "ERR%", "RPM", "FLIGHT", "STATUS")
 
 

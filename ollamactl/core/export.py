@@ -95,12 +95,15 @@ LITELLM_STRATEGIES = {
     "least-latency": "simple-shuffle",
     "warm": "simple-shuffle",
     "least-busy": "least-busy",
+    "fastest": "simple-shuffle",
 }
 LITELLM_SUBSTITUTES = {
     "least-latency": "LiteLLM's latency-based-routing sends nearly every call to a server that fails fast"
                      " (a dead one looks quickest); exported as simple-shuffle",
     "warm": "LiteLLM has no `warm` strategy, and its latency-based-routing sends nearly every call to a server"
             " that fails fast (a dead one looks quickest); exported as simple-shuffle",
+    "fastest": "LiteLLM does not route on Ollama's measured generation speed (its latency-based-routing counts"
+               " fast failures as fast); exported as simple-shuffle, weighted as `bench --set-weights` wrote",
 }
 _EMBEDDING_HINTS = ("embed", "all-minilm", "bge-", "bge:", "paraphrase-multilingual")
 

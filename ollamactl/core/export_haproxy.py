@@ -29,7 +29,8 @@ from ollamactl.core.registry import Instance
 
 HAPROXY_MAX_WEIGHT = 256
 HAPROXY_BALANCE = {"round-robin": "roundrobin", "weighted": "roundrobin", "random": "random",
-                   "least-latency": "leastconn", "warm": "roundrobin", "least-busy": "leastconn"}
+                   "least-latency": "leastconn", "warm": "roundrobin", "least-busy": "leastconn",
+                   "fastest": "roundrobin"}  # fastest: by the weights `bench --set-weights` writes
 CHECK = "check inter 2s rise 2 fall 3"
 HEALTH_ADVICE = "HAProxy checks it itself (GET /api/version) and sends it requests only while that answers 200"
 

@@ -42,7 +42,7 @@ from ollamactl.core.registry import Instance
 
 # nginx (open source) balancing directive per strategy; None: its default weighted round-robin.
 NGINX_BALANCE = {"round-robin": None, "weighted": None, "random": "random", "least-latency": "least_conn",
-                 "warm": None, "least-busy": "least_conn"}
+                 "warm": None, "least-busy": "least_conn", "fastest": None}  # fastest: `bench --set-weights`
 MAX_FAILS = 3
 FAIL_TIMEOUT_S = 30
 UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the final NUL

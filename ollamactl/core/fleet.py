@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.metrics_report import InstanceMetrics
     from ollamactl.core.model_ops import OnProgress, Outcome, Survey
     from ollamactl.core.paths import Locations
+    from ollamactl.core.speed import Measured
     from ollamactl.core.store import Store
 
     Warn = Callable[[str], None]
@@ -264,6 +265,54 @@ class Fleet:
         now = time.time()
         return [metrics_report.build(i, state["metrics"].get(i.id), state["health"].get(i.id), held[i.id], now)
                 for i in instances]
+
+    def bench(self, model: str | None = None, *, prompt: str | None = None, tokens: int | None = None,
+              repeat: int = 1, on_result: Callable[[Measured], None] | None = None) -> list[Measured]:
+        """Measure every healthy enabled instance that holds `model` (default: the chat model most
+        of them hold), all at once, `repeat` requests each: tokens/s from Ollama's own counts, time to
+        first token, cold or not. Fastest first. Each request is recorded like a run's (metrics)."""
+        import threading
+
+        from ollamactl.core import speed
+        from ollamactl.core.generate import GenerateRequest
+        from ollamactl.model_names import normalise_model
+
+        settings.checked("count", repeat, "repeat")
+        tokens = settings.checked("count", speed.DEFAULT_TOKENS if tokens is None else tokens, "tokens")
+        health = self.health()
+        holders = {i.id: {normalise_model(m["name"]) for m in health[i.id].models}
+                   for i in self.targets() if i.serves("chat") and health[i.id].healthy}
+        model = normalise_model(model) if model else _most_held(holders)
+        if model is None:
+            raise NoInstanceError("no healthy chat instance holds a model to measure",
+                                  "check `ollamactl health`, or pull one with `ollamactl pull MODEL`")
+        chosen = [i for i in self.targets() if model in holders.get(i.id, ())]
+        if not chosen:
+            raise NoInstanceError(f"no healthy chat instance holds {model}",
+                                  f"pull it first (`ollamactl pull {model}`), or name another model")
+        request = GenerateRequest(model, prompt or speed.DEFAULT_PROMPT, options={"num_predict": tokens})
+        results: list[Measured] = []
+
+        def measure(instance: Instance) -> None:
+            runs: list[speed.Run] = []
+            error = None
+            for _ in range(repeat):
+                try:
+                    done = self.stream(request, _shown_text, instance=instance.id, tries=1)
+                except OllamactlError as failed:
+                    error = failed.headline()
+                    break
+                runs.append(speed.run_of(done.final, done.first_output_s))
+            results.append(speed.summary(instance, model, runs, error))
+            if on_result is not None:
+                on_result(results[-1])
+
+        threads = [threading.Thread(target=measure, args=(i,), name="ollamactl-bench", daemon=True) for i in chosen]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return speed.ranked(results)
 
     def reset_metrics(self) -> None:
         """Forget every instance's counters (the health cache, breaker and leases stay)."""
@@ -769,3 +818,20 @@ class Fleet:
         # Only the secrets file (written 0600, for nginx) holds keys on purpose.
         return dataclasses.replace(exported, text=redact(exported.text, keys),
                                    warnings=[redact(message, keys) for message in exported.warnings])
+
+
+def _shown_text(raw: bytes, line: dict) -> bool:
+    """A measurement's `emit`: nothing is shown; its first text counts as shown (first token)."""
+    message = line.get("message")
+    return bool(line.get("response") or (isinstance(message, dict) and message.get("content")))
+
+
+def _most_held(holders: dict[str, set[str]]) -> str | None:
+    """The generation model most instances hold (ties: the first by name; embedding models, by
+    their names, left out), or None."""
+    counts: dict[str, int] = {}
+    for models in holders.values():
+        for name in models:
+            if "embed" not in name:
+                counts[name] = counts.get(name, 0) + 1
+    return min(counts, key=lambda name: (-counts[name], name)) if counts else None

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 
+from ollamactl.model_names import normalise_model
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
@@ -96,7 +98,7 @@ def apply(entry: dict[str, Any] | None, sample: Sample, now: float) -> dict[str,
         if slot < len(BUCKETS):
             histogram["buckets"][slot] += 1
     if sample.model and sample.outcome == OK:
-        _count_model(entry["models"], sample, now)
+        _count_model(entry["models"], sample._replace(model=normalise_model(sample.model)), now)
     return entry
 
 

@@ -25,7 +25,8 @@ It stands for the files it was made from and for a span of time:
   rounding never decides), the pick takes the full path.
 So a pick from stale entries always takes the full path, which starts the one background refresh
 (stale-while-revalidate) as before; it makes no memo, as the refresh is about to rewrite the state.
-`weighted` keeps the full path (it rewrites the state each pick).
+`weighted` keeps the full path (it rewrites the state each pick), and so does `fastest` (it reads
+the metrics, which every run changes).
 The memo is a cache in the 0700 state dir (core/marshal_cache.py): anything unreadable or of another
 shape is ignored.
 """
@@ -82,7 +83,7 @@ class Memo:
         """The picks for `request` as `routing.select` would make them, or None when this memo cannot
         tell (no entry for its shape, outside the entry's span, weighted, --refresh)."""
         strategy = routing.checked(request, self.default_strategy)  # its usage errors, as the full path
-        if request.refresh or (strategy == "weighted" and request.key is None):
+        if request.refresh or (strategy in ("weighted", "fastest") and request.key is None):
             return None
         entry = _entry(self.entries.get(shape_of(request)))
         if entry is None:

@@ -69,6 +69,7 @@ class Decision(Record):
     health: dict[str, dict]  # the cache entries used
     spare: tuple[Instance, ...] = ()  # eligible ones with free capacity in the lower tiers, best first
     lookup: health_cache.Lookup | None = None  # the health entries' ages, for the candidates' words
+    notes: dict[str, str] = {}  # what the strategy reckoned per candidate (fastest), for --explain
 
     def explained(self) -> dict[str, str]:
         """Why every instance was kept or dropped, by id: the candidates' words (chosen or eligible,
@@ -78,7 +79,8 @@ class Decision(Record):
             chosen = {i.id for i in self.picks}
             for instance in self.candidates:
                 state = "chosen" if instance.id in chosen else "eligible"
-                words[instance.id] = f"{state} ({self.lookup.words(instance.id)})"
+                note = self.notes.get(instance.id)
+                words[instance.id] = f"{state} ({self.lookup.words(instance.id)})" + (f"; {note}" if note else "")
         return words
 
     def failover_order(self, first: Instance | None = None) -> list[Instance]:
@@ -159,7 +161,7 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
             raise ModelMissing(selection.normalise_model(request.model),
                                _holdings(serving, health, reasons, keys_of(reg.instances)), request.strict)
         return _fallback(reg, request, reasons, warn, default)
-    counted = strategy == "least-busy" or any(i.max_inflight is not None for i in screening.candidates)
+    counted = strategy in ("least-busy", "fastest") or any(i.max_inflight is not None for i in screening.candidates)
     inflight = store.inflight([i.id for i in screening.candidates], data) if counted else {}
     candidates, spare, left_out = selection.by_capacity(screening.candidates, inflight)
     reasons.update(left_out)
@@ -169,7 +171,26 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
     if remember is not None and not lookup.probed:
         remember(Prepared(reg, data, lookup, tuple(screening.warnings), candidates, now))
     picks = apply_strategy(strategy, candidates, request, health, data, store, inflight)
-    return Decision(picks, reasons, reg.instances, candidates, health, tuple(spare), lookup)
+    notes = _speed_notes(candidates, request.model, data.get("metrics", {}), inflight) if strategy == "fastest" else {}
+    return Decision(picks, reasons, reg.instances, candidates, health, tuple(spare), lookup, notes)
+
+
+def _speed_notes(candidates: Sequence[Instance], model: str | None, measured: dict,
+                 inflight: dict[str, int]) -> dict[str, str]:
+    """What `fastest` reckoned for each candidate, for --explain."""
+    notes = {}
+    for instance in candidates:
+        cost = selection.expected_seconds(instance, model, measured, inflight)
+        speed = ((measured.get(instance.id) or {}).get("models") or {}).get(selection.normalise_model(model)) \
+            if model else None
+        if cost is None:
+            notes[instance.id] = f"never measured{' for ' + model if model else ''}: tried now and then"
+        elif speed:
+            notes[instance.id] = (f"expected {cost:.2f} s: {speed['tps']:.0f} tok/s, first token"
+                                  f" {speed.get('first_token_s') or 0:.2f} s, {inflight.get(instance.id, 0)} in flight")
+        else:
+            notes[instance.id] = f"expected {cost:.2f} s"
+    return notes
 
 
 def named(instance: Instance, store: Store) -> Decision:
@@ -198,7 +219,7 @@ def apply_strategy(strategy: str, candidates: Sequence[Instance], request: Reque
     """The picks of `strategy` among `candidates`, moving its shared position on in `store`.
     `data`: the state's latency and positions sections (weighted rewrites them in `store`)."""
     kwargs = dict(request_type=request.request_type, model=request.model, key=request.key, health=health,
-                  latency=data["latency"], inflight=inflight)
+                  latency=data["latency"], inflight=inflight, measured=data.get("metrics", {}))
     if request.key is not None or strategy not in selection.STATEFUL:
         picks, _ = selection.choose(strategy, candidates, request.count, entropy=os.urandom(4 * request.count),
                                     positions=data, **kwargs)

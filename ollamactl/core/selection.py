@@ -13,11 +13,13 @@ import math
 from ollamactl.core.timefmt import clock
 from ollamactl.model_names import normalise_model
 
-STRATEGIES = ("round-robin", "weighted", "least-latency", "least-busy", "random", "warm")
+STRATEGIES = ("round-robin", "weighted", "least-latency", "least-busy", "random", "warm", "fastest")
 STATEFUL = ("round-robin", "weighted", "warm", "least-busy")
 ROTATING = ("round-robin", "warm", "least-busy")  # a cursor the store moves on atomically
 BACKUP_TIER = 1001  # the tier of `backup` instances: below every numbered one (-1000..1000)
 REQUEST_TYPES = ("chat", "embedding")
+EXPLORE_SHARE = 0.1  # `fastest`: the share of picks that go to an instance never measured for the model
+TYPICAL_TOKENS = 256  # `fastest`: the answer length an expected time is reckoned for
 
 
 def model_names(entry: dict | None) -> set[str]:
@@ -182,6 +184,45 @@ def least_latency(candidates: list, health: dict, latency: dict[str, float], cou
     return [min(candidates, key=cost)] * count
 
 
+def expected_seconds(instance, model: str | None, measured: dict, inflight: dict[str, int]) -> float | None:
+    """`fastest`'s estimate of how long `instance` takes to answer a request for `model`: its
+    first-token time plus TYPICAL_TOKENS at its measured speed (decayed averages of recent runs and
+    benches), times one more than the leases it holds (a busy server shares its speed); None when
+    it was never measured for `model`."""
+    entry = measured.get(instance.id) or {}
+    speed = (entry.get("models") or {}).get(normalise_model(model)) if model else None
+    if speed is None and not model:  # no model named: the fastest it was ever measured at
+        speeds = [s for s in (entry.get("models") or {}).values() if s.get("tps")]
+        speed = max(speeds, key=lambda s: s["tps"], default=None)
+    if not speed or not speed.get("tps"):
+        return None
+    alone = (speed.get("first_token_s") or 0.0) + TYPICAL_TOKENS / speed["tps"]
+    return alone * (1 + inflight.get(instance.id, 0))
+
+
+def fastest(candidates: list, model: str | None, measured: dict, health: dict, latency: dict[str, float],
+            inflight: dict[str, int], count: int, entropy: bytes) -> list:
+    """The candidates with the lowest `expected_seconds` (each pick counted as one more lease, so a
+    burst spreads); a share EXPLORE_SHARE of picks (drawn from `entropy`, 4 bytes a pick) go to
+    an instance never measured for `model`, so new and recovered machines get measured. With
+    nothing measured, the least latency."""
+    load = dict(inflight)
+    picks = []
+    for step in range(count):
+        costs = {i.id: expected_seconds(i, model, measured, load) for i in candidates}
+        unmeasured = [i for i in candidates if costs[i.id] is None]
+        draw = int.from_bytes(entropy[4 * step:4 * step + 4] or b"\xff\xff\xff\xff", "big")
+        if len(unmeasured) == len(candidates):
+            pick = least_latency(candidates, health, latency, 1)[0]
+        elif unmeasured and draw < EXPLORE_SHARE * 2**32:
+            pick = unmeasured[draw % len(unmeasured)]
+        else:
+            pick = min((i for i in candidates if costs[i.id] is not None), key=lambda i: costs[i.id])
+        load[pick.id] = load.get(pick.id, 0) + 1
+        picks.append(pick)
+    return picks
+
+
 def random_picks(candidates: list, count: int, entropy: bytes) -> list:
     """Uniform picks from `entropy` (4 bytes per pick, e.g. os.urandom) so tests can fix it."""
     return [
@@ -205,12 +246,13 @@ def rendezvous(candidates: list, key: str) -> list:
 def choose(strategy: str, candidates: list, count: int, *, request_type: str | None = None,
            model: str | None = None, key: str | None = None, health: dict | None = None,
            positions: dict | None = None, latency: dict | None = None, inflight: dict | None = None,
-           entropy: bytes = b"") -> tuple[list, dict]:
+           entropy: bytes = b"", measured: dict | None = None) -> tuple[list, dict]:
     """Pick `count` instances from the non-empty `candidates`.
 
     `positions` is the persisted strategy state: {"cursors": {pool: int}, "weights": {pool: {...}}};
     the returned dict holds only the entries to write back (empty for stateless strategies).
-    `inflight` is the live lease count per instance id (least-busy).
+    `inflight` is the live lease count per instance id (least-busy, fastest); `measured` the
+    state's metrics section (fastest).
     """
     health = health or {}
     positions = positions or {}
@@ -221,6 +263,8 @@ def choose(strategy: str, candidates: list, count: int, *, request_type: str | N
         return random_picks(candidates, count, entropy), {}
     if strategy == "least-latency":
         return least_latency(candidates, health, latency or {}, count), {}
+    if strategy == "fastest":
+        return fastest(candidates, model, measured or {}, health, latency or {}, inflight or {}, count, entropy), {}
     pool = rotation_pool(strategy, candidates, request_type, model, health)
     if strategy == "weighted":
         picks, currents = smooth_weighted(candidates, positions.get("weights", {}).get(pool, {}), count)
