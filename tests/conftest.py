@@ -51,6 +51,29 @@ def fake_reverse(address):
     return names[address], [], [address]
 
 
+class FakeClock:
+    """`time.time()` for the code under test: now (real), then only what `advance` adds."""
+
+    def __init__(self, start: float):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_clock(monkeypatch) -> FakeClock:
+    """An injected clock for anything with a TTL: tests move it on instead of sleeping."""
+    import time
+
+    clock = FakeClock(time.time())
+    monkeypatch.setattr(time, "time", clock)
+    return clock
+
+
 @pytest.fixture
 def fleet(isolated_env) -> Fleet:
     """The test's fleet: its private registry and state, warnings kept in `fleet.warnings`."""

@@ -2,7 +2,6 @@
 
 import socket
 import threading
-import time
 
 import pytest
 from cli_helpers import ok, one_error_line, run
@@ -57,8 +56,7 @@ def test_the_lookup_asks_the_resolver_only_for_names_and_never_waits_long(monkey
     assert lookup.unresolvable_host("http://gpu9:11434") == "gpu9"
     for url in ("http://localhost:1", "http://127.0.0.1:1", "http://[::1]:1", "http://10.0.0.1:1"):
         assert lookup.unresolvable_host(url) is None
-    started = time.monotonic()
-    assert lookup.unresolvable_host("http://slow.example:1", timeout=0.2) is None  # no answer: no verdict
+    # no verdict: the answer (NONAME, after release or 5 s) came after the 0.2 s deadline had passed
+    assert lookup.unresolvable_host("http://slow.example:1", timeout=0.2) is None
     release.set()
-    assert time.monotonic() - started < 4
     assert asked == ["gpu9", "slow.example"]

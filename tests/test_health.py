@@ -34,11 +34,9 @@ def test_every_fault_mode_in_words_and_bounded_by_the_deadline(sim):
     instances.append(inst("legacy", legacy.url))
     instances.append(inst("prefix", legacy.url + "/not-ollama"))  # every path there: plain-text 404
     seen = []
-    started = time.monotonic()
-    # 1.5 s: eleven probes at once on a loaded 2-core machine (load 36) took the healthy one past 0.5 s
+    # 1.5 s: eleven probes at once on a loaded 2-core machine (load 36) took the healthy one past 0.5 s;
+    # hang and drip end with the deadline's own words below (a dripping server is never silent)
     results = health.check(instances, timeout=1.5, on_result=seen.append)
-    elapsed = time.monotonic() - started
-    assert elapsed < 5.0, "hang and drip must cost the deadline, not more"
     assert [r.id for r in results] == [i.id for i in instances]  # the instances' order
     assert sorted(r.id for r in seen) == sorted(i.id for i in instances)  # each reported once
     r = by_id(results)
@@ -118,16 +116,14 @@ def test_proxy_environment_is_ignored(sim_instance, monkeypatch):
 
 
 def test_concurrency_cap_is_respected(sim):
-    instances = [inst(f"s{n}", sim.add(latency=0.2).url) for n in range(4)]
-    started = time.monotonic()
-    results = health.check(instances, timeout=2.0, concurrency=2)
-    elapsed = time.monotonic() - started
+    """Instances registered under one server: the server counts the probes it answers at once."""
+    capped = sim.add(latency=0.2)
+    results = health.check([inst(f"s{n}", capped.url) for n in range(4)], timeout=2.0, concurrency=2)
     assert all(r.healthy for r in results)
-    assert elapsed >= 0.38  # two waves of 0.2 s
-    many = [inst(f"m{n}", sim.add(latency=0.2).url) for n in range(8)]
-    started = time.monotonic()
-    assert all(r.healthy for r in health.check(many, timeout=2.0))
-    assert time.monotonic() - started < 1.2  # all at once, not the sum (1.6 s)
+    assert capped.max_in_flight <= 2 * health.REQUESTS_PER_PROBE  # two probes at a time, never four
+    shared = sim.add(latency=0.2)
+    assert all(r.healthy for r in health.check([inst(f"m{n}", shared.url) for n in range(8)], timeout=2.0))
+    assert shared.max_in_flight > 2 * health.REQUESTS_PER_PROBE  # all eight at once, not in waves
 
 
 def test_check_async_inside_a_running_loop(sim_instance):

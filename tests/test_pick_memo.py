@@ -208,7 +208,7 @@ def test_the_memo_is_made_once_settled_and_used_from_then_on(tmp_path):
     assert picks(place) == ["gpu1-11434", "gpu2-11434"] * 2  # the one shared rotation goes on
 
 
-def test_an_entry_that_ages_past_its_ttl_ends_the_memo(tmp_path):
+def test_an_entry_that_ages_past_its_ttl_ends_the_memo(tmp_path, fake_clock):
     place = Place(tmp_path, "p")
     refused = f"http://{refused_url()}"
     ids = two_instances(place, ttl=30.0, first=refused)
@@ -216,12 +216,12 @@ def test_an_entry_that_ages_past_its_ttl_ends_the_memo(tmp_path):
     place.age()
     picks(place, 1)
     assert memo_used(place) and sorted(set(picks(place))) == sorted(ids)
-    time.sleep(5.1)
+    fake_clock.advance(5.1)
     assert set(picks(place)) == {ids[1]}
     assert place.fleet([]).store.read()["health"][ids[0]]["healthy"] is False  # the probe's answer
 
 
-def test_an_ejection_that_ends_ends_the_memo(tmp_path):
+def test_an_ejection_that_ends_ends_the_memo(tmp_path, fake_clock):
     place = Place(tmp_path, "p")
     ids = two_instances(place)
     place.fleet([]).store.update(lambda data: data["breaker"].update(
@@ -229,12 +229,12 @@ def test_an_ejection_that_ends_ends_the_memo(tmp_path):
     place.age()
     picks(place, 1)
     assert memo_used(place) and set(picks(place)) == {ids[1]}  # gpu1 ejected
-    time.sleep(5.1)
+    fake_clock.advance(5.1)
     assert set(picks(place)) == set(ids)  # back in the rotation
     assert memo_used(place)  # a memo for the span after the ejection
 
 
-def test_a_lease_that_expires_ends_the_memo(tmp_path):
+def test_a_lease_that_expires_ends_the_memo(tmp_path, fake_clock):
     place = Place(tmp_path, "p")
     ids = two_instances(place)
     place.fleet([]).update(ids[0], max_inflight=1)
@@ -242,7 +242,7 @@ def test_a_lease_that_expires_ends_the_memo(tmp_path):
     place.age()
     picks(place, 1)
     assert memo_used(place) and set(picks(place)) == {ids[1]}  # gpu1 is at its max_inflight
-    time.sleep(5.1)
+    fake_clock.advance(5.1)
     assert set(picks(place)) == set(ids)
 
 

@@ -15,7 +15,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -86,10 +85,8 @@ def test_a_writer_killed_before_the_rename_leaves_the_old_file(config):
     assert config.read_bytes() == before
     assert [i["id"] for i in tomllib.loads(config.read_text())["instances"]] == ["gpu1-11434"]
     assert temp.exists()  # the dead writer's half-finished temp file is still there ...
-    # the dead writer's lock went with it: the next edit goes through at once
-    started = time.monotonic()
+    # the dead writer's lock went with it: the next edit goes through (a lock still held fails it)
     ok("add", "gpu3")
-    assert time.monotonic() - started < 5
     assert ids() == ["gpu1-11434", "gpu3-11434"]
     assert not temp.exists()  # ... and the next writer, holding the lock, cleared it away
 
