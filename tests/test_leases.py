@@ -218,3 +218,33 @@ def _answers(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
     except redis.RedisError:
         return False
+
+
+def test_a_failover_never_overfills_an_instance_that_filled_meanwhile(sim):
+    """run's failover took its lease on the next instance without the capacity check ("counted even
+    when it overfills"): one that another caller had filled since the choice held 2 of 1. Such an
+    instance is now skipped, with the reason among the attempts, and is never sent the request."""
+    from fleet_setup import register
+
+    from ollamactl.core.generate import GenerateRequest
+    from ollamactl.core.http import AllFailed
+
+    sims = [sim.add(), sim.add()]
+    ids = register(*sims, max_inflight=1)
+    fleet = Fleet()
+    counts, other = [], []
+
+    def log(line: str) -> None:
+        if line.startswith("attempt 1/"):  # the first fails; the other fills after the choice
+            tried = 0 if ids[0] in line else 1
+            sims[tried].config.fault = "http500"
+            other.append(1 - tried)
+            assert fleet.store.acquire(ids[other[0]], 1, "another caller", 60)
+        if other:
+            counts.append(inflight(ids[other[0]])[ids[other[0]]])
+
+    with pytest.raises(AllFailed) as failed:
+        fleet.stream(GenerateRequest("llama3.2", "hi"), lambda raw, obj: False, log=log, tries=2)
+    assert "at its max_inflight" in str(failed.value)
+    assert max(counts) == 1
+    assert not [r for r in sims[other[0]].requests if r.path == "/api/generate"]

@@ -41,6 +41,7 @@ from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
     LINE_LIMIT,
     AllFailed,
+    AtCapacity,
     ConnectFailed,
     NotOllama,
     OllamaError,
@@ -243,7 +244,7 @@ class _Attempt:
 
 def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *, timeouts: Timeouts,
              tries: int = 3, log: Log | None = None, feedback: Feedback | None = None,
-             flush: Flush | None = None, on_attempt: Callable[[Instance], None] | None = None) -> Completion:
+             flush: Flush | None = None, on_attempt: Callable[[Instance], bool] | None = None) -> Completion:
     """POST `body` to `path` on the first instance that serves it, failing over before any output.
 
     `emit(raw_line, obj)` is called for every NDJSON line that is not an error and returns True once
@@ -252,7 +253,8 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
     out before any wait, while a burst of lines already received costs one flush, not one per line;
     the first text is flushed at once, and a long burst at least every FLUSH_EVERY_S.
     `feedback` (breaker.Feedback) learns each attempt's outcome for the circuit breaker;
-    `on_attempt(instance)` is told before each attempt (the caller's lease follows it).
+    `on_attempt(instance)` is asked before each attempt (the caller's lease follows it); False: the
+    instance is at its max_inflight, so it is skipped (AtCapacity among the attempts).
     Synchronous on purpose: this is the hot path (a blocking read per chunk is the cheapest loop).
     """
     import httpx
@@ -270,8 +272,11 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
         for number, instance in enumerate(order, 1):
             if log:
                 log(f"attempt {number}/{len(order)}: {label(instance)}")
-            if on_attempt is not None:
-                on_attempt(instance)
+            if on_attempt is not None and not on_attempt(instance):
+                failed.append((instance, AtCapacity(f"not sent: at its max_inflight ({instance.max_inflight})",
+                                                    instance)))
+                _failing_over(log, failed[-1], order, number)
+                continue
             sent = time.monotonic()
             attempt = _Attempt(_Watchdog(sent + timeouts.first_byte, partial(liveness.silent_now, instance),
                                          timeouts.alive_every, timeouts.alive_within))
@@ -286,10 +291,7 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
                 failed.append((instance, error))
                 if not error.retryable:
                     raise _with_history(error, failed[:-1]) from None
-                if log:
-                    following = order[number] if number < len(order) else None
-                    then = f"; trying {label(following)}" if following else ""
-                    log(f"{label(instance)} failed: {error.reason}{then}")
+                _failing_over(log, failed[-1], order, number)
                 continue
             finally:
                 attempt.dog.stop()
@@ -302,6 +304,15 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
                               None if attempt.first_output_at is None else attempt.first_output_at - sent,
                               attempt.first_output_at)
     raise AllFailed(failed, f"all {len(failed)} attempts failed" if len(failed) > 1 else "the attempt failed")
+
+
+def _failing_over(log: Log | None, failure: tuple[Instance, OllamaError], order: list[Instance], number: int) -> None:
+    """Log attempt `number`'s failure, and which instance is tried next."""
+    if log:
+        instance, error = failure
+        following = order[number] if number < len(order) else None
+        then = f"; trying {label(following)}" if following else ""
+        log(f"{label(instance)} failed: {error.reason}{then}")
 
 
 def _with_history(error: OllamaError, earlier: list[tuple[Instance, OllamaError]]) -> OllamaError:

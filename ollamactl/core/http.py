@@ -120,6 +120,12 @@ class ServerBusy(ServerError):
     """HTTP 503: the server's queue is full."""
 
 
+class AtCapacity(OllamaError):
+    """Not sent: a failover found the instance at its max_inflight (filled since it was chosen)."""
+
+    retryable = True
+
+
 class ModelNotFound(OllamaError):
     """HTTP 404 with a JSON "... not found" error: this instance lacks the model."""
 

@@ -66,9 +66,9 @@ class Lease:
     def instance(self) -> Instance:
         return self.instances[0]
 
-    def take(self, instance: Instance, within_limit: bool = True) -> bool:
-        """Take a lease on `instance` (refused when it is at its max_inflight, unless not `within_limit`)."""
-        limit = instance.max_inflight if within_limit else None
+    def take(self, instance: Instance) -> bool:
+        """Take a lease on `instance` (refused when it is at its max_inflight)."""
+        limit = instance.max_inflight
         if limit is not None and not self.store.acquire(instance.id, limit, self.holder, LEASE_TTL_S):
             return False
         self.instances.append(instance)
@@ -79,13 +79,13 @@ class Lease:
             self._thread.start()
         return True
 
-    def move(self, instance: Instance) -> None:
-        """Hand the (single) lease to `instance`, as a failover does; the attempt is counted even
-        when it overfills the instance, since it is already under way."""
+    def move(self, instance: Instance) -> bool:
+        """Hand the (single) lease to `instance`, as a failover does, through the capacity check:
+        False (and no lease held) when another caller has filled it since it was chosen."""
         if self.instances and self.instances[0].id == instance.id:
-            return
+            return True
         self._drop()
-        self.take(instance, within_limit=False)
+        return self.take(instance)
 
     def release(self) -> None:
         self._stop.set()
