@@ -57,6 +57,10 @@ def test_run_fails_over_from_a_server_that_hung_after_its_health_check(sim):
         said.append(result.stderr)
     assert f"{ids[0]} ({hung.url}) failed: stopped answering" in said[0]  # the first pick met the hung one
     assert len(paths(good, "/api/generate")) == 3
+    # ... and cached it as the failed health check it is: the runs after it never tried the hung one.
+    entry = Fleet().store.read()["health"][ids[0]]
+    assert entry["healthy"] is False and entry["error"].startswith("stopped answering while its answer was awaited")
+    assert len(paths(hung, "/api/generate")) == 1 and f"trying {ids[0]}" not in "".join(said)
 
 
 def test_the_verbose_line_names_the_hung_server_and_what_it_did_not_answer(sim):

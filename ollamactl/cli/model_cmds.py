@@ -321,7 +321,7 @@ def remove_model(
         raise UsageError("refusing to remove without confirmation: stdin is not a terminal", "pass --yes")
     current = fleet()
     targets = current.targets(refs or ())
-    survey = current.survey(include=targets)
+    survey = current.survey(include=targets if refs else ())
     holding, others = survey.removal(name, targets, force)
     if holding:
         confirm(f"Remove {name} from {', '.join(i.id for i in holding)}?", yes, "remove")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ollamactl.core import metrics
 from ollamactl.core.errors import OllamactlError
-from ollamactl.core.http import BadRequest, ModelNotFound, OllamaError
+from ollamactl.core.http import BadRequest, ModelNotFound, OllamaError, Unresponsive
 from ollamactl.model_names import normalise_model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +63,14 @@ def record(store: Store, instance_id: str, ok: bool | None, latency_ms: float | 
     store.update(change)
 
 
+def mark_down(store: Store, instance: Instance, why: str) -> None:
+    """`instance` stopped answering /api/version while a request waited: cache that as the failed
+    health check it is, so routing and the model commands leave it out until a probe finds it back."""
+    from ollamactl.core.health import HealthResult, save
+
+    save(store, [HealthResult(id=instance.id, url=instance.url, healthy=False, error=why, checked_at=time.time())])
+
+
 def forget_model(store: Store, instance_id: str, model: str) -> None:
     """An instance answered 404 for `model`: drop it from that instance's cached model list."""
     wanted = normalise_model(model)
@@ -99,6 +107,9 @@ class Feedback:
         elif isinstance(error, BadRequest):
             self.outcome(instance.id, True, sample=sample)
         else:
+            if isinstance(error, Unresponsive):  # it failed a health check: say so where routing looks
+                with contextlib.suppress(OllamactlError):
+                    mark_down(self.store, instance, error.reason)
             self.outcome(instance.id, False, sample=sample)
 
     def count(self, instance_id: str, sample: Sample) -> None:

@@ -463,20 +463,56 @@ class Fleet:
 
     def survey(self, *refs: str, include: Sequence[Instance] = ()) -> Survey:
         """The named (default: enabled) instances and `include`, probed now: what each holds and
-        runs, and the plans made from it (pull targets, `sync`, removals; see model_ops.Survey)."""
+        runs, and the plans made from it (pull targets, `sync`, removals; see model_ops.Survey).
+        Instances neither named nor included that the cache knows are down are left out (`answering`)."""
         from ollamactl.core.model_ops import Survey
 
-        instances = list({i.id: i for i in [*self.targets(refs), *include]}.values())
-        return Survey.probe(self, instances)
+        targets = self.targets(refs)
+        instances = list({i.id: i for i in [*targets, *include]}.values())
+        asked, skipped = self.answering(instances, named=[*(targets if refs else ()), *include])
+        return Survey.probe(self, asked, skipped)
 
     def running(self, *refs: str) -> list[Outcome]:
-        """The loaded models of the named (default: enabled) instances, from /api/ps (`Outcome.data`)."""
+        """The loaded models of the named (default: enabled) instances, from /api/ps (`Outcome.data`);
+        unnamed ones the cache knows are down are not asked (their Outcome says so)."""
         from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
 
         reg = self.registry()
-        return model_ops.running(self.store, self.targets(refs), Timeouts.from_settings(reg),
-                                 float(reg.setting("timeout")))
+        targets = self.targets(refs)
+        asked, skipped = self.answering(targets, named=targets if refs else ())
+        answers = {o.instance.id: o for o in model_ops.running(self.store, asked, Timeouts.from_settings(reg),
+                                                               float(reg.setting("timeout")))}
+        return [answers.get(i.id) or model_ops.Outcome(i, error=skipped[i.id]) for i in targets]
+
+    def answering(self, instances: Sequence[Instance],
+                  named: Sequence[Instance] = ()) -> tuple[list[Instance], dict[str, str]]:
+        """`instances` less those the health cache knows are down (unhealthy at a check at most
+        stale_ttl old) that are not in `named`, and why each of those was left out, by id.
+
+        Model commands use it so that a dead server does not cost them its probe timeout: a warning
+        names the left-out ones and how to include them, and a background refresh checks again
+        those whose result is older than unhealthy_ttl.
+        """
+        import time
+
+        from ollamactl.core.timefmt import age
+
+        reg = self.registry()
+        keep = {i.id for i in named}
+        down = health_cache.known_down([i for i in instances if i.id not in keep], reg, self.store.read(), time.time())
+        if not down:
+            return list(instances), {}
+        states = {iid: f"{entry.get('error') or 'unhealthy'}, checked {age(seconds)} ago"
+                  for iid, (entry, seconds) in down.items()}
+        self.warn(f"skipped {'; '.join(f'{iid} ({state})' for iid, state in states.items())}: known to be"
+                  " down; `ollamactl refresh` checks again, and an instance named on the command line is asked"
+                  " anyway")
+        if self._revalidate is not None and \
+                any(seconds > health_cache.Freshness.of(reg).unhealthy for _, seconds in down.values()):
+            self._revalidate()
+        return ([i for i in instances if i.id not in down],
+                {iid: f"not asked: down at its last check ({state})" for iid, state in states.items()})
 
     def pull(self, jobs: Sequence[tuple[Instance, str]], *, concurrency: int | None = None,
              on_progress: OnProgress | None = None, timeout: float | None = None) -> list[Outcome]:

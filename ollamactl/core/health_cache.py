@@ -92,14 +92,30 @@ class Lookup(Record):
         return checked
 
 
+def known_down(instances: Iterable[Instance], reg: Registry, data: dict[str, Any],
+               now: float) -> dict[str, tuple[dict[str, Any], float]]:
+    """{id: (entry, age)} of the instances whose usable cached result says unhealthy and is young
+    enough to answer from (`stale_ttl`): model commands leave them out rather than wait on them."""
+    freshness = Freshness.of(reg)
+    health = data.get("health") if isinstance(data, dict) else None
+    down = {}
+    for instance in instances if isinstance(health, dict) else ():
+        entry = _usable(health, instance, now)  # type: ignore[arg-type]
+        if entry is not None and not entry["healthy"] and freshness.state(entry, now - entry["checked_at"]):
+            down[instance.id] = (entry, now - entry["checked_at"])
+    return down
+
+
 def current(instances: Iterable[Instance], reg: Registry, store: Store, data: dict[str, Any], now: float,
             refresh: bool = False, revalidate: Callable[[], bool] | None = None,
-            warn: Callable[[str], None] | None = None) -> Lookup:
+            warn: Callable[[str], None] | None = None, recheck: bool = False) -> Lookup:
     """Each instance's usable health entry: cached where fresh, probed (and saved) otherwise.
 
     With `revalidate` (routing), stale entries are used too and `revalidate()` is called once to
     refresh them in the background; when it returns False (no background refresh possible), they
-    are probed now like the rest. `refresh` probes everything. A probe's note goes to `warn`.
+    are probed now like the rest. `refresh` probes everything; `recheck` probes every instance the
+    cache calls healthy and keeps its verdict on those it knows are down (it does not wait on them).
+    A probe's note goes to `warn`.
     """
     freshness = Freshness.of(reg)
     entries: dict[str, dict[str, Any]] = {}
@@ -110,7 +126,8 @@ def current(instances: Iterable[Instance], reg: Registry, store: Store, data: di
     cached = {} if refresh or not isinstance(health, dict) else health
     for instance in instances:
         entry = _usable(cached, instance, now)
-        verdict = None if entry is None else freshness.state(entry, now - entry["checked_at"])
+        verdict = None if entry is None or (recheck and entry["healthy"]) \
+            else freshness.state(entry, now - entry["checked_at"])
         if verdict == FRESH or (verdict == STALE and revalidate is not None):
             entries[instance.id] = entry  # type: ignore[assignment]
             ages[instance.id] = now - entry["checked_at"]  # type: ignore[index]

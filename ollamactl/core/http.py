@@ -152,6 +152,10 @@ class NotOllama(OllamaError):
     """The answer is not what Ollama sends."""
 
 
+class Unresponsive(ConnectFailed):
+    """The server stopped answering at all while a request waited on it (core/liveness.py)."""
+
+
 class TooLarge(OllamaError):
     """The answer (or one line of it) is larger than any honest server sends: another may serve."""
 

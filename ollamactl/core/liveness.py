@@ -4,8 +4,9 @@ A first byte may rightly take minutes (a cold model load), so the first-byte tim
 a loading Ollama still answers `GET /api/version` at once; a hung server does not. So while run,
 embed, load and pull wait on an instance, it is asked every `Timeouts.alive_every` seconds
 (`[settings] liveness_interval`), each time within `Timeouts.alive_within` (the health probe's
-`timeout`); the first time it does not answer, the wait ends with a retryable ConnectFailed that
-says why, and the caller fails over (nothing has reached the user yet). Any HTTP answer counts:
+`timeout`); the first time it does not answer, the wait ends with a retryable Unresponsive error
+that says why, and the caller fails over (nothing has reached the user yet); run and embed's
+breaker feedback also records it as a failed health check, so the next commands leave it out. Any HTTP answer counts:
 the server is there, whatever it says. The checks run beside the request (a thread for run's
 synchronous stream, a task for the async callers), never before it: the request goes out at once.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ollamactl.core.http import ConnectFailed, headers_for, seconds
+from ollamactl.core.http import Unresponsive, headers_for, seconds
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Awaitable
@@ -55,9 +56,9 @@ def silent_now(instance: Instance, within: float) -> str | None:
     return asyncio.run(silent(instance, within))
 
 
-def stopped(instance: Instance, why: str) -> ConnectFailed:
+def stopped(instance: Instance, why: str) -> Unresponsive:
     """The error of a wait ended because the server stopped answering."""
-    return ConnectFailed(f"stopped answering while its answer was awaited ({why})", instance)
+    return Unresponsive(f"stopped answering while its answer was awaited ({why})", instance)
 
 
 async def watch(instance: Instance, timeouts: Timeouts) -> str:

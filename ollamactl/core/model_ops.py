@@ -512,24 +512,26 @@ class Survey:
     """Instances a model command considers, with their health results and what they hold (`held`,
     healthy ones only), the timeouts of the registry's settings, and the kinds of models."""
 
-    def __init__(self, fleet: Fleet, instances: Sequence[Instance], results: dict[str, HealthResult]):
+    def __init__(self, fleet: Fleet, instances: Sequence[Instance], results: dict[str, HealthResult],
+                 skipped: dict[str, str] | None = None):
         reg = fleet.registry()
         self.fleet = fleet
         self.store = fleet.store
         self.instances = list(instances)
         self.results = results
+        self.skipped = skipped or {}  # id -> why an instance known to be down was not asked (Fleet.answering)
         self.held = held_models(results[i.id] for i in self.instances if i.id in results)
         self.timeouts = Timeouts.from_settings(reg)
         self.probe_timeout = float(reg.setting("timeout"))
 
     @classmethod
-    def probe(cls, fleet: Fleet, instances: Sequence[Instance]) -> Survey:
+    def probe(cls, fleet: Fleet, instances: Sequence[Instance], skipped: dict[str, str] | None = None) -> Survey:
         """Probe `instances` now (the results are cached); an unhealthy one is left out with a warning."""
-        results = {r.id: r for r in fleet.probe(instances)}
+        results = {r.id: r for r in fleet.probe(instances)} if instances else {}
         for instance in instances:
             if not results[instance.id].healthy:
                 fleet.warn(f"{instance.id} is unhealthy ({results[instance.id].error}); left out")
-        return cls(fleet, instances, results)
+        return cls(fleet, instances, results, skipped)
 
     def holders(self, model: str) -> list[Instance]:
         return [i for i in self.instances if model in self.held.get(i.id, {})]
@@ -577,7 +579,8 @@ class Survey:
             who = ", ".join(i.id for i in holding)
             raise UsageError(f"{who} hold{'s' if len(holding) == 1 else ''} the last copy of {model} in the fleet",
                              "pass --force to remove it anyway")
-        others = [Outcome(i, model, absent=True, error="not on this instance") if self.results[i.id].healthy
+        others = [Outcome(i, model, error=self.skipped[i.id]) if i.id not in self.results
+                  else Outcome(i, model, absent=True, error="not on this instance") if self.results[i.id].healthy
                   else Outcome(i, model, error=self.results[i.id].error) for i in targets if i not in holding]
         return holding, others
 

@@ -41,6 +41,7 @@ class Request(Record):
     strict: bool = False  # exit 3 rather than fall back (model on no healthy instance; the default instance)
     refresh: bool = False
     need_model: bool = False  # run/embed: a model on no healthy instance is an error, strict or not
+    recheck: bool = False  # probe the instances the cache calls healthy again (not those it knows are down)
 
 
 class ModelMissing(NoInstanceError):
@@ -146,7 +147,7 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
     serving = [i for i in reg.instances
                if i.enabled and not (request.request_type and not i.serves(request.request_type))]
     lookup = health_cache.current(serving, reg, store, data, now, refresh=request.refresh, warn=warn,
-                                  revalidate=revalidate)
+                                  revalidate=revalidate, recheck=request.recheck)
     health = lookup.entries
     screening = selection.screen(reg.instances, request.request_type, request.model, health,
                                  data["breaker"], now, strict=request.strict or request.need_model)
@@ -156,8 +157,8 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
     if not screening.candidates:
         if screening.model_missing and (request.strict or request.need_model):
             cached = any(entry.get("checked_at", 0) < now for entry in health.values())
-            if request.need_model and not request.refresh and cached:  # pulled since the last check?
-                return select(request._replace(refresh=True), reg, store, warn, default)
+            if request.need_model and not (request.refresh or request.recheck) and cached:  # pulled since?
+                return select(request._replace(recheck=True), reg, store, warn, default, revalidate=revalidate)
             raise ModelMissing(selection.normalise_model(request.model),
                                _holdings(serving, health, reasons, keys_of(reg.instances)), request.strict)
         return _fallback(reg, request, reasons, warn, default)

@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "concurrency": 256,  # health probes at once
     "connect_timeout": 3.0,  # seconds to connect (run, embed)
     "first_byte_timeout": 600.0,  # seconds until a model answers at all (a cold load takes minutes)
-    "liveness_interval": 5.0,  # seconds between "does it still answer?" checks while that first byte is awaited
+    "liveness_interval": 2.0,  # seconds between "does it still answer?" checks while that first byte is awaited
     "wait": 60.0,  # seconds exec/run/embed wait for a lease when every instance is busy
     "store": "file",  # where the state lives: "file" (the state dir) or redis://host:6379/0
 }
