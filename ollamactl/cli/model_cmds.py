@@ -53,10 +53,6 @@ def _model(name: str) -> str:
     return normalise_model(name)
 
 
-def _label(instance: Instance) -> str:
-    return instance.id if instance.name == instance.id else f"{instance.id} ({instance.name})"
-
-
 # ---------------------------------------------------------------------------------------------
 # Summaries shared by pull, sync, rm, load and unload
 
@@ -77,13 +73,13 @@ def _report(outcomes: Sequence[Outcome], done: str, json_output: bool, absent_fa
     else:
         def result(outcome: Outcome) -> Any:
             if outcome.ok:
-                return output.text(done, "green")
+                return output.styled(done, "green")
             if outcome.absent:
-                return output.text("not on this instance", "dim")
-            return output.text("failed: " + (outcome.error or "unknown error"), "red")
+                return output.styled("not on this instance", "dim")
+            return output.styled("failed: " + (outcome.error or "unknown error"), "red")
 
-        rows = ((_label(o.instance), o.model or "", result(o)) for o in outcomes)
-        output.table(("INSTANCE", "MODEL", "RESULT"), rows)
+        rows = ((o.instance.name, o.model or "", result(o)) for o in outcomes)
+        output.table(("INSTANCE", "MODEL", "RESULT"), rows, cut={"RESULT": 12, "MODEL": 16, "INSTANCE": 16})
     if failed:
         names = ", ".join(o.instance.id for o in failed)
         plural = "s" if len(outcomes) != 1 else ""
@@ -180,19 +176,20 @@ def ps(refs: list[str] | None = REFS,
     else:
         rows: list[tuple[Any, ...]] = []
         for o in outcomes:
-            who = _label(o.instance)
+            who = o.instance.name
             if o.error:
-                rows.append((who, output.text("unreachable: " + o.error, "red"), "", "", "", ""))
+                rows.append((who, output.styled("unreachable: " + o.error, "red"), "", "", "", ""))
             elif o.data is None:
-                rows.append((who, output.text("? (no /api/ps: Ollama older than 0.1.38)", "dim"), "", "", "", ""))
+                rows.append((who, output.styled("? (no /api/ps: Ollama older than 0.1.38)", "dim"), "", "", "", ""))
             elif not o.data:
-                rows.append((who, output.text("-", "dim"), "", "", "", ""))
+                rows.append((who, output.styled("-", "dim"), "", "", "", ""))
             for m in o.data or ():
                 size, context = _number(m.get("size")), _number(m.get("context_length"))
                 rows.append((who, m["name"], "" if size is None else output.human_bytes(size),
                              vram_words(vram_share(m)), "" if context is None else str(context),
                              until(m.get("expires_at"), now)))
-        output.table(("INSTANCE", "MODEL", "SIZE", "VRAM", "CONTEXT", "UNLOADS IN"), rows)
+        output.table(("INSTANCE", "MODEL", "SIZE", "VRAM", "CONTEXT", "UNLOADS IN"), rows,
+                     drop=("CONTEXT", "VRAM", "SIZE"), cut={"MODEL": 16, "INSTANCE": 16})
     if any(o.error for o in outcomes):
         raise typer.Exit(ExitCode.FAILED)
 
