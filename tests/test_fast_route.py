@@ -30,6 +30,7 @@ VECTORS = {
                ["--timeout"], ["-aj"], ["--json", "--", "gpu1"], ["--timeout", "-1"]],
     "refresh": [[], ["--json"], ["gpu1"], ["--json=yes"]],
     "models": [[], ["--json"], ["--diff"], ["--diff", "--json"], ["--diff=1"], ["x"]],
+    "ps": [[], ["--json"], ["gpu1", "gpu2"], ["gpu1", "--json"], ["--json", "--", "gpu1"], ["--json=1"], ["-j"]],
     "run": [
         ["m"], ["m", "hello", "world"], ["llama3.2", "-"], ["m", "--chat", "hi"], ["m", "hi", "--chat"],
         ["m", "--system", "be brief", "hi"], ["m", "--system=be brief"], ["m", "--system", "--chat"],
@@ -52,7 +53,7 @@ VECTORS = {
 }
 # Ordinary command lines the fast route must answer itself (else it would be a route nobody takes).
 ANSWERED = {"list": [[], ["--json"]], "paths": [[], ["--json"]], "health": [["--json"], ["gpu1", "-a"]],
-            "refresh": [[]], "models": [["--json"], ["--diff"]],
+            "refresh": [[]], "models": [["--json"], ["--diff"]], "ps": [[], ["gpu1", "--json"]],
             "run": [["m", "hello", "world"], ["m", "--chat", "-o", "seed=1", "--tries", "5", "hi"]],
             "embed": [["m", "a", "b c"], ["m", "--file", "-", "--ndjson"]]}
 

@@ -339,10 +339,10 @@ class Fleet:
     def targets(self, refs: Sequence[str] = (), include_disabled: bool = False) -> list[Instance]:
         """The instances a fleet-wide command works on: the named ones (even disabled), else the
         enabled ones (all with `include_disabled`), else, with nothing registered, the default."""
-        from ollamactl.core.registry_ops import resolve_all
-
         reg = self.registry()
         if refs:
+            from ollamactl.core.registry_ops import resolve_all
+
             if not reg.instances and all(ref == "default" for ref in refs):
                 return [self.default_instance]
             return resolve_all(reg, list(refs))
@@ -472,11 +472,10 @@ class Fleet:
     def running(self, *refs: str) -> list[Outcome]:
         """The loaded models of the named (default: enabled) instances, from /api/ps (`Outcome.data`)."""
         from ollamactl.core import model_ops
-        from ollamactl.core.http import Timeouts
 
         reg = self.registry()
-        return model_ops.running(self.store, self.targets(refs), Timeouts.from_settings(reg),
-                                 float(reg.setting("timeout")))
+        return model_ops.running(self.store, self.targets(refs), float(reg.setting("timeout")),
+                                 int(reg.setting("concurrency")))
 
     def pull(self, jobs: Sequence[tuple[Instance, str]], *, concurrency: int | None = None,
              on_progress: OnProgress | None = None, timeout: float | None = None) -> list[Outcome]:
