@@ -16,10 +16,20 @@ from ollamactl.core import health
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.state import MAX_MODELS
 
-# Runs the CLI in a child and reports the child's peak memory (KiB on Linux) on its last stderr line.
+# Runs the CLI in a child and reports the child's peak memory (KiB on Linux) on its last stderr line:
+# its own address space's high-water mark (VmHWM), not ru_maxrss, which Linux carries over exec from
+# the process that spawned it (a pytest worker grown past 100 MB made every child look that big).
 _MEASURED = """
 import atexit, resource, sys
-atexit.register(lambda: sys.stderr.write(f"\\nMAXRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n"))
+
+def peak():
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+atexit.register(lambda: sys.stderr.write(f"\\nMAXRSS {peak()}\\n"))
 from ollamactl.cli.launcher import main
 main(sys.argv[1:])
 """

@@ -30,6 +30,7 @@ VECTORS = {
                ["--timeout"], ["-aj"], ["--json", "--", "gpu1"], ["--timeout", "-1"]],
     "refresh": [[], ["--json"], ["gpu1"], ["--json=yes"]],
     "models": [[], ["--json"], ["--diff"], ["--diff", "--json"], ["--diff=1"], ["x"]],
+    "ps": [[], ["--json"], ["gpu1", "gpu2"], ["gpu1", "--json"], ["--json", "--", "gpu1"], ["--json=1"], ["-j"]],
     "run": [
         ["m"], ["m", "hello", "world"], ["llama3.2", "-"], ["m", "--chat", "hi"], ["m", "hi", "--chat"],
         ["m", "--system", "be brief", "hi"], ["m", "--system=be brief"], ["m", "--system", "--chat"],
@@ -52,7 +53,7 @@ VECTORS = {
 }
 # Ordinary command lines the fast route must answer itself (else it would be a route nobody takes).
 ANSWERED = {"list": [[], ["--json"]], "paths": [[], ["--json"]], "health": [["--json"], ["gpu1", "-a"]],
-            "refresh": [[]], "models": [["--json"], ["--diff"]],
+            "refresh": [[]], "models": [["--json"], ["--diff"]], "ps": [[], ["gpu1", "--json"]],
             "run": [["m", "hello", "world"], ["m", "--chat", "-o", "seed=1", "--tries", "5", "hi"]],
             "embed": [["m", "a", "b c"], ["m", "--file", "-", "--ndjson"]]}
 
@@ -134,20 +135,25 @@ def test_list_off_a_terminal_prints_what_typer_prints():
         assert fast.stdout == make_runner().invoke(app, args).stdout, args
 
 
-def test_the_plain_table_is_the_rich_table_off_a_terminal(capsys):
-    """Scripts see `list` in the layout rich gave it off a terminal, less the trailing spaces (and a
-    row longer than rich's 250 columns stays whole instead of being cut)."""
+def test_the_plain_table_is_the_rich_table_less_the_styles(capsys):
+    """Scripts see a table (off a terminal: plain text, no rich) in the layout rich gives it on a
+    terminal as wide, less the trailing spaces; and rows are never cut to a width there."""
+    import io
+
+    from rich.console import Console
+
     from ollamactl.cli import output
 
     columns = ("ID", "NAME", "URL")
     rows = [("a", "北京 GPU", "http://a:1"), ("bb", "[bold]x[/bold] \x1b[31m", "-"), ("c", "e\u0301t\u00e9", 7),
             ("d", None, "-")]
-    output.plain_table(columns, rows)
-    plain = capsys.readouterr().out
     output.table(columns, rows)
-    assert plain == "".join(line.rstrip() + "\n" for line in capsys.readouterr().out.splitlines())
+    plain = capsys.readouterr().out
+    console = Console(file=io.StringIO(), width=output.WIDE, color_system=None)
+    console.print(output.renderable(output.Grid(columns, rows), output.WIDE))
+    assert plain == "".join(line.rstrip() + "\n" for line in console.file.getvalue().splitlines())
     assert "[bold]x[/bold] \\x1b[31m" in plain
-    output.plain_table(columns, [("x" * 3, "n" * 200, "u" * 200)])
+    output.table(columns, [("x" * 3, "n" * 200, "u" * 200)], cut={"NAME": 16, "URL": 20})
     assert len(capsys.readouterr().out.splitlines()[1]) == 3 + 2 + 200 + 2 + 200
 
 

@@ -3,7 +3,6 @@ a stopped instance leaving the rotation and a restarted one rejoining it, clean 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -94,7 +93,7 @@ def test_a_stopped_instance_leaves_and_a_restarted_one_rejoins_on_a_fake_clock(s
 
     def background_refresh() -> bool:
         results = real_check(reg.instances, timeout=2.0)
-        health.save(fleet.store, [dataclasses.replace(r, checked_at=clock["now"]) for r in results])
+        health.save(fleet.store, [r._replace(checked_at=clock["now"]) for r in results])
         return True
 
     background_refresh()

@@ -60,7 +60,7 @@ def test_every_fault_mode_in_words_and_bounded_by_the_deadline(sim):
     assert r["legacy"].healthy and r["legacy"].loaded is None  # no /api/ps: unknown, not unhealthy
     for name in ("refuse", "hang", "drip", "http500", "garbage", "prefix"):
         bad = r[name]
-        assert not bad.healthy and bad.version is None and bad.models == [] and bad.loaded is None
+        assert not bad.healthy and bad.version is None and not bad.models and bad.loaded is None
         assert "Error" not in bad.error and "(" not in bad.error.split(":")[0]  # words, not a repr
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import signal
@@ -13,7 +12,6 @@ import time
 
 import pytest
 from cli_helpers import run
-from rich.console import Console
 
 from ollamactl.cli import health_view, output
 from ollamactl.core import health
@@ -117,10 +115,8 @@ def test_refresh_output(sim):
     assert len(Fleet().store.read()["health"]) == 3
 
 
-def render(table, width: int) -> list[str]:
-    console = Console(file=io.StringIO(), width=width, color_system=None)
-    console.print(table)
-    return console.file.getvalue().splitlines()
+def render(grid, width: int) -> list[str]:
+    return output.lines(grid, width)
 
 
 def test_watch_rows_update_independently_while_one_probe_hangs(sim):
@@ -135,9 +131,9 @@ def test_watch_rows_update_independently_while_one_probe_hangs(sim):
     Fleet().watch([steady, hung], interval=0.2, timeout=60, on_start=view.started, on_result=on_result,
                   on_tick=lambda: None, tick=0.05, stop=lambda: answered.count(steady.id) >= 4)
     assert answered == [steady.id] * 4  # four rounds of the steady row while the hung probe runs on
-    lines = render(view.table({}, width=120, now=view.running[hung.id] + 3.2), 120)
+    lines = render(view.table({}, now=view.running[hung.id] + 3.2), 120)
     rows = {line.split()[0]: line for line in lines[1:]}
-    assert "healthy" in rows[steady.id] and "checking… 3 s" in rows[hung.id]
+    assert "healthy" in rows["steady"] and "checking… 3 s" in rows["hung"]
     assert Fleet().store.read()["health"][steady.id]["healthy"] is True  # the cache follows the watch
 
 
@@ -145,11 +141,11 @@ def test_the_table_fits_60_columns_and_shows_everything_at_120(sim):
     Fleet().add(sim.add().url, name="gpu-a")
     Fleet().add(sim.add(fault="http500").url, name="broken")
     rows = [(i, r, None) for i, r in zip(Fleet().instances(), Fleet().check(), strict=True)]
-    narrow = render(health_view.health_table(rows, {}, width=60), 60)
+    narrow = render(health_view.health_table(rows, {}), 60)
     assert len(narrow) == 3 and all(len(line) <= 60 for line in narrow)  # header + one line per instance
     assert "…" in narrow[2] and "HTTP 500" in narrow[2]  # the long error is cut, not wrapped
     assert {"INSTANCE", "STATUS", "LATENCY", "ERROR"} <= set(narrow[0].split()) and "URL" not in narrow[0]
-    wide = render(health_view.health_table(rows, {}, width=120), 120)
+    wide = render(health_view.health_table(rows, {}), 120)
     assert wide[0].split() == list(health_view.COLUMNS) and len(wide) == 3
 
 

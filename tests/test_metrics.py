@@ -208,13 +208,14 @@ def test_top_once_prints_one_plain_frame_off_a_terminal(sim):
 def test_top_fits_60_columns_by_dropping_columns_never_the_name(burst):
     from rich.console import Console
 
+    from ollamactl.cli import output
     from ollamactl.cli.top_cmd import Snapshot, render
 
     console = Console(width=60, record=True, color_system=None)
-    console.print(render(Fleet().metrics(), Snapshot({}), 60))
+    console.print(output.renderable(render(Fleet().metrics(), Snapshot({}), 60), 60))
     lines = console.export_text().splitlines()
     assert all(len(line) <= 60 for line in lines)
     assert any(line.startswith("sim1 ") for line in lines) and any(line.startswith("sim2 ") for line in lines)
     wide = Console(width=160, record=True, color_system=None)
-    wide.print(render(Fleet().metrics(), Snapshot({}), 160))
+    wide.print(output.renderable(render(Fleet().metrics(), Snapshot({}), 160), 160))
     assert "TREND" in wide.export_text() and "TREND" not in "\n".join(lines)

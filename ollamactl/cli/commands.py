@@ -33,6 +33,7 @@ BODIES = {
     "health": "health_show:health",
     "refresh": "health_show:refresh",
     "models": "health_show:models",
+    "ps": "ps_show:ps",
     "run": "run_stream:run",
     "embed": "embed_batches:embed",
 }

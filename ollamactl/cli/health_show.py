@@ -87,9 +87,9 @@ def _watch(current: Fleet, refs: list[str] | None, include_all: bool, timeout: f
     def title() -> str:
         return f"health every {interval:g} s, {time.strftime('%H:%M:%S')} (Ctrl-C to stop)"
 
-    with output.live(view.table(ejected, title())) as live:
+    with output.Live(view.table(ejected, title())) as live:
         def redraw() -> None:
-            live.update(view.table(ejected, title()), refresh=True)
+            live.update(view.table(ejected, title()))
 
         def on_live_result(result: HealthResult) -> None:
             on_result(result)
@@ -155,6 +155,7 @@ def models(json_output: bool, diff: bool) -> None:
         show_diff(current, results, json_output)
         return
     listing = current.models(results)
+    names = {i.id: i.name for i in current.instances()}
     if json_output:
         output.print_json(listing)
         return
@@ -168,8 +169,9 @@ def models(json_output: bool, diff: bool) -> None:
             for entry in item["instances"]:
                 loaded = {None: "?", True: "yes", False: "no"}[entry["loaded"]]
                 digest = (entry["digest"] or "")[:12]
-                yield (item["model"] if first else "", entry["id"], loaded, digest,
+                yield (item["model"] if first else "", names.get(entry["id"], entry["id"]), loaded, digest,
                        "differs" if entry["digest_differs"] else "")
                 first = False
 
-    output.table(("MODEL", "INSTANCE", "LOADED", "DIGEST", "MISMATCH"), rows())
+    output.table(("MODEL", "INSTANCE", "LOADED", "DIGEST", "MISMATCH"), rows(), drop=("DIGEST", "LOADED"),
+                 cut={"MODEL": 20, "INSTANCE": 16})

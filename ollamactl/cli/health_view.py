@@ -1,9 +1,9 @@
 """How health results look: the table (fitted to the terminal's width), JSON rows, and the watch view.
 
-The table never wraps a cell: on a narrow terminal it drops the least useful columns and cuts long
-values with an ellipsis, so each instance stays on one line. The watch view keeps one row per
-instance, updated as that instance's own probe ends; a probe running for a while shows
-`checking… N s` on its row while the other rows keep changing.
+Each instance is shown by its name, and the table never wraps a cell: on a narrow terminal it drops
+the least useful columns and cuts long values with an ellipsis, so each instance stays on one line.
+The watch view keeps one row per instance, updated as that instance's own probe ends; a probe
+running for a while shows `checking… N s` on its row while the other rows keep changing.
 """
 
 from __future__ import annotations
@@ -24,30 +24,7 @@ Row = tuple[Instance, "HealthResult | None", "float | None"]  # instance, last r
 COLUMNS = ("INSTANCE", "URL", "TYPE", "STATUS", "LATENCY", "AGE", "VERSION", "MODELS", "LOADED", "ERROR")
 DROPPED_FIRST = ("TYPE", "VERSION", "LOADED", "URL", "AGE", "MODELS")  # when the terminal is too narrow
 CUT_TO = {"ERROR": 10, "INSTANCE": 16}  # these may be cut (with an ellipsis) down to this many characters
-GAP = 2  # spaces between columns
 CHECKING_AFTER_S = 1.0  # a probe running longer than this shows `checking… N s` on its row
-
-
-def fit(rows: Sequence[dict[str, Any]], width: int) -> dict[str, int]:
-    """The columns to show, with the characters each may use, so every row fits `width` on one line:
-    the least useful columns go first, then ERROR and INSTANCE are cut (never wrapped)."""
-    natural = {c: max([len(c)] + [len(str(row.get(c, ""))) for row in rows]) for c in COLUMNS}
-    shown = list(COLUMNS)
-
-    def total(cut: bool) -> int:
-        return sum(min(natural[c], CUT_TO[c]) if cut and c in CUT_TO else natural[c] for c in shown) \
-            + GAP * (len(shown) - 1)
-
-    for column in DROPPED_FIRST:
-        if total(cut=True) <= width:
-            break
-        shown.remove(column)
-    limits = {c: natural[c] for c in shown}
-    for column in CUT_TO:  # ERROR first, then INSTANCE
-        excess = total(cut=False) - width
-        if excess > 0:
-            limits[column] = natural[column] = max(min(natural[column], CUT_TO[column]), natural[column] - excess)
-    return limits
 
 
 def json_row(instance: Instance, result: HealthResult, ejected: dict[str, float], now: float) -> dict[str, Any]:
@@ -69,22 +46,20 @@ def json_row(instance: Instance, result: HealthResult, ejected: dict[str, float]
     }
 
 
-def _status(result: HealthResult | None, running: float | None, until: float | None, now: float) -> Any:
-    Text = output.text  # noqa: N806 - a styled cell, as rich spells it
+def _status(result: HealthResult | None, running: float | None, until: float | None, now: float) -> output.Styled:
     busy = None if running is None else now - running
     if busy is not None and busy >= CHECKING_AFTER_S:
-        return Text(f"checking… {busy:.0f} s", style="yellow")
+        return output.styled(f"checking… {busy:.0f} s", "yellow")
     if result is None:
-        return Text("checking…", style="dim")
+        return output.styled("checking…", "dim")
     if until is not None:
-        return Text("ejected until " + clock(until), style="yellow")
-    return Text("healthy", style="green") if result.healthy else Text("unhealthy", style="red")
+        return output.styled("ejected until " + clock(until), "yellow")
+    return output.styled("healthy", "green") if result.healthy else output.styled("unhealthy", "red")
 
 
 def _cells(row: Row, ejected: dict[str, float], now: float) -> dict[str, Any]:
     instance, result, running = row
-    label = instance.id if instance.name == instance.id else f"{instance.id} ({instance.name})"
-    cells: dict[str, Any] = {"INSTANCE": output.clean(label, None), "URL": output.clean(instance.url, None),
+    cells: dict[str, Any] = {"INSTANCE": instance.name, "URL": instance.url,
                              "TYPE": instance.type,
                              "STATUS": _status(result, running, ejected.get(instance.id), now)}
     if result is None:
@@ -98,21 +73,20 @@ def _cells(row: Row, ejected: dict[str, float], now: float) -> dict[str, Any]:
         "AGE": age(now - result.checked_at),
         "VERSION": result.version or "",
         "MODELS": str(len(result.models)) if result.healthy else "",
-        "LOADED": output.clean(loaded, None),
-        "ERROR": output.clean(result.error or "", None),
+        "LOADED": loaded,
+        "ERROR": result.error or "",
     })
     return cells
 
 
 def health_table(rows: Sequence[Row], ejected: dict[str, float], title: str | None = None,
-                 width: int | None = None, now: float | None = None) -> Any:
-    """The rows as a table for a terminal `width` columns wide (default: stdout's): every cell
-    cleaned (server-sent words are never read as markup) and kept on one line."""
+                 now: float | None = None) -> output.Grid:
+    """The rows as a table: each instance by its name (its id when it has none), one line each
+    however narrow the terminal (the least useful columns go first, then errors and names are cut)."""
     now = time.time() if now is None else now
     cells = [_cells(row, ejected, now) for row in rows]
-    limits = fit(cells, output.width() if width is None else width)
-    return output.grid(tuple(limits), ([output.text(c.get(name, ""), limit=limits[name]) for name in limits]
-                                       for c in cells), title, no_wrap=True)
+    return output.Grid(COLUMNS, ([c.get(name, "") for name in COLUMNS] for c in cells), title,
+                       drop=DROPPED_FIRST, cut=CUT_TO)
 
 
 class WatchView:
@@ -147,6 +121,5 @@ class WatchView:
     def rows(self) -> list[Row]:
         return [(i, self.latest[i.id], self.running.get(i.id)) for i in self.instances]
 
-    def table(self, ejected: dict[str, float], title: str | None = None, width: int | None = None,
-              now: float | None = None) -> Any:
-        return health_table(self.rows(), ejected, title, width, now)
+    def table(self, ejected: dict[str, float], title: str | None = None, now: float | None = None) -> output.Grid:
+        return health_table(self.rows(), ejected, title, now)

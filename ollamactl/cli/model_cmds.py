@@ -9,22 +9,20 @@ ends with exit 130 through cli.exits.
 from __future__ import annotations
 
 import json
-import re
 import sys
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ollamactl.cli import output
+from ollamactl.cli import output, ps_show
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
 from ollamactl.cli.model_options import keep_alive_value
 from ollamactl.cli.model_plans import plan_table, step_json
 from ollamactl.core import settings
-from ollamactl.core.errors import ExitCode, NoInstanceError, OllamactlError, UsageError
+from ollamactl.core.errors import NoInstanceError, OllamactlError, UsageError
 from ollamactl.core.model_ops import DEFAULT_PULL_CONCURRENCY
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,10 +51,6 @@ def _model(name: str) -> str:
     return normalise_model(name)
 
 
-def _label(instance: Instance) -> str:
-    return instance.id if instance.name == instance.id else f"{instance.id} ({instance.name})"
-
-
 # ---------------------------------------------------------------------------------------------
 # Summaries shared by pull, sync, rm, load and unload
 
@@ -77,13 +71,13 @@ def _report(outcomes: Sequence[Outcome], done: str, json_output: bool, absent_fa
     else:
         def result(outcome: Outcome) -> Any:
             if outcome.ok:
-                return output.text(done, "green")
+                return output.styled(done, "green")
             if outcome.absent:
-                return output.text("not on this instance", "dim")
-            return output.text("failed: " + (outcome.error or "unknown error"), "red")
+                return output.styled("not on this instance", "dim")
+            return output.styled("failed: " + (outcome.error or "unknown error"), "red")
 
-        rows = ((_label(o.instance), o.model or "", result(o)) for o in outcomes)
-        output.table(("INSTANCE", "MODEL", "RESULT"), rows)
+        rows = ((o.instance.name, o.model or "", result(o)) for o in outcomes)
+        output.table(("INSTANCE", "MODEL", "RESULT"), rows, cut={"RESULT": 12, "MODEL": 16, "INSTANCE": 16})
     if failed:
         names = ", ".join(o.instance.id for o in failed)
         plural = "s" if len(outcomes) != 1 else ""
@@ -113,50 +107,6 @@ def run_pulls(current: Fleet, jobs: list[tuple[Instance, str]], concurrency: int
 # ps
 
 
-def until(expires_at: Any, now: float) -> str:
-    """`expires_at` (RFC 3339) as the time left: `4m 59s`, `2h 3m`, `forever`, `expired`, or `?`."""
-    import datetime as dt
-
-    if not isinstance(expires_at, str) or len(expires_at) > 64:
-        return "?"
-    stamp = re.sub(r"(\.\d{6})\d+", r"\1", expires_at.replace("Z", "+00:00"))  # Go sends nanoseconds
-    try:
-        moment = dt.datetime.fromisoformat(stamp)
-    except ValueError:
-        return "?"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    left = moment.timestamp() - now
-    if left > 10 * 365 * 86400:
-        return "forever"
-    if left <= 0:
-        return "expired"
-    hours, rest = divmod(int(left), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s" if minutes else f"{secs}s"
-
-
-def _number(value: Any) -> Any:
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def vram_share(model: dict) -> float | None:
-    """The share of a loaded model (an /api/ps entry) held in VRAM, or None when it does not say."""
-    size, vram = _number(model.get("size")), _number(model.get("size_vram"))
-    if size is None or vram is None or size <= 0:
-        return None
-    return max(0.0, min(1.0, vram / size))
-
-
-def vram_words(share: float | None) -> str:
-    """`vram_share` in words: "100% GPU", "40% GPU / 60% CPU", "100% CPU"."""
-    if share is None:
-        return ""
-    if share >= 1 or share <= 0:
-        return "100% GPU" if share >= 1 else "100% CPU"
-    return f"{share:.0%} GPU / {1 - share:.0%} CPU"
-
-
 @app.command()
 def ps(refs: list[str] | None = REFS,
        json_output: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
@@ -167,34 +117,9 @@ def ps(refs: list[str] | None = REFS,
 
     Example: ollamactl ps --json | jq -r '.[] | .id as $i | .models[]? | "\(.name) on \($i)"'
     """
-    outcomes = fleet().running(*(refs or ()))
-    now = time.time()
-    if json_output:
-        output.print_json([{
-            "id": o.instance.id, "name": o.instance.name, "url": o.instance.url, "error": o.error,
-            "models": None if o.data is None else [{
-                "name": m["name"], "size": _number(m.get("size")), "size_vram": _number(m.get("size_vram")),
-                "vram_share": vram_share(m), "context_length": _number(m.get("context_length")),
-                "expires_at": m.get("expires_at") if isinstance(m.get("expires_at"), str) else None,
-            } for m in o.data]} for o in outcomes])
-    else:
-        rows: list[tuple[Any, ...]] = []
-        for o in outcomes:
-            who = _label(o.instance)
-            if o.error:
-                rows.append((who, output.text("unreachable: " + o.error, "red"), "", "", "", ""))
-            elif o.data is None:
-                rows.append((who, output.text("? (no /api/ps: Ollama older than 0.1.38)", "dim"), "", "", "", ""))
-            elif not o.data:
-                rows.append((who, output.text("-", "dim"), "", "", "", ""))
-            for m in o.data or ():
-                size, context = _number(m.get("size")), _number(m.get("context_length"))
-                rows.append((who, m["name"], "" if size is None else output.human_bytes(size),
-                             vram_words(vram_share(m)), "" if context is None else str(context),
-                             until(m.get("expires_at"), now)))
-        output.table(("INSTANCE", "MODEL", "SIZE", "VRAM", "CONTEXT", "UNLOADS IN"), rows)
-    if any(o.error for o in outcomes):
-        raise typer.Exit(ExitCode.FAILED)
+    code = ps_show.ps(refs=refs, json_output=json_output)
+    if code:
+        raise typer.Exit(code)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
 ACTION_STYLE = {"ok": "green", "pull": "yellow", "update": "yellow"}
 
 
-def plan_table(steps: Sequence[Step], instances: Sequence[Instance]) -> Any:
-    """Models down, instances across: ok / pull / update, `-` where the type does not serve it."""
+def plan_table(steps: Sequence[Step], instances: Sequence[Instance]) -> output.Grid:
+    """Models down, instances across (by name): ok / pull / update, `-` where the type does not serve it."""
     columns = [i for i in instances if any(s.instance_id == i.id for s in steps)]
     cells = {(s.model, s.instance_id): s for s in steps}
     rows = []
@@ -26,9 +26,10 @@ def plan_table(steps: Sequence[Step], instances: Sequence[Instance]) -> Any:
         row: list[Any] = [model]
         for instance in columns:
             step = cells.get((model, instance.id))
-            row.append(output.text("-", "dim") if step is None else output.text(step.action, ACTION_STYLE[step.action]))
+            row.append(output.styled("-", "dim") if step is None
+                       else output.styled(step.action, ACTION_STYLE[step.action]))
         rows.append(row)
-    return output.grid(("MODEL", *(i.id for i in columns)), rows)
+    return output.Grid(("MODEL", *(i.name for i in columns)), rows, cut={"MODEL": 20})
 
 
 def step_json(step: Step) -> dict[str, Any]:

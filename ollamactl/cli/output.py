@@ -5,6 +5,7 @@ Data goes to stdout (tables for people, JSON for scripts); every message goes to
 `say`, `warn` or `error`. Text that came from a server, the registry file or the user is passed
 through `clean` before it reaches a terminal: control characters and escape sequences are made
 visible, and rich tables receive `Text` objects, so markup in a name is shown, never interpreted.
+Tables (`Grid`) are fitted to the width: no cell ever wraps; rich draws them on a terminal only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 PREFIX = "ollamactl"
 MAX_CELL = 200  # characters of one untrusted value shown in a table cell
 MAX_MESSAGE = 4000  # characters of one message line (an error listing every instance's reason)
+WIDE = 250  # columns of rich's output off a terminal (progress on stderr), rather than its 80
+GAP = 2  # spaces between table columns
 _VISIBLE = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\x1b": "\\x1b", "\x07": "\\a"}
 
 
@@ -77,24 +80,6 @@ def answer_text(text: str, terminal: bool) -> str:
     return clean(text, None, keep="\n\t") if terminal else text
 
 
-def console(stderr: bool = False):  # type: ignore[no-untyped-def]
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    # Off a terminal rich would wrap at 80 columns; keep rows whole for grep and less.
-    width = None if stream.isatty() else 250
-    return Console(file=stream, width=width, soft_wrap=False, highlight=False, markup=False, emoji=False)
-
-
-def text(value: Any, style: str | None = None, limit: int | None = MAX_CELL):  # type: ignore[no-untyped-def]
-    """An untrusted value as a rich Text cell: cleaned, never parsed as markup."""
-    from rich.text import Text
-
-    if isinstance(value, Text):
-        return value
-    return Text(_cell(value, limit), style=style or "")
-
-
 def print_json(data: Any) -> None:
     import json
 
@@ -102,30 +87,133 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def grid(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None,  # type: ignore[no-untyped-def]
-         no_wrap: bool = False):
-    """A borderless rich table whose every cell is an untrusted value made safe by `text`.
-    `no_wrap`: every cell stays on one line, cut with an ellipsis when the terminal is too narrow."""
-    from rich.table import Table
+def console(stderr: bool = False):  # type: ignore[no-untyped-def]
+    from rich.console import Console
 
-    table = Table(title=None if title is None else text(title, limit=None), box=None, header_style="bold",
-                  pad_edge=False)
-    for column in columns:
-        table.add_column(column, no_wrap=no_wrap)
-    for row in rows:
-        table.add_row(*(text(cell) for cell in row))
-    return table
+    stream = sys.stderr if stderr else sys.stdout
+    # Off a terminal rich would wrap at 80 columns; keep rows whole for grep and less.
+    size = None if stream.isatty() else WIDE
+    return Console(file=stream, width=size, soft_wrap=False, highlight=False, markup=False, emoji=False)
+
+
+def width() -> int:
+    """The columns a table on stdout is fitted to: on a terminal its width ($COLUMNS when set, as
+    rich reads it); elsewhere no limit, so a script's rows stay whole."""
+    import os
+
+    if not sys.stdout.isatty():
+        return sys.maxsize
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError):
+        return 80  # as rich assumes
+
+
+class Styled(str):
+    """A cell shown in `style` (a rich style name) on a terminal, and as plain text elsewhere."""
+
+    style = ""
+
+
+def styled(value: Any, style: str) -> Styled:
+    """An untrusted value as a styled cell, cleaned as every cell is."""
+    cell = Styled(_cell(value))
+    cell.style = style
+    return cell
+
+
+class Grid:
+    """A table to show: `columns`, `rows` of untrusted cells (cleaned here; `styled` ones keep their
+    style), an optional title, and how it gives way on a narrow terminal so that no cell wraps: the
+    columns in `drop` go first, in that order, then those in `cut` are cut with an ellipsis, in that
+    order, down to the characters given."""
+
+    def __init__(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None,
+                 drop: Sequence[str] = (), cut: dict[str, int] | None = None):
+        self.columns = tuple(clean(column) for column in columns)
+        self.rows = [[cell if isinstance(cell, Styled) else _cell(cell) for cell in row] for row in rows]
+        self.title = title
+        self.drop = tuple(drop)
+        self.cut = dict(cut or {})
+
+    def fit(self, width: int) -> dict[int, int]:
+        """{column index: characters it may use} for the columns shown, so each row fits `width`."""
+        natural = [max([_cells(column)] + [_cells(row[n]) for row in self.rows])
+                   for n, column in enumerate(self.columns)]
+        index = {column: n for n, column in enumerate(self.columns)}
+        cut = {index[column]: least for column, least in self.cut.items() if column in index}
+        floor = [min(size, cut.get(n, size)) for n, size in enumerate(natural)]
+        shown = list(range(len(natural)))
+
+        def total(sizes: Sequence[int] | dict[int, int]) -> int:
+            return sum(sizes[n] for n in shown) + GAP * (len(shown) - 1)
+
+        for column in self.drop:
+            if total(floor) <= width:
+                break
+            if index.get(column) in shown:
+                shown.remove(index[column])
+        limits = {n: natural[n] for n in shown}
+        for n in cut:
+            excess = total(limits) - width
+            if n in limits and excess > 0:
+                limits[n] = max(floor[n], natural[n] - excess)
+        return limits
+
+
+def lines(grid: Grid, columns: int) -> list[str]:
+    """`grid` as plain text fitted to `columns`: its title (cut to the width), the header, a line per
+    row; columns two spaces apart, padded by display width (a wide character takes two cells), no
+    trailing spaces."""
+    limits = grid.fit(columns)
+    body = [[clean(grid.columns[n], size) for n, size in limits.items()]]
+    body += [[clean(row[n], size) for n, size in limits.items()] for row in grid.rows]
+    sizes = [[_cells(text) for text in line] for line in body]
+    widths = [max(column) for column in zip(*sizes, strict=True)] if body[0] else []
+    shown = ["  ".join(text + " " * (widths[n] - size[n]) for n, text in enumerate(line)).rstrip()
+             for line, size in zip(body, sizes, strict=True)]
+    return ([clean(grid.title, columns)] if grid.title else []) + shown
+
+
+def renderable(grid: Grid, columns: int | None = None):  # type: ignore[no-untyped-def]
+    """`grid` as rich draws it on a terminal `columns` wide (default: `width()`): the layout of
+    `lines`, with the header in bold and styled cells in their style."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    columns = width() if columns is None else columns
+    limits = grid.fit(columns)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for n, size in limits.items():
+        table.add_column(Text(clean(grid.columns[n], size)), no_wrap=True)
+    for row in grid.rows:
+        table.add_row(*(Text(clean(row[n], size), style=getattr(row[n], "style", "")) for n, size in limits.items()))
+    return Group(Text(clean(grid.title, columns)), table) if grid.title else table
+
+
+def show(grid: Grid) -> None:
+    """Print `grid` on stdout fitted to `width()`: with rich's styles on a terminal, as plain text
+    elsewhere (so a script's command loads no rich)."""
+    if sys.stdout.isatty():
+        console().print(renderable(grid))
+    else:
+        sys.stdout.write("".join(line + "\n" for line in lines(grid, width())))
+    sys.stdout.flush()
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None,
+          drop: Sequence[str] = (), cut: dict[str, int] | None = None) -> None:
+    """Print a table on stdout (see `Grid` for `drop` and `cut`, `show` for how)."""
+    show(Grid(columns, rows, title, drop, cut))
 
 
 def plain_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A table laid out as `grid` lays it out off a terminal, without rich (for commands that start
-    fast): columns two spaces apart, padded by display width (a wide character takes two cells),
-    every row whole (never cut to a width), every cell through `_cell` as in `text`."""
-    lines = [list(columns)] + [[_cell(value) for value in row] for row in rows]
-    cells = [[_cells(text) for text in line] for line in lines]
-    widths = [max(sizes) for sizes in zip(*cells, strict=True)]
-    sys.stdout.write("".join("  ".join(text + " " * (widths[n] - size[n]) for n, text in enumerate(line))
-                             .rstrip() + "\n" for line, size in zip(lines, cells, strict=True)))
+    """A table as plain text even on a terminal, every row whole (never fitted to a width)."""
+    sys.stdout.write("".join(line + "\n" for line in lines(Grid(columns, rows), sys.maxsize)))
     sys.stdout.flush()
 
 
@@ -138,22 +226,13 @@ def _cells(text: str) -> int:
     return sum(0 if combining(ch) else 2 if east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def width() -> int:
-    """The width tables on stdout are laid out for: the terminal's, or wide off a terminal."""
-    return console().width
-
-
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
-    console().print(grid(columns, rows, title))
-
-
 def instances(items: Sequence[Any]) -> None:
-    """The registry's table (`list`): rich on a terminal; off one (scripts, pipes) the same layout
-    as plain text, so a script's `list` loads no rich."""
-    columns = ("ID", "NAME", "URL", "TYPE", "ENABLED", "WEIGHT", "TIER", "MAX", "AUTH")
-    rows = ((i.id, i.name, i.url, i.type, "yes" if i.enabled else "no", i.weight, i.tier_name,
-             i.max_inflight or "-", i.auth) for i in items)
-    (table if sys.stdout.isatty() else plain_table)(columns, rows)
+    """The registry's table (`list`): each instance by its name (its id when it has none); on a
+    narrow terminal the least needed columns go, then long URLs and names are cut."""
+    columns = ("NAME", "URL", "TYPE", "ENABLED", "WEIGHT", "TIER", "MAX", "AUTH")
+    rows = ((i.name, i.url, i.type, "yes" if i.enabled else "no", i.weight, i.tier_name, i.max_inflight or "-",
+             i.auth) for i in items)
+    table(columns, rows, drop=("AUTH", "MAX", "TIER", "WEIGHT", "TYPE"), cut={"URL": 20, "NAME": 16})
 
 
 class ProgressBar:
@@ -178,24 +257,25 @@ class ProgressBar:
         self._bar.stop()
 
 
-def stacked(*parts: Any):  # type: ignore[no-untyped-def]
-    """Renderables shown one below the other (a headline over a table)."""
-    from rich.console import Group
+class Live:
+    """A table on stdout redrawn in place (a terminal only): `with Live(grid) as view: view.update(new)`;
+    each drawing is fitted to the terminal's width at that moment."""
 
-    return Group(*parts)
+    def __init__(self, grid: Grid):
+        from rich.live import Live as RichLive
 
+        self._live = RichLive(renderable(grid), console=console(), auto_refresh=False, redirect_stdout=False,
+                              redirect_stderr=False)
 
-def show(renderable: Any) -> None:
-    """Print a table (or any rich renderable built here) on stdout."""
-    console().print(renderable)
-    sys.stdout.flush()
+    def __enter__(self) -> Live:
+        self._live.__enter__()
+        return self
 
+    def __exit__(self, *exc: Any) -> None:
+        self._live.__exit__(*exc)
 
-def live(renderable: Any):  # type: ignore[no-untyped-def]
-    """A live view on stdout that is redrawn in place: `with live(table) as view: view.update(new, refresh=True)`."""
-    from rich.live import Live
-
-    return Live(renderable, console=console(), auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+    def update(self, grid: Grid) -> None:
+        self._live.update(renderable(grid), refresh=True)
 
 
 def human_bytes(count: float) -> str:

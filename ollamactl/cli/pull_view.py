@@ -21,7 +21,7 @@ JSON_PROGRESS_EVERY_S = 1.0  # NDJSON: byte counts at most this often per row (s
 
 
 def label(progress: PullProgress) -> str:
-    return f"{progress.instance.id} {progress.model}"
+    return f"{progress.instance.name} {progress.model}"
 
 
 def words(progress: PullProgress) -> str:

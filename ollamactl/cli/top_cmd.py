@@ -8,7 +8,6 @@ such and holds nothing up). The registry is read again for every frame.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -91,7 +90,7 @@ def sparkline(counts: list[int]) -> str:
 
 
 def row_cells(row: Any, loaded: list[dict[str, Any]] | None) -> dict[str, str]:
-    from ollamactl.cli.model_cmds import vram_share, vram_words
+    from ollamactl.cli.ps_show import vram_share, vram_words
 
     recent_ok, recent_error = row.per_minute_ok[-1:] or (0,), row.per_minute_error[-1:] or (0,)
     window = sum(row.per_minute_ok[-5:]) + sum(row.per_minute_error[-5:])
@@ -130,11 +129,10 @@ def headline(rows: list[Any], snapshot: Snapshot) -> str:
             f" · {total} requests, {errors} errors · checked {polled}")
 
 
-def render(rows: list[Any], snapshot: Snapshot, width: int) -> Any:
-    """One frame as a rich renderable: the fleet's totals over a table that fits `width`."""
+def render(rows: list[Any], snapshot: Snapshot, width: int) -> output.Grid:
+    """One frame: the fleet's totals over a table that fits `width`."""
     shown = columns_for(width, max((len(row.name) for row in rows), default=8))
-    table = output.grid(shown, frame_rows(rows, snapshot, shown), no_wrap=True)
-    return output.stacked(output.text(headline(rows, snapshot), limit=None), table)
+    return output.Grid(shown, frame_rows(rows, snapshot, shown), title=headline(rows, snapshot))
 
 
 @app.command()
@@ -155,16 +153,10 @@ def top(
     poller = Poller(interval)
     if once:
         poller.once()
-        rows = fleet().metrics()
-        if sys.stdout.isatty():
-            output.show(render(rows, poller.latest, output.width()))
-        else:
-            sys.stdout.write(headline(rows, poller.latest) + "\n")
-            shown = columns_for(250, max((len(row.name) for row in rows), default=8))
-            output.plain_table(shown, frame_rows(rows, poller.latest, shown))
+        output.show(render(fleet().metrics(), poller.latest, output.width()))  # plain text when piped
         return
     poller.start()
-    with output.live(render(fleet().metrics(), poller.latest, output.width())) as view:
+    with output.Live(render(fleet().metrics(), poller.latest, output.width())) as view:
         while True:
-            view.update(render(fleet().metrics(), poller.latest, output.width()), refresh=True)
+            view.update(render(fleet().metrics(), poller.latest, output.width()))
             time.sleep(interval)

@@ -339,10 +339,10 @@ class Fleet:
     def targets(self, refs: Sequence[str] = (), include_disabled: bool = False) -> list[Instance]:
         """The instances a fleet-wide command works on: the named ones (even disabled), else the
         enabled ones (all with `include_disabled`), else, with nothing registered, the default."""
-        from ollamactl.core.registry_ops import resolve_all
-
         reg = self.registry()
         if refs:
+            from ollamactl.core.registry_ops import resolve_all
+
             if not reg.instances and all(ref == "default" for ref in refs):
                 return [self.default_instance]
             return resolve_all(reg, list(refs))
@@ -476,13 +476,12 @@ class Fleet:
         """The loaded models of the named (default: enabled) instances, from /api/ps (`Outcome.data`);
         unnamed ones the cache knows are down are not asked (their Outcome says so)."""
         from ollamactl.core import model_ops
-        from ollamactl.core.http import Timeouts
 
         reg = self.registry()
         targets = self.targets(refs)
         asked, skipped = self.answering(targets, named=targets if refs else ())
-        answers = {o.instance.id: o for o in model_ops.running(self.store, asked, Timeouts.from_settings(reg),
-                                                               float(reg.setting("timeout")))}
+        answers = {o.instance.id: o for o in model_ops.running(self.store, asked, float(reg.setting("timeout")),
+                                                               int(reg.setting("concurrency")))}
         return [answers.get(i.id) or model_ops.Outcome(i, error=skipped[i.id]) for i in targets]
 
     def answering(self, instances: Sequence[Instance],

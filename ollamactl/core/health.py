@@ -26,7 +26,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ollamactl.core.http import (
@@ -42,14 +41,17 @@ from ollamactl.core.http import (
     too_large,
 )
 from ollamactl.core.keys import keys_of, redact
-from ollamactl.core.probe_http import AnswerTimer, ProbeClient, ProbeError
 from ollamactl.core.settings import DEFAULTS
 from ollamactl.core.state import MAX_MODELS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.core.probe_http import Answer
+    from typing import NamedTuple as Record
+
+    from ollamactl.core.probe_http import Answer, AnswerTimer, ProbeClient
     from ollamactl.core.registry import Instance
     from ollamactl.core.store import Store
+else:
+    from ollamactl.core.records import Record
 
 DEFAULT_CONCURRENCY = DEFAULTS["concurrency"]
 REQUESTS_PER_PROBE = 3  # version, tags, ps: at most three connections per instance at once
@@ -61,15 +63,16 @@ SAVE_EVERY_S = 0.2  # probe results are saved in batches at most this often whil
 OnResult = Callable[["HealthResult"], None]
 
 
-@dataclass
-class HealthResult:
+class HealthResult(Record):
+    """One instance's probe result (a Record, not a dataclass: reading the cache imports no inspect)."""
+
     id: str
     url: str
     healthy: bool
     error: str | None = None
     latency_ms: float | None = None
     version: str | None = None
-    models: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "digest", "size"}]
+    models: Sequence[dict[str, Any]] = ()  # [{"name", "digest", "size"}]
     loaded: list[str] | None = None  # None: the server cannot tell (no /api/ps)
     checked_at: float = 0.0  # epoch seconds
     note: str | None = None  # a warning for the person (models left out); not cached
@@ -195,6 +198,8 @@ def probe_client(at_once: int) -> ProbeClient:
     """The one client a check's probes share (`at_once` probes in flight): no proxies, no
     redirects, connections kept alive per origin (see core/probe_http); the per-probe deadline in
     `probe` bounds every request."""
+    from ollamactl.core.probe_http import ProbeClient
+
     return ProbeClient(idle_cap=at_once * REQUESTS_PER_PROBE, headers=client_headers())
 
 
@@ -235,6 +240,8 @@ async def probe(client: ProbeClient, instance: Instance, timeout: float) -> Heal
     on an open connection (connecting is not counted), so it tells servers apart, not clients.
     """
     import asyncio
+
+    from ollamactl.core.probe_http import AnswerTimer, ProbeError
 
     try:
         headers = headers_for(instance)  # the same key rules as run/embed: trimmed, or refused in words
@@ -277,6 +284,49 @@ async def probe(client: ProbeClient, instance: Instance, timeout: float) -> Heal
                         checked_at=time.time(), note=note)
 
 
+def loaded_models(instances: Sequence[Instance], timeout: float,
+                  concurrency: int = DEFAULT_CONCURRENCY) -> list[tuple[list[dict[str, Any]] | None, str | None]]:
+    """`GET /api/ps` of every instance at once over the probes' client, each within `timeout` s:
+    per instance, in order, (the loaded-model objects as the server sent them, or None when it
+    has no /api/ps; None, or the error in words). Never raises for a network or server fault."""
+    import asyncio
+
+    from ollamactl.core.probe_http import ProbeError
+
+    async def ask_all() -> list[tuple[list[dict[str, Any]] | None, str | None]]:
+        cap = probe_slots(concurrency, len(instances))
+        semaphore = asyncio.Semaphore(cap)
+
+        async def one(client: ProbeClient, instance: Instance) -> tuple[list[dict[str, Any]] | None, str | None]:
+            try:
+                headers = headers_for(instance)
+                async with semaphore:
+                    return await asyncio.wait_for(_get_json(client, instance.url.rstrip("/"), "/api/ps", headers,
+                                                            _loaded_objects, optional=True), timeout), None
+            except OllamaError as refused:
+                return None, refused.reason
+            except ProbeError as failed:
+                return None, redact(failed.words, keys_of([instance]))  # a server may quote the key it got
+            except asyncio.TimeoutError:
+                return None, f"timed out after {seconds(timeout)} s"
+
+        async with probe_client(cap) as client:
+            return list(await asyncio.gather(*(one(client, i) for i in instances)))
+
+    return asyncio.run(ask_all()) if instances else []
+
+
+def _loaded_objects(data: Any) -> list[dict[str, Any]]:
+    """/api/ps's model objects, whole (`ps` shows their sizes and timers), each with a usable name."""
+    models = data.get("models")
+    if models is None:
+        return []
+    if not isinstance(models, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("name"), str) and 0 < len(m["name"]) <= MAX_NAME for m in models):
+        raise ValueError("not a list of named models")
+    return models
+
+
 async def _first_failure(tasks: list[Any], timeout: float) -> Any:
     """Wait (at most `timeout` s) until all `tasks` succeed or one fails, and return the failed
     task that comes first in `tasks` (None if none failed). A failure waits only for the tasks
@@ -303,17 +353,18 @@ def scrubbed(result: HealthResult, keys: Sequence[str]) -> HealthResult:
     """`result` with every key in `keys` replaced by `***` in all the text a server sent."""
     if not keys:
         return result
-    result.error = None if result.error is None else redact(result.error, keys)
-    result.version = None if result.version is None else redact(result.version, keys)
-    result.models = [{**m, "name": redact(m["name"], keys),
-                      "digest": None if m.get("digest") is None else redact(m["digest"], keys)}
-                     for m in result.models]
-    result.loaded = None if result.loaded is None else [redact(n, keys) for n in result.loaded]
-    return result
+    return result._replace(
+        error=None if result.error is None else redact(result.error, keys),
+        version=None if result.version is None else redact(result.version, keys),
+        models=[{**m, "name": redact(m["name"], keys),
+                 "digest": None if m.get("digest") is None else redact(m["digest"], keys)} for m in result.models],
+        loaded=None if result.loaded is None else [redact(n, keys) for n in result.loaded])
 
 
 async def _get_json(client: ProbeClient, base: str, path: str, headers: dict[str, str],
                     parse: Callable[[Any], Any], optional: bool = False, timer: AnswerTimer | None = None) -> Any:
+    from ollamactl.core.probe_http import ProbeError
+
     answer = await client.get(base + path, headers, BODY_LIMIT, ERROR_BODY_LIMIT, timer)
     status = answer.status
     if optional and status == 404:

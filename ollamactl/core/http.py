@@ -15,7 +15,6 @@ import errno
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ollamactl.core.errors import OllamactlError
@@ -23,9 +22,13 @@ from ollamactl.core.keys import keys_of, redact
 from ollamactl.core.settings import DEFAULTS
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import NamedTuple as Record
+
     import httpx
 
     from ollamactl.core.registry import Instance, Registry
+else:
+    from ollamactl.core.records import Record  # not a dataclass: that would import inspect
 
 DEFAULT_READ_TIMEOUT = 120.0  # seconds allowed between two NDJSON lines once a stream has begun
 NOT_OLLAMA = "not an Ollama server"
@@ -37,8 +40,7 @@ LINE_LIMIT = 8 * MB  # one NDJSON line of a generate/chat answer (a stream:false
 _HEADER_SAFE = re.compile(r"[\x20-\x7e]+")  # what a header value may hold (after stripping)
 
 
-@dataclass(frozen=True)
-class Timeouts:
+class Timeouts(Record):
     connect: float = DEFAULTS["connect_timeout"]
     first_byte: float = DEFAULTS["first_byte_timeout"]
     read: float = DEFAULT_READ_TIMEOUT

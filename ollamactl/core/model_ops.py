@@ -30,7 +30,6 @@ from ollamactl.core.http import (
     ModelNotFound,
     NotOllama,
     OllamaError,
-    RouteMissing,
     ServerError,
     Timeout,
     Timeouts,
@@ -147,12 +146,22 @@ def remember_loaded(store: Store, instance: Instance, model: str, loaded: bool) 
     _edit_entry(store, instance, change)
 
 
-def remember_running(store: Store, instance: Instance, names: Sequence[str]) -> None:
-    """Record the loaded models `/api/ps` just listed."""
-    def change(entry: dict[str, Any]) -> None:
-        entry["loaded"] = list(names)
+def remember_running(store: Store, found: Sequence[tuple[Instance, Sequence[str]]]) -> None:
+    """Record the loaded models `/api/ps` just listed on each instance: one write, and none when
+    the cache already says so (a `ps` run again and again does not rewrite the state)."""
+    from ollamactl.core import state
 
-    _edit_entry(store, instance, change)
+    def changes(data: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
+        entries = ((data["health"].get(instance.id), instance.url, list(names)) for instance, names in found)
+        return [(entry, names) for entry, url, names in entries
+                if state.health_entry_ok(entry) and entry["url"] == url and entry.get("loaded") != names]
+
+    def apply(data: dict[str, Any]) -> None:
+        for entry, names in changes(data):
+            entry["loaded"] = names
+
+    if changes(store.read()):
+        store.update(apply)
 
 
 def forget(store: Store, instance: Instance, model: str) -> None:
@@ -239,29 +248,17 @@ async def _gather(instances: Sequence[Instance], timeouts: Timeouts, one: Callab
         return list(await asyncio.gather(*(one(client, i) for i in instances)))
 
 
-def running(store: Store, instances: Sequence[Instance], timeouts: Timeouts, deadline: float) -> list[Outcome]:
-    """`/api/ps` of every instance: Outcome.data is the list of loaded-model objects, or None when
-    the server has no `/api/ps` (older than 0.1.38). Each answer also refreshes the cached loaded list."""
-    import asyncio
+def running(store: Store, instances: Sequence[Instance], deadline: float, concurrency: int) -> list[Outcome]:
+    """`/api/ps` of every instance, each within `deadline` s: Outcome.data is the list of
+    loaded-model objects, or None when the server has no `/api/ps` (older than 0.1.38). Asked over
+    the health probes' client (a small GET: no httpx, no TLS context for http instances); the
+    answers also refresh the cached loaded lists, in one write."""
+    from ollamactl.core import health
 
-    async def one(client: httpx.AsyncClient, instance: Instance) -> Outcome:
-        try:
-            data = _json(await _call(client, instance, "GET", "/api/ps", None, timeouts, deadline), instance)
-        except RouteMissing:
-            return Outcome(instance, ok=True, data=None)
-        except OllamaError as error:
-            return Outcome(instance, error=error.reason)
-        models = data.get("models") if isinstance(data, dict) else None
-        models = [] if models is None and isinstance(data, dict) else models
-        if not isinstance(models, list) or not all(isinstance(m, dict) and isinstance(m.get("name"), str)
-                                                   for m in models):
-            return Outcome(instance, error="not an Ollama server (the /api/ps answer has no model list)")
-        return Outcome(instance, ok=True, data=models)
-
-    outcomes = asyncio.run(_gather(instances, timeouts, one))
-    for outcome in outcomes:
-        if outcome.ok and outcome.data is not None:
-            remember_running(store, outcome.instance, [m["name"] for m in outcome.data])
+    answers = health.loaded_models(instances, deadline, concurrency)
+    outcomes = [Outcome(instance, error=error) if error else Outcome(instance, ok=True, data=models)
+                for instance, (models, error) in zip(instances, answers, strict=True)]
+    remember_running(store, [(o.instance, [m["name"] for m in o.data]) for o in outcomes if o.data is not None])
     return outcomes
 
 

@@ -1,0 +1,77 @@
+"""Benchmark: the everyday read commands (`health`, `models`, `ps`) against the bare interpreter.
+
+Timed in a throwaway venv holding a normal `pip install .` of this checkout (see _venv.py; an
+editable install is refused), against that venv's own `python -c pass`: 4 simulated instances
+(in a child process, so the timed commands have the CPU to themselves as far as one machine
+allows), registered and checked once; then rounds of one run of each command, interleaved, in a
+shuffled order each round (fixed seed), median of RUNS rounds (>= 30). Stdout is a pipe, as in a
+script. `health` probes all four now; `models` answers from the fresh health cache; `ps` asks
+every instance's /api/ps. Target: each <= 5x `python -c pass`.
+
+    python bench/read_latency.py [--runs 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+
+from _support import private_registry, register, simulated, timed_ms
+from _venv import honest_venv
+
+TARGET = 5.0
+INSTANCES = 4
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--json", action="store_true", help="print the medians as JSON too")
+    args = parser.parse_args()
+    if args.runs < 30:
+        parser.error("--runs must be at least 30: a median of fewer start-ups says little")
+    venv = honest_venv()
+    with private_registry(), simulated(*({} for _ in range(INSTANCES))) as urls:
+        register(urls)
+        with open(os.environ["OLLAMACTL_CONFIG"], "a", encoding="utf-8") as handle:
+            handle.write("\n[settings]\nhealth_ttl = 3600\n")  # `models` answers from the cache the whole run
+        env = dict(os.environ)
+        rows = {
+            "python -c pass": [venv.python, "-c", "pass"],
+            "ollamactl health": [venv.ollamactl, "health"],
+            "ollamactl models": [venv.ollamactl, "models"],
+            "ollamactl ps": [venv.ollamactl, "ps"],
+        }
+        for command in rows.values():  # warm the page cache, the .pyc files, the registry snapshot
+            subprocess.run(command, stdout=subprocess.DEVNULL, env=env, check=True)
+        samples: dict[str, list[float]] = {label: [] for label in rows}
+        order = list(rows)
+        shuffle = random.Random(28).shuffle
+        for _ in range(args.runs):
+            shuffle(order)
+            for label in order:
+                samples[label].append(timed_ms(rows[label], env))
+    results = {label: statistics.median(values) for label, values in samples.items()}
+    base = results["python -c pass"]
+    print(f"{venv.ollamactl} (pip install ., not editable); {platform.python_implementation()} "
+          f"{platform.python_version()}, {os.cpu_count()} CPUs; {INSTANCES} simulated instances; median of"
+          f" {args.runs} interleaved rounds (each in its own shuffled order)\n")
+    print(f"{'command':<20} {'ms':>7} {'x pass':>7}")
+    for label, ms in results.items():
+        print(f"{label:<20} {ms:7.1f} {ms / base:7.2f}")
+    print()
+    for label, ms in results.items():
+        if label != "python -c pass":
+            print(f"target {label.split()[1]} <= {TARGET:g}x python -c pass: "
+                  f"{'met' if ms / base <= TARGET else 'MISSED'} ({ms / base:.2f}x)")
+    if args.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

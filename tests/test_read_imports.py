@@ -1,0 +1,46 @@
+"""The everyday read commands start like tools: in a script (stdout not a terminal), `health`,
+`models` and `ps` answer by the Typer-free route and load neither Typer nor rich; `ps` asks its
+servers without httpx; `models` from a fresh cache loads no asyncio. Proved by the modules a real
+process loaded, not by a timing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ollamactl.core.fleet import Fleet
+
+
+def loaded(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run `ollamactl ARGS` through the console script's entry point; its exit and the modules it
+    had imported when it ended (sys.modules: the fast route imports its body with importlib)."""
+    script = ("import atexit, sys; atexit.register(lambda: print(*sorted(sys.modules), file=sys.stderr));"
+              f"from ollamactl.cli.launcher import main; main({list(args)!r})")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env=os.environ.copy())
+    return result, set(result.stderr.split())
+
+
+@pytest.fixture
+def four(sim):
+    for _ in range(4):
+        Fleet().add(sim.add(loaded=["llama3.2"]).url)
+    Fleet().check()
+
+
+@pytest.mark.parametrize("args", [["health"], ["health", "--json"], ["models"], ["ps"], ["ps", "--json"]])
+def test_read_commands_load_no_typer_nor_rich_in_a_script(four, args):
+    result, modules = loaded(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not {"typer", "click", "rich"} & modules, args
+    assert "llama3.2" in result.stdout or args[0] == "health"
+
+
+def test_ps_asks_without_httpx_and_models_from_the_cache_without_asyncio(four):
+    result, modules = loaded("ps")
+    assert result.returncode == 0 and "httpx" not in modules and "asyncio" in modules  # the probes' client
+    result, modules = loaded("models")
+    assert result.returncode == 0 and not {"asyncio", "httpx", "ssl"} & modules
