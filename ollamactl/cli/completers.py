@@ -32,7 +32,7 @@ def complete_instance(incomplete: str) -> list[str]:
 def complete_model(incomplete: str) -> list[str]:
     """Model names from the health cache, for shell completion (none that holds a configured key)."""
     from ollamactl.core.fleet import Fleet
-    from ollamactl.core.keys import keys_of, redact
+    from ollamactl.core.keys import holds, keys_of
 
     try:
         fleet = Fleet()
@@ -40,7 +40,7 @@ def complete_model(incomplete: str) -> list[str]:
         entries = fleet.store.read()["health"].values()
         names = sorted({m["name"] for entry in entries for m in entry.get("models") or ()
                         if isinstance(m.get("name"), str) and m["name"].isprintable()  # no escapes into a shell
-                        and redact(m["name"], keys) == m["name"]})
+                        and not holds(m["name"], keys)})
     except Exception:  # completion must never fail loudly
         return []
     return [name for name in names if name.startswith(incomplete)]

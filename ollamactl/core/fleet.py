@@ -106,10 +106,10 @@ class Fleet:
         return RedisStore(where, fallback=local, warn=self.warn)
 
     def warn(self, message: str) -> None:
-        """Pass a warning to the caller's callback, or keep it in `warnings`; a configured key in it
-        (a server's words quoted in a warning) is replaced by `***` first. The keys are those of the
-        registry this fleet read last (the one whose instances were asked), so a warning does not read
-        the registry again; read now when none was."""
+        """Pass a warning to the caller's callback, or keep it in `warnings`; a configured key standing
+        whole in it (a server's words quoted in a warning) is replaced by `***` first. The keys are
+        those of the registry this fleet read last (the one whose instances were asked), so a warning
+        does not read the registry again; read now when none was."""
         from ollamactl.core.keys import keys_of, redact
 
         try:
@@ -742,12 +742,12 @@ class Fleet:
         127.0.0.1:11434) is where the gateway listens; `output` the path the config will be written
         to (named in its header); nginx with `secrets_file` also gets the keys of keyed instances,
         in `Exported.secrets`, for that file (see core/export_files.py for writing them)."""
-        import dataclasses
         import time
 
         from ollamactl.core import export
-        from ollamactl.core.export_common import DEFAULT_LISTEN, NothingToExport
-        from ollamactl.core.keys import keys_of, redact
+        from ollamactl.core.export_common import DEFAULT_LISTEN
+        from ollamactl.core.health import scrubbed_entries
+        from ollamactl.core.keys import keys_of
 
         if listen is not None and fmt == "json":
             raise UsageError("--listen applies to the gateway formats, not json", "leave it out")
@@ -760,12 +760,7 @@ class Fleet:
                                  output=str(output) if output else None,
                                  secrets_file=str(secrets_file) if secrets_file else None,
                                  keys={i.id: key for i in keyed if (key := i.resolve_api_key())})
-        keys = keys_of(reg.instances)  # cached server words were scrubbed when stored; keys may have changed since
-        try:
-            exported = export.export(fmt, reg.instances, self.store.read()["health"], options)
-        except NothingToExport as nothing:
-            nothing.warnings[:] = [redact(message, keys) for message in nothing.warnings]
-            raise
-        # Only the secrets file (written 0600, for nginx) holds keys on purpose.
-        return dataclasses.replace(exported, text=redact(exported.text, keys),
-                                   warnings=[redact(message, keys) for message in exported.warnings])
+        # The cache's words hid the keys known when stored; keys may have changed since. The config
+        # itself is never scrubbed: only the secrets file (written 0600, for nginx) holds keys.
+        health = scrubbed_entries(self.store.read()["health"], keys_of(reg.instances))
+        return export.export(fmt, reg.instances, health, options)
