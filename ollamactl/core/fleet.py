@@ -582,14 +582,16 @@ class Fleet:
                     strict: bool = False, refresh: bool = False, wait: float | None = None) -> int:
         """`ollamactl exec`: run `command` against an instance chosen as `pick` chooses (or the named
         one), holding a lease on it while it runs (see `lease` for `wait`), with OLLAMA_HOST,
-        OLLAMACTL_INSTANCE and OLLAMACTL_URL set in its environment. Signals are passed to it; its
-        exit status is returned (128 + N: signal N). It is not a health signal (a grep that matched
-        nothing exits 1), so it does not feed the circuit breaker.
+        OLLAMACTL_INSTANCE and OLLAMACTL_URL set in its environment, and OLLAMA_API_KEY set to the
+        instance's key (removed when it has none). Signals are passed to it; its exit status is
+        returned (128 + N: signal N). It is not a health signal (a grep that matched nothing exits 1),
+        so it does not feed the circuit breaker.
 
         Capacity holds: when the lease lapsed and cannot be taken again (another caller has the slot),
         the command is paused (SIGSTOP) until the heartbeat takes it again, then resumed (SIGCONT);
         the command dies with this process (Linux: PR_SET_PDEATHSIG), so it never runs unleased."""
         from ollamactl.core import child
+        from ollamactl.core.keys import CLIENT_KEY_VAR, sent_key
 
         running = child.Child()
 
@@ -602,6 +604,9 @@ class Fleet:
         with lease:
             target = lease.instance
             env = dict(os.environ, OLLAMA_HOST=target.url, OLLAMACTL_INSTANCE=target.id, OLLAMACTL_URL=target.url)
+            env.pop(CLIENT_KEY_VAR, None)  # an inherited key (a cloud one) is not this instance's
+            if key_value := sent_key(target):
+                env[CLIENT_KEY_VAR] = key_value
             status = child.run(command, env, running)
         from ollamactl.core.breaker import Feedback
         from ollamactl.core.metrics import Sample

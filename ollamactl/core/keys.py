@@ -1,4 +1,4 @@
-"""API keys never come back out: the keys a fleet would send, and the one scrubber for server words.
+"""API keys: the one each instance is sent, and the one scrubber that keeps them out of server words.
 
 Only what a server said in words (errors, version strings, anything echoed) is scrubbed, and only
 where a key stands whole: `invalid key sk-abc123` and `Bearer ollama` lose the key, `llama3.2` and
@@ -29,6 +29,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.registry import Instance
 
 PLACEHOLDER = "***"
+CLIENT_KEY_VAR = "OLLAMA_API_KEY"  # what Ollama's official clients send as `Bearer` on every request
+
+
+def sent_key(instance: Instance) -> str | None:
+    """The key ollamactl sends to `instance` (without a key file's surrounding whitespace), or None."""
+    return (instance.resolve_api_key() or "").strip() or None
 
 
 def keys_of(instances: Iterable[Instance]) -> tuple[str, ...]:
