@@ -29,6 +29,19 @@ def complete_instance(incomplete: str) -> list[str]:
     return [ref for ref in refs if ref.startswith(incomplete)]
 
 
+def complete_priority(incomplete: str) -> list[str]:
+    """The tiers the local registry uses, the default 0 and `backup`, for shell completion."""
+    from ollamactl.core.fleet import Fleet
+    from ollamactl.core.registry import BACKUP
+
+    try:
+        used = {instance.priority for instance in Fleet().instances() if instance.tier_name != BACKUP}
+    except Exception:  # completion must never fail loudly
+        used = set()
+    tiers = [*map(str, sorted(used | {0})), BACKUP]
+    return [tier for tier in tiers if tier.startswith(incomplete)]
+
+
 def complete_model(incomplete: str) -> list[str]:
     """Model names from the health cache, for shell completion (none that holds a configured key)."""
     from ollamactl.core.fleet import Fleet
