@@ -6,6 +6,7 @@ them); it never skips quietly.
 """
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from readme_shell import readme_commands
 
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.selection import STRATEGIES
+from ollamactl.sim import FAULTS
 
 BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
 
@@ -66,10 +68,11 @@ def bash_complete(home, line):
     if not BASH_COMPLETION.exists():
         pytest.fail("bash-completion is not installed: run `bash scripts/install_test_deps.sh` (as root) first")
     words = line.split(" ")
-    quoted = " ".join(f"'{word}'" for word in words)
+    quoted = " ".join(shlex.quote(word) for word in words)
     program = (f"source {BASH_COMPLETION}\n"
                "__load_completion ollamactl || exit 9\n"  # what the first TAB does
-               f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}; COMP_LINE='{line}'; COMP_POINT={len(line)}\n"
+               f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}; COMP_LINE={shlex.quote(line)};"
+               f" COMP_POINT={len(line)}\n"
                "_ollamactl_completion ollamactl\n"
                'printf "%s\\n" "${COMPREPLY[@]}"\n')
     result = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True,
@@ -110,6 +113,10 @@ CHOICES = [
     ("ollamactl export --format ", ["litellm", "nginx", "haproxy", "json"]),
     ("ollamactl completion ", ["bash", "zsh", "fish"]),
     ("ollamactl simulate --fault 2=b", ["2=busy503"]),
+    ("ollamactl simulate --fault ", [f"1={fault}" for fault in FAULTS]),  # were file names
+    ("ollamactl simulate --fault 3", [f"3={fault}" for fault in FAULTS]),
+    ("ollamactl add gpu2 --priority ", ["0", "backup"]),  # were file names
+    ("ollamactl update gpu1-11434 -p b", ["backup"]),
 ]
 
 
@@ -122,6 +129,12 @@ def test_bash_from_the_readme_install_completes_ids_and_models(home):
     fleet_cache()
     assert bash_complete(home, "ollamactl update gp") == ["gpu1-11434"]
     assert bash_complete(home, "ollamactl pick -m ll") == ["llama3.2:latest"]
+
+
+def test_bash_quotes_a_name_with_spaces_as_the_shell_must_read_it(home):
+    """`ollamactl update bo<TAB>` inserted `box one` unquoted: two words, and the update failed."""
+    assert bash_complete(home, "ollamactl update bo") == ["box\\ one"]
+    assert bash_complete(home, "ollamactl update 'bo") == ["box one"]  # inside the user's quote: as is
 
 
 def test_zsh_from_the_readme_install_completes_choices_and_keeps_apostrophes(home):

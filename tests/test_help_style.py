@@ -78,3 +78,15 @@ def test_the_top_level_help_ends_with_three_examples():
     assert all(line.startswith("ollamactl ") for line in examples)
     for line in examples:
         assert run(*shlex.split(line.split("  #", 1)[0])[1:], "--help").exit_code == 0
+
+
+def test_the_rich_help_keeps_every_bracketed_text_of_the_plain_one():
+    """`export --help` showed "Where the gateway listens ." (rich read `[default: ...]` as markup)."""
+    root, found = commands()
+    for name, command in found:
+        mode, command.rich_markup_mode = command.rich_markup_mode, None  # Click's plain layout (docs/cli.md)
+        plain = command.get_help(typer.Context(command, info_name=name, parent=root, terminal_width=400))
+        command.rich_markup_mode = mode
+        shown = " ".join(RUNNER.invoke(app, [name, "--help"], env={"COLUMNS": "400"}).stdout.split())
+        for bracketed in re.findall(r"\[[^\]]*\]", " ".join(plain.split())):
+            assert bracketed in shown, (name, bracketed)

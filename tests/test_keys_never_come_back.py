@@ -65,7 +65,7 @@ def test_cached_words_are_scrubbed_again_when_a_key_changes(hostile, monkeypatch
 def test_cached_words_never_show_a_key_configured_after_they_were_stored(hostile, monkeypatch):
     """Words a check stored before the key was configured (by an earlier command, or a background
     refresh started before it) are read from the cache, not probed again, by models, pick and
-    completion: none of them shows the key once it is configured."""
+    completion: none of them shows the key once it is configured (a model name holding it is left out)."""
     sulky = hostile({"/api/version": answer({"error": f"token {ENV_KEY} expired"}, 500)})
     leaky = hostile(ollama_like(names=(f"leak-{ENV_KEY}:latest",)))
     Fleet().add(sulky.url, name="sulky")
@@ -84,7 +84,7 @@ def test_cached_words_never_show_a_key_configured_after_they_were_stored(hostile
         shown = result.stdout + result.stderr
         assert ENV_KEY not in shown and "***" in shown, shown
     assert "unhealthy (HTTP 500: token *** expired)" in outputs[0].stderr
-    assert "leak-***:latest" in outputs[0].stdout
+    assert "leak-" not in outputs[0].stdout + outputs[1].stdout  # a name holding a key: left out, not rewritten
     assert "unhealthy: HTTP 500: token *** expired" in outputs[3].stderr
     assert complete_model("leak") == []  # a name holding a key is no completion
 

@@ -29,10 +29,23 @@ def complete_instance(incomplete: str) -> list[str]:
     return [ref for ref in refs if ref.startswith(incomplete)]
 
 
+def complete_priority(incomplete: str) -> list[str]:
+    """The tiers the local registry uses, the default 0 and `backup`, for shell completion."""
+    from ollamactl.core.fleet import Fleet
+    from ollamactl.core.registry import BACKUP
+
+    try:
+        used = {instance.priority for instance in Fleet().instances() if instance.tier_name != BACKUP}
+    except Exception:  # completion must never fail loudly
+        used = set()
+    tiers = [*map(str, sorted(used | {0})), BACKUP]
+    return [tier for tier in tiers if tier.startswith(incomplete)]
+
+
 def complete_model(incomplete: str) -> list[str]:
     """Model names from the health cache, for shell completion (none that holds a configured key)."""
     from ollamactl.core.fleet import Fleet
-    from ollamactl.core.keys import keys_of, redact
+    from ollamactl.core.keys import holds, keys_of
 
     try:
         fleet = Fleet()
@@ -40,7 +53,7 @@ def complete_model(incomplete: str) -> list[str]:
         entries = fleet.store.read()["health"].values()
         names = sorted({m["name"] for entry in entries for m in entry.get("models") or ()
                         if isinstance(m.get("name"), str) and m["name"].isprintable()  # no escapes into a shell
-                        and redact(m["name"], keys) == m["name"]})
+                        and not holds(m["name"], keys)})
     except Exception:  # completion must never fail loudly
         return []
     return [name for name in names if name.startswith(incomplete)]

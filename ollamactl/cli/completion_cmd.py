@@ -31,7 +31,7 @@ def _shell_completion():  # type: ignore[no-untyped-def]
 def completion_script(shell: str) -> str:
     """The completion script for `shell`: what `_OLLAMACTL_COMPLETE=source_<shell> ollamactl` prints,
     without the leading blank line (zsh needs `#compdef` on line 1), ending in one newline; for zsh
-    also the case of a script autoloaded from $fpath (see _zsh_autoload)."""
+    also the case of a script autoloaded from $fpath (see _zsh_autoload), for bash quoting (BASH_QUOTING)."""
     if shell not in SHELLS:
         raise UsageError(f"unsupported shell {shell!r}", f"choose one of: {', '.join(SHELLS)}")
     from typer.main import get_command
@@ -44,7 +44,27 @@ def completion_script(shell: str) -> str:
     source = completer.source().strip("\n") + "\n"
     if shell == "zsh":
         source = _zsh_autoload(source, completer.func_name)
+    if shell == "bash":
+        source = _bash_quoted(source)
     return source
+
+
+# After Typer's COMPREPLY: bash inserts it as it is, so a name with a space (`box one`) became two
+# words; quoted for the shell, unless the user opened a quote (then readline closes it).
+BASH_QUOTING = (
+    "    if [[ ${COMP_WORDS[COMP_CWORD]} != [\\\"\\']* ]]; then  # quoted for the shell, unless in a quote\n"
+    "        local i\n"
+    '        for i in "${!COMPREPLY[@]}"; do printf -v "COMPREPLY[i]" %q "${COMPREPLY[i]}"; done\n'
+    "    fi\n"
+)
+
+
+def _bash_quoted(source: str) -> str:
+    """Typer's bash script with BASH_QUOTING after the line that fills COMPREPLY."""
+    offered = "_OLLAMACTL_COMPLETE=complete_bash $1 ) )\n"
+    if offered not in source:  # pragma: no cover - a Typer with another template
+        return source
+    return source.replace(offered, offered + BASH_QUOTING, 1)
 
 
 def _zsh_autoload(source: str, function: str) -> str:

@@ -34,7 +34,8 @@ def exec_command(
 ) -> None:
     """Run COMMAND against an instance, holding a lease on it while it runs; exit with its status.
 
-    COMMAND gets OLLAMA_HOST, OLLAMACTL_INSTANCE and OLLAMACTL_URL; signals are passed to it.
+    COMMAND gets OLLAMA_HOST, OLLAMACTL_INSTANCE and OLLAMACTL_URL, and OLLAMA_API_KEY set to the
+    instance's key (an inherited one is removed when the instance has none); signals are passed to it.
 
     Its exit status is not held against the instance: it does not feed the circuit breaker.
 

@@ -7,6 +7,7 @@ import typer
 from ollamactl.cli import output
 from ollamactl.cli.completers import complete_model
 from ollamactl.cli.context import fleet
+from ollamactl.core.export_common import DEFAULT_LISTEN
 from ollamactl.core.selection import REQUEST_TYPES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
@@ -32,8 +33,8 @@ def export(
                                             help="Only chat or embedding instances (LiteLLM: entries)."),
     include_all: bool = typer.Option(False, "--all", "-a",
                                      help="Include disabled instances (nginx: down, HAProxy: disabled)."),
-    listen: str | None = typer.Option(None, "--listen", "-l", metavar="ADDR:PORT", show_default=False,
-                                      help="Where the gateway listens [default: 127.0.0.1:11434]."),
+    listen: str | None = typer.Option(None, "--listen", "-l", metavar="ADDR:PORT", show_default=DEFAULT_LISTEN,
+                                      help="Where the gateway listens."),
     output_path: str | None = typer.Option(None, "--output", "-o", metavar="PATH", show_default=False,
                                       help="Write the config to PATH (atomically, mode 0644) instead of stdout."),
     secrets_file: str | None = typer.Option(None, "--secrets-file", metavar="PATH", show_default=False,

@@ -30,7 +30,8 @@ def pick(
     strategy: str | None = STRATEGY,
     key: str | None = KEY,
     count: int = typer.Option(1, "--count", "-n", help="Print COUNT successive picks, one per line."),
-    fmt: str = typer.Option("url", "--format", "-f", help=f"{' | '.join(FORMATS)}.",
+    fmt: str = typer.Option("url", "--format", "-f", help=f"{' | '.join(FORMATS)}. env: OLLAMA_HOST=..., then"
+                            " OLLAMA_API_KEY=... for a keyed instance, shell-quoted for eval.",
                             autocompletion=choices(FORMATS)),
     strict: bool = typer.Option(False, "--strict", help="Exit 3 rather than fall back: when no healthy instance"
                                                         " has the model, or to the default instance."),

@@ -10,6 +10,7 @@ import sys
 from ollamactl.cli import exits, output
 from ollamactl.cli.context import fleet
 from ollamactl.core.errors import NoInstanceError, UsageError
+from ollamactl.core.keys import CLIENT_KEY_VAR, sent_key
 from ollamactl.core.routing import Decision, Request
 
 FORMATS = ("url", "env", "openai", "json")
@@ -18,8 +19,13 @@ FORMATS = ("url", "env", "openai", "json")
 def render_pick(instance, fmt: str) -> str:
     if fmt == "url":
         return instance.url
-    if fmt == "env":
-        return f"OLLAMA_HOST={instance.url}"
+    if fmt == "env":  # lines for `eval` (shell-quoted), the key's only for a keyed instance
+        import shlex
+
+        lines = [f"OLLAMA_HOST={shlex.quote(instance.url)}"]
+        if key := sent_key(instance):
+            lines.append(f"{CLIENT_KEY_VAR}={shlex.quote(key)}")
+        return "\n".join(lines)
     if fmt == "openai":
         return f"{instance.url}/v1"
     import json

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from ollamactl.cli import output, quick
-from ollamactl.cli.completers import choices, complete_instance
+from ollamactl.cli.completers import choices, complete_instance, complete_priority
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
 from ollamactl.core.errors import UsageError
@@ -51,7 +51,8 @@ def add(
     instance_id: str | None = typer.Option(None, "--id", help="Id (default: derived from host and port)."),
     kind: str = typer.Option("both", "--type", "-t", help=TYPE_HELP, autocompletion=choices(TYPES)),
     weight: int = typer.Option(1, "--weight", "-w", help="Share for the weighted strategy (>= 1)."),
-    priority: str = typer.Option("0", "--priority", "-p", metavar="N|backup", help=PRIORITY_HELP),
+    priority: str = typer.Option("0", "--priority", "-p", metavar="N|backup", help=PRIORITY_HELP,
+                                 autocompletion=complete_priority),
     max_inflight: int = typer.Option(0, "--max-inflight", metavar="N", help=INFLIGHT_HELP),
     disabled: bool = typer.Option(False, "--disabled", help="Register it but do not route to it."),
     api_key_env: str | None = typer.Option(
@@ -99,7 +100,8 @@ def update(
     name: str | None = typer.Option(None, "--name", help="New display name."),
     kind: str | None = typer.Option(None, "--type", "-t", help=TYPE_HELP, autocompletion=choices(TYPES)),
     weight: int | None = typer.Option(None, "--weight", "-w", help="New weight (>= 1)."),
-    priority: str | None = typer.Option(None, "--priority", "-p", metavar="N|backup", help=PRIORITY_HELP),
+    priority: str | None = typer.Option(None, "--priority", "-p", metavar="N|backup", help=PRIORITY_HELP,
+                                        autocompletion=complete_priority),
     max_inflight: int | None = typer.Option(None, "--max-inflight", metavar="N", help=INFLIGHT_HELP),
     enable: bool = typer.Option(False, "--enable", help="Route to it again."),
     disable: bool = typer.Option(False, "--disable", help="Stop routing to it."),

@@ -69,11 +69,13 @@ def _parse_rates(specs: Sequence[str], count: int) -> dict[int, float]:
 
 
 def _complete_fault(incomplete: str) -> list[str]:
-    """After INDEX=, the fault modes."""
+    """INDEX=MODE for every fault mode: the index typed (1 when none yet), the modes that fit."""
     from ollamactl.sim import FAULTS
 
-    index, sep, mode = incomplete.partition("=")
-    return [f"{index}={fault}" for fault in FAULTS if fault.startswith(mode)] if sep else []
+    index, _, mode = incomplete.partition("=")
+    if not index.isdigit():
+        return [] if index else [f"1={fault}" for fault in FAULTS]
+    return [f"{index}={fault}" for fault in FAULTS if fault.startswith(mode)]
 
 
 def _register(urls: list[str]) -> tuple[list[str], dict[str, str]]:

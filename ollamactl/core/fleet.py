@@ -107,10 +107,10 @@ class Fleet:
         return RedisStore(where, fallback=local, warn=self.warn)
 
     def warn(self, message: str) -> None:
-        """Pass a warning to the caller's callback, or keep it in `warnings`; a configured key in it
-        (a server's words quoted in a warning) is replaced by `***` first. The keys are those of the
-        registry this fleet read last (the one whose instances were asked), so a warning does not read
-        the registry again; read now when none was."""
+        """Pass a warning to the caller's callback, or keep it in `warnings`; a configured key standing
+        whole in it (a server's words quoted in a warning) is replaced by `***` first. The keys are
+        those of the registry this fleet read last (the one whose instances were asked), so a warning
+        does not read the registry again; read now when none was."""
         from ollamactl.core.keys import keys_of, redact
 
         try:
@@ -666,14 +666,16 @@ class Fleet:
                     strict: bool = False, refresh: bool = False, wait: float | None = None) -> int:
         """`ollamactl exec`: run `command` against an instance chosen as `pick` chooses (or the named
         one), holding a lease on it while it runs (see `lease` for `wait`), with OLLAMA_HOST,
-        OLLAMACTL_INSTANCE and OLLAMACTL_URL set in its environment. Signals are passed to it; its
-        exit status is returned (128 + N: signal N). It is not a health signal (a grep that matched
-        nothing exits 1), so it does not feed the circuit breaker.
+        OLLAMACTL_INSTANCE and OLLAMACTL_URL set in its environment, and OLLAMA_API_KEY set to the
+        instance's key (removed when it has none). Signals are passed to it; its exit status is
+        returned (128 + N: signal N). It is not a health signal (a grep that matched nothing exits 1),
+        so it does not feed the circuit breaker.
 
         Capacity holds: when the lease lapsed and cannot be taken again (another caller has the slot),
         the command is paused (SIGSTOP) until the heartbeat takes it again, then resumed (SIGCONT);
         the command dies with this process (Linux: PR_SET_PDEATHSIG), so it never runs unleased."""
         from ollamactl.core import child
+        from ollamactl.core.keys import CLIENT_KEY_VAR, sent_key
 
         running = child.Child()
 
@@ -686,6 +688,9 @@ class Fleet:
         with lease:
             target = lease.instance
             env = dict(os.environ, OLLAMA_HOST=target.url, OLLAMACTL_INSTANCE=target.id, OLLAMACTL_URL=target.url)
+            env.pop(CLIENT_KEY_VAR, None)  # an inherited key (a cloud one) is not this instance's
+            if key_value := sent_key(target):
+                env[CLIENT_KEY_VAR] = key_value
             status = child.run(command, env, running)
         from ollamactl.core.breaker import Feedback
         from ollamactl.core.metrics import Sample
@@ -826,12 +831,12 @@ class Fleet:
         127.0.0.1:11434) is where the gateway listens; `output` the path the config will be written
         to (named in its header); nginx with `secrets_file` also gets the keys of keyed instances,
         in `Exported.secrets`, for that file (see core/export_files.py for writing them)."""
-        import dataclasses
         import time
 
         from ollamactl.core import export
-        from ollamactl.core.export_common import DEFAULT_LISTEN, NothingToExport
-        from ollamactl.core.keys import keys_of, redact
+        from ollamactl.core.export_common import DEFAULT_LISTEN
+        from ollamactl.core.health import scrubbed_entries
+        from ollamactl.core.keys import keys_of
 
         if listen is not None and fmt == "json":
             raise UsageError("--listen applies to the gateway formats, not json", "leave it out")
@@ -844,15 +849,10 @@ class Fleet:
                                  output=str(output) if output else None,
                                  secrets_file=str(secrets_file) if secrets_file else None,
                                  keys={i.id: key for i in keyed if (key := i.resolve_api_key())})
-        keys = keys_of(reg.instances)  # cached server words were scrubbed when stored; keys may have changed since
-        try:
-            exported = export.export(fmt, reg.instances, self.store.read()["health"], options)
-        except NothingToExport as nothing:
-            nothing.warnings[:] = [redact(message, keys) for message in nothing.warnings]
-            raise
-        # Only the secrets file (written 0600, for nginx) holds keys on purpose.
-        return dataclasses.replace(exported, text=redact(exported.text, keys),
-                                   warnings=[redact(message, keys) for message in exported.warnings])
+        # The cache's words hid the keys known when stored; keys may have changed since. The config
+        # itself is never scrubbed: only the secrets file (written 0600, for nginx) holds keys.
+        health = scrubbed_entries(self.store.read()["health"], keys_of(reg.instances))
+        return export.export(fmt, reg.instances, health, options)
 
 
 def _shown_text(raw: bytes, line: dict) -> bool:

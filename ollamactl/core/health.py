@@ -13,7 +13,8 @@ Errors are words a person can act on: `connection refused`, `timed out after 2.0
 
 Servers are untrusted: each answer is read up to BODY_LIMIT (beyond it: `answer too large`),
 at most MAX_MODELS models are kept (with a `note` to warn about), and every configured key is
-scrubbed from what a server said (`scrubbed`) before a result is cached or shown.
+scrubbed from what a server said in words (`scrubbed`, see core/keys.py) before a result is cached
+or shown.
 
 Results are kept in the state's `"health"` section (`save`); `health_cache` decides which may be
 used. This module (with asyncio) loads only when probing or reading results; httpx only for the
@@ -40,7 +41,7 @@ from ollamactl.core.http import (
     short,
     too_large,
 )
-from ollamactl.core.keys import keys_of, redact
+from ollamactl.core.keys import holds, keys_of, redact
 from ollamactl.core.settings import DEFAULTS
 from ollamactl.core.state import MAX_MODELS
 
@@ -350,15 +351,30 @@ def retrieve(task: Any) -> None:
 
 
 def scrubbed(result: HealthResult, keys: Sequence[str]) -> HealthResult:
-    """`result` with every key in `keys` replaced by `***` in all the text a server sent."""
+    """`result` with every key in `keys` that stands whole in a server's words (error, version)
+    replaced by `***`; a model whose name or digest holds one is left out, never rewritten."""
     if not keys:
         return result
+    kept = [m for m in result.models if not holds(m["name"], keys) and not holds(m.get("digest") or "", keys)]
+    note = result.note
+    if len(kept) < len(result.models):
+        left = f"{result.id}: {len(result.models) - len(kept)} model(s) left out: a name holds a configured API key"
+        note = "; ".join(filter(None, (result.note, left)))
     return result._replace(
         error=None if result.error is None else redact(result.error, keys),
         version=None if result.version is None else redact(result.version, keys),
-        models=[{**m, "name": redact(m["name"], keys),
-                 "digest": None if m.get("digest") is None else redact(m["digest"], keys)} for m in result.models],
-        loaded=None if result.loaded is None else [redact(n, keys) for n in result.loaded])
+        models=kept, note=note,
+        loaded=None if result.loaded is None else [n for n in result.loaded if not holds(n, keys)])
+
+
+def scrubbed_entries(health: dict[str, Any], keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """A health cache section `scrubbed` with `keys`; of an entry not of the cache's shape only
+    its url and verdict are kept (its words and lists are not read)."""
+    from ollamactl.core.state import health_entry_ok
+
+    return {instance_id: scrubbed(HealthResult.from_cache(instance_id, entry), keys).to_cache()
+            if health_entry_ok(entry) else {"url": entry.get("url"), "healthy": entry.get("healthy")}
+            for instance_id, entry in health.items() if isinstance(entry, dict)}
 
 
 async def _get_json(client: ProbeClient, base: str, path: str, headers: dict[str, str],

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ollamactl.core.errors import OllamactlError
-from ollamactl.core.keys import keys_of, redact
+from ollamactl.core.keys import keys_of, redact, sent_key
 from ollamactl.core.settings import DEFAULTS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -325,7 +325,7 @@ def headers_for(instance: Instance) -> dict[str, str]:
     refused here, in words that name where it came from: httpx's own error would quote the key.
     """
     headers = {"Content-Type": "application/json"}
-    key = (instance.resolve_api_key() or "").strip()
+    key = sent_key(instance)
     if key:
         if not _HEADER_SAFE.fullmatch(key):
             source = f"${instance.api_key_env}" if instance.api_key_env else "the registry"

@@ -17,7 +17,7 @@ import time
 
 from ollamactl.core import health_cache, selection, settings
 from ollamactl.core.errors import BusyError, NoInstanceError, UsageError
-from ollamactl.core.keys import keys_of, redact
+from ollamactl.core.keys import holds, keys_of, redact
 from ollamactl.core.registry import Instance, Registry
 
 TYPE_CHECKING = False
@@ -210,7 +210,8 @@ def _aged(dropped: dict[str, str], lookup: health_cache.Lookup, reg: Registry) -
     for instance_id, reason in dropped.items():
         if reason.startswith("unhealthy") and instance_id in lookup.entries:
             keys = keys_of(reg.instances) if keys is None else keys
-            reason = f"{redact(reason, keys)} ({lookup.words(instance_id)})"
+            verdict, _, said = reason.partition(": ")
+            reason = f"{verdict}: {redact(said, keys)} ({lookup.words(instance_id)})"
         reasons[instance_id] = reason
     return reasons
 
@@ -243,14 +244,15 @@ def apply_strategy(strategy: str, candidates: Sequence[Instance], request: Reque
 
 def _holdings(instances: list[Instance], health: dict[str, dict], reasons: dict[str, str],
               keys: tuple[str, ...]) -> list[str]:
-    """One line per instance: the models a healthy one holds (no key among their names), else why it is out."""
+    """One line per instance: the models a healthy one holds (none whose name holds a key), else why
+    it is out (`reasons`, scrubbed by `_aged`)."""
     lines = []
     for instance in instances:
         entry = health.get(instance.id) or {}
-        names = sorted({m["name"] for m in entry.get("models") or () if m.get("name")})
+        names = sorted({m["name"] for m in entry.get("models") or () if m.get("name") and not holds(m["name"], keys)})
         held = f"has {', '.join(names)}" if names else "has no models"
         state = held if entry.get("healthy") else reasons.get(instance.id, "not checked")
-        lines.append(f"{instance.id} ({instance.url}) {redact(state, keys)}")
+        lines.append(f"{instance.id} ({instance.url}) {state}")
     return lines
 
 
