@@ -238,7 +238,9 @@ def test_nginx_routes_embeddings_to_their_own_pool_and_streams(fleet):
     assert "proxy_set_header Host localhost" in directives
     assert 'proxy_set_header Authorization ""' in directives  # clients' own keys stop at the gateway
     assert "proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent" in directives
-    assert {"proxy_next_upstream_tries 3", "proxy_next_upstream_timeout 15m"} <= set(directives)
+    # every server of the largest pool (2 embedding servers), on bodies nginx kept to send again
+    assert {"proxy_next_upstream_tries 2", "proxy_next_upstream_timeout 15m", "proxy_request_buffering on"} \
+        <= set(directives)
     timeout = next(d for d in directives if d.startswith("proxy_read_timeout "))
     assert int(timeout.split()[1].rstrip("s")) >= 300
     assert "listen 127.0.0.1:11434" in found["server"]
@@ -294,7 +296,7 @@ def test_nginx_leaves_out_a_keyed_instance_whose_key_it_cannot_have(fleet, tmp_p
 
 def test_nginx_marks_disabled_instances_down_with_all(fleet):
     found = blocks(ok("--format", "nginx", "--all").stdout)
-    assert "server off1:11434 weight=1 max_fails=3 fail_timeout=30s down" in found["upstream ollama_chat"]
+    assert "server off1:11434 weight=1 max_fails=3 fail_timeout=2s down" in found["upstream ollama_chat"]
 
 
 def test_unhealthy_instances_are_in_marked_and_warned_about(fleet):
@@ -381,8 +383,10 @@ def test_haproxy_routes_by_path_retries_and_logs(fleet):
     assert "mode http" in backend and "balance roundrobin" in backend
     assert "option httpchk GET /api/version" in backend
     assert "http-request set-header Host localhost" in backend
-    assert {"option redispatch", "retry-on conn-failure empty-response response-timeout 500 502 503 504"} \
-        <= set(backend)
+    # each retry on another server, as many as the other servers of the pool, on bodies kept to send again
+    assert {"option redispatch 1", "retries 3", "option http-buffer-request",
+            "retry-on conn-failure empty-response response-timeout 500 502 503 504"} <= set(backend)
+    assert "option http-buffer-request" in frontend
     servers = {line.split()[1]: line.split()[2:] for line in backend if line.startswith("server ")}
     assert list(servers) == ["gpu1-11434", "gpu2-11434", "off1-11434", "nocache1-11434"]
     for words in servers.values():

@@ -35,6 +35,9 @@ from ollamactl.core.registry import Instance
 from ollamactl.model_names import normalise_model
 
 UPSTREAM = "ollama"
+# How often HAProxy checks a server, and how long nginx rests one after failures: a server that
+# recovers takes requests again (a backup tier hands them back to tier 0) within this interval.
+CHECK_INTERVAL_S = 2
 EMBEDDING_PATHS = ("/api/embed", "/api/embeddings", "/v1/embeddings")
 KINDS = ("chat", "embedding")
 
@@ -76,6 +79,11 @@ class Pools:
     @property
     def routed(self) -> bool:
         return len(self.routes) == 2
+
+    @property
+    def widest(self) -> int:
+        """The number of servers in the largest pool, backups included: how many tries cover a pool."""
+        return max(len(servers) for _, servers in self.routes)
 
 
 def pool_name(options: Options) -> str:

@@ -2,8 +2,10 @@
 
 One frontend routed by path to the chat and embedding backends; active checks on /api/version
 with rise/fall; `http-no-delay`, or HAProxy holds small writes back and a token stream arrives in
-one lump; layer-7 retries on connection failures, empty or timed-out responses and 5xx on
-another server (`option redispatch`), as `run` fails over; request logs and X-Forwarded-For.
+one lump; layer-7 retries on connection failures, empty or timed-out responses and 5xx, each on
+another server (`option redispatch 1`) and as many as the pool has other servers, as `run` fails
+over; `option http-buffer-request`, since a request can be retried only once its whole body is
+in HAProxy's buffer (Python clients send it after the headers); request logs and X-Forwarded-For.
 
 Keys: a keyed instance sits in the pools as a key hop, a `listen` section on an abstract unix
 socket (no file, no port) that adds its `Authorization: Bearer "${VAR}"` header (HAProxy expands
@@ -18,6 +20,7 @@ from typing import Any
 
 from ollamactl.core.export_common import Exported, Options, command_line, key_warnings, target, tier_ranks
 from ollamactl.core.export_gateway import (
+    CHECK_INTERVAL_S,
     EMBEDDING_PATHS,
     Pools,
     Server,
@@ -30,7 +33,7 @@ from ollamactl.core.registry import Instance
 HAPROXY_MAX_WEIGHT = 256
 HAPROXY_BALANCE = {"round-robin": "roundrobin", "weighted": "roundrobin", "random": "random",
                    "least-latency": "leastconn", "warm": "roundrobin", "least-busy": "leastconn"}
-CHECK = "check inter 2s rise 2 fall 3"
+CHECK = f"check inter {CHECK_INTERVAL_S}s rise 2 fall 3"
 HEALTH_ADVICE = "HAProxy checks it itself (GET /api/version) and sends it requests only while that answers 200"
 
 
@@ -74,6 +77,7 @@ def _frontend(pools: Pools) -> list[str]:
         "    option httplog",
         "    option forwardfor",
         "    option http-no-delay  # stream tokens as they come (no waiting to fill packets)",
+        "    option http-buffer-request  # the whole body before routing: a retry can send it again",
         "    timeout client 10m",
         "    http-request del-header Authorization  # clients' keys stop here; keyed instances get theirs in their hop",
     ]
@@ -95,13 +99,14 @@ def _backend(name: str, balance: str, servers: list[Server], pools: Pools, warni
         "    mode http",
         f"    balance {balance}",
         "    option http-no-delay",
+        "    option http-buffer-request",
         "    option httpchk GET /api/version",
         "    http-check expect status 200",
         "    http-request set-header Host localhost  # Ollama only accepts local Host headers",
         "    timeout connect 5s",
         "    timeout server 10m  # a cold model load can take minutes before the first byte",
-        "    retries 2",
-        "    option redispatch",
+        f"    retries {max(len(servers) - 1, 1)}  # every other server of the pool once",
+        "    option redispatch 1  # each retry on another server",
         "    retry-on conn-failure empty-response response-timeout 500 502 503 504",
     ]
     ranks = tier_ranks([server.instance for server in servers])

@@ -2,8 +2,12 @@
 
 Upstreams get a shared-memory `zone` (failure counts and rotation shared by every worker), retry
 a request on the next server for connection errors, timeouts and 5xx before its first byte
-reaches the client (as `run` fails over), and stream without buffering. `/` is proxied too:
-Ollama's clients check a server with `HEAD /`.
+reaches the client (as `run` fails over), as many times as the largest pool has servers (backups
+included), and rest a failing server for CHECK_INTERVAL_S only, so a backup tier hands traffic
+back soon after tier 0 recovers. Request bodies are buffered (Ollama's are small JSON): a body
+that arrives after the headers, as Python clients send it, can then be sent again to the next
+server. Responses stream without buffering. `/` is proxied too: Ollama's clients check a server
+with `HEAD /`.
 
 nginx cannot read the environment, so a keyed instance is left out unless the user names a
 secrets file: then its key goes there (Exported.secrets, written 0600 by the CLI, never to
@@ -30,6 +34,7 @@ from ollamactl.core.export_common import (
     tier_ranks,
 )
 from ollamactl.core.export_gateway import (
+    CHECK_INTERVAL_S,
     EMBEDDING_PATHS,
     Pools,
     Server,
@@ -44,7 +49,7 @@ from ollamactl.core.registry import Instance
 NGINX_BALANCE = {"round-robin": None, "weighted": None, "random": "random", "least-latency": "least_conn",
                  "warm": None, "least-busy": "least_conn"}
 MAX_FAILS = 3
-FAIL_TIMEOUT_S = 30
+FAIL_TIMEOUT_S = CHECK_INTERVAL_S
 UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the final NUL
 HEALTH_ADVICE = (f"open-source nginx does not check health; it sends the instance requests, retries each failed one"
                  f" on another server, and rests the instance for {FAIL_TIMEOUT_S} s after {MAX_FAILS} failures")
@@ -85,7 +90,7 @@ def nginx(instances: Sequence[Instance], health: dict[str, Any], options: Option
         "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "        # fail over only before the first byte reaches the client (nginx never retries after)",
         "        proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent;",
-        "        proxy_next_upstream_tries 3;",
+        f"        proxy_next_upstream_tries {pools.widest};  # every server of the largest pool, backups too",
         "        proxy_next_upstream_timeout 15m;",
         "    }",
         "}",
@@ -181,7 +186,7 @@ def _proxy_settings(authorization: str) -> list[str]:
         + ("  # clients' keys stop here; keyed instances get theirs in their hop" if authorization == '""' else ""),
         "        proxy_buffering off;  # stream tokens as they come",
         "        proxy_cache off;",
-        "        proxy_request_buffering off;",
+        "        proxy_request_buffering on;  # a request can be retried only if its body was kept",
         "        proxy_connect_timeout 5s;",
         "        proxy_send_timeout 600s;",
         "        proxy_read_timeout 600s;  # a cold model load can take minutes before the first byte",
