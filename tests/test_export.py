@@ -106,8 +106,9 @@ def test_litellm_config_starts_safely_and_rests_failed_deployments(fleet):
     result = ok("--format", "litellm")
     config = yaml.safe_load(result.stdout)
     assert config["general_settings"] == {"master_key": "os.environ/LITELLM_MASTER_KEY"}
+    assert config["litellm_settings"] == {"drop_params": True}  # the openai SDK's encoding_format is not refused
     settings = config["router_settings"]
-    assert (settings["num_retries"], settings["allowed_fails"], settings["cooldown_time"]) == (3, 0, 30)
+    assert (settings["num_retries"], settings["allowed_fails"], settings["cooldown_time"]) == (9, 0, 30)
     assert result.stdout.splitlines()[2] == \
         "# Use: LITELLM_MASTER_KEY=sk-... litellm --config PATH --host 127.0.0.1 --port 11434"
     # gpu1 has a key and serves nomic-embed-text: LiteLLM 1.108 would send that key on chat calls only
