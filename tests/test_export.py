@@ -229,7 +229,7 @@ def test_nginx_routes_embeddings_to_their_own_pool_and_streams(fleet):
     assert servers_of(found["upstream ollama_chat"]) == ["nocache1:11434"]
     assert servers_of(found["upstream ollama_embedding"]) == ["emb1:11434", "nocache1:11434"]
     assert "zone ollama_chat 64k" in found["upstream ollama_chat"]
-    routes = found["map $uri $ollama_pool_11434"]
+    routes = found["map $uri $ollama_path_pool_11434"]
     assert "default ollama_chat" in routes
     assert {"/api/embed ollama_embedding", "/api/embeddings ollama_embedding", "/v1/embeddings ollama_embedding"} \
         <= set(routes)
@@ -238,7 +238,16 @@ def test_nginx_routes_embeddings_to_their_own_pool_and_streams(fleet):
     assert "proxy_buffering off" in directives and "proxy_http_version 1.1" in directives
     assert "proxy_set_header Host localhost" in directives
     assert 'proxy_set_header Authorization ""' in directives  # clients' own keys stop at the gateway
-    assert "proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent" in directives
+    assert "proxy_next_upstream error timeout http_404 http_500 http_502 http_503 http_504 non_idempotent" \
+        in directives
+    # nomic-embed-text is known to be on emb1 only (nocache1 was never checked): its pool is emb1 alone,
+    # chosen by the body's model, which the mirror has nginx read before proxy_pass picks the pool
+    assert servers_of(found["upstream ollama_embedding_m1_nomic_embed_text_latest"]) == ["emb1:11434"]
+    assert {'"ollama_embedding nomic-embed-text" ollama_embedding_m1_nomic_embed_text_latest',
+            "default $ollama_path_pool_11434"} \
+        <= set(found['map "$ollama_path_pool_11434 $ollama_model_11434" $ollama_pool_11434'])
+    assert directives[0] == "mirror /_ollamactl_read_body"
+    assert found["server > location = /_ollamactl_read_body"] == ["internal; return 204"]
     # every server of the largest pool (2 embedding servers), on bodies nginx kept to send again
     assert {"proxy_next_upstream_tries 2", "proxy_next_upstream_timeout 15m", "proxy_request_buffering on"} \
         <= set(directives)
@@ -378,6 +387,14 @@ def test_haproxy_routes_by_path_retries_and_logs(fleet):
     assert {"log global", "option httplog", "option forwardfor", "option http-no-delay"} <= set(frontend)
     assert "http-request del-header Authorization" in frontend  # clients' own keys stop here
     assert "acl embedding_path path /api/embed /api/embeddings /v1/embeddings" in frontend
+    # models some servers lack go to those that hold them (the disabled off1 and never-checked nocache1 do not)
+    assert "http-request set-var(txn.model) req.body,json_query('$.model')" in frontend
+    routed = {line.split()[1]: line for line in frontend if line.startswith("use_backend ")}
+    acls = {line.split()[1]: line.split()[5:] for line in frontend if line.startswith("acl model_")}
+    qwen = routed["ollama_chat_m3_qwen2_5_7b"].split()[-1]
+    assert acls[qwen] == ["qwen2.5:7b"] and "!embedding_path" in routed["ollama_chat_m3_qwen2_5_7b"]
+    assert [line for line in found["backend ollama_chat_m3_qwen2_5_7b"] if line.startswith("server ")] == \
+        [line for line in found["backend ollama_chat"] if line.startswith("server gpu1-11434 ")]
     assert "use_backend ollama_embedding if embedding_path" in frontend
     assert frontend[-1] == "default_backend ollama_chat"
     backend = found["backend ollama_chat"]
@@ -386,7 +403,7 @@ def test_haproxy_routes_by_path_retries_and_logs(fleet):
     assert "http-request set-header Host localhost" in backend
     # each retry on another server, as many as the other servers of the pool, on bodies kept to send again
     assert {"option redispatch 1", "retries 3", "option http-buffer-request",
-            "retry-on conn-failure empty-response response-timeout 500 502 503 504"} <= set(backend)
+            "retry-on conn-failure empty-response response-timeout 404 500 502 503 504"} <= set(backend)
     assert "option http-buffer-request" in frontend
     servers = {line.split()[1]: line.split()[2:] for line in backend if line.startswith("server ")}
     assert list(servers) == ["gpu1-11434", "gpu2-11434", "off1-11434", "nocache1-11434"]

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import cli_helpers
 import httpx
+import ollama
 import pytest
 from gateway_engines import HAProxy, Nginx, free_port
 
@@ -133,3 +134,21 @@ def test_nginx_tries_every_server_of_the_pool_before_a_client_sees_a_failure(bus
         assert failures(gateway.url, "llama3.2") == []
     answered = {role: len(model_requests(busy_fleet[role])) for role in ("other", "spare")}
     assert answered == ({"other": REQUESTS, "spare": 0} if len(faults) == 2 else {"other": 0, "spare": REQUESTS})
+
+
+def test_a_model_held_by_one_instance_reaches_only_that_instance(gateway, busy_fleet):
+    url = gateway.url
+    assert failures(url, "qwen3:4b") == []
+    client = ollama.Client(host=url, trust_env=False, timeout=30)
+    for n in range(5):
+        assert client.chat(model="qwen3:4b", messages=[{"role": "user", "content": f"hi {n}"}]).message.content
+        assert client.generate(model="qwen3:4b", prompt="why?").response
+    for role in ("plain", "other", "spare"):
+        assert [r for r in busy_fleet[role].requests if (r.body or {}).get("model", "").startswith("qwen3")] == []
+    # a model nobody is known to hold goes to the whole pool (whoever may have pulled it since)
+    busy_fleet["plain"].update(models=[CHAT, SimModel("gemma3:4b")])
+    assert generate(url, "gemma3:4b", 0)[0] == 200
+    with httpx.Client(trust_env=False, timeout=30) as plain_client:
+        reply = plain_client.post(url + "/api/embed", json={"model": "nomic-embed-text", "input": "a"})
+    assert reply.status_code == 200
+

@@ -58,6 +58,7 @@ from ollamactl.core.export_common import (
     command_line,
     comment_safe,
     eligible,
+    is_embedding_model,
     key_variable_of,
     key_warnings,
     listen_warnings,
@@ -104,7 +105,6 @@ LITELLM_SUBSTITUTES = {
     "warm": "LiteLLM has no `warm` strategy, and its latency-based-routing sends nearly every call to a server"
             " that fails fast (a dead one looks quickest); exported as simple-shuffle",
 }
-_EMBEDDING_HINTS = ("embed", "all-minilm", "bge-", "bge:", "paraphrase-multilingual")
 
 
 def export(fmt: str, instances: Sequence[Instance], health: dict[str, Any], options: Options) -> Exported:
@@ -130,12 +130,6 @@ def export(fmt: str, instances: Sequence[Instance], health: dict[str, Any], opti
 
 # ---------------------------------------------------------------------------------------------
 # LiteLLM helpers
-
-
-def is_embedding_model(name: str) -> bool:
-    """A guess from the name (the health cache has no model family)."""
-    base = normalise_model(name).rsplit("/", 1)[-1].lower()
-    return any(hint in base for hint in _EMBEDDING_HINTS)
 
 
 def deployment_kind(instance: Instance, name: str) -> str | None:
