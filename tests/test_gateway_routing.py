@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +21,11 @@ from typing import NamedTuple
 import cli_helpers
 import httpx
 import ollama
+import openai
 import pytest
 from gateway_engines import HAProxy, Nginx, free_port
 
+from ollamactl.core.export_gateway import CHECK_INTERVAL_S
 from ollamactl.core.fleet import Fleet
 from ollamactl.sim import SimModel
 
@@ -116,6 +119,12 @@ def model_requests(instance) -> list[str]:
 def test_a_busy_instance_costs_httpx_clients_nothing(gateway, busy_fleet):
     url = gateway.url
     assert failures(url, "llama3.2") == []
+    for n in range(5):  # and curl, which sends a small body with its headers
+        body = json.dumps({"model": "llama3.2", "prompt": f"curl {n}", "stream": False})
+        curl = subprocess.run(["curl", "-sS", "--fail", "--noproxy", "*", "-H", "Content-Type: application/json",
+                               "--data-binary", body, f"{url}/api/generate"], capture_output=True, text=True,
+                              timeout=60)
+        assert curl.returncode == 0 and json.loads(curl.stdout)["done"] is True, curl.stderr
     assert model_requests(busy_fleet["heavy"])  # it was tried, and its 503s retried elsewhere
     assert model_requests(busy_fleet["spare"]) == []  # the backup tier is not needed while the others answer
 
@@ -136,13 +145,33 @@ def test_nginx_tries_every_server_of_the_pool_before_a_client_sees_a_failure(bus
     assert answered == ({"other": REQUESTS, "spare": 0} if len(faults) == 2 else {"other": 0, "spare": REQUESTS})
 
 
+def test_nginx_hands_traffic_back_to_tier_0_once_it_recovers(busy_fleet, tmp_path):
+    """nginx rests a failing server for fail_timeout, which is CHECK_INTERVAL_S (it was 30 s: traffic
+    stayed on the backup that long after tier 0 recovered; HAProxy's checks bring it back in 4 s)."""
+    for role in ("heavy", "solo", "plain", "other"):
+        busy_fleet[role].set_fault("http500")
+    with serving("nginx", tmp_path) as gateway:
+        assert failures(gateway.url, "llama3.2") == []
+        assert len(model_requests(busy_fleet["spare"])) == REQUESTS
+        for role in ("heavy", "solo", "plain", "other"):
+            busy_fleet[role].set_fault(None)
+        time.sleep(CHECK_INTERVAL_S + 0.5)  # the rest nginx gives a failed server
+        busy_fleet["spare"].requests.clear()
+        assert failures(gateway.url, "llama3.2") == []
+    assert model_requests(busy_fleet["spare"]) == []
+
+
 def test_a_model_held_by_one_instance_reaches_only_that_instance(gateway, busy_fleet):
     url = gateway.url
     assert failures(url, "qwen3:4b") == []
     client = ollama.Client(host=url, trust_env=False, timeout=30)
+    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="ollama", max_retries=0, timeout=30,
+                        http_client=httpx.Client(trust_env=False))
     for n in range(5):
         assert client.chat(model="qwen3:4b", messages=[{"role": "user", "content": f"hi {n}"}]).message.content
         assert client.generate(model="qwen3:4b", prompt="why?").response
+        reply = sdk.chat.completions.create(model="qwen3:4b", messages=[{"role": "user", "content": f"hi {n}"}])
+        assert reply.choices[0].message.content
     for role in ("plain", "other", "spare"):
         assert [r for r in busy_fleet[role].requests if (r.body or {}).get("model", "").startswith("qwen3")] == []
     # a model nobody is known to hold goes to the whole pool (whoever may have pulled it since)
