@@ -16,10 +16,15 @@ from ollamactl.core import health
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.state import MAX_MODELS
 
-# Runs the CLI in a child and reports the child's peak memory (KiB on Linux) on its last stderr line.
+# Runs the CLI in a child and reports the child's peak memory (KiB) on its last stderr line: VmHWM, the
+# peak of the child's own memory. Not ru_maxrss: a child that subprocess starts with vfork inherits the
+# parent's peak there (a pytest worker's, which passed 100 MB once the suite imported more).
 _MEASURED = """
-import atexit, resource, sys
-atexit.register(lambda: sys.stderr.write(f"\\nMAXRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n"))
+import atexit, sys
+def peak():
+    with open("/proc/self/status") as status:
+        return next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+atexit.register(lambda: sys.stderr.write(f"\\nMAXRSS {peak()}\\n"))
 from ollamactl.cli.launcher import main
 main(sys.argv[1:])
 """
