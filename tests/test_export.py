@@ -106,8 +106,9 @@ def test_litellm_config_starts_safely_and_rests_failed_deployments(fleet):
     result = ok("--format", "litellm")
     config = yaml.safe_load(result.stdout)
     assert config["general_settings"] == {"master_key": "os.environ/LITELLM_MASTER_KEY"}
+    assert config["litellm_settings"] == {"drop_params": True}  # the openai SDK's encoding_format is not refused
     settings = config["router_settings"]
-    assert (settings["num_retries"], settings["allowed_fails"], settings["cooldown_time"]) == (3, 0, 30)
+    assert (settings["num_retries"], settings["allowed_fails"], settings["cooldown_time"]) == (9, 0, 30)
     assert result.stdout.splitlines()[2] == \
         "# Use: LITELLM_MASTER_KEY=sk-... litellm --config PATH --host 127.0.0.1 --port 11434"
     # gpu1 has a key and serves nomic-embed-text: LiteLLM 1.108 would send that key on chat calls only
@@ -228,7 +229,7 @@ def test_nginx_routes_embeddings_to_their_own_pool_and_streams(fleet):
     assert servers_of(found["upstream ollama_chat"]) == ["nocache1:11434"]
     assert servers_of(found["upstream ollama_embedding"]) == ["emb1:11434", "nocache1:11434"]
     assert "zone ollama_chat 64k" in found["upstream ollama_chat"]
-    routes = found["map $uri $ollama_pool_11434"]
+    routes = found["map $uri $ollama_path_pool_11434"]
     assert "default ollama_chat" in routes
     assert {"/api/embed ollama_embedding", "/api/embeddings ollama_embedding", "/v1/embeddings ollama_embedding"} \
         <= set(routes)
@@ -237,8 +238,19 @@ def test_nginx_routes_embeddings_to_their_own_pool_and_streams(fleet):
     assert "proxy_buffering off" in directives and "proxy_http_version 1.1" in directives
     assert "proxy_set_header Host localhost" in directives
     assert 'proxy_set_header Authorization ""' in directives  # clients' own keys stop at the gateway
-    assert "proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent" in directives
-    assert {"proxy_next_upstream_tries 3", "proxy_next_upstream_timeout 15m"} <= set(directives)
+    assert "proxy_next_upstream error timeout http_404 http_500 http_502 http_503 http_504 non_idempotent" \
+        in directives
+    # nomic-embed-text is known to be on emb1 only (nocache1 was never checked): its pool is emb1 alone,
+    # chosen by the body's model, which the mirror has nginx read before proxy_pass picks the pool
+    assert servers_of(found["upstream ollama_embedding_m1_nomic_embed_text_latest"]) == ["emb1:11434"]
+    assert {'"ollama_embedding nomic-embed-text" ollama_embedding_m1_nomic_embed_text_latest',
+            "default $ollama_path_pool_11434"} \
+        <= set(found['map "$ollama_path_pool_11434 $ollama_model_11434" $ollama_pool_11434'])
+    assert directives[0] == "mirror /_ollamactl_read_body"
+    assert found["server > location = /_ollamactl_read_body"] == ["internal; return 204"]
+    # every server of the largest pool (2 embedding servers), on bodies nginx kept to send again
+    assert {"proxy_next_upstream_tries 2", "proxy_next_upstream_timeout 15m", "proxy_request_buffering on"} \
+        <= set(directives)
     timeout = next(d for d in directives if d.startswith("proxy_read_timeout "))
     assert int(timeout.split()[1].rstrip("s")) >= 300
     assert "listen 127.0.0.1:11434" in found["server"]
@@ -294,7 +306,7 @@ def test_nginx_leaves_out_a_keyed_instance_whose_key_it_cannot_have(fleet, tmp_p
 
 def test_nginx_marks_disabled_instances_down_with_all(fleet):
     found = blocks(ok("--format", "nginx", "--all").stdout)
-    assert "server off1:11434 weight=1 max_fails=3 fail_timeout=30s down" in found["upstream ollama_chat"]
+    assert "server off1:11434 weight=1 max_fails=3 fail_timeout=2s down" in found["upstream ollama_chat"]
 
 
 def test_unhealthy_instances_are_in_marked_and_warned_about(fleet):
@@ -375,14 +387,24 @@ def test_haproxy_routes_by_path_retries_and_logs(fleet):
     assert {"log global", "option httplog", "option forwardfor", "option http-no-delay"} <= set(frontend)
     assert "http-request del-header Authorization" in frontend  # clients' own keys stop here
     assert "acl embedding_path path /api/embed /api/embeddings /v1/embeddings" in frontend
+    # models some servers lack go to those that hold them (the disabled off1 and never-checked nocache1 do not)
+    assert "http-request set-var(txn.model) req.body,json_query('$.model')" in frontend
+    routed = {line.split()[1]: line for line in frontend if line.startswith("use_backend ")}
+    acls = {line.split()[1]: line.split()[5:] for line in frontend if line.startswith("acl model_")}
+    qwen = routed["ollama_chat_m3_qwen2_5_7b"].split()[-1]
+    assert acls[qwen] == ["qwen2.5:7b"] and "!embedding_path" in routed["ollama_chat_m3_qwen2_5_7b"]
+    assert [line for line in found["backend ollama_chat_m3_qwen2_5_7b"] if line.startswith("server ")] == \
+        [line for line in found["backend ollama_chat"] if line.startswith("server gpu1-11434 ")]
     assert "use_backend ollama_embedding if embedding_path" in frontend
     assert frontend[-1] == "default_backend ollama_chat"
     backend = found["backend ollama_chat"]
     assert "mode http" in backend and "balance roundrobin" in backend
     assert "option httpchk GET /api/version" in backend
     assert "http-request set-header Host localhost" in backend
-    assert {"option redispatch", "retry-on conn-failure empty-response response-timeout 500 502 503 504"} \
-        <= set(backend)
+    # each retry on another server, as many as the other servers of the pool, on bodies kept to send again
+    assert {"option redispatch 1", "retries 3", "option http-buffer-request",
+            "retry-on conn-failure empty-response response-timeout 404 500 502 503 504"} <= set(backend)
+    assert "option http-buffer-request" in frontend
     servers = {line.split()[1]: line.split()[2:] for line in backend if line.startswith("server ")}
     assert list(servers) == ["gpu1-11434", "gpu2-11434", "off1-11434", "nocache1-11434"]
     for words in servers.values():

@@ -213,10 +213,10 @@ def route_through_litellm(config: Path, calls: int = LITELLM_CALLS, embeds: int 
 
 
 def assert_the_dead_server_is_kept_from_clients(answers: dict, config_text: str, dead_port: int) -> None:
-    # LiteLLM draws a deployment at random for each try and (1.110, measured) cools none down after
-    # a refused connection, so each try draws the dead server again with its weight's odds (1 in 4
-    # here). The export's retries are what keep it from the client: a call fails only when every
-    # one of its 1 + num_retries tries drew the dead server (1 in 256 calls here).
+    # LiteLLM draws a deployment at random for each try and cools none down after a refused
+    # connection, so each try draws the dead server again with its weight's odds (1 in 4 here). The
+    # export's retries are what keep it from the client: a call fails only when every one of its
+    # 1 + num_retries tries drew the dead server (1 in 4**10, about 1e-6, here).
     tries = 1 + yaml.safe_load(config_text)["router_settings"]["num_retries"]
     for answer in answers["chat"]:
         if answer["ok"]:
@@ -260,7 +260,7 @@ def test_litellm_export_of_other_strategies_keeps_a_dead_server_from_clients(fle
     text = written(config, 0o644)
     answers = route_through_litellm(config, embeds=0)
     assert_the_dead_server_is_kept_from_clients(answers, text, fleet["dead"].port)
-    # drawn at random, a call fails 1 time in 256, so more than 3 of 40 (odds ~2e-5) means a strategy
-    # that keeps choosing the dead server (latency-based-routing failed 38)
+    # drawn at random, a call fails about 1 time in 1e6, so more than 3 of 40 means a strategy that
+    # keeps choosing the dead server (latency-based-routing failed 38)
     failed = [answer for answer in answers["chat"] if not answer["ok"]]
     assert len(failed) <= 3, failed

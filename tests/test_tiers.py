@@ -103,9 +103,9 @@ def test_exports_map_tiers_and_capacity_to_the_engines_flags_and_the_engines_acc
     nginx, haproxy = tmp_path / "nginx.conf", tmp_path / "haproxy.cfg"
     ok("export", "--format", "nginx", "-o", str(nginx))
     text = nginx.read_text()
-    assert "server 127.0.0.1:11901 weight=1 max_fails=3 fail_timeout=30s max_conns=4;" in text
-    assert "server 127.0.0.1:11903 weight=1 max_fails=3 fail_timeout=30s backup;" in text
-    assert "server 127.0.0.1:11902 weight=1 max_fails=3 fail_timeout=30s;" in text
+    assert "server 127.0.0.1:11901 weight=1 max_fails=3 fail_timeout=2s max_conns=4;" in text
+    assert "server 127.0.0.1:11903 weight=1 max_fails=3 fail_timeout=2s backup;" in text
+    assert "server 127.0.0.1:11902 weight=1 max_fails=3 fail_timeout=2s;" in text
     Nginx(tmp_path / "nginx").check(nginx)  # nginx -t: the real engine takes backup and max_conns
     ok("export", "--format", "haproxy", "-o", str(haproxy))
     text = haproxy.read_text()

@@ -58,6 +58,7 @@ from ollamactl.core.export_common import (
     command_line,
     comment_safe,
     eligible,
+    is_embedding_model,
     key_variable_of,
     key_warnings,
     listen_warnings,
@@ -78,10 +79,12 @@ JSON_SCHEMA = 1
 MASTER_KEY_VARIABLE = "LITELLM_MASTER_KEY"
 # LiteLLM router resilience, in the spirit of `run`'s failover: retry on another deployment (each
 # try draws one at random, by weight), and ask LiteLLM to rest a deployment from its first failure
-# (allowed_fails 0) for 30 s. LiteLLM 1.110 was measured not to cool down a deployment that refuses
-# connections, so the retries are what keep a dead server from clients: drawn 1 time in 4, it fails
-# a call 1 time in 4**4 = 256 (tests/test_gateways.py checks that only such calls fail).
-LITELLM_RESILIENCE = {"num_retries": 3, "retry_after": 1, "allowed_fails": 0, "cooldown_time": 30}
+# (allowed_fails 0) for 30 s. LiteLLM never cools down a deployment that refuses connections (it
+# skips cooldown for APIConnectionError), so the retries are what keep a dead server from clients:
+# drawn 1 time in 3, it fails a call only when all 10 tries draw it, 1 time in 3**10 = 59049 (3
+# tries failed 1 call in 81: tests/test_litellm_proxy.py). A retry that has live deployments left
+# is sent at once, so the tries cost a dead server's refused connections only.
+LITELLM_RESILIENCE = {"num_retries": 9, "retry_after": 1, "allowed_fails": 0, "cooldown_time": 30}
 
 # Our strategies -> LiteLLM router_settings.routing_strategy. LiteLLM has no round-robin:
 # simple-shuffle is its weighted random choice (uniform when all weights are equal). Not
@@ -105,7 +108,6 @@ LITELLM_SUBSTITUTES = {
     "fastest": "LiteLLM does not route on Ollama's measured generation speed (its latency-based-routing counts"
                " fast failures as fast); exported as simple-shuffle, weighted as `bench --set-weights` wrote",
 }
-_EMBEDDING_HINTS = ("embed", "all-minilm", "bge-", "bge:", "paraphrase-multilingual")
 
 
 def export(fmt: str, instances: Sequence[Instance], health: dict[str, Any], options: Options) -> Exported:
@@ -133,10 +135,17 @@ def export(fmt: str, instances: Sequence[Instance], health: dict[str, Any], opti
 # LiteLLM helpers
 
 
-def is_embedding_model(name: str) -> bool:
-    """A guess from the name, for instances of type `both` (the health cache has no model family)."""
-    base = normalise_model(name).rsplit("/", 1)[-1].lower()
-    return any(hint in base for hint in _EMBEDDING_HINTS)
+def deployment_kind(instance: Instance, name: str) -> str | None:
+    """`chat` or `embedding`: what a LiteLLM deployment of model `name` on `instance` serves; None
+    when it serves neither. An embedding model on a `chat` instance cannot chat, and LiteLLM refuses
+    embeddings from an `ollama_chat/` deployment ("Unmapped LLM provider"), so it gets none; on an
+    `embedding` instance every model is taken for an embedding model, as its type says."""
+    if instance.type == "embedding":
+        return "embedding"
+    embedding = is_embedding_model(name)
+    if instance.type == "chat":
+        return None if embedding else "chat"
+    return "embedding" if embedding else "chat"
 
 
 def _staleness(instance: Instance, entry: dict[str, Any], options: Options, warnings: list[str]) -> None:
@@ -200,11 +209,8 @@ def litellm(instances: Sequence[Instance], health: dict[str, Any], options: Opti
         for name in names:
             if wanted and normalise_model(name) != wanted:
                 continue
-            if instance.type == "both":
-                kind = "embedding" if is_embedding_model(name) else "chat"
-            else:
-                kind = instance.type
-            if options.request_type and kind != options.request_type:
+            kind = deployment_kind(instance, name)
+            if kind is None or (options.request_type and kind != options.request_type):
                 continue
             entries.setdefault(name, []).append((instance, kind, name))
             added = True
@@ -253,6 +259,8 @@ def litellm(instances: Sequence[Instance], health: dict[str, Any], options: Opti
         warnings.append(f"{', '.join(embedding_keyed)}: LiteLLM before 1.109 sends no API key on Ollama embedding"
                         " calls, so there their embedding entries are refused (401); use LiteLLM 1.109 or later")
     lines += [
+        "litellm_settings:",
+        "  drop_params: true  # LiteLLM's Ollama provider refuses what it cannot map (the SDK's encoding_format)",
         "general_settings:",
         f"  master_key: {yaml_str('os.environ/' + MASTER_KEY_VARIABLE)}  # the proxy refuses to start without one",
         "router_settings:",

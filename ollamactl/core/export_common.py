@@ -16,6 +16,7 @@ from ollamactl.core.registry import Instance
 from ollamactl.model_names import normalise_model
 
 DEFAULT_LISTEN = "127.0.0.1:11434"
+_EMBEDDING_HINTS = ("embed", "all-minilm", "bge-", "bge:", "paraphrase-multilingual")
 
 
 @dataclass
@@ -92,6 +93,12 @@ def model_list(entry: dict[str, Any] | None) -> list[str]:
         return []
     names = [m.get("name") for m in models if isinstance(m, dict)]
     return list(dict.fromkeys(n for n in names if isinstance(n, str) and n))
+
+
+def is_embedding_model(name: str) -> bool:
+    """A guess from the name (the health cache has no model family)."""
+    base = normalise_model(name).rsplit("/", 1)[-1].lower()
+    return any(hint in base for hint in _EMBEDDING_HINTS)
 
 
 def serves_model(instance: Instance, health: dict[str, Any], model: str) -> bool:

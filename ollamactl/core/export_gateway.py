@@ -3,6 +3,9 @@
 Chat and embedding instances go into separate pools (`both` instances into both); the embedding
 paths go to the embedding pool and everything else to the chat pool. When one of the two would be
 empty or both would be the same (or `--type` asks for one kind), a single pool takes every path.
+Within a path's pool, a model that only some of its enabled servers hold (by the health cache) gets
+a pool of its own, those servers (ModelRoute): the engine reads the model from the request body
+and sends it there, so it never reaches a server without it; other models go to the whole pool.
 
 Pure: registry instances + the health cache in, pools + warnings out. Rules (module docstring of
 export.py): disabled instances only with `include_all`; unhealthy and never-checked ones are in,
@@ -25,8 +28,10 @@ from ollamactl.core.export_common import (
     cache_entry,
     comment_safe,
     eligible,
+    is_embedding_model,
     key_variable_of,
     listen_warnings,
+    model_list,
     nothing_to_export,
     serves_model,
     split_listen,
@@ -35,8 +40,12 @@ from ollamactl.core.registry import Instance
 from ollamactl.model_names import normalise_model
 
 UPSTREAM = "ollama"
+# How often HAProxy checks a server, and how long nginx rests one after failures: a server that
+# recovers takes requests again (a backup tier hands them back to tier 0) within this interval.
+CHECK_INTERVAL_S = 2
 EMBEDDING_PATHS = ("/api/embed", "/api/embeddings", "/v1/embeddings")
 KINDS = ("chat", "embedding")
+SAFE_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,22 @@ def hop_name(instance: Instance) -> str:
     return "ollama_key_" + re.sub(r"[^A-Za-z0-9]+", "_", instance.id).strip("_")
 
 
+@dataclass(frozen=True)
+class ModelRoute:
+    """Requests for `model` on the paths of pool `via` go to pool `pool`: the servers holding it."""
+
+    via: str
+    model: str  # normalised: `qwen3:4b`, `llama3.2:latest`
+    pool: str
+    servers: list[Server]
+
+    @property
+    def names(self) -> list[str]:
+        """How a client may name the model: `qwen3:4b`; `llama3.2` or `llama3.2:latest`."""
+        short = self.model.removesuffix(":latest")
+        return [self.model] if short == self.model else [short, self.model]
+
+
 @dataclass
 class Pools:
     """Named pools and the paths that go to each: `routes` is [(pool name, servers)], the first one
@@ -68,6 +93,7 @@ class Pools:
     listen: tuple[str, int]
     servers: list[Server]  # every server once, in registry order
     warnings: list[str] = field(default_factory=list)
+    models: list[ModelRoute] = field(default_factory=list)
 
     @property
     def keyed(self) -> list[Server]:
@@ -76,6 +102,11 @@ class Pools:
     @property
     def routed(self) -> bool:
         return len(self.routes) == 2
+
+    @property
+    def widest(self) -> int:
+        """The number of servers in the largest pool, backups included: how many tries cover a pool."""
+        return max(len(servers) for _, servers in self.routes)
 
 
 def pool_name(options: Options) -> str:
@@ -149,7 +180,28 @@ def build_pools(instances: Sequence[Instance], health: dict[str, Any], options: 
         routes = [(base, pools[0][1])]
     else:  # embedding first: it takes the embedding paths, chat the rest
         routes = [(f"{base}_embedding", pools[1][1]), (f"{base}_chat", pools[0][1])]
-    return Pools(base, routes, listen, servers, warnings)
+    models = [] if options.model else model_routes(routes, health)  # --model: every server holds it
+    return Pools(base, routes, listen, servers, warnings, models)
+
+
+def model_routes(routes: list[tuple[str, list[Server]]], health: dict[str, Any]) -> list[ModelRoute]:
+    """A ModelRoute for each model that only some of a path pool's enabled servers hold (with two
+    pools, embedding models on the embedding paths only, and the others on the rest)."""
+    found: list[ModelRoute] = []
+    for number, (via, servers) in enumerate(routes):
+        embedding = None if len(routes) == 1 else number == 0  # two routes: [embedding, chat]
+        enabled = [server for server in servers if server.instance.enabled]
+        holders: dict[str, dict[str, Server]] = {}  # model -> {instance id: server}
+        for server in enabled:
+            for name in model_list(cache_entry(server.instance, health)):
+                # names are a server's text: only plain ones go into a config
+                if SAFE_MODEL.fullmatch(name) and embedding in (None, is_embedding_model(name)):
+                    holders.setdefault(normalise_model(name), {})[server.instance.id] = server
+        for model, holding in sorted(holders.items()):
+            if len(holding) < len(enabled):
+                slug = re.sub(r"[^A-Za-z0-9]+", "_", model).strip("_")
+                found.append(ModelRoute(via, model, f"{via}_m{len(found)}_{slug}", list(holding.values())))
+    return found
 
 
 def strategy_note(engine: str, strategy: str, directive: str) -> str:
@@ -164,8 +216,18 @@ def strategy_note(engine: str, strategy: str, directive: str) -> str:
     return f"# strategy {strategy}"
 
 
-def routing_note(pools: Pools) -> str:
+def routing_note(pools: Pools, model_source: str) -> list[str]:
+    """The header lines that say which requests go to which pool; `model_source` says how the
+    engine finds a request's model."""
     if not pools.routed:
-        return f"# every path goes to {pools.routes[0][0]}"
-    return (f"# {', '.join(EMBEDDING_PATHS)} go to {pools.routes[0][0]}; every other path"
-            f" (/, /api/*, /v1/*) to {pools.routes[1][0]}")
+        lines = [f"# every path goes to {pools.routes[0][0]}"]
+    else:
+        lines = [f"# {', '.join(EMBEDDING_PATHS)} go to {pools.routes[0][0]}; every other path"
+                 f" (/, /api/*, /v1/*) to {pools.routes[1][0]}"]
+    if pools.models:
+        held = "; ".join(f"{route.model} by {', '.join(s.instance.id for s in route.servers)}"
+                         for route in pools.models)
+        lines += [f"# Models only some servers hold go to those servers alone ({held}); other models to the"
+                  " whole pool, which retries a 404 (model not found) on its other servers.",
+                  f"# The model is {model_source}; regenerate after pulling or removing models."]
+    return [comment_safe(line) for line in lines]

@@ -1,9 +1,13 @@
 """The HAProxy export: a file loaded after haproxy.cfg (`haproxy -f haproxy.cfg -f PATH`).
 
-One frontend routed by path to the chat and embedding backends; active checks on /api/version
+One frontend routed by path to the chat and embedding backends, and by the body's "model" to the
+backend of a model only some servers hold (export_gateway.ModelRoute); active checks on /api/version
 with rise/fall; `http-no-delay`, or HAProxy holds small writes back and a token stream arrives in
-one lump; layer-7 retries on connection failures, empty or timed-out responses and 5xx on
-another server (`option redispatch`), as `run` fails over; request logs and X-Forwarded-For.
+one lump; layer-7 retries on connection failures, empty or timed-out responses, 404 (model not
+found: the pool of a model no server is known to hold) and 5xx, each on
+another server (`option redispatch 1`) and as many as the pool has other servers, as `run` fails
+over; `option http-buffer-request`, since a request can be retried only once its whole body is
+in HAProxy's buffer (Python clients send it after the headers); request logs and X-Forwarded-For.
 
 Keys: a keyed instance sits in the pools as a key hop, a `listen` section on an abstract unix
 socket (no file, no port) that adds its `Authorization: Bearer "${VAR}"` header (HAProxy expands
@@ -18,6 +22,7 @@ from typing import Any
 
 from ollamactl.core.export_common import Exported, Options, command_line, key_warnings, target, tier_ranks
 from ollamactl.core.export_gateway import (
+    CHECK_INTERVAL_S,
     EMBEDDING_PATHS,
     Pools,
     Server,
@@ -31,7 +36,7 @@ HAPROXY_MAX_WEIGHT = 256
 HAPROXY_BALANCE = {"round-robin": "roundrobin", "weighted": "roundrobin", "random": "random",
                    "least-latency": "leastconn", "warm": "roundrobin", "least-busy": "leastconn",
                    "fastest": "roundrobin"}  # fastest: by the weights `bench --set-weights` writes
-CHECK = "check inter 2s rise 2 fall 3"
+CHECK = f"check inter {CHECK_INTERVAL_S}s rise 2 fall 3"
 HEALTH_ADVICE = "HAProxy checks it itself (GET /api/version) and sends it requests only while that answers 200"
 
 
@@ -45,7 +50,8 @@ def haproxy(instances: Sequence[Instance], health: dict[str, Any], options: Opti
     lines = [
         f"# HAProxy config written by `{command_line('haproxy', options)}`.",
         f"# Use: haproxy -f /etc/haproxy/haproxy.cfg -f {path}"
-        f"  (check first: haproxy -c -f /etc/haproxy/haproxy.cfg -f {path}); HAProxy 2.2 or later",
+        f"  (check first: haproxy -c -f /etc/haproxy/haproxy.cfg -f {path});"
+        f" HAProxy {'2.4' if pools.models else '2.2'} or later",
     ]
     if keyed:
         variables = ", ".join(dict.fromkeys(s.key_variable for s in keyed if s.key_variable))
@@ -53,12 +59,12 @@ def haproxy(instances: Sequence[Instance], health: dict[str, Any], options: Opti
         warnings += key_warnings([s.instance for s in keyed], "HAProxy")
     lines += [
         strategy_note("HAProxy", options.strategy, f"balance {balance}"),
-        routing_note(pools),
+        *routing_note(pools, "the body's top-level \"model\" (req.body,json_query)"),
         f"# Health: {HEALTH_ADVICE}.",
         "",
         *_frontend(pools),
     ]
-    for name, servers in pools.routes:
+    for name, servers in [*pools.routes, *((route.pool, route.servers) for route in pools.models)]:
         lines += ["", *_backend(name, balance, servers, pools, warnings)]
     for server in keyed:
         lines += ["", *_key_hop(server, pools)]
@@ -75,18 +81,22 @@ def _frontend(pools: Pools) -> list[str]:
         "    option httplog",
         "    option forwardfor",
         "    option http-no-delay  # stream tokens as they come (no waiting to fill packets)",
+        "    option http-buffer-request  # the whole body before routing: a retry can send it again",
         "    timeout client 10m",
         "    http-request del-header Authorization  # clients' keys stop here; keyed instances get theirs in their hop",
     ]
+    if pools.models:
+        lines.append("    http-request set-var(txn.model) req.body,json_query('$.model')")
     if pools.routed:
-        (embedding, _), (chat, _) = pools.routes
-        lines += [
-            f"    acl embedding_path path {' '.join(EMBEDDING_PATHS)}",
-            f"    use_backend {embedding} if embedding_path",
-            f"    default_backend {chat}",
-        ]
-    else:
-        lines.append(f"    default_backend {pools.routes[0][0]}")
+        lines.append(f"    acl embedding_path path {' '.join(EMBEDDING_PATHS)}")
+    embedding = pools.routes[0][0] if pools.routed else None
+    for number, route in enumerate(pools.models):
+        path = "" if embedding is None else " embedding_path" if route.via == embedding else " !embedding_path"
+        lines += [f"    acl model_{number} var(txn.model) -m str {' '.join(route.names)}",
+                  f"    use_backend {route.pool} if{path} model_{number}"]
+    if embedding is not None:
+        lines.append(f"    use_backend {embedding} if embedding_path")
+    lines.append(f"    default_backend {pools.routes[-1][0]}")
     return lines
 
 
@@ -96,14 +106,15 @@ def _backend(name: str, balance: str, servers: list[Server], pools: Pools, warni
         "    mode http",
         f"    balance {balance}",
         "    option http-no-delay",
+        "    option http-buffer-request",
         "    option httpchk GET /api/version",
         "    http-check expect status 200",
         "    http-request set-header Host localhost  # Ollama only accepts local Host headers",
         "    timeout connect 5s",
         "    timeout server 10m  # a cold model load can take minutes before the first byte",
-        "    retries 2",
-        "    option redispatch",
-        "    retry-on conn-failure empty-response response-timeout 500 502 503 504",
+        f"    retries {max(len(servers) - 1, 1)}  # as many as the pool has other servers (one at least)",
+        "    option redispatch 1  # each retry on another server",
+        "    retry-on conn-failure empty-response response-timeout 404 500 502 503 504  # 404: model not found",
     ]
     ranks = tier_ranks([server.instance for server in servers])
     for server in servers:

@@ -2,8 +2,12 @@
 
 Upstreams get a shared-memory `zone` (failure counts and rotation shared by every worker), retry
 a request on the next server for connection errors, timeouts and 5xx before its first byte
-reaches the client (as `run` fails over), and stream without buffering. `/` is proxied too:
-Ollama's clients check a server with `HEAD /`.
+reaches the client (as `run` fails over), as many times as the largest pool has servers (backups
+included), and rest a failing server for CHECK_INTERVAL_S only, so a backup tier hands traffic
+back soon after tier 0 recovers. Request bodies are buffered (Ollama's are small JSON): a body
+that arrives after the headers, as Python clients send it, can then be sent again to the next
+server. Responses stream without buffering. `/` is proxied too: Ollama's clients check a server
+with `HEAD /`.
 
 nginx cannot read the environment, so a keyed instance is left out unless the user names a
 secrets file: then its key goes there (Exported.secrets, written 0600 by the CLI, never to
@@ -30,6 +34,7 @@ from ollamactl.core.export_common import (
     tier_ranks,
 )
 from ollamactl.core.export_gateway import (
+    CHECK_INTERVAL_S,
     EMBEDDING_PATHS,
     Pools,
     Server,
@@ -44,7 +49,9 @@ from ollamactl.core.registry import Instance
 NGINX_BALANCE = {"round-robin": None, "weighted": None, "random": "random", "least-latency": "least_conn",
                  "warm": None, "least-busy": "least_conn", "fastest": None}  # fastest: `bench --set-weights`
 MAX_FAILS = 3
-FAIL_TIMEOUT_S = 30
+FAIL_TIMEOUT_S = CHECK_INTERVAL_S
+BODY_IN_MEMORY = "1m"
+READ_BODY = "/_ollamactl_read_body"
 UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the final NUL
 HEALTH_ADVICE = (f"open-source nginx does not check health; it sends the instance requests, retries each failed one"
                  f" on another server, and rests the instance for {FAIL_TIMEOUT_S} s after {MAX_FAILS} failures")
@@ -64,13 +71,14 @@ def nginx(instances: Sequence[Instance], health: dict[str, Any], options: Option
         f"# nginx config written by `{command_line('nginx', options)}`.",
         f"# Use: include it in the http {{}} block (include {target(options)};), then: nginx -t && nginx -s reload",
         strategy_note("nginx", options.strategy, (directive or "") + ";"),
-        routing_note(pools),
+        *routing_note(pools, f"the first \"model\" string of the body, read when nginx holds the body in memory"
+                             f" (up to {BODY_IN_MEMORY}; a longer one goes to the whole pool)"),
         f"# Health: {HEALTH_ADVICE}.",
     ]
     if keyed:
         lines += [f"include {options.secrets_file};  # the keys of {', '.join(s.instance.id for s in keyed)} (0600)"]
     pass_to = _pass_to(pools, lines)
-    for name, servers in pools.routes:
+    for name, servers in [*pools.routes, *((route.pool, route.servers) for route in pools.models)]:
         lines += ["", *_upstream(name, directive, servers, options)]
     host, port = pools.listen
     lines += [
@@ -78,16 +86,23 @@ def nginx(instances: Sequence[Instance], health: dict[str, Any], options: Option
         "server {",
         f"    listen {_listen(host, port)};",
         "    client_max_body_size 100m;  # images and long prompts",
+        f"    client_body_buffer_size {BODY_IN_MEMORY};  # bodies up to this size stay in memory (no temp file)",
+        "    client_body_in_single_buffer on;",
         "",
         "    location / {",
+        *([f"        mirror {READ_BODY};  # reads the body before proxy_pass picks a pool by its model"]
+          if pools.models else []),
         f"        proxy_pass http://{pass_to};",
         *_proxy_settings('""'),
         "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "        # fail over only before the first byte reaches the client (nginx never retries after)",
-        "        proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent;",
-        "        proxy_next_upstream_tries 3;",
+        "        # (http_404: model not found, when a model no server is known to hold went to the whole pool)",
+        "        proxy_next_upstream error timeout http_404 http_500 http_502 http_503 http_504 non_idempotent;",
+        f"        proxy_next_upstream_tries {pools.widest};  # every server of the largest pool, backups too",
         "        proxy_next_upstream_timeout 15m;",
         "    }",
+        *([f"    location = {READ_BODY} {{ internal; return 204; }}  # the mirror's target: answers at once"]
+          if pools.models else []),
         "}",
     ]
     for server in keyed:
@@ -128,14 +143,27 @@ def _key_problem(instance: Instance, options: Options) -> str | None:
 
 
 def _pass_to(pools: Pools, lines: list[str]) -> str:
-    """The proxy_pass target: the one pool, or a variable the path maps to a pool."""
-    if not pools.routed:
+    """The proxy_pass target: the one pool, or a variable the path (and the model) map to a pool."""
+    if not pools.routed and not pools.models:
         return pools.routes[0][0]
-    variable = f"ollama_pool_{pools.listen[1]}"
-    (embedding, _), (chat, _) = pools.routes
-    lines += ["", f"map $uri ${variable} {{", f"    default {chat};"]
-    lines += [f"    {path} {embedding};" for path in EMBEDDING_PATHS]
-    lines.append("}")
+    port = pools.listen[1]
+    variable = f"ollama_pool_{port}"
+    by_path = f"ollama_path_pool_{port}" if pools.models else variable
+    if pools.routed:
+        (embedding, _), (chat, _) = pools.routes
+        lines += ["", f"map $uri ${by_path} {{", f"    default {chat};"]
+        lines += [f"    {path} {embedding};" for path in EMBEDDING_PATHS]
+        lines.append("}")
+    if pools.models:
+        model = f"ollama_model_{port}"
+        lines += ["", f"map $request_body ${model} {{", '    default "";',
+                  '    "~\\"model\\"\\s*:\\s*\\"([^\\"]{1,200})\\"" $1;', "}"]
+        key, default = (f"${by_path} ${model}", f"${by_path}") if pools.routed else (f"${model}", pools.routes[0][0])
+        lines += ["", f'map "{key}" ${variable} {{', f"    default {default};"]
+        for route in pools.models:
+            prefix = f"{route.via} " if pools.routed else ""
+            lines += [f'    "{prefix}{name}" {route.pool};' for name in route.names]
+        lines.append("}")
     return "$" + variable
 
 
@@ -181,7 +209,7 @@ def _proxy_settings(authorization: str) -> list[str]:
         + ("  # clients' keys stop here; keyed instances get theirs in their hop" if authorization == '""' else ""),
         "        proxy_buffering off;  # stream tokens as they come",
         "        proxy_cache off;",
-        "        proxy_request_buffering off;",
+        "        proxy_request_buffering on;  # a request can be retried only if its body was kept",
         "        proxy_connect_timeout 5s;",
         "        proxy_send_timeout 600s;",
         "        proxy_read_timeout 600s;  # a cold model load can take minutes before the first byte",
