@@ -1,23 +1,26 @@
 """Pytest fixtures for a real redis-server on a free loopback port (a plugin named in conftest.py).
 
 The server is Debian's `redis-server` (scripts/install_test_deps.sh installs it); when it is
-missing the test fails and says so, it does not skip.
+missing the test fails and says so, it does not skip. `redis_server_with` starts one with options:
+a unix socket beside the TCP port, a password (`requirepass`).
 """
 
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 
 class RedisServer:
-    """One redis-server with its data in a temp dir; `url` names database 0 of it."""
+    """One redis-server with its data in a temp dir; `url` names database 0 of it (over TCP), and
+    `unix_url` its socket when started with `unix=True`."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, unix: bool = False, password: str | None = None):
         executable = shutil.which("redis-server")
         if executable is None:
             pytest.fail("redis-server is not installed: run scripts/install_test_deps.sh"
@@ -27,16 +30,24 @@ class RedisServer:
             self.port = sock.getsockname()[1]
         directory.mkdir(parents=True, exist_ok=True)
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = subprocess.Popen(
-            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory),
-             "--save", "", "--appendonly", "no", "--logfile", str(directory / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        options = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
+                   "--appendonly", "no", "--logfile", str(directory / "redis.log")]
+        self._socket_dir = None
+        if unix:  # a short directory: a socket path is limited to ~107 bytes, test paths are long
+            self._socket_dir = tempfile.mkdtemp(prefix="redis-")
+            self.socket_path = f"{self._socket_dir}/redis.sock"
+            self.unix_url = f"unix://{self.socket_path}"
+            options += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
+        if password is not None:
+            options += ["--requirepass", password]
+        self.process = subprocess.Popen([executable, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    if sock.recv(16).startswith((b"+PONG", b"-NOAUTH")) and (not unix or Path(self.socket_path)
+                                                                             .exists()):
                         return
             except OSError:
                 pass
@@ -53,15 +64,29 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
 @pytest.fixture
-def redis_server(tmp_path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
+def redis_server_with(tmp_path) -> Iterator[Callable[..., RedisServer]]:
+    """Start redis-servers with options (`unix=True`, `password="..."`); all stopped at teardown."""
+    servers: list[RedisServer] = []
+
+    def start(**options) -> RedisServer:
+        servers.append(RedisServer(tmp_path / f"redis{len(servers)}", **options))
+        return servers[-1]
+
     try:
-        yield server
+        yield start
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def redis_server(redis_server_with) -> RedisServer:
+    return redis_server_with()
 
 
 @pytest.fixture

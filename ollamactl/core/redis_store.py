@@ -29,9 +29,8 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ollamactl.core import state
+from ollamactl.core import redis_url, state
 from ollamactl.core.store import REFUSED, FileStore
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,7 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 T = TypeVar("T")
 
-DEFAULT_PREFIX = "ollamactl:"
 CACHE_EXPIRY_S = 86400  # a health entry nobody refreshed for a day is dropped (freshness is checked anyway)
 CONNECT_TIMEOUT_S = 0.5
 IO_TIMEOUT_S = 2.0
@@ -106,24 +104,6 @@ return out
 """
 
 
-def split_url(url: str) -> tuple[str, str]:
-    """(the URL for the client, the key prefix from its `prefix` query parameter)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefix = next((value for key, value in query if key == "prefix"), DEFAULT_PREFIX)
-    rest = urlencode([(key, value) for key, value in query if key != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefix
-
-
-def shown_url(url: str) -> str:
-    """`url` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _pairs(flat: Sequence[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -157,10 +137,11 @@ class RedisStore:
     """`store.Store` on a Redis server (see the module docstring)."""
 
     def __init__(self, url: str, fallback: FileStore, warn: Warn):
-        self.url, self.prefix = split_url(url)
+        self.target = redis_url.parse(url)
+        self.prefix = self.target.prefix
         self.fallback = fallback
         self.warn = warn
-        self.description = f"redis {shown_url(self.url)} (key prefix {self.prefix})"
+        self.description = f"redis {self.target.shown} (key prefix {self.prefix})"
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._down = False  # Redis failed in this process (said once)
@@ -174,9 +155,12 @@ class RedisStore:
             from redis.backoff import NoBackoff
             from redis.retry import Retry
 
-            self._client = redis.Redis.from_url(
-                self.url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S,
-                socket_timeout=IO_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
+            target = self.target
+            where = ({"unix_socket_path": target.path} if target.path is not None else
+                     {"host": target.host, "port": target.port, "ssl": target.tls})
+            self._client = redis.Redis(
+                **where, db=target.db, username=target.username, password=target.password, decode_responses=True,
+                socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=IO_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
             self._scripts = {name: self._client.register_script(body)
                              for name, body in (("lease", _LEASE), ("inflight", _INFLIGHT), ("queue", _QUEUE),
                                                 ("read", _READ))}
@@ -194,7 +178,7 @@ class RedisStore:
 
                 if not isinstance(exc, redis.RedisError):
                     raise
-                self._fail(f"{shown_url(self.url)}: {(str(exc) or type(exc).__name__).rstrip('.')}")
+                self._fail(f"{self.target.shown}: {(str(exc) or type(exc).__name__).rstrip('.')}")
         return local(self.fallback)
 
     def _fail(self, why: str) -> None:
