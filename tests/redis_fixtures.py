@@ -2,7 +2,8 @@
 
 The server is Debian's `redis-server` (scripts/install_test_deps.sh installs it); when it is
 missing the test fails and says so, it does not skip. `redis_server_with` starts one with options:
-a unix socket beside the TCP port, a password (`requirepass`).
+a unix socket beside the TCP port, a password (`requirepass`), a TLS port with a self-signed
+certificate for 127.0.0.1 (made by the `openssl` command).
 """
 
 import shutil
@@ -18,9 +19,10 @@ import pytest
 
 class RedisServer:
     """One redis-server with its data in a temp dir; `url` names database 0 of it (over TCP), and
-    `unix_url` its socket when started with `unix=True`."""
+    `unix_url` its socket when started with `unix=True`, `tls_url` its TLS port (trusting
+    `certificate`) when started with `tls=True`."""
 
-    def __init__(self, directory: Path, unix: bool = False, password: str | None = None):
+    def __init__(self, directory: Path, unix: bool = False, password: str | None = None, tls: bool = False):
         executable = shutil.which("redis-server")
         if executable is None:
             pytest.fail("redis-server is not installed: run scripts/install_test_deps.sh"
@@ -40,6 +42,8 @@ class RedisServer:
             options += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         if password is not None:
             options += ["--requirepass", password]
+        if tls:
+            options += self._tls(directory)
         self.process = subprocess.Popen([executable, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while True:
@@ -56,6 +60,21 @@ class RedisServer:
                 pytest.fail(f"redis-server did not start on port {self.port}: see {directory / 'redis.log'}")
             time.sleep(0.05)
 
+    def _tls(self, directory: Path) -> list[str]:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.fail("openssl is not installed: run scripts/install_test_deps.sh")
+        self.certificate, key = directory / "cert.pem", directory / "key.pem"
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
+                        str(self.certificate)], check=True, capture_output=True)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.tls_url = f"rediss://127.0.0.1:{port}/0"
+        return ["--tls-port", str(port), "--tls-cert-file", str(self.certificate), "--tls-key-file", str(key),
+                "--tls-ca-cert-file", str(self.certificate), "--tls-auth-clients", "no"]
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -70,7 +89,7 @@ class RedisServer:
 
 @pytest.fixture
 def redis_server_with(tmp_path) -> Iterator[Callable[..., RedisServer]]:
-    """Start redis-servers with options (`unix=True`, `password="..."`); all stopped at teardown."""
+    """Start redis-servers with options (`unix=True`, `password="..."`, `tls=True`); all stopped at teardown."""
     servers: list[RedisServer] = []
 
     def start(**options) -> RedisServer:

@@ -1,5 +1,5 @@
-"""The Redis store's URLs against real redis-servers: unix sockets work, and a password, in whichever
-form it was given, never shows (paths, paths --json, the health header, warnings, errors)."""
+"""The Redis store's URLs against real redis-servers: unix sockets and TLS work, and a password, in
+whichever form it was given, never shows (paths, paths --json, the health header, warnings, errors)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,21 @@ def test_a_unix_socket_that_is_not_there_is_the_local_fallback_with_one_warning(
     done = ollamactl("pick")
     assert done.returncode == 0 and done.stdout.strip() == sim_instance.url
     assert len(done.stderr.splitlines()) == 1 and "the Redis store is unavailable" in done.stderr
+
+
+def test_a_rediss_url_speaks_tls_and_checks_the_certificate(redis_server_with, sim_instance, monkeypatch):
+    server = redis_server_with(tls=True)
+    monkeypatch.setenv("OLLAMACTL_STORE", server.tls_url)
+    ok("add", sim_instance.url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.certificate))  # the test's CA: trusted
+    trusted = [ollamactl("health"), ollamactl("pick")]
+    assert all(done.returncode == 0 and not done.stderr for done in trusted), [done.stderr for done in trusted]
+    assert trusted[1].stdout.strip() == sim_instance.url
+    assert redis.Redis(port=server.port).exists("ollamactl:health-ids")  # the state went through TLS
+    monkeypatch.delenv("SSL_CERT_FILE")
+    untrusted = ollamactl("pick")  # the certificate is checked: not trusted now, so the local file
+    assert untrusted.returncode == 0 and "the Redis store is unavailable" in untrusted.stderr
+    assert "certificate" in untrusted.stderr
 
 
 @pytest.mark.parametrize("form", ["userinfo", "user-and-password", "query", "unix-query", "unix-userinfo"])
