@@ -13,7 +13,7 @@ was given, becomes `***`, and the prefix goes (it is named separately).
 
 from __future__ import annotations
 
-from urllib.parse import unquote, unquote_plus, urlsplit
+import re
 
 SCHEMES = ("redis", "rediss", "unix")
 OPTIONS = ("prefix", "db", "password", "username", "timeout")
@@ -29,21 +29,17 @@ class Target:
 
     def __init__(self, url: str) -> None:
         self.shown = shown(url)
-        try:
-            parts = urlsplit(url)
-        except ValueError as exc:  # a bracketed host that is not IPv6
-            raise ValueError(f"{self.shown}: {exc}") from None
-        self.scheme = parts.scheme.lower()
+        scheme, userinfo, hostport, path, query = _split(url)
+        self.scheme = scheme.lower()
         if self.scheme not in SCHEMES:
             raise ValueError(f"{self.shown}: the scheme must be redis://, rediss:// or unix://")
-        options = _options(parts.query, self.shown)
+        options = _options(query, self.shown)
         self.prefix = options.get("prefix", DEFAULT_PREFIX)
         self.tls = self.scheme == "rediss"
-        userinfo, _, hostport = parts.netloc.rpartition("@")
         user, colon, password = userinfo.partition(":")
-        self.username = unquote(user) or options.get("username") or None
-        self.password = unquote(password) if colon else options.get("password")
-        path = unquote(parts.path)
+        self.username = _unquote(user) or options.get("username") or None
+        self.password = _unquote(password) if colon else options.get("password")
+        path = _unquote(path)
         if self.scheme == "unix":
             if hostport or not path.startswith("/"):
                 raise ValueError(f"{self.shown}: a unix:// URL names the socket's absolute path, as in"
@@ -51,10 +47,7 @@ class Target:
             self.host, self.port, self.path = None, None, path
             db = options.get("db", "0")
         else:
-            try:
-                self.host, self.port = parts.hostname, parts.port or DEFAULT_PORT
-            except ValueError:
-                raise ValueError(f"{self.shown}: the port must be a number from 1 to 65535") from None
+            self.host, self.port = _host_port(hostport, self.shown)
             if not self.host:
                 raise ValueError(f"{self.shown}: the URL names no host, as in redis://host:6379/0")
             self.path = None
@@ -70,14 +63,49 @@ class Target:
         return self.path if self.path is not None else f"{self.host}:{self.port}"
 
 
+def _split(url: str) -> tuple[str, str, str, str, str]:
+    """(scheme, userinfo, host[:port], path, query) of `url`, the fragment dropped (urllib.parse is
+    not imported for this: it is a fifth of what the store adds to `pick`)."""
+    scheme, _, rest = url.partition("://")
+    rest = rest.partition("#")[0]
+    rest, _, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    userinfo, _, hostport = netloc.rpartition("@")
+    return scheme, userinfo, hostport, slash + path, query
+
+
+def _host_port(hostport: str, where: str) -> tuple[str, int]:
+    host, port = hostport, ""
+    if hostport.startswith("["):  # [IPv6]:port
+        host, bracket, port = hostport[1:].partition("]")
+        if not bracket or (port and not port.startswith(":")):
+            raise ValueError(f"{where}: an IPv6 address goes in brackets, as in redis://[::1]:6379/0")
+        port = port[1:]
+    elif ":" in hostport:
+        host, _, port = hostport.rpartition(":")
+    if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"{where}: the port must be a number from 1 to 65535")
+    return _unquote(host).lower(), int(port) if port else DEFAULT_PORT
+
+
+def _unquote(text: str, plus: bool = False) -> str:
+    """Percent-escapes decoded (UTF-8; `+` is a space in an option when `plus`)."""
+    if plus:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    raw = re.sub(rb"%([0-9A-Fa-f]{2})", lambda match: bytes.fromhex(match[1].decode()), text.encode("utf-8"))
+    return raw.decode("utf-8", "replace")
+
+
 def _options(query: str, where: str) -> dict[str, str]:
     options = {}
     for piece in filter(None, query.split("&")):
         key, _, value = piece.partition("=")
-        key = unquote_plus(key)
+        key = _unquote(key, plus=True)
         if key not in OPTIONS:
             raise ValueError(f"{where}: unknown option {key!r} (known: {', '.join(OPTIONS)})")
-        options[key] = unquote_plus(value)
+        options[key] = _unquote(value, plus=True)
     return options
 
 
@@ -101,20 +129,16 @@ def parse(url: str) -> Target:
 def shown(url: str) -> str:
     """`url` for messages: a password given as `user:password@` or `?password=` replaced by `***`,
     the `prefix` option left out; the rest as written."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    if "://" not in url:
         return MASK if "@" in url or "password" in url.lower() else url  # not a URL: nothing to parse apart
-    rest, _, _ = rest.partition("#")
-    rest, question, query = rest.partition("?")
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, hostport = netloc.rpartition("@")
+    scheme, userinfo, hostport, path, query = _split(url)
     if userinfo:  # a lone word may be meant as the password (redis-cli reads it so): hidden too
-        userinfo = userinfo.partition(":")[0] + ":" + MASK if ":" in userinfo else MASK
+        userinfo = (userinfo.partition(":")[0] + ":" + MASK if ":" in userinfo else MASK) + "@"
     kept = []
     for piece in filter(None, query.split("&")):
-        key = unquote_plus(piece.partition("=")[0]).lower()
+        key = _unquote(piece.partition("=")[0], plus=True).lower()
         if key == "password":
             piece = piece.partition("=")[0] + "=" + MASK
         if key != "prefix":
             kept.append(piece)
-    return f"{scheme}://{userinfo}{at}{hostport}{slash}{path}" + ("?" + "&".join(kept) if kept else "")
+    return f"{scheme}://{userinfo}{hostport}{path}" + ("?" + "&".join(kept) if kept else "")
