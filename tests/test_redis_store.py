@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 
+import redis
 from cli_helpers import ok, run
 from lease_helpers import cached_fleet
 
@@ -53,6 +54,15 @@ def test_the_store_comes_from_the_setting_and_paths_and_health_name_it(redis_ser
     assert f"state store: {where}" in ok("health").stdout
     assert Fleet().store.read()["health"]  # the probe's result is in Redis ...
     assert not (isolated_env["state"] / "state.json").exists()  # ... not in the file
+
+
+def test_a_connection_the_server_dropped_between_operations_is_opened_again(redis_server, tmp_path):
+    warnings: list[str] = []
+    store = RedisStore(redis_server.url, Fleet(state_dir=tmp_path).store, warnings.append)
+    assert store.advance("pool", 1) == 0
+    inside = redis.Redis(port=redis_server.port)
+    assert inside.client_kill_filter(_type="normal", skipme=True) == 1  # as a restart or an idle timeout does
+    assert store.advance("pool", 1) == 1 and not warnings  # still Redis, no fallback
 
 
 def test_an_invalid_store_setting_is_a_usage_error(monkeypatch):

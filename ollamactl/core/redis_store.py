@@ -26,7 +26,6 @@ long holder (exec) whose heartbeat met an outage takes its lease again in the Re
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 import time
@@ -242,6 +241,8 @@ class RedisStore:
             values = []
         data = _document([_pairs(reply, "HGETALL") for reply in replies],
                          {i: v for i, v in zip(ids, values, strict=True) if v is not None})
+        import copy  # only for a transaction: not on a pick's path
+
         before = copy.deepcopy(data)
         result = change(data)
         writes = self._writes(before, data)

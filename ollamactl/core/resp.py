@@ -52,9 +52,13 @@ class Connection:
         self._budget = [0, 0]  # bytes and values left for the replies of the current send
 
     def start(self, seconds: float) -> None:
-        """Begin an operation: all I/O until the next `start` ends within `seconds` from now."""
+        """Begin an operation: all I/O until the next `start` ends within `seconds` from now. An idle
+        connection with something to read was closed by the server (a restart, its idle timeout):
+        the operation opens a new one."""
         self._seconds = seconds
         self._deadline = time.monotonic() + seconds
+        if self._sock is not None and _readable(self._sock):
+            self.close()
 
     def call(self, *args: str | int) -> object:
         """One command's reply (an error reply raises ReplyError)."""
@@ -68,8 +72,9 @@ class Connection:
                 self._open()
             replies = self._exchange(commands)
         except OSError as exc:
+            why = self._why(exc)
             self.close()
-            raise RedisError(self._why(exc)) from None
+            raise RedisError(why) from None
         except RedisError:
             self.close()
             raise
@@ -215,5 +220,14 @@ class Connection:
 
     def _why(self, exc: OSError) -> str:
         if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since 3.10
-            return self._late()
+            return self._late() if self._sock is not None else f"{self.target.address}: no connection in time"
         return f"{self.target.address}: {exc.strerror or exc}"
+
+
+def _readable(sock: socket.socket) -> bool:
+    import select
+
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):  # ValueError: closed under us
+        return True
