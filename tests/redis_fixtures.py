@@ -87,6 +87,15 @@ class RedisServer:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
+def looking_in(**options):
+    """redis-py on a test's server, to see what ollamactl stored there (options as redis.Redis takes
+    them). Imported here, not when tests are collected: it adds ~18 MB to every worker, and the
+    peak-memory tests (test_bounded_reads.py) count the worker's peak in their child's."""
+    import redis
+
+    return redis.Redis(**options)
+
+
 @pytest.fixture
 def redis_server_with(tmp_path) -> Iterator[Callable[..., RedisServer]]:
     """Start redis-servers with options (`unix=True`, `password="..."`, `tls=True`); all stopped at teardown."""

@@ -9,9 +9,9 @@ import subprocess
 import sys
 from collections import Counter
 
-import redis
 from cli_helpers import ok, run
 from lease_helpers import cached_fleet
+from redis_fixtures import looking_in
 
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.redis_store import RedisStore
@@ -60,7 +60,7 @@ def test_a_connection_the_server_dropped_between_operations_is_opened_again(redi
     warnings: list[str] = []
     store = RedisStore(redis_server.url, Fleet(state_dir=tmp_path).store, warnings.append)
     assert store.advance("pool", 1) == 0
-    inside = redis.Redis(port=redis_server.port)
+    inside = looking_in(port=redis_server.port)
     assert inside.client_kill_filter(_type="normal", skipme=True) == 1  # as a restart or an idle timeout does
     assert store.advance("pool", 1) == 1 and not warnings  # still Redis, no fallback
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-import redis
 from cli_helpers import ok, run
+from redis_fixtures import looking_in
 
 PASSWORD = "pw-s3cret-42"
 
@@ -30,7 +30,7 @@ def test_a_unix_socket_url_serves_every_kind_of_command(redis_server_with, sim_i
         done = ollamactl(*args)
         assert done.returncode == 0 and "warning" not in done.stderr and "Traceback" not in done.stderr, (args, done)
     assert ollamactl("pick").stdout.strip() == sim_instance.url
-    inside = redis.Redis(unix_socket_path=server.socket_path, db=3, decode_responses=True)
+    inside = looking_in(unix_socket_path=server.socket_path, db=3, decode_responses=True)
     assert inside.smembers("u:health-ids") and inside.hgetall("u:cursors")  # the state went there, db 3
 
 
@@ -50,7 +50,7 @@ def test_a_rediss_url_speaks_tls_and_checks_the_certificate(redis_server_with, s
     trusted = [ollamactl("health"), ollamactl("pick")]
     assert all(done.returncode == 0 and not done.stderr for done in trusted), [done.stderr for done in trusted]
     assert trusted[1].stdout.strip() == sim_instance.url
-    assert redis.Redis(port=server.port).exists("ollamactl:health-ids")  # the state went through TLS
+    assert looking_in(port=server.port).exists("ollamactl:health-ids")  # the state went through TLS
     monkeypatch.delenv("SSL_CERT_FILE")
     untrusted = ollamactl("pick")  # the certificate is checked: not trusted now, so the local file
     assert untrusted.returncode == 0 and "the Redis store is unavailable" in untrusted.stderr
@@ -76,7 +76,7 @@ def test_a_password_never_shows_in_any_form(redis_server_with, isolated_env, sim
     assert all(done.returncode == 0 and not done.stderr for done in said), [done.stderr for done in said]
     assert all("***" in done.stdout for done in said)  # the store is named, its password masked
     assert "state store: redis " in said[2].stdout
-    assert redis.Redis(host="127.0.0.1", port=server.port, password=PASSWORD).exists("ollamactl:health-ids")
+    assert looking_in(host="127.0.0.1", port=server.port, password=PASSWORD).exists("ollamactl:health-ids")
     # it logged in: the probe's result is in Redis
     server.stop()  # now every command warns that the store is unavailable, naming it
     said += [ollamactl("pick"), ollamactl("health"), ollamactl("paths")]
