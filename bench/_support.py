@@ -111,8 +111,6 @@ def redis_server():
     import socket
     import time
 
-    import redis
-
     executable = shutil.which("redis-server")
     if executable is None:
         sys.exit("redis-server is not installed: run scripts/install_test_deps.sh")
@@ -123,13 +121,15 @@ def redis_server():
         server = subprocess.Popen([executable, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
                                    "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
         try:
-            client = redis.Redis(port=port)
             for _ in range(200):
                 try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.05)
+                    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                        sock.sendall(b"PING\r\n")
+                        if sock.recv(16).startswith(b"+PONG"):
+                            break
+                except OSError:
+                    pass
+                time.sleep(0.05)
             yield f"redis://127.0.0.1:{port}/0"
         finally:
             server.terminate()

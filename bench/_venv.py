@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "ollamactl", "completions")
-EXTRAS = "[redis]"  # bench/store_pick.py times the Redis store; nothing else imports the client
+EXTRAS = ""  # extras to install; none: the Redis store needs no client library (core/resp.py)
 
 
 class Venv(NamedTuple):

@@ -1,10 +1,9 @@
 """Benchmark: `ollamactl pick` with the shared Redis store against the state file, one run each.
 
 Starts a throw-away redis-server on loopback, registers 4 instances with a fresh health cache in
-each store (so pick does no probing), then times `ollamactl pick` with each store, `python -c pass`
-and importing the redis client the way pick's process does (CLIENT) in RUNS interleaved rounds
-(the cost beyond importing the client is a difference of these medians) and
-prints the medians and the ratio. Target: Redis <= 1.5x the file store.
+each store (so pick does no probing), then times `ollamactl pick` with each store and `python -c
+pass` in RUNS interleaved rounds and prints the medians and the ratio. Target: Redis <= 1.5x the
+file store.
 
     python bench/store_pick.py [--runs 40]
 """
@@ -37,12 +36,6 @@ fleet.store.update(fill)
 """
 
 
-# Importing the client as a pick does: the garbage collector off and no interpreter teardown (see
-# cli/launcher.py and cli/exits.leave). A plain `python -c "import redis"` pays both, ~75 ms more
-# than the pick itself does here, which made the difference below negative.
-CLIENT = "import gc; gc.disable(); import redis, os; os._exit(0)"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
@@ -58,21 +51,18 @@ def main() -> None:
             subprocess.run(pick, stdout=subprocess.DEVNULL, env=envs[label], check=True)  # warm caches
         # the baselines run with the installed command's own interpreter
         rows = {"pass": ([venv.python, "-c", "pass"], envs["file"]),
-                "client": ([venv.python, "-c", CLIENT], envs["file"]),
                 **{label: (pick, env) for label, env in envs.items()}}
         samples: dict[str, list[float]] = {name: [] for name in rows}
         for _ in range(args.runs):  # interleaved rounds: a change of load touches every row alike
             for name, (command, env) in rows.items():
                 samples[name].append(timed_ms(command, env))
-    base, client = statistics.median(samples["pass"]), statistics.median(samples["client"])
+    base = statistics.median(samples["pass"])
     results = {label: statistics.median(samples[label]) for label in envs}
     print(f"median of {args.runs} interleaved rounds of each, {' '.join(pick)} among them")
     print(f"{'what':<24} {'ms':>7} {'x python -c pass':>17}")
-    for label, ms in (("python -c pass", base), ("import redis, as pick", client),
-                      *((f"pick, {label} store", ms) for label, ms in results.items())):
+    for label, ms in (("python -c pass", base), *((f"pick, {label} store", ms) for label, ms in results.items())):
         print(f"{label:<24} {ms:7.1f} {ms / base:17.2f}")
-    beyond = results["redis"] - results["file"] - (client - base)
-    print(f"the redis store's cost beyond importing its client: {beyond:.1f} ms")
+    print(f"the redis store's cost: {results['redis'] - results['file']:.1f} ms a pick")
     ratio = results["redis"] / results["file"]
     print(f"redis / file: {ratio:.2f}x (target <= 1.5x: {'meets' if ratio <= 1.5 else 'MISSES'})")
 

@@ -10,6 +10,7 @@ need bash bash
 need nginx nginx
 need haproxy haproxy
 need redis-server redis-server  # the shared state store tests start their own
+need openssl openssl  # ... and make a certificate for the rediss:// (TLS) one
 need curl curl  # the exec tests and the README test run the README's curl lines as written
 need zsh zsh    # completion tests run the generated scripts in the real shells
 [ -f /usr/share/bash-completion/bash_completion ] || packages+=(bash-completion)

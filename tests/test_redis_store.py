@@ -11,6 +11,7 @@ from collections import Counter
 
 from cli_helpers import ok, run
 from lease_helpers import cached_fleet
+from redis_fixtures import looking_in
 
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.redis_store import RedisStore
@@ -53,6 +54,15 @@ def test_the_store_comes_from_the_setting_and_paths_and_health_name_it(redis_ser
     assert f"state store: {where}" in ok("health").stdout
     assert Fleet().store.read()["health"]  # the probe's result is in Redis ...
     assert not (isolated_env["state"] / "state.json").exists()  # ... not in the file
+
+
+def test_a_connection_the_server_dropped_between_operations_is_opened_again(redis_server, tmp_path):
+    warnings: list[str] = []
+    store = RedisStore(redis_server.url, Fleet(state_dir=tmp_path).store, warnings.append)
+    assert store.advance("pool", 1) == 0
+    inside = looking_in(port=redis_server.port)
+    assert inside.client_kill_filter(_type="normal", skipme=True) == 1  # as a restart or an idle timeout does
+    assert store.advance("pool", 1) == 1 and not warnings  # still Redis, no fallback
 
 
 def test_an_invalid_store_setting_is_a_usage_error(monkeypatch):

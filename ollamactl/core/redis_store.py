@@ -2,8 +2,9 @@
 
 `[settings] store = "redis://host:6379/0"` (or `$OLLAMACTL_STORE`; `?prefix=team1:` picks the key
 prefix, default `ollamactl:`, so several fleets can share a server) puts the state here instead
-of the state file. It implements `store.Store` with the `redis` client (`pip install
-'ollamactl[redis]'`), imported only when this store is used:
+of the state file. It implements `store.Store` over core/resp.py, a small client of our own (one
+deadline per operation for all of its I/O, capped replies; redis-py took longer to import than a
+file-store `pick` takes to run):
 
     {prefix}cursors, {prefix}weights,   hashes: rotation cursors (HINCRBY: atomic) and weights
     {prefix}breaker, {prefix}latency    hashes: circuit breaker entries and request latencies
@@ -16,33 +17,34 @@ Leases and waiters are taken, renewed and counted by Lua scripts that read the s
 (atomic, and one clock for every machine); their keys expire when nobody renews them.
 `update(change)` is an optimistic transaction (WATCH/MULTI, retried on conflict).
 
-Redis unreachable (or the client missing): one warning, then this process uses the local state
-file (`fallback`), so routing never stops because the shared cache is gone. It tries Redis again
-RETRY_S s later, so a long holder (exec) whose heartbeat met an outage takes its lease again in
-the Redis that is back (through the capacity check) instead of keeping it in its own file.
+Redis unreachable, past the operation's deadline (`?timeout=`, 2 s by default), answering too much
+or not answering Redis: one warning, then this process uses the local state file (`fallback`), so
+routing never stops because the shared cache is gone. It tries Redis again RETRY_S s later, so a
+long holder (exec) whose heartbeat met an outage takes its lease again in the Redis that is back
+(through the capacity check) instead of keeping it in its own file.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ollamactl.core import state
+from ollamactl.core import redis_url, state
+from ollamactl.core.resp import Connection, RedisError, ReplyError
 from ollamactl.core.store import REFUSED, FileStore
 
-if TYPE_CHECKING:  # pragma: no cover
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover (typing is not imported by `pick`)
+    from collections.abc import Callable, Sequence
+    from typing import Any, TypeVar
+
     from ollamactl.core.store import Warn
 
-T = TypeVar("T")
+    T = TypeVar("T")
+    Command = tuple[Any, ...]
 
-DEFAULT_PREFIX = "ollamactl:"
 CACHE_EXPIRY_S = 86400  # a health entry nobody refreshed for a day is dropped (freshness is checked anyway)
-CONNECT_TIMEOUT_S = 0.5
-IO_TIMEOUT_S = 2.0
 RETRY_S = 5.0  # after a failure, Redis is tried again this much later (a lease's lifetime)
 HASHES = ("cursors", "weights", "breaker", "latency", "metrics")
 
@@ -106,26 +108,24 @@ return out
 """
 
 
-def split_url(url: str) -> tuple[str, str]:
-    """(the URL for the client, the key prefix from its `prefix` query parameter)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefix = next((value for key, value in query if key == "prefix"), DEFAULT_PREFIX)
-    rest = urlencode([(key, value) for key, value in query if key != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefix
+def _strings(reply: object, what: str) -> list[str]:
+    """`reply` as the list of strings it must be (an unexpected shape is the server's fault: RedisError)."""
+    if not isinstance(reply, list) or not all(isinstance(item, str) for item in reply):
+        raise RedisError(f"unexpected reply to {what}: {type(reply).__name__}")
+    return reply
 
 
-def shown_url(url: str) -> str:
-    """`url` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _pairs(flat: Sequence[str]) -> dict[str, str]:
+def _pairs(reply: object, what: str) -> dict[str, str]:
+    flat = _strings(reply, what)
+    if len(flat) % 2:
+        raise RedisError(f"unexpected reply to {what}: an odd number of values")
     return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _number(reply: object, what: str) -> int:
+    if not isinstance(reply, int):
+        raise RedisError(f"unexpected reply to {what}: {type(reply).__name__}")
+    return reply
 
 
 def _decoded(raw: dict[str, str], decode: Callable[[str], Any]) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def _decoded(raw: dict[str, str], decode: Callable[[str], Any]) -> dict[str, Any
     for key, value in raw.items():
         try:
             result[key] = decode(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser's stack
             continue
     return result
 
@@ -157,44 +157,32 @@ class RedisStore:
     """`store.Store` on a Redis server (see the module docstring)."""
 
     def __init__(self, url: str, fallback: FileStore, warn: Warn):
-        self.url, self.prefix = split_url(url)
+        self.target = redis_url.parse(url)
+        self.prefix = self.target.prefix
         self.fallback = fallback
         self.warn = warn
-        self.description = f"redis {shown_url(self.url)} (key prefix {self.prefix})"
-        self._client: Any = None
-        self._scripts: dict[str, Any] = {}
+        self.description = f"redis {self.target.shown} (key prefix {self.prefix})"
+        self._connection = Connection(self.target)
+        self._lock = threading.Lock()  # one operation at a time on the connection (lease heartbeats are threads)
         self._down = False  # Redis failed in this process (said once)
         self._retry_at = 0.0  # time.monotonic() from which Redis is tried again
 
     # -- the connection and the fallback --------------------------------------------------------
 
-    def _connect(self) -> Any:
-        if self._client is None:
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            self._client = redis.Redis.from_url(
-                self.url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S,
-                socket_timeout=IO_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
-            self._scripts = {name: self._client.register_script(body)
-                             for name, body in (("lease", _LEASE), ("inflight", _INFLIGHT), ("queue", _QUEUE),
-                                                ("read", _READ))}
-        return self._client
-
-    def _run(self, work: Callable[[Any], T], local: Callable[[FileStore], T]) -> T:
-        """`work(client)` on Redis, or `local(fallback)` for RETRY_S s after Redis failed."""
-        if time.monotonic() >= self._retry_at:
-            try:
-                return work(self._connect())
-            except ImportError:
-                self._fail("the redis client is not installed; install it with `pip install 'ollamactl[redis]'`")
-            except Exception as exc:  # noqa: BLE001 - every client failure means the same: use the file
-                import redis
-
-                if not isinstance(exc, redis.RedisError):
+    def _run(self, work: Callable[[Connection], T], local: Callable[[FileStore], T]) -> T:
+        """`work(connection)` on Redis within one deadline, or `local(fallback)` for RETRY_S s after
+        Redis failed."""
+        with self._lock:
+            if time.monotonic() >= self._retry_at:
+                self._connection.start(self.target.timeout)
+                try:
+                    return work(self._connection)
+                except RedisError as exc:
+                    self._connection.close()
+                    self._fail(f"{self.target.shown}: {str(exc).rstrip('.')}")
+                except BaseException:  # a caller's change failed mid-transaction: its WATCH must not linger
+                    self._connection.close()
                     raise
-                self._fail(f"{shown_url(self.url)}: {(str(exc) or type(exc).__name__).rstrip('.')}")
         return local(self.fallback)
 
     def _fail(self, why: str) -> None:
@@ -209,62 +197,92 @@ class RedisStore:
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
+    def _script(self, connection: Connection, body: str, keys: Sequence[str], *args: Any) -> object:
+        return connection.call("EVAL", body, len(keys), *keys, *args)
+
     # -- Store ----------------------------------------------------------------------------------
 
     def read(self) -> dict[str, Any]:
-        def work(client: Any) -> dict[str, Any]:
-            raw = self._scripts["read"](args=[self.prefix])
+        def work(connection: Connection) -> dict[str, Any]:
+            raw = self._script(connection, _READ, [], self.prefix)
+            if not isinstance(raw, list) or len(raw) != len(HASHES) + 1:
+                raise RedisError("unexpected reply to the read script")
             hashes, health = raw[:len(HASHES)], raw[len(HASHES)]
-            return _document([_pairs(h) for h in hashes], _pairs(health))
+            return _document([_pairs(h, "HGETALL") for h in hashes], _pairs(health, "the read script"))
 
         return self._run(work, FileStore.read)
 
     def update(self, change: Callable[[dict[str, Any]], T]) -> T:
-        def work(client: Any) -> T:
-            from redis.exceptions import WatchError
-
-            with client.pipeline() as pipe:
-                while True:
-                    try:
-                        return self._transaction(pipe, change)
-                    except WatchError:
-                        continue  # another writer came first: read again
+        def work(connection: Connection) -> T:
+            while True:
+                done, result = self._transaction(connection, change)
+                if done:
+                    return result
+                # another writer came first: read again (within the same deadline)
 
         return self._run(work, lambda local: local.update(change))
 
-    def _transaction(self, pipe: Any, change: Callable[[dict[str, Any]], T]) -> T:
+    def _transaction(self, connection: Connection, change: Callable[[dict[str, Any]], T]) -> tuple[bool, T]:
         index = self._key("health-ids")
-        pipe.watch(index, *(self._key(section) for section in HASHES))
-        ids = sorted(pipe.smembers(index))
+        sections = [self._key(section) for section in HASHES]
+        ids = sorted(_strings(connection.send([("WATCH", index, *sections), ("SMEMBERS", index)])[1], "SMEMBERS"))
         health_keys = [self._key("health", i) for i in ids]
+        reads: list[Command] = [("HGETALL", key) for key in sections]
         if health_keys:
-            pipe.watch(*health_keys)
-        hashes = [pipe.hgetall(self._key(section)) for section in HASHES]
-        values = pipe.mget(health_keys) if health_keys else []
-        data = _document(hashes, {i: v for i, v in zip(ids, values, strict=True) if v is not None})
+            reads = [("WATCH", *health_keys), *reads, ("MGET", *health_keys)]
+        replies = connection.send(reads)
+        if health_keys:
+            replies = replies[1:]
+            values = replies.pop()
+            if not isinstance(values, list) or len(values) != len(ids) \
+                    or not all(value is None or isinstance(value, str) for value in values):
+                raise RedisError("unexpected reply to MGET")
+        else:
+            values = []
+        data = _document([_pairs(reply, "HGETALL") for reply in replies],
+                         {i: v for i, v in zip(ids, values, strict=True) if v is not None})
+        import copy  # only for a transaction: not on a pick's path
+
         before = copy.deepcopy(data)
         result = change(data)
-        pipe.multi()
+        writes = self._writes(before, data)
+        if not writes:
+            connection.call("UNWATCH")
+            return True, result
+        outcome = connection.send([("MULTI",), *writes, ("EXEC",)])[-1]
+        if outcome is None:
+            return False, result
+        if not isinstance(outcome, list):
+            raise RedisError("unexpected reply to EXEC")
+        for reply in outcome:
+            if isinstance(reply, ReplyError):
+                raise reply
+        return True, result
+
+    def _writes(self, before: dict[str, Any], data: dict[str, Any]) -> list[Command]:
+        """The commands that turn `before` into `data` in Redis."""
+        index = self._key("health-ids")
+        writes: list[Command] = []
         for section in HASHES:
             old, new = before[section], data[section]
             gone = [key for key in old if key not in new]
             if gone:
-                pipe.hdel(self._key(section), *gone)
-            changed = {key: _ENCODERS[section](value) for key, value in new.items() if old.get(key) != value}
+                writes.append(("HDEL", self._key(section), *gone))
+            changed = [item for key, value in new.items() if old.get(key) != value
+                       for item in (key, _ENCODERS[section](value))]
             if changed:
-                pipe.hset(self._key(section), mapping=changed)
+                writes.append(("HSET", self._key(section), *changed))
         for instance_id in before["health"].keys() - data["health"].keys():
-            pipe.delete(self._key("health", instance_id))
-            pipe.srem(index, instance_id)
+            writes += [("DEL", self._key("health", instance_id)), ("SREM", index, instance_id)]
         for instance_id, entry in data["health"].items():
             if before["health"].get(instance_id) != entry:
-                pipe.set(self._key("health", instance_id), json.dumps(entry), ex=CACHE_EXPIRY_S)
-                pipe.sadd(index, instance_id)
-        pipe.execute()
-        return result
+                writes += [("SET", self._key("health", instance_id), json.dumps(entry), "EX", CACHE_EXPIRY_S),
+                           ("SADD", index, instance_id)]
+        return writes
 
     def advance(self, pool: str, count: int) -> int:
-        return self._run(lambda client: int(client.hincrby(self._key("cursors"), pool, count)) - count,
+        return self._run(lambda connection: _number(connection.call("HINCRBY", self._key("cursors"), pool, count),
+                                                    "HINCRBY") - count,
                          lambda local: local.advance(pool, count))
 
     def inflight(self, instance_ids: Sequence[str], state: dict[str, Any] | None = None) -> dict[str, int]:
@@ -273,9 +291,11 @@ class RedisStore:
         if not ids:
             return {}
 
-        def work(client: Any) -> dict[str, int]:
-            counts = self._scripts["inflight"](keys=[self._key("leases", i) for i in ids])
-            return {i: int(n) for i, n in zip(ids, counts, strict=True)}
+        def work(connection: Connection) -> dict[str, int]:
+            counts = self._script(connection, _INFLIGHT, [self._key("leases", i) for i in ids])
+            if not isinstance(counts, list) or len(counts) != len(ids):
+                raise RedisError("unexpected reply to the inflight script")
+            return {i: _number(n, "the inflight script") for i, n in zip(ids, counts, strict=True)}
 
         return self._run(work, lambda local: local.inflight(ids))
 
@@ -283,30 +303,34 @@ class RedisStore:
         return self.renew(instance_id, limit, holder, ttl) != REFUSED
 
     def renew(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> int:
-        return self._run(lambda client: self._lease(instance_id, limit or 0, holder, ttl),
+        return self._run(lambda connection: self._lease(connection, instance_id, limit or 0, holder, ttl),
                          lambda local: local.renew(instance_id, limit, holder, ttl))
 
-    def _lease(self, instance_id: str, limit: int, holder: str, ttl: float) -> int:
-        return int(self._scripts["lease"](keys=[self._key("leases", instance_id)],
-                                          args=[limit, holder, int(ttl * 1000)]))
+    def _lease(self, connection: Connection, instance_id: str, limit: int, holder: str, ttl: float) -> int:
+        return _number(self._script(connection, _LEASE, [self._key("leases", instance_id)], limit, holder,
+                                    int(ttl * 1000)), "the lease script")
 
     def release(self, instance_id: str, holder: str) -> None:
-        self._run(lambda client: client.zrem(self._key("leases", instance_id), holder),
+        self._run(lambda connection: connection.call("ZREM", self._key("leases", instance_id), holder),
                   lambda local: local.release(instance_id, holder))
 
     def queue(self, pool: str, ticket: str, ttl: float) -> int:
         keys = [self._key("queue", pool), self._key("queue-alive", pool), self._key("queue-seq")]
-        return self._run(lambda client: int(self._scripts["queue"](keys=keys, args=[ticket, int(ttl * 1000)])),
+        return self._run(lambda connection: _number(self._script(connection, _QUEUE, keys, ticket, int(ttl * 1000)),
+                                                    "the queue script"),
                          lambda local: local.queue(pool, ticket, ttl))
 
     def waiting(self, pool: str) -> int:
         """The live waiters, counted as live leases are: the queue-alive set holds ticket -> expiry."""
-        return self._run(lambda client: int(self._scripts["inflight"](keys=[self._key("queue-alive", pool)])[0]),
-                         lambda local: local.waiting(pool))
+        def work(connection: Connection) -> int:
+            counts = self._script(connection, _INFLIGHT, [self._key("queue-alive", pool)])
+            if not isinstance(counts, list) or len(counts) != 1:
+                raise RedisError("unexpected reply to the inflight script")
+            return _number(counts[0], "the inflight script")
+
+        return self._run(work, lambda local: local.waiting(pool))
 
     def leave(self, pool: str, ticket: str) -> None:
-        def work(client: Any) -> None:
-            with client.pipeline() as pipe:
-                pipe.zrem(self._key("queue", pool), ticket).zrem(self._key("queue-alive", pool), ticket).execute()
-
-        self._run(work, lambda local: local.leave(pool, ticket))
+        self._run(lambda connection: connection.send([("ZREM", self._key("queue", pool), ticket),
+                                                      ("ZREM", self._key("queue-alive", pool), ticket)]),
+                  lambda local: local.leave(pool, ticket))

@@ -111,9 +111,21 @@ def problem(key: str, value: Any) -> str | None:
 
 
 def store_problem(value: object) -> str | None:
-    """Why `value` cannot name the state store, or None ("file", or a redis URL)."""
-    if value == "file" or (isinstance(value, str) and value.startswith(STORE_SCHEMES)):
+    """Why `value` cannot name the state store, or None ("file", or a usable redis URL). The value
+    is quoted with any password masked (core/redis_url.py)."""
+    if value == "file":
         return None
+    if isinstance(value, str):
+        from ollamactl.core import redis_url
+
+        if not value.startswith(STORE_SCHEMES):
+            value = redis_url.shown(value)
+        else:
+            try:
+                redis_url.parse(value)
+            except ValueError as exc:
+                return f"is not a usable redis URL: {exc}"
+            return None
     return f"must be \"file\" or a redis URL such as redis://host:6379/0, got {value!r}"
 
 
