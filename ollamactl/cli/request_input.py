@@ -23,7 +23,13 @@ def parse_option(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise UsageError(f"option {text!r} is not KEY=VALUE", "e.g. -o temperature=0.2 -o num_ctx=8192")
-    return key, typed_value(value)
+    typed = typed_value(value)
+    try:
+        json.dumps(typed, allow_nan=False)
+    except ValueError:  # 1e400 (read as infinity), or NaN inside a JSON value
+        raise UsageError(f"-o {key}={value.strip()}: not a finite number",
+                         "give a number such as 0.2 or 8192") from None
+    return key, typed
 
 
 def typed_value(value: str) -> Any:
