@@ -44,12 +44,16 @@ def _visible(ch: str) -> str:
     return _VISIBLE.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
+unsaid = False  # a message stderr could not take (a reader that left, a full disk): the command fails
+
+
 def _write(line: str) -> None:
+    global unsaid
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
-    except (OSError, ValueError):  # stderr closed: nothing else can be said
-        pass
+    except (OSError, ValueError):  # stderr broken or closed: nothing else can be said
+        unsaid = True
 
 
 def say(text: str) -> None:
