@@ -15,6 +15,7 @@ import sys
 from ollamactl.core import registry_file, settings
 from ollamactl.core.errors import RegistryError, UsageError
 from ollamactl.core.selection import BACKUP_TIER
+from ollamactl.core.state import shallow
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -166,7 +167,7 @@ def _parse(path: Path, raw: bytes) -> dict[str, Any]:
         import tomli as tomllib
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-        if not registry_file.too_deep(data):
+        if shallow(data, registry_file.MAX_DEPTH):
             return data
     except RecursionError:
         pass

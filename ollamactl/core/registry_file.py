@@ -3,7 +3,7 @@
 A registry symlinked to /dev/zero was read without limit, a FIFO hung every command, and a TOML
 nested 500 levels ended in a RecursionError. `read` opens the file without waiting (O_NONBLOCK: a
 FIFO opens at once), accepts regular files only (a symlink to one is followed: dotfile managers)
-and at most MAX_BYTES; `too_deep` measures the parsed document without recursion. A UTF-8 BOM
+and at most MAX_BYTES; the parsed document may nest at most MAX_DEPTH levels (state.shallow). A UTF-8 BOM
 (Windows editors write one) is accepted: `split_bom` takes it off for parsing, and an edit puts it
 back in front of the new content, so the file keeps its encoding.
 """
@@ -50,15 +50,3 @@ def read(path: object, shown: object) -> bytes | None:
 def split_bom(raw: bytes) -> tuple[bytes, bytes]:
     """(the BOM or b"", the rest)."""
     return (BOM, raw[len(BOM):]) if raw.startswith(BOM) else (b"", raw)
-
-
-def too_deep(data: object) -> bool:
-    """Whether the parsed document nests tables and arrays more than MAX_DEPTH levels."""
-    level = [data]
-    for _ in range(MAX_DEPTH + 1):
-        level = [child for value in level
-                 for child in (value.values() if isinstance(value, dict) else value if isinstance(value, list) else ())
-                 if isinstance(child, (dict, list))]
-        if not level:
-            return False
-    return True
