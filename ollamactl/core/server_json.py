@@ -1,4 +1,4 @@
-"""Parsing the JSON a server sent: at most MAX_DEPTH levels deep, finite numbers only.
+"""Parsing the JSON a server sent (or a user gave): at most MAX_DEPTH levels deep, finite numbers only.
 
 json.loads recurses once per level, so 2 KB of `[` ends in a RecursionError, and a document that
 parses 900 levels deep breaks whatever walks it next (the sanitiser, `--json` output). Ollama's
@@ -23,13 +23,14 @@ MAX_DEPTH = 64
 
 
 class Refused(ValueError):
-    """Text that parses as JSON in Python but is not an answer to believe (too deep, not finite)."""
+    """Text that parses as JSON in Python but is not to be believed (too deep, not finite); its
+    words name what it holds ("NaN, which is not a JSON number")."""
 
 
 def not_ollama(error: ValueError, otherwise: str | None = "the answer is not JSON") -> str:
     """What to say about an answer `loads` refused: "not an Ollama server" and why (`otherwise`
     for JSON that does not parse)."""
-    why = str(error) if isinstance(error, Refused) else otherwise
+    why = f"the answer holds {error}" if isinstance(error, Refused) else otherwise
     return f"not an Ollama server ({why})" if why else "not an Ollama server"
 
 _MAY_OVERFLOW = re.compile(rb"[eE]\+?0*[1-9]\d{2}|\d{300}")  # an exponent of 100+ or 300 digits
@@ -42,7 +43,7 @@ def loads(content: bytes) -> object:
     """The JSON value in `content`; a ValueError saying why when it is not JSON, is nested deeper
     than MAX_DEPTH or holds a number that is not finite."""
     if content.count(b"[") + content.count(b"{") > MAX_DEPTH and too_deep(content):
-        raise Refused(f"the answer is nested more than {MAX_DEPTH} levels deep")
+        raise Refused(f"JSON nested more than {MAX_DEPTH} levels deep")
     if _MAY_OVERFLOW.search(content):
         return json.loads(content, parse_constant=_not_finite, parse_float=_finite)
     return json.loads(content, parse_constant=_not_finite)
@@ -65,11 +66,11 @@ def too_deep(content: bytes) -> bool:
 
 
 def _not_finite(constant: str) -> float:
-    raise Refused(f"the answer holds {constant}, which is not a JSON number")
+    raise Refused(f"{constant}, which is not a JSON number")
 
 
 def _finite(text: str) -> float:
     value = float(text)
     if value - value != 0.0:  # inf (NaN cannot be spelt as a number)
-        raise Refused(f"the answer holds {text[:20]}, beyond the range of a number")
+        raise Refused(f"{text[:20]}, beyond the range of a number")
     return value
