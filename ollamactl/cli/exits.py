@@ -4,7 +4,7 @@ outcome into an exit code and at most one line on stderr.
 OllamactlError -> its message and hint on one line (its details, such as one line per failed
 attempt, indented below), its exit code; Ctrl-C -> 130 without a
 traceback; a reader that left stdout (`| head -1`) -> quiet exit 1; stdout that cannot take the
-output (a full disk) -> one line, exit 1; a message that stderr could not take -> exit 1 (the
+output (a full disk) -> one line, exit 1; a warning that stderr could not take -> exit 1 (the
 command's own failing code stays); stdout or stderr closed at the start (`>&-`) -> exit 1 at once,
 said on stderr when it is open. Stdlib only: the fast path uses it.
 """

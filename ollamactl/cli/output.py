@@ -44,16 +44,18 @@ def _visible(ch: str) -> str:
     return _VISIBLE.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
-unsaid = False  # a message stderr could not take (a reader that left, a full disk): the command fails
+unsaid = False  # a warning stderr could not take (a reader that left, a full disk): the command fails
 
 
-def _write(line: str) -> None:
+def _write(line: str, vital: bool = False) -> None:
+    """`line` on stderr; when it cannot be written, a `vital` one (a warning) is remembered in
+    `unsaid`, a note (progress, "simulator stopped") is let go."""
     global unsaid
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
     except (OSError, ValueError):  # stderr broken or closed: nothing else can be said
-        unsaid = True
+        unsaid = unsaid or vital
 
 
 def say(text: str) -> None:
@@ -67,7 +69,7 @@ def message(text: str) -> None:
 
 
 def warn(text: str) -> None:
-    _write(f"{PREFIX}: warning: {clean(text, MAX_MESSAGE)}")
+    _write(f"{PREFIX}: warning: {clean(text, MAX_MESSAGE)}", vital=True)
 
 
 def error(text: str) -> None:
