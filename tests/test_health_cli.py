@@ -158,7 +158,7 @@ def test_watch_command_off_a_terminal_prints_plain_tables_and_stops_on_ctrl_c(si
         raise KeyboardInterrupt
 
     monkeypatch.setattr(output, "show", show_then_interrupt)
-    result = run("health", "--watch", "--interval", "0.2")
+    result = run("health", "--watch", "--interval", "0.5")
     assert result.exit_code == 130 and result.stderr == "ollamactl: error: interrupted\n"
     assert "health at" in shown[0][0] and "healthy" in shown[0][2]
     real_row = health_view.json_row
@@ -171,7 +171,7 @@ def test_watch_command_off_a_terminal_prints_plain_tables_and_stops_on_ctrl_c(si
 
     real_row.calls = []
     monkeypatch.setattr(health_view, "json_row", row_then_interrupt)
-    result = run("health", "--watch", "--json", "--interval", "0.1")
+    result = run("health", "--watch", "--json", "--interval", "0.5")
     assert result.exit_code == 130 and json.loads(result.stdout.splitlines()[0])["healthy"] is True
 
 

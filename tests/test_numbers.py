@@ -16,6 +16,8 @@ FLAGS = [
     (["run", "llama3.2", "hi", "--first-byte-timeout", "0"], "--first-byte-timeout", "0.0"),
     (["run", "llama3.2", "hi", "--tries", "0"], "--tries", "0"),
     (["health", "--watch", "--interval=inf"], "--interval", "inf"),  # before: OverflowError
+    (["health", "--watch", "--interval", "1e-300"], "--interval", "1e-300"),  # before: 22 probes a second
+    (["health", "--watch", "--interval", "0.49"], "--interval", "0.49"),
     (["health", "--timeout=nan"], "--timeout", "nan"),
     (["health", "--timeout", "1e9"], "--timeout", "1000000000.0"),
     (["embed", "nomic-embed-text", "x", "--per-instance", "10000000"], "--per-instance", "10000000"),  # was 3.1 GB

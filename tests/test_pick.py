@@ -212,7 +212,8 @@ HEAVY = ("httpx", "rich", "asyncio", "pydantic", "typer", "click", "tomlkit", "f
 # interpreter; what `site` imports anyway (os and its helpers) is listed too, as the probe runs without it.
 PICK_STDLIB = {"__future__", "os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc",  # site's
                "math", "fcntl", "atexit", "gc", "contextlib", "collections", "_collections", "itertools", "keyword",
-               "operator", "_operator", "reprlib", "types", "functools", "_functools"}
+               "operator", "_operator", "reprlib", "types", "functools", "_functools",
+               "zlib"}  # the cache files' checksum (core/marshal_cache.py)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -17,7 +17,7 @@ import time
 import pytest
 from test_pick import refused_url
 
-from ollamactl.core import background, pick_memo, routing, selection
+from ollamactl.core import background, marshal_cache, pick_memo, routing, selection
 from ollamactl.core.errors import OllamactlError
 from ollamactl.core.fleet import Fleet
 
@@ -278,14 +278,14 @@ def test_a_memo_of_another_python_or_format_is_not_used(tmp_path):
     path = os.path.join(place.state_dir, pick_memo.NAME)
     for position, other in ((1, "2.7.18 (another python)"), (0, pick_memo.FORMAT + 1)):
         with open(path, "rb") as handle:
-            key, strategy, entries = marshal.loads(handle.read())
+            key, strategy, entries = marshal_cache.unpack(handle.read())
         with open(path, "wb") as handle:
-            handle.write(marshal.dumps((key[:position] + (other,) + key[position + 1:], strategy, entries)))
+            handle.write(marshal_cache.pack((key[:position] + (other,) + key[position + 1:], strategy, entries)))
         assert not memo_used(place)  # the full path answers, and makes the memo again
         assert memo_used(place)
 
 
-@pytest.mark.parametrize("junk", [b"", b"\x00garbage", marshal.dumps((1, 2)), "truncate", "entry"])
+@pytest.mark.parametrize("junk", [b"", b"\x00garbage", marshal_cache.pack((1, 2)), "truncate", "entry"])
 def test_a_broken_memo_is_ignored(tmp_path, junk):
     place = Place(tmp_path, "p")
     ids = two_instances(place)
@@ -297,8 +297,8 @@ def test_a_broken_memo_is_ignored(tmp_path, junk):
     if junk == "truncate":
         junk = data[:-30]
     elif junk == "entry":  # the right key, an entry of the wrong shape
-        key, strategy, entries = marshal.loads(data)
-        junk = marshal.dumps((key, strategy, {shape: marshal.dumps((1.0, 2.0)) for shape in entries}))
+        key, strategy, entries = marshal_cache.unpack(data)
+        junk = marshal_cache.pack((key, strategy, {shape: marshal.dumps((1.0, 2.0)) for shape in entries}))
     with open(path, "wb") as handle:
         handle.write(junk)
     assert not memo_used(place)  # the full path answers, and makes the memo again

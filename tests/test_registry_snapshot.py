@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import marshal
 import os
 
-from ollamactl.core import registry, registry_snapshot
+from ollamactl.core import marshal_cache, registry, registry_snapshot
 from ollamactl.core.fleet import Fleet
 
 
@@ -53,10 +52,11 @@ def test_a_fresh_file_is_not_snapshotted_and_a_broken_snapshot_is_ignored(fleet)
     assert not snapshot_path(fleet).exists()  # written just now: an edit in the same tick could hide
     age(fleet.locations.registry)
     fleet.registry()
-    for junk in (b'{"format": 1, "key": "nope"', b"", b"\xff" * 40, marshal.dumps(((), 1, {}, ((1,),))), "ragged"):
+    for junk in (b'{"format": 1, "key": "nope"', b"", b"\xff" * 40, marshal_cache.pack(((), 1, {}, ((1,),))),
+                 "ragged"):
         if junk == "ragged":  # the right key, one column longer than the rest
-            key, version, settings, columns = marshal.loads(snapshot_path(fleet).read_bytes())
-            junk = marshal.dumps((key, version, settings, (columns[0] + columns[0],) + columns[1:]))
+            key, version, settings, columns = marshal_cache.unpack(snapshot_path(fleet).read_bytes())
+            junk = marshal_cache.pack((key, version, settings, (columns[0] + columns[0],) + columns[1:]))
         snapshot_path(fleet).write_bytes(junk)
         assert [i.id for i in fleet.registry().instances] == ["gpu1-11434"]
         assert snapshot_path(fleet).read_bytes() != junk  # made again from the file (so "ragged" has the right key)

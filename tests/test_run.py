@@ -91,6 +91,33 @@ def test_options_are_typed_and_keep_alive_and_format(sim, tmp_path):
     assert len(a.requests) == sent  # usage errors send nothing
 
 
+def test_options_out_of_range_or_not_finite_are_refused_before_sending(sim, tmp_path):
+    """Issue 23: `-o temperature=1e400` sent "temperature": Infinity; num_ctx=-5 and top_k=-9 went unchecked."""
+    a = sim.add()
+    register(a)
+    for given, words in (("temperature=1e400", "-o temperature=1e400: not a finite number"),
+                         ("mode=[1e999]", "-o mode=[1e999]: the value holds 1e999, beyond the range of a number"),
+                         ("mode=" + "[" * 500 + "]" * 500, "the value holds JSON nested more than 64 levels deep"),
+                         ("num_ctx=-5", "-o num_ctx=-5: num_ctx must be from 1 to 2147483647"),
+                         ("num_ctx=99999999999", "num_ctx must be from 1 to 2147483647"),
+                         ("top_k=-9", "-o top_k=-9: top_k must be from 0 to"),
+                         ("num_predict=-3", "num_predict must be from -2 to"),
+                         ("top_p=1.5", "-o top_p=1.5: top_p must be from 0 to 1"),
+                         ("temperature=-0.5", "temperature must be at least 0"),
+                         ("num_ctx=1e23", "num_ctx takes a whole number")):
+        result = invoke("run", "llama3.2", "hi", "-o", given)
+        assert result.exit_code == 2 and words in result.stderr, (given, result.stderr)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000)  # before: a RecursionError traceback
+    result = invoke("run", "llama3.2", "hi", "--format", str(deep))
+    assert result.exit_code == 2 and "holds JSON nested more than 64 levels deep" in result.stderr, result.stderr
+    assert generates(a) == []  # nothing was sent
+    assert invoke("run", "llama3.2", "hi", "-o", "num_predict=-2", "-o", "top_p=1", "-o", "temperature=0",
+                  "-o", "seed=-1", "-o", "num_gpu=-1").exit_code == 0
+    assert generates(a)[-1].body["options"] == {"num_predict": -2, "top_p": 1, "temperature": 0, "seed": -1,
+                                                "num_gpu": -1}
+
+
 def test_option_value_typing():
     from ollamactl.cli.request_input import typed_value
 

@@ -4,13 +4,12 @@ the very same file, never trusted when broken, and giving the same answers and w
 from __future__ import annotations
 
 import json
-import marshal
 import os
 import time
 
 import pytest
 
-from ollamactl.core import state_view
+from ollamactl.core import marshal_cache, state_view
 from ollamactl.core.store import FileStore
 
 ENTRY = {"url": "http://gpu1:11434", "healthy": True, "error": None, "latency_ms": 1.0, "version": "0.12.6",
@@ -65,8 +64,8 @@ def test_a_broken_state_warns_on_every_read_from_its_view_too(tmp_path):
     assert list(health) == ["gpu1", "gpu2"] and health.malformed == {"gpu2"}  # kept as the file has it, marked
 
 
-@pytest.mark.parametrize("junk", [b"", b"\x00garbage{", b"\xff" * 64, marshal.dumps([1, 2, 3]),
-                                  marshal.dumps((("wrong", "key"), {}, None, frozenset())), "truncate"])
+@pytest.mark.parametrize("junk", [b"", b"\x00garbage{", b"\xff" * 64, marshal_cache.pack([1, 2, 3]),
+                                  marshal_cache.pack((("wrong", "key"), {}, None, frozenset())), "truncate"])
 def test_a_broken_view_is_ignored_and_rebuilt(tmp_path, junk):
     store = FileStore(tmp_path)
     write_by_hand(store, {"version": 1, "health": {"gpu1": ENTRY}})
@@ -90,5 +89,5 @@ def test_a_view_with_the_right_key_but_a_state_of_the_wrong_shape_is_not_used(tm
     key = state_view.key_of(os.stat(store.path))
     for shape in ({"version": 2}, {"version": 1, "health": []}, [], {"version": 1, "breaker": {"a": 5}}):
         with open(os.path.join(store.state_dir, state_view.NAME), "wb") as handle:
-            handle.write(marshal.dumps((key, shape, None, frozenset())))
+            handle.write(marshal_cache.pack((key, shape, None, frozenset())))
         assert store.read()["health"] == {"gpu1": ENTRY}, shape

@@ -37,12 +37,12 @@ class _EmbedOut:
     def __init__(self, model: str, ndjson: bool):
         self.out = sys.stdout
         self.ndjson = ndjson
-        self.head = '{"model":' + json.dumps(model) + ',"embeddings":['
+        self.head = '{"model":' + json.dumps(model, allow_nan=False) + ',"embeddings":['
         self.started = False
         self.written = 0
         # json.dumps with separators builds a new encoder on every call: a third of embed's CPU
         # went there with one call per vector.
-        self.encode = json.JSONEncoder(separators=(",", ":")).encode
+        self.encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
     def write(self, start: int, vectors: list) -> None:
         encode = self.encode

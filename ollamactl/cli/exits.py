@@ -4,7 +4,9 @@ outcome into an exit code and at most one line on stderr.
 OllamactlError -> its message and hint on one line (its details, such as one line per failed
 attempt, indented below), its exit code; Ctrl-C -> 130 without a
 traceback; a reader that left stdout (`| head -1`) -> quiet exit 1; stdout that cannot take the
-output (a full disk) -> one line, exit 1. Stdlib only: the fast path uses it.
+output (a full disk) -> one line, exit 1; a warning that stderr could not take -> exit 1 (the
+command's own failing code stays); stdout or stderr closed at the start (`>&-`) -> exit 1 at once,
+said on stderr when it is open. Stdlib only: the fast path uses it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,17 @@ def interrupted() -> int:
     _silence_stdout_errors()
     output.error("interrupted")
     return int(ExitCode.INTERRUPTED)
+
+
+def closed_at_start() -> int:
+    """stdout or stderr was closed when the process started (`>&-`): exit 1 before doing anything.
+    Output would go nowhere (`export >&-` wrote nothing and said 0), and the next file the command
+    opens would take the closed descriptor's number: a child's or a library's writes to fd 1 or 2
+    would land in it."""
+    if sys.stderr is not None:
+        closed = "stdout" if sys.stdout is None else "stderr"
+        output.error(f"{closed} is closed; give it somewhere to go (>/dev/null to discard it)")
+    return int(ExitCode.FAILED)
 
 
 def broken_pipe() -> int:
@@ -94,7 +107,8 @@ def leave(code: int) -> NoReturn:
 def guarded(body: Callable[[], int | None]) -> int:
     """Run `body` and map what it raises to an exit code (see the module docstring)."""
     try:
-        return int(body() or 0)
+        code = int(body() or 0)
+        return code or (int(ExitCode.FAILED) if output.unsaid else 0)
     except OllamactlError as error:
         return failed(error)
     except KeyboardInterrupt:

@@ -62,7 +62,7 @@ def _watch(current: Fleet, refs: list[str] | None, include_all: bool, timeout: f
         instance = view.instance(result.id)
         if json_output and instance is not None:  # one JSON object per probe result (JSON Lines)
             row = health_view.json_row(instance, result, ejected, time.time())
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
             sys.stdout.flush()
 
     def on_tick() -> None:

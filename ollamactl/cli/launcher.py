@@ -4,7 +4,8 @@
 `ollamactl pick ...` runs in shell loops, and Typer costs far more than the pick itself; the fast
 path keeps it near a bare interpreter (the other commands: see cli/fast_route.py). Help and shell
 completion always go to Typer. Every path ends in `cli.exits`, so errors, Ctrl-C and broken pipes
-give the same codes and words. Ctrl-C during start-up itself is handled here too: from the moment
+give the same codes and words; so does a command started with stdout or stderr closed (exit 1
+before anything is done). Ctrl-C during start-up itself is handled here too: from the moment
 this module is imported until `main` guards the work, SIGINT ends the process at once with the same
 line and code (130); inside `main`, the imports run under the guard.
 """
@@ -31,7 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C is KeyboardInterrupt from here on
         args = sys.argv[1:] if argv is None else list(argv)
-        if args[:1] == ["pick"] and not _HELP.intersection(args) and "_OLLAMACTL_COMPLETE" not in os.environ:
+        if sys.stdout is None or sys.stderr is None:  # started with `>&-` or `2>&-`
+            from ollamactl.cli import exits
+
+            code = exits.closed_at_start()
+        elif args[:1] == ["pick"] and not _HELP.intersection(args) and "_OLLAMACTL_COMPLETE" not in os.environ:
             import gc
 
             gc.disable()  # a short process that ends in os._exit (exits.leave): collections are pure cost

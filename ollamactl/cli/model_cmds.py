@@ -58,7 +58,7 @@ def _model(name: str) -> str:
 def json_summary(outcomes: Sequence[Outcome], done: str) -> str:
     return json.dumps({"event": "summary", "result": done, "outcomes": [
         {"id": o.instance.id, "model": o.model, "ok": o.ok, "absent": o.absent, "error": o.error}
-        for o in outcomes]}, ensure_ascii=False)
+        for o in outcomes]}, ensure_ascii=False, allow_nan=False)
 
 
 def _report(outcomes: Sequence[Outcome], done: str, json_output: bool, absent_fails: bool = True) -> None:
@@ -205,7 +205,7 @@ def sync(
         return
     work = [s for s in steps if s.action != "ok"]
     if json_output:
-        sys.stdout.write(json.dumps({"event": "plan", "steps": [step_json(s) for s in steps]}) + "\n")
+        sys.stdout.write(json.dumps({"event": "plan", "steps": [step_json(s) for s in steps]}, allow_nan=False) + "\n")
         sys.stdout.flush()
     else:
         output.show(plan_table(steps, pool))

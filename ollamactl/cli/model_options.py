@@ -2,8 +2,10 @@
 gives its options, and `--keep-alive` against the duration forms Ollama accepts.
 
 The option table is Ollama's (docs/modelfile.md's parameters plus the runtime options of the API's
-`options` object). A known option with a value of the wrong type is a usage error (exit 2) instead of
-a server's 400; an unknown one is sent as given, with a warning that suggests the closest known name.
+`options` object). A known option with a value of the wrong type, or outside its range (OPTION_RANGES:
+what the option means, and what the llama.cpp runner stores it in), is a usage error (exit 2) instead
+of a server's 400 or a request it cannot honour; an unknown one is sent as given, with a warning that
+suggests the closest known name. Every value is finite (see request_input.parse_option).
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ OPTION_TYPES = {
     "num_keep": INT, "typical_p": FLOAT, "presence_penalty": FLOAT, "frequency_penalty": FLOAT,
     "penalize_newline": BOOL, "numa": BOOL, "num_batch": INT, "num_gpu": INT, "main_gpu": INT,
     "use_mmap": BOOL, "num_thread": INT,
+}  # fmt: skip
+
+_I32 = 2**31 - 1
+# Inclusive bounds (None: no upper bound but finiteness); an option missing here takes any finite value.
+OPTION_RANGES: dict[str, tuple[float, float | None]] = {
+    "mirostat": (0, 2), "mirostat_eta": (0, None), "mirostat_tau": (0, None), "num_ctx": (1, _I32),
+    "repeat_last_n": (-1, _I32), "repeat_penalty": (0, None), "temperature": (0, None),
+    "seed": (-(2**63), 2**63 - 1), "num_predict": (-2, _I32), "top_k": (0, _I32), "top_p": (0, 1),
+    "min_p": (0, 1), "num_keep": (-1, _I32), "typical_p": (0, 1), "num_batch": (1, _I32),
+    "num_gpu": (-1, _I32), "main_gpu": (0, _I32), "num_thread": (0, _I32),
 }  # fmt: skip
 
 # Go's time.ParseDuration: one or more number+unit pairs, optionally signed ("5m", "1h30m", "-1s", "1.5h").
@@ -60,11 +72,20 @@ def typed_options(pairs: Iterable[tuple[str, Any]], warn: Callable[[str], None])
             value = str(value)  # -o stop=42 stops at the text "42"
         if not _fits(kind, value):
             raise UsageError(f"-o {key}={_shown(value)}: {key} takes {kind}", f"e.g. -o {key}={_example(kind)}")
+        if key in OPTION_RANGES:
+            _check_range(key, value, *OPTION_RANGES[key])
         if key == "stop":
             options.setdefault("stop", []).extend([value] if isinstance(value, str) else value)
         else:
             options[key] = value
     return options
+
+
+def _check_range(key: str, value: float, low: float, high: float | None) -> None:
+    if low <= value and (high is None or value <= high):
+        return
+    bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+    raise UsageError(f"-o {key}={_shown(value)}: {key} must be {bounds}", "give a value in that range")
 
 
 def _shown(value: Any) -> str:

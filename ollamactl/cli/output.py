@@ -47,12 +47,18 @@ def _visible(ch: str) -> str:
     return _VISIBLE.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
-def _write(line: str) -> None:
+unsaid = False  # a warning stderr could not take (a reader that left, a full disk): the command fails
+
+
+def _write(line: str, vital: bool = False) -> None:
+    """`line` on stderr; when it cannot be written, a `vital` one (a warning) is remembered in
+    `unsaid`, a note (progress, "simulator stopped") is let go."""
+    global unsaid
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
-    except (OSError, ValueError):  # stderr closed: nothing else can be said
-        pass
+    except (OSError, ValueError):  # stderr broken or closed: nothing else can be said
+        unsaid = unsaid or vital
 
 
 def say(text: str) -> None:
@@ -66,7 +72,7 @@ def message(text: str) -> None:
 
 
 def warn(text: str) -> None:
-    _write(f"{PREFIX}: warning: {clean(text, MAX_MESSAGE)}")
+    _write(f"{PREFIX}: warning: {clean(text, MAX_MESSAGE)}", vital=True)
 
 
 def error(text: str) -> None:
@@ -83,7 +89,7 @@ def answer_text(text: str, terminal: bool) -> str:
 def print_json(data: Any) -> None:
     import json
 
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 

@@ -31,7 +31,7 @@ def render_pick(instance, fmt: str) -> str:
     import json
 
     return json.dumps({"id": instance.id, "name": instance.name, "url": instance.url, "type": instance.type,
-                       "weight": instance.weight, "openai_url": f"{instance.url}/v1"})
+                       "weight": instance.weight, "openai_url": f"{instance.url}/v1"}, allow_nan=False)
 
 
 def explain(decision: Decision) -> None:

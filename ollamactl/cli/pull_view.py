@@ -74,7 +74,7 @@ class LineView:
         if self._json:
             line = json.dumps({"event": "progress", "id": progress.instance.id, "model": progress.model,
                                "state": progress.state, "status": progress.status, "completed": progress.completed,
-                               "total": progress.total, "error": progress.error}, ensure_ascii=False)
+                               "total": progress.total, "error": progress.error}, ensure_ascii=False, allow_nan=False)
         else:
             size = f" ({output.human_bytes(progress.layer_total)})" if progress.layer_total else ""
             line = f"{output.clean(label(progress))}: {status}{size}"

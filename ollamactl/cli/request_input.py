@@ -3,13 +3,13 @@ the prompt, and the texts to embed (checked before anything is sent)."""
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from ollamactl.core import server_json
 from ollamactl.core.errors import UsageError
 
 MAX_TEXT = 64 * 1024 * 1024  # bytes of one line to embed (held in memory while it is read)
@@ -23,7 +23,15 @@ def parse_option(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise UsageError(f"option {text!r} is not KEY=VALUE", "e.g. -o temperature=0.2 -o num_ctx=8192")
-    return key, typed_value(value)
+    shown = value.strip() if len(value.strip()) <= 40 else value.strip()[:39] + "…"
+    try:
+        typed = typed_value(value)
+    except server_json.Refused as exc:
+        raise UsageError(f"-o {key}={shown}: the value holds {exc}",
+                         "give a flatter value, with finite numbers") from None
+    if isinstance(typed, float) and typed - typed != 0.0:  # 1e400, read as infinity
+        raise UsageError(f"-o {key}={shown}: not a finite number", "give a number such as 0.2 or 8192")
+    return key, typed
 
 
 def typed_value(value: str) -> Any:
@@ -36,7 +44,9 @@ def typed_value(value: str) -> Any:
         return stripped == "true"
     if stripped[:1] in ('[', '{', '"') or stripped == "null":
         try:
-            return json.loads(stripped)
+            return server_json.loads(stripped.encode())
+        except server_json.Refused:
+            raise  # JSON, but too deep or not finite: not to be sent as a string either
         except ValueError:
             pass
     return value
@@ -54,7 +64,9 @@ def parse_format(value: str | None) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--format: cannot read {value!r}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        schema = json.loads(raw)
+        schema = server_json.loads(raw.encode())
+    except server_json.Refused as exc:
+        raise UsageError(f"--format: {value} holds {exc}", "give a JSON-schema object") from None
     except ValueError as exc:
         raise UsageError(f"--format: {value} is not valid JSON ({exc})", "give a JSON-schema object") from None
     if not isinstance(schema, dict):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ollamactl.core import liveness, metrics
+from ollamactl.core import liveness, metrics, server_json
 from ollamactl.core.generate import Log
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
@@ -435,9 +435,9 @@ class Embedder:
         except httpx.HTTPError as exc:
             raise network_error(exc, instance, self.timeouts) from None
         try:
-            return json.loads(answer)
-        except (ValueError, RecursionError):
-            raise NotOllama("not an Ollama server (the answer is not JSON)", instance) from None
+            return server_json.loads(answer)
+        except ValueError as error:
+            raise NotOllama(server_json.not_ollama(error), instance) from None
 
     async def _send(self, instance: Instance, path: str, content: bytes, limit: int) -> bytes:
         async with self.client.stream("POST", instance.url + path, content=content,

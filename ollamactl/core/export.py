@@ -316,4 +316,4 @@ def as_json(instances: Sequence[Instance], health: dict[str, Any], options: Opti
             continue
         rows.append({**instance.public(), "health": _health_json(cache_entry(instance, health))})
     data = {"schema": JSON_SCHEMA, "strategy": options.strategy, "instances": rows}
-    return Exported(json.dumps(data, indent=2, ensure_ascii=False) + "\n", [])
+    return Exported(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", [])

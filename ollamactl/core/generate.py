@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ollamactl.core import liveness, metrics
+from ollamactl.core import liveness, metrics, server_json
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
     LINE_LIMIT,
@@ -390,7 +390,7 @@ def _lines(response: httpx.Response, instance: Instance, emit: Emit, attempt: _A
            flush: Flush | None = None, pending: Callable[[], bool] = lambda: False) -> dict:
     """The hot loop: split on b"\\n", check each line, hand it to `emit`, move the deadline, and
     flush the output before any read that could wait (see `complete`)."""
-    loads = json.loads
+    loads = server_json.loads
     monotonic = time.monotonic
     read_timeout = timeouts.read
     dog = attempt.dog
@@ -411,9 +411,9 @@ def _lines(response: httpx.Response, instance: Instance, emit: Emit, attempt: _A
         for line in lines:  # _line() inlined: this runs once per token
             try:
                 obj = loads(line)
-            except ValueError:
+            except ValueError as error:
                 if line.strip():
-                    raise NotOllama("not an Ollama server (a line of the answer is not JSON)", instance) from None
+                    raise _not_json(error, instance) from None
                 continue
             if type(obj) is not dict:
                 raise NotOllama("not an Ollama server (a line of the answer is not a JSON object)", instance)
@@ -446,13 +446,17 @@ def _lines(response: httpx.Response, instance: Instance, emit: Emit, attempt: _A
     return final
 
 
+def _not_json(error: ValueError, instance: Instance) -> NotOllama:
+    return NotOllama(server_json.not_ollama(error, "a line of the answer is not JSON"), instance)
+
+
 def _line(line: bytes, loads: Callable, instance: Instance, emit: Emit, attempt: _Attempt) -> dict | None:
     try:
         obj = loads(line)
-    except ValueError:
+    except ValueError as error:
         if not line.strip():
             return None
-        raise NotOllama("not an Ollama server (a line of the answer is not JSON)", instance) from None
+        raise _not_json(error, instance) from None
     if type(obj) is not dict:
         raise NotOllama("not an Ollama server (a line of the answer is not a JSON object)", instance)
     if "error" in obj:

@@ -23,12 +23,12 @@ TLS context of an https instance.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ollamactl.core import server_json
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
     MB,
@@ -389,9 +389,9 @@ async def _get_json(client: ProbeClient, base: str, path: str, headers: dict[str
         if not answer.whole:
             raise ProbeError(too_large(BODY_LIMIT))
         try:
-            data = json.loads(answer.body)
-        except (ValueError, RecursionError):
-            raise ProbeError(NOT_OLLAMA) from None
+            data = server_json.loads(answer.body)
+        except ValueError as error:
+            raise ProbeError(server_json.not_ollama(error, None)) from None
         try:
             return parse(data)
         except (ValueError, TypeError, KeyError, AttributeError):

@@ -12,11 +12,11 @@ text has the instance's key masked.
 from __future__ import annotations
 
 import errno
-import json
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ollamactl.core import server_json
 from ollamactl.core.errors import OllamactlError
 from ollamactl.core.keys import keys_of, redact, sent_key
 from ollamactl.core.settings import DEFAULTS
@@ -208,7 +208,7 @@ def status_error(status: int, content: bytes, location: str | None, reason_phras
 def error_message(content: bytes) -> str | None:
     """The server's `{"error": ...}` text, shortened, if it sent one."""
     try:
-        data = json.loads(content)
+        data = server_json.loads(content)
     except ValueError:
         return None
     if isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"].strip():

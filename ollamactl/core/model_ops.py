@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ollamactl.core import liveness
+from ollamactl.core import liveness, server_json
 from ollamactl.core.errors import NoInstanceError, UsageError
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
@@ -235,9 +235,9 @@ async def _call(client: httpx.AsyncClient, instance: Instance, method: str, path
 
 def _json(content: bytes, instance: Instance) -> Any:
     try:
-        return json.loads(content)
-    except ValueError:
-        raise NotOllama("not an Ollama server (the answer is not JSON)", instance) from None
+        return server_json.loads(content)
+    except ValueError as error:
+        raise NotOllama(server_json.not_ollama(error), instance) from None
 
 
 async def _gather(instances: Sequence[Instance], timeouts: Timeouts, one: Callable[..., Any],
@@ -287,7 +287,7 @@ def kinds(models: Sequence[str], holders: dict[str, list[Instance]], timeouts: T
 
 def _json_or_none(content: bytes) -> Any:
     try:
-        return json.loads(content)
+        return server_json.loads(content)
     except ValueError:
         return None
 
@@ -442,9 +442,9 @@ async def _stream_pull(client: httpx.AsyncClient, progress: PullProgress, timeou
 
 def _line(line: bytes, instance: Instance) -> Any:
     try:
-        return json.loads(line)
-    except ValueError:
-        raise NotOllama("not an Ollama server (a progress line is not JSON)", instance) from None
+        return server_json.loads(line)
+    except ValueError as error:
+        raise NotOllama(server_json.not_ollama(error, "a progress line is not JSON"), instance) from None
 
 
 def pull(store: Store, jobs: Sequence[tuple[Instance, str]], timeouts: Timeouts, *,

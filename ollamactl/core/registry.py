@@ -12,9 +12,10 @@ import contextlib
 import os
 import sys
 
-from ollamactl.core import settings
+from ollamactl.core import registry_file, settings
 from ollamactl.core.errors import RegistryError, UsageError
 from ollamactl.core.selection import BACKUP_TIER
+from ollamactl.core.state import shallow
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -151,24 +152,25 @@ def default_instance(ollama_host: str | None) -> Instance:
 
 
 def load(path: Path | str) -> Registry:
-    """Read and validate the registry at `path`; a missing file is an empty registry."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
+    """Read and validate the registry at `path` (see registry_file); a missing file is an empty registry."""
+    raw = registry_file.read(path, path)
+    if raw is None:
         return Registry(path, SCHEMA_VERSION, {}, ())
-    except OSError as exc:
-        raise RegistryError(f"cannot read registry {path}: {exc.strerror}") from None
-    return _validate(path, _parse(path, raw))
+    return _validate(path, _parse(path, registry_file.split_bom(raw)[1]))
 
 
 def _parse(path: Path, raw: bytes) -> dict[str, Any]:
+    """The TOML document in `raw` (without its BOM), checked for depth."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
+        if shallow(data, registry_file.MAX_DEPTH):
+            return data
+    except RecursionError:
+        pass
     except UnicodeDecodeError as exc:
         raise RegistryError(
             f"registry {path} is not UTF-8 text (byte {exc.start})", f"fix it by hand or restore {path}.bak"
@@ -178,6 +180,8 @@ def _parse(path: Path, raw: bytes) -> dict[str, Any]:
             f"registry {path} is not valid TOML: {_located(str(exc), raw)}",
             f"fix that line by hand or restore the last good copy from {os.path.realpath(path)}.bak",
         ) from None
+    raise RegistryError(f"registry {path} nests tables or arrays more than {registry_file.MAX_DEPTH} levels deep",
+                        f"fix it by hand or restore the last good copy from {os.path.realpath(path)}.bak")
 
 
 def _located(message: str, raw: bytes) -> str:
@@ -450,7 +454,7 @@ def edit(locations: Locations, focus: Callable[[Registry], Span | None] | None =
 
     `focus(registry)` names the instance tables the block will touch (see registry_regions): only
     they are parsed with tomlkit, when the file's shape allows it. The new content is validated
-    before it is written, the previous content goes to `.bak`.
+    before it is written (after the file's BOM, if it had one), the previous content goes to `.bak`.
     """
     import tomlkit
 
@@ -462,19 +466,15 @@ def edit(locations: Locations, focus: Callable[[Registry], Span | None] | None =
     with contextlib.ExitStack() as stack:
         with _os_errors("lock", lock_file):  # waiting while the edits queued ahead keep replacing the file
             stack.enter_context(atomic_files.locked(lock_file, progress=lambda: atomic_files.file_stamp(target)))
-        try:
-            raw = target.read_bytes()
-        except FileNotFoundError:
-            raw = None
-        except OSError as exc:
-            raise RegistryError(f"cannot read registry {shown}: {exc.strerror or exc}") from None
+        raw = registry_file.read(target, shown)
+        bom, text = registry_file.split_bom(raw or b"")
         region = None
         if raw is None:
             document = tomlkit.parse(NEW_FILE_HEADER)
             document["version"] = SCHEMA_VERSION
             registry = Registry(shown, SCHEMA_VERSION, {}, ())
         else:
-            data = _parse(shown, raw)
+            data = _parse(shown, text)
             registry = _validate(shown, data)
             if registry.version > SCHEMA_VERSION:
                 raise RegistryError(
@@ -483,9 +483,9 @@ def edit(locations: Locations, focus: Callable[[Registry], Span | None] | None =
                     "upgrade ollamactl (pip install -U ollamactl)",
                 )
             span = _span(focus, registry)
-            region = registry_regions.find(raw.decode("utf-8"), data, span) if span else None
+            region = registry_regions.find(text.decode("utf-8"), data, span) if span else None
             try:
-                document = region.document if region else tomlkit.parse(raw.decode("utf-8"))
+                document = region.document if region else tomlkit.parse(text.decode("utf-8"))
             except ValueError as exc:  # tomlkit is stricter than tomllib in a few corners
                 raise RegistryError(f"registry {shown} cannot be edited safely: {exc}; it was not changed",
                                     "edit it by hand") from None
@@ -504,7 +504,7 @@ def edit(locations: Locations, focus: Callable[[Registry], Span | None] | None =
         with _os_errors("write", shown):
             if raw is not None:
                 atomic_files.atomic_write(locations.backup, raw)
-            atomic_files.atomic_write(target, new)
+            atomic_files.atomic_write(target, bom + new)
         editor.registry = written
 
 

@@ -12,7 +12,8 @@ Rules that keep it honest:
 - a file modified in the last marshal_cache.RACY_S seconds is not snapshotted (an edit in the same
   clock tick could keep size and mtime), so hand edits are always seen;
 - a registry holding a stored API key is never snapshotted: keys stay in the 0600 registry only;
-- the snapshot is a cache (core/marshal_cache.py): anything unreadable or of another shape is ignored and rebuilt.
+- the snapshot is a cache (core/marshal_cache.py): anything damaged (its checksum), unreadable or of
+  another shape is ignored and rebuilt.
 """
 
 from __future__ import annotations

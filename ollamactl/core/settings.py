@@ -43,13 +43,14 @@ DAY = 86400.0
 
 
 class Bound(Record):
-    """A number's rule: a whole number from `low` to `high`, or a measure in `unit` above `low` and
-    at most `high`."""
+    """A number's rule: a whole number from `low` to `high`, or a measure in `unit` above `low` (at
+    least `low` when `floor`) and at most `high`."""
 
     whole: bool
     low: float
     high: float
     unit: str = "seconds"
+    floor: bool = False
 
 
 _SECONDS = Bound(False, 0.0, DAY)
@@ -61,7 +62,7 @@ NUMBERS: dict[str, Bound] = {
     "connect_timeout": _SECONDS,
     "first_byte_timeout": _SECONDS,
     "liveness_interval": _SECONDS,
-    "interval": _SECONDS,
+    "interval": Bound(False, 0.5, DAY, floor=True),  # health --watch: each instance probed at most twice a second
     "wait": _SECONDS,  # exec/run/embed: seconds to wait for a lease (0 is allowed: give up at once)
     "concurrency": Bound(True, 1, 4096),  # health probes at once
     "weight": Bound(True, 1, 1000),  # smooth weighted round-robin sums weights: small integers
@@ -84,9 +85,11 @@ def number_problem(key: str, value: Any) -> str | None:
         if whole and bound.low <= value <= bound.high:
             return None
         return f"must be a whole number from {bound.low:g} to {bound.high:g}, got {value!r}"
-    if number and math.isfinite(value) and bound.low < value <= bound.high:
+    if number and math.isfinite(value) and (bound.low <= value if bound.floor else bound.low < value) \
+            and value <= bound.high:
         return None
-    return f"must be a number of {bound.unit} above {bound.low:g} and at most {bound.high:g}, got {value!r}"
+    least = "at least" if bound.floor else "above"
+    return f"must be a number of {bound.unit} {least} {bound.low:g} and at most {bound.high:g}, got {value!r}"
 
 
 def checked(key: str, value: Any, flag: str | None = None) -> Any:

@@ -61,7 +61,7 @@ def validate(data: Any, now: float | None = None) -> tuple[dict[str, Any], str |
         for key in [key for key, value in entries.items() if not valid(value, moment)]:
             del entries[key]
             dropped += 1
-    for key in [key for key in data if key not in SECTIONS and key != "version" and not _shallow(data[key])]:
+    for key in [key for key in data if key not in SECTIONS and key != "version" and not shallow(data[key])]:
         del data[key]
         dropped += 1
     if dropped:
@@ -79,10 +79,11 @@ def _well_formed(data: Any) -> bool:
     )
 
 
-def _shallow(value: Any) -> bool:
-    """Whether `value` nests at most MAX_DEPTH levels (sections of another version are kept if so)."""
+def shallow(value: Any, levels: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests dicts and lists at most `levels` deep, found without recursion (sections
+    of another version are kept if so; the registry's document is checked with it too)."""
     level = [value]
-    for _ in range(MAX_DEPTH):
+    for _ in range(levels):
         level = [child for item in level if isinstance(item, (dict, list))
                  for child in (item.values() if isinstance(item, dict) else item)]
         if not level:

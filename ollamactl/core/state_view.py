@@ -15,7 +15,8 @@ Who makes it: the writer of the state file (`FileStore.update`, under the state 
 the new file's stat before it is renamed into place, so the view is there as soon as the file
 is; and a reader that found none, but only for a file older than marshal_cache.RACY_S seconds (a
 rewrite in the same clock tick could keep inode, size and mtime). The view is a cache in the 0700
-state dir (core/marshal_cache.py): anything unreadable or of another shape is ignored and rebuilt.
+state dir (core/marshal_cache.py): anything damaged (its checksum), unreadable or of another shape
+is ignored and rebuilt.
 The state holds no API keys (server words are scrubbed before they are stored).
 """
 
