@@ -12,7 +12,9 @@ from ollamactl.core.fleet import Fleet
 
 
 @pytest.mark.parametrize("spelling", ["localhost:11500", "http://[::1]:11500", "http://127.0.0.1:11500/",
-                                      "LOCALHOST:11500", "0.0.0.0:11500"])
+                                      "LOCALHOST:11500", "0.0.0.0:11500", "127.1:11500", "2130706433:11500",
+                                      "0x7f000001:11500", "0177.0.0.1:11500", "[::ffff:127.0.0.1]:11500",
+                                      "http://127.0.0.1:11500"])
 def test_the_same_server_under_another_spelling_is_a_duplicate(spelling):
     ok("add", "127.0.0.1:11500")
     result = run("add", spelling)
@@ -21,6 +23,16 @@ def test_the_same_server_under_another_spelling_is_a_duplicate(spelling):
     assert len(Fleet().instances()) == 1
     ok("add", "127.0.0.1:11501")  # another port is another server
     ok("add", "http://localhost:11500/ollama")  # so is another path
+
+
+def test_a_numeric_spelling_is_stored_as_its_address_and_the_user_told():
+    result = ok("add", "http://0x7f000001:11500")
+    assert Fleet().instances()[0].url == "http://127.0.0.1:11500"
+    assert "ollamactl: 0x7f000001 is the address 127.0.0.1: stored as http://127.0.0.1:11500" in result.stderr
+    ok("add", "127.0.0.1:11501")
+    result = ok("update", result.stdout.strip(), "--url", "[::ffff:10.0.0.1]:11500")
+    assert "[::ffff:10.0.0.1] is the address 10.0.0.1" in result.stderr
+    assert "stored as" not in ok("add", "Gpu1.example.").stderr  # a host name keeps its spelling
 
 
 def test_add_check_probes_first(sim_instance, sim):
@@ -62,3 +74,11 @@ def test_the_lookup_asks_the_resolver_only_for_names_and_never_waits_long(monkey
     release.set()
     assert time.monotonic() - started < 4
     assert asked == ["gpu9", "slow.example"]
+
+
+def test_a_registry_holding_two_spellings_of_one_server_names_the_entry_and_its_spelling(isolated_env):
+    isolated_env["config"].parent.mkdir(parents=True)
+    isolated_env["config"].write_text('version = 1\n[[instances]]\nid = "a"\nurl = "http://127.0.0.1:11500"\n'
+                                      '[[instances]]\nid = "b"\nurl = "http://127.1:11500"\n')
+    line = one_error_line(run("list"))
+    assert "instances[1].url" in line and "'http://127.0.0.1:11500' (as written: 'http://127.1:11500')" in line

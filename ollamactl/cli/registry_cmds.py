@@ -27,6 +27,15 @@ def _inflight(value: int | None) -> int | None:
     return value or None
 
 
+def _say_respelled(url: str, stored: str) -> None:
+    """Tell the user when the host they typed is kept under another spelling (a numeric IPv4 form)."""
+    from ollamactl.core.urls import respelled_host
+
+    respelled = respelled_host(url)
+    if respelled:
+        output.say(f"{respelled[0]} is the address {respelled[1]}: stored as {stored}")
+
+
 def read_api_key(label: str) -> str:
     """A key from stdin: a hidden prompt on a terminal, else the whole of stdin."""
     if sys.stdin.isatty():
@@ -64,7 +73,8 @@ def add(
 ) -> None:
     """Register an instance and print its id.
 
-    The same server under another spelling (localhost, 127.0.0.1, [::1]) is refused as a duplicate.
+    The same server under another spelling (localhost, 127.0.0.1, [::1], 127.1, [::ffff:127.0.0.1])
+    is refused as a duplicate; numeric IPv4 spellings are stored as dotted quads.
 
     Example: ollamactl add http://cpu1:11434 --name "CPU box" --priority backup --max-inflight 2 --check
     """
@@ -76,6 +86,7 @@ def add(
     instance = fleet().add(url, name=name, id=instance_id, type=kind, weight=weight, enabled=not disabled,
                            api_key_env=api_key_env, api_key=key, priority=priority,
                            max_inflight=_inflight(max_inflight), check=check)
+    _say_respelled(url, instance.url)
     host = None if check else unresolvable_host(instance.url)
     if host:
         output.warn(f"host {host!r} does not resolve (a typo?); registered anyway,"
@@ -136,6 +147,8 @@ def update(
         current.find(ref)  # fail on an unknown instance before asking for a key
         changes["api_key"] = read_api_key(ref)
     instance = current.update(ref, **changes)
+    if url is not None:
+        _say_respelled(url, instance.url)
     output.message(f"updated {instance.id}")
 
 
