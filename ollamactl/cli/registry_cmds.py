@@ -79,9 +79,9 @@ def add(
     Example: ollamactl add http://cpu1:11434 --name "CPU box" --priority backup --max-inflight 2 --check
     """
     from ollamactl.core.lookup import unresolvable_host
+    from ollamactl.core.registry_ops import check_key_source
 
-    if api_key_env and api_key_stdin:
-        raise UsageError("--api-key-env and --api-key-stdin conflict", "choose one way to give the key")
+    check_key_source(api_key_env, api_key_stdin)  # before a key is read
     key = read_api_key(name or url) if api_key_stdin else None
     instance = fleet().add(url, name=name, id=instance_id, type=kind, weight=weight, enabled=not disabled,
                            api_key_env=api_key_env, api_key=key, priority=priority,

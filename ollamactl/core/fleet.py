@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import os
 
-from ollamactl.core import health_cache, paths, registry, routing, settings
-from ollamactl.core.errors import NoInstanceError, OllamactlError, UsageError
+from ollamactl.core import health_cache, params, paths, registry, routing, settings
+from ollamactl.core.errors import InvalidValue, NoInstanceError, OllamactlError, UsageError
 from ollamactl.core.registry import Instance, Registry
 from ollamactl.core.store import FileStore
 
@@ -181,17 +181,17 @@ class Fleet:
     def enable(self, *refs: str) -> list[Instance]:
         from ollamactl.core import registry_ops
 
-        return registry_ops.set_enabled(self.locations, list(refs), True)
+        return registry_ops.set_enabled(self.locations, params.refs("refs", refs), True)
 
     def disable(self, *refs: str) -> list[Instance]:
         from ollamactl.core import registry_ops
 
-        return registry_ops.set_enabled(self.locations, list(refs), False)
+        return registry_ops.set_enabled(self.locations, params.refs("refs", refs), False)
 
     def remove(self, *refs: str) -> list[Instance]:
         from ollamactl.core import registry_ops
 
-        return registry_ops.remove(self.locations, list(refs))
+        return registry_ops.remove(self.locations, params.refs("refs", refs))
 
     def discover(self, targets: Sequence[str] = (), *, ports: Sequence[int] = (), timeout: float | None = None,
                  connect_timeout: float | None = None, concurrency: int | None = None, yes: bool = False,
@@ -305,6 +305,8 @@ class Fleet:
         from ollamactl.core import health
         from ollamactl.core.keys import keys_of
 
+        if timeout is not None:
+            settings.checked("timeout", timeout)
         reg = self.registry()
         results = health.check(instances, timeout if timeout is not None else float(reg.setting("timeout")),
                                int(reg.setting("concurrency")), on_result, keys_of([*reg.instances, *instances]),
@@ -327,6 +329,9 @@ class Fleet:
         from ollamactl.core import monitor
         from ollamactl.core.keys import keys_of
 
+        settings.checked("interval", interval)
+        if timeout is not None:
+            settings.checked("timeout", timeout)
         reg = self.registry()
         listed = [] if callable(instances) else list(instances)
         monitor.watch(instances, timeout=timeout if timeout is not None else float(reg.setting("timeout")),
@@ -416,17 +421,21 @@ class Fleet:
         from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
 
+        jobs = [(instance, params.model(model)) for instance, model in jobs]
+        concurrency = model_ops.DEFAULT_PULL_CONCURRENCY if concurrency is None else concurrency
+        settings.checked("pull_concurrency", concurrency, "concurrency")
         reg = self.registry()
+        timeouts = Timeouts.from_settings(reg, first_byte=timeout, param="timeout")
         between = model_ops.BETWEEN_LINES_S if timeout is None else timeout
-        return model_ops.pull(self.store, jobs, Timeouts.from_settings(reg, first_byte=timeout, flag="--timeout"),
-                              concurrency=concurrency or model_ops.DEFAULT_PULL_CONCURRENCY,
-                              on_progress=on_progress, between=between, probe_timeout=float(reg.setting("timeout")))
+        return model_ops.pull(self.store, jobs, timeouts, concurrency=concurrency, on_progress=on_progress,
+                              between=between, probe_timeout=float(reg.setting("timeout")))
 
     def delete_model(self, model: str, instances: Sequence[Instance]) -> list[Outcome]:
         """Delete `model` from `instances` (Survey.removal makes the last-copy check first)."""
         from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
 
+        model = params.model(model)
         reg = self.registry()
         return model_ops.delete(self.store, instances, model, Timeouts.from_settings(reg),
                                 float(reg.setting("timeout")))
@@ -438,7 +447,8 @@ class Fleet:
         from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
 
-        timeouts = Timeouts.from_settings(self.registry(), first_byte=timeout, flag="--timeout")
+        model = params.model(model)
+        timeouts = Timeouts.from_settings(self.registry(), first_byte=timeout, param="timeout")
         return model_ops.warm(self.store, instances, model, kind, load, timeouts, timeouts.first_byte,
                               keep_alive=keep_alive)
 
@@ -510,10 +520,10 @@ class Fleet:
         """
         from ollamactl.core import leases, selection
 
+        if wait is not None and (problem := settings.problem("wait", wait)):
+            raise InvalidValue(("wait",), problem, "use 0 to give up at once")
         reg = self.registry()
         wait = float(reg.setting("wait")) if wait is None else wait
-        if not 0 <= wait < float("inf"):
-            raise UsageError(f"--wait {wait:g} is not a number of seconds >= 0", "use 0 to give up at once")
         said: set[str] = set()
 
         def warn_once(message: str) -> None:  # a waiter chooses many times: say each thing once
@@ -605,6 +615,7 @@ class Fleet:
         from ollamactl.core.breaker import Feedback
         from ollamactl.core.http import Timeouts
 
+        settings.checked("tries", tries)
         lease, decision = self.lease("chat", request.model, instance=instance, strategy=strategy, key=key, wait=wait,
                                      strict=strict, need_model=True)
         with lease:
@@ -620,15 +631,26 @@ class Fleet:
                  think: bool | None = None, **routing_options: Any) -> Iterator[str]:
         """The answer's text fragments as they arrive, from the first instance that serves the model.
 
-        `routing_options`: instance, strategy, key, tries, timeouts (as for `stream`).
+        `routing_options`: instance, strategy, key, tries, timeouts (as for `stream`). Arguments are
+        checked here, before the first fragment is asked for.
         """
+        from ollamactl.core.generate import GenerateRequest
+
+        params.text("model", model)
+        if not isinstance(prompt, str):
+            raise InvalidValue(("prompt",), f"must be a string, got {params.shown(prompt)}")
+        settings.checked("tries", routing_options.get("tries", 3))
+        request = GenerateRequest(model, prompt, chat=chat, system=system, format=format, options=options,
+                                  keep_alive=keep_alive, think=think)
+        return self._fragments(request, routing_options)
+
+    def _fragments(self, request: GenerateRequest, routing_options: dict[str, Any]) -> Iterator[str]:
         import queue
         import threading
 
-        from ollamactl.core.generate import GenerateRequest, text_fragment
+        from ollamactl.core.generate import text_fragment
 
-        request = GenerateRequest(model, prompt, chat=chat, system=system, format=format, options=options,
-                                  keep_alive=keep_alive, think=think)
+        chat = request.chat
         fragments: queue.Queue[Any] = queue.Queue()
         finished = object()
 
@@ -665,6 +687,7 @@ class Fleet:
         """
         from ollamactl.core import leases
 
+        settings.checked("per_instance", per_instance)
         lease, decision = self.lease("embedding", model, instance=instance, wait=wait, take=leases.every_free,
                                      strict=strict, need_model=True)
         with lease:
@@ -701,6 +724,10 @@ class Fleet:
         """One vector per text, in input order (`options` as for `embed_batches`)."""
         from ollamactl.core.embed import batched
 
+        settings.checked("batch_size", batch_size)
+        if isinstance(texts, str):
+            raise InvalidValue(("texts",), f"must be a list of strings, got {params.shown(texts)}",
+                               "wrap one text in a list: [text]")
         vectors: list[list[float]] = []
         self.embed_batches(model, batched(texts, batch_size), lambda start, chunk: vectors.extend(chunk), **options)
         return vectors

@@ -117,6 +117,9 @@ class Registry(Record):
 
     def find(self, ref: str) -> Instance:
         """The instance whose id, else name, is `ref`; a UsageError with close matches otherwise."""
+        from ollamactl.core.params import text
+
+        text("ref", ref)
         for instance in self.instances:
             if instance.id == ref:
                 return instance
