@@ -147,25 +147,40 @@ class Fleet:
             weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
             api_key: str | None = None, priority: int | str = 0, max_inflight: int | None = None,
             check: bool = False) -> Instance:
-        """Register an instance (the URL is normalised; the id is derived from it unless given).
+        """Register an instance (the URL is normalised, a pasted API path such as /api or /v1 dropped
+        with a warning; the id is derived from it unless given).
 
         `priority`: its tier (lower is preferred; "backup": below every other); `max_inflight`:
         leases at once (None: unlimited). `check`: probe it first and refuse (OllamactlError,
         nothing written) unless it answers like Ollama."""
         from ollamactl.core import registry_ops
 
+        url, note = self._base_url(url)
         if check:
             self._check_answers(url, api_key_env, api_key)
-        return registry_ops.add(self.locations, url, name=name, instance_id=id, kind=type, weight=weight,
-                                enabled=enabled, api_key_env=api_key_env, api_key=api_key, priority=priority,
-                                max_inflight=max_inflight)
+        added = registry_ops.add(self.locations, url, name=name, instance_id=id, kind=type, weight=weight,
+                                 enabled=enabled, api_key_env=api_key_env, api_key=api_key, priority=priority,
+                                 max_inflight=max_inflight)
+        if note:
+            self.warn(note)
+        return added
+
+    @staticmethod
+    def _base_url(given: str) -> tuple[str, str | None]:
+        """`given` normalised, without a pasted API path (`/api`, `/api/generate`, `/v1`: see
+        urls.without_api_path), and the warning to give once it is stored (None: nothing dropped)."""
+        from ollamactl.core.urls import normalise_url, without_api_path
+
+        url, dropped = without_api_path(normalise_url(params.text("url", given)))
+        if dropped is None:
+            return url, None
+        return url, (f"dropped {dropped} from {given.strip()}: ollamactl adds the API path to every request itself"
+                     f" (requests would have gone to {dropped}/api/...); stored as {url}")
 
     def _check_answers(self, url: str, api_key_env: str | None, api_key: str | None) -> None:
         from ollamactl.core import health
-        from ollamactl.core.urls import normalise_url
 
-        candidate = Instance(id="candidate", name="candidate", url=normalise_url(url), api_key_env=api_key_env,
-                             api_key=api_key)
+        candidate = Instance(id="candidate", name="candidate", url=url, api_key_env=api_key_env, api_key=api_key)
         result = health.check([candidate], float(self.registry().setting("timeout")))[0]
         if not result.healthy:
             raise OllamactlError(f"{candidate.url} does not answer like Ollama ({result.error}); nothing registered",
@@ -176,7 +191,13 @@ class Fleet:
         (None: unlimited), api_key_env, api_key (api_key_env=None / api_key=None drop the key settings)."""
         from ollamactl.core import registry_ops
 
-        return registry_ops.update(self.locations, ref, registry_ops.Changes(**changes))
+        note = None
+        if "url" in changes:
+            changes["url"], note = self._base_url(changes["url"])
+        updated = registry_ops.update(self.locations, ref, registry_ops.Changes(**changes))
+        if note:
+            self.warn(note)
+        return updated
 
     def enable(self, *refs: str) -> list[Instance]:
         from ollamactl.core import registry_ops

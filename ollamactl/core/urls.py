@@ -154,6 +154,22 @@ def _normalise_path(path: str, raw: str) -> str:
     return "".join(f"/{segment}" for segment in segments)
 
 
+_API_SEGMENTS = ("api", "v1")  # Ollama's own API and its OpenAI-compatible one: ollamactl adds these
+
+
+def without_api_path(url: str) -> tuple[str, str | None]:
+    """(`url` without a path from `/api` or `/v1` on, the part dropped or None): a pasted endpoint
+    such as `http://h:11434/api/generate` is the server at `http://h:11434` (every request adds its
+    own /api/... path, so a kept /api would send them to /api/api/...)."""
+    base, slash, path = url.partition("://")[2].partition("/")
+    segments = path.split("/") if slash else []
+    for index, segment in enumerate(segments):
+        if segment in _API_SEGMENTS:
+            kept = "".join(f"/{s}" for s in segments[:index])
+            return f"{url.partition('://')[0]}://{base}{kept}", "/" + "/".join(segments[index:])
+    return url, None
+
+
 # What `localhost` stands for. Other 127.x addresses are hosts of their own: a server bound to
 # 127.0.0.2 does not answer on 127.0.0.1 (multi-host tests and `discover` rely on it).
 _LOOPBACK_NAMES = ("localhost", "ip6-localhost", "ip6-loopback", "[::1]", "127.0.0.1")
