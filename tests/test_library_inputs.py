@@ -49,6 +49,11 @@ BAD_CALLS = [
     ("pull(concurrency=0)", lambda f: f.pull([(f.find("one"), "llama3.2")], concurrency=0), "concurrency"),
     ("delete_model(None)", lambda f: f.delete_model(None, f.instances()), "model"),
     ("warm('a b')", lambda f: f.warm("a b", f.instances(), "chat"), "model"),
+    ("update(bogus=1)", lambda f: f.update("one", bogus=1), "bogus"),
+    ("export(model=5)", lambda f: f.export("json", model=5), "model"),
+    ("select(None)", lambda f: f.select(None), "request"),
+    ("run_command('ls')", lambda f: f.run_command("ls"), "command"),
+    ("run_command([])", lambda f: f.run_command([]), "command"),
 ]
 
 

@@ -191,6 +191,10 @@ class Fleet:
         (None: unlimited), api_key_env, api_key (api_key_env=None / api_key=None drop the key settings)."""
         from ollamactl.core import registry_ops
 
+        unknown = sorted(set(changes) - set(registry_ops.Changes.__dataclass_fields__))
+        if unknown:
+            raise InvalidValue(tuple(unknown), "cannot be changed",
+                               f"change {', '.join(registry_ops.Changes.__dataclass_fields__)}")
         note = None
         if "url" in changes:
             changes["url"], note = self._base_url(changes["url"])
@@ -477,6 +481,8 @@ class Fleet:
 
     def select(self, request: routing.Request) -> routing.Decision:
         """The routing decision for `request`: picks, and why each instance was kept or dropped."""
+        if not isinstance(request, routing.Request):
+            raise InvalidValue(("request",), f"must be a routing.Request, got {params.shown(request)}")
         reg = self.registry()
         return routing.select(request, reg, self._store_for(reg), self.warn, self.default_instance,
                               revalidate=self._revalidate)
@@ -606,6 +612,7 @@ class Fleet:
             running.pause(lost)
             self._lapsed(instance, lost, "COMMAND is paused", ": COMMAND resumed")
 
+        command = params.command("command", command)
         lease, _ = self.lease(type, model, instance=instance, strategy=strategy, key=key, strict=strict,
                               refresh=refresh, wait=wait, notice=notice)
         with lease:
@@ -770,6 +777,8 @@ class Fleet:
         from ollamactl.core.export_common import DEFAULT_LISTEN, NothingToExport
         from ollamactl.core.keys import keys_of, redact
 
+        if model is not None:
+            params.model(model)
         if listen is not None and fmt == "json":
             raise UsageError("--listen applies to the gateway formats, not json", "leave it out")
         reg = self.registry()

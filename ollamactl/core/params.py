@@ -53,6 +53,15 @@ def models(names: Sequence[Any], param: str = "models") -> list[str]:
     return [model(name, param) for name in names]
 
 
+def command(param: str, value: Any) -> list[str]:
+    """A program and its arguments: a non-empty list of strings (a string alone would be split into
+    characters)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+        raise InvalidValue((param,), f"must be a non-empty list of strings, got {shown(value)}",
+                           "e.g. [\"curl\", \"-s\", \"http://...\"]")
+    return [text(param, part) for part in value]
+
+
 def flag(param: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise InvalidValue((param,), f"must be True or False, got {shown(value)}")
