@@ -16,10 +16,14 @@ from ollamactl.core import health
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.state import MAX_MODELS
 
-# Runs the CLI in a child and reports the child's peak memory (KiB on Linux) on its last stderr line.
+# Runs the CLI in a child and reports the child's peak memory (KiB) on its last stderr line: VmHWM, the
+# high-water mark of this program's own memory (ru_maxrss would carry over the forking pytest worker's).
 _MEASURED = """
-import atexit, resource, sys
-atexit.register(lambda: sys.stderr.write(f"\\nMAXRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n"))
+import atexit, sys
+def peak():
+    with open("/proc/self/status") as status:
+        return next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+atexit.register(lambda: sys.stderr.write(f"\\nMAXRSS {peak()}\\n"))
 from ollamactl.cli.launcher import main
 main(sys.argv[1:])
 """
