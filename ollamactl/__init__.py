@@ -1,16 +1,39 @@
 """ollamactl: one registry, health view and router for a fleet of Ollama servers.
 
-As a library: `from ollamactl import Fleet` (see ollamactl.core.fleet). The import is lazy so
-that `import ollamactl` (and the `pick` fast path) stays cheap.
+As a library: `from ollamactl import Fleet` (see ollamactl.core.fleet), with the errors it raises
+(every one an `OllamactlError`; bad arguments an `InvalidValue`, a `UsageError`) and the records
+it returns. Each name is imported on first use, so `import ollamactl` (and the `pick` fast path)
+stays cheap: no httpx, asyncio or tomlkit until a name that needs them is used.
 """
 
 __version__ = "0.1.0"
-__all__ = ["Fleet", "__version__"]
+
+_HOMES = {  # name -> the module defining it
+    "Fleet": "fleet",
+    "OllamactlError": "errors", "UsageError": "errors", "InvalidValue": "errors", "RegistryError": "errors",
+    "NoInstanceError": "errors", "BusyError": "errors", "ExitCode": "errors",
+    "ModelMissing": "routing", "Request": "routing", "Decision": "routing",
+    "OllamaError": "http", "AllFailed": "http", "Timeouts": "http",
+    "NothingToExport": "export_common", "Exported": "export_common",
+    "CommandError": "child",
+    "Instance": "registry", "Registry": "registry",
+    "HealthResult": "health",
+    "Survey": "model_ops", "Outcome": "model_ops", "Step": "model_ops",
+    "GenerateRequest": "generate", "Completion": "generate",
+    "EmbedSummary": "embed",
+    "Lease": "leases",
+}
+__all__ = ["__version__", *_HOMES]
 
 
 def __getattr__(name):  # type: ignore[no-untyped-def]
-    if name == "Fleet":
-        from ollamactl.core.fleet import Fleet
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ollamactl' has no attribute {name!r}")
+    value = getattr(__import__(f"ollamactl.core.{home}", fromlist=[name]), name)
+    globals()[name] = value
+    return value
 
-        return Fleet
-    raise AttributeError(f"module 'ollamactl' has no attribute {name!r}")
+
+def __dir__():  # type: ignore[no-untyped-def]
+    return sorted([*globals(), *_HOMES])

@@ -1,6 +1,8 @@
 """Shared fixtures: every test runs against its own registry and state directory."""
 
+import errno
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -29,13 +31,42 @@ def isolated_env(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr("ollamactl.core.lookup._resolve", fake_resolver)  # `add` asks; no DNS query leaves a test
     monkeypatch.setattr("ollamactl.core.lookup._reverse", fake_reverse)  # `discover --add` names what it found
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_getaddrinfo)  # `add` probes what it registers:
+    monkeypatch.setattr(socket.socket, "connect", loopback_connect)  # gpu1, 10.1.2.3 ... must stay unasked
     return {"config": config, "state": state}
+
+
+_getaddrinfo, _connect = socket.getaddrinfo, socket.socket.connect
+_LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
+
+
+def _loopback(host) -> bool:
+    import ipaddress
+
+    if host is None or host in _LOOPBACK_NAMES or (isinstance(host, str) and host.endswith(".localhost")):
+        return True
+    try:
+        return ipaddress.ip_address(host.decode() if isinstance(host, bytes) else host).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_getaddrinfo(host, *args, **kwargs):
+    """No test asks a DNS server: names other than loopback ones do not resolve."""
+    if not _loopback(host):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (tests stay on loopback)")
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+def loopback_connect(sock, address):
+    """No test sends a packet beyond loopback (Unix sockets pass)."""
+    if isinstance(address, tuple) and not _loopback(address[0]):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable (tests stay on loopback)")
+    return _connect(sock, address)
 
 
 def fake_resolver(host, port):
     """Names under .invalid (RFC 6761) do not exist; every other name resolves."""
-    import socket
-
     if host.endswith(".invalid"):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 0))]

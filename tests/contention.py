@@ -69,7 +69,7 @@ def contend(config: Path, state_dir: Path, instances: int = 45, edits: int = 60,
     assert third <= instances // 2, "not enough instances to update and remove distinct ones"
     commands = []
     for n in range(third):
-        commands.append(["add", _url(30000 + n)])
+        commands.append(["add", _url(30000 + n), "--no-check"])  # registry edits, not probes, contend here
         commands.append(["update", f"127-0-0-1-{20000 + n}", "--weight", str(n + 2)])
         commands.append(["remove", "--yes", f"127-0-0-1-{20000 + instances - 1 - n}"])
     outcome = Outcome(edits=len(commands))

@@ -46,7 +46,7 @@ def test_key_prefixes_keep_two_fleets_apart_on_one_server(redis_server, tmp_path
 
 
 def test_the_store_comes_from_the_setting_and_paths_and_health_name_it(redis_server, isolated_env, sim_instance):
-    ok("add", sim_instance.url)
+    ok("add", sim_instance.url, "--no-check")  # a probe now would fill the file store: the setting comes next
     config = isolated_env["config"]
     config.write_text(f'[settings]\nstore = "{redis_server.url}?prefix=t:"\n' + config.read_text())
     where = json.loads(ok("paths", "--json").stdout)["store"]

@@ -67,8 +67,8 @@ def test_a_writer_killed_before_the_rename_leaves_the_old_file(config):
     ok("add", "gpu1")
     ok("update", "gpu1-11434", "--weight", "2")
     before = config.read_bytes()
-    proc = subprocess.Popen([sys.executable, "-c", PAUSE_BEFORE_REPLACE, "add", "gpu2"], env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", PAUSE_BEFORE_REPLACE, "add", "gpu2", "--no-check"],
+                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 30)
         assert ready, "the writer never reached os.replace (does it still write via a temp file?)"

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ollamactl.core.errors import UsageError
-from ollamactl.core.urls import derive_id, normalise_url, validate_id
+from ollamactl.core.urls import derive_id, normalise_url, respelled_host, validate_id
 
 # The autouse isolation fixture is function-scoped; these properties do not touch the environment.
 PROPERTY = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -70,6 +70,55 @@ def test_bad_urls_raise_usage_error_naming_the_value(given, named):
     with pytest.raises(UsageError) as error:
         normalise_url(given)
     assert named in str(error.value)
+
+
+@pytest.mark.parametrize("spelling", ["127.1", "2130706433", "0x7f000001", "0177.0.0.1", "0x7F.0.0.1",
+                                      "[::ffff:127.0.0.1]", "[::FFFF:7f00:1]", "127.0.0.1.", "0177.0.0.01"])
+def test_every_spelling_of_an_ipv4_address_is_its_dotted_quad(spelling):
+    """What getaddrinfo (inet_aton) connects to for these spellings is 127.0.0.1: stored so."""
+    assert normalise_url(f"http://{spelling}:8080") == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(("given", "named"), [("256.1.1.1", "'256.1.1.1'"), ("1.2.3.4.5", "'1.2.3.4.5'"),
+                                              ("08.1.1.1", "'08' is octal"), ("4294967296", "'4294967296'")])
+def test_a_number_that_is_no_ipv4_address_is_refused_not_looked_up_as_a_name(given, named):
+    with pytest.raises(UsageError) as error:
+        normalise_url(given)
+    assert "invalid IPv4 address" in str(error.value) and named in str(error.value)
+
+
+NUMERIC_HOST = st.lists(st.one_of(st.integers(0, 2**32).map(str), st.integers(0, 2**32).map(hex),
+                                  st.integers(0, 2**32).map(lambda n: "0" + format(n, "o")),
+                                  st.sampled_from(["0", "00", "08", "0x", "255", "256"])),
+                        min_size=1, max_size=5).map(".".join)
+
+
+@PROPERTY
+@given(NUMERIC_HOST)
+@example("0x")
+@example("1.0x")
+def test_numeric_hosts_are_read_as_the_system_resolver_reads_them(host):
+    import socket
+
+    try:
+        expected = socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        expected = None
+    try:
+        stored = normalise_url(host).partition("://")[2].rpartition(":")[0]
+    except UsageError:
+        stored = None
+    if expected is None:
+        assert stored in (None, host)  # refused, or (not a number to the resolver either) a name
+    else:
+        assert stored == ("127.0.0.1" if expected == "0.0.0.0" else expected)
+
+
+def test_respelled_host_names_only_real_changes():
+    assert respelled_host("http://0x7f000001:8080/p") == ("0x7f000001", "127.0.0.1")
+    assert respelled_host("[::ffff:10.0.0.1]") == ("[::ffff:10.0.0.1]", "10.0.0.1")
+    for same in ("GPU1.example.", "127.0.0.1:80", "https://[2001:DB8::1]", "10.1.2.3"):
+        assert respelled_host(same) is None
 
 
 def test_credentials_are_masked_in_the_error():

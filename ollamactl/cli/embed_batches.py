@@ -96,8 +96,8 @@ def embed(model: str, texts: list[str] | None, file: str | None, batch_size: int
     from ollamactl.core.http import Timeouts
 
     began = time.perf_counter()
-    settings.checked("batch_size", batch_size, "--batch-size")
-    settings.checked("per_instance", per_instance, "--per-instance")
+    settings.checked("batch_size", batch_size)  # before the input is read
+    settings.checked("per_instance", per_instance)
     if not model.strip():
         raise UsageError("the model name is empty", "give a model such as nomic-embed-text")
     current = fleet()

@@ -111,8 +111,8 @@ def health(refs: list[str] | None, watch: bool, interval: float, timeout: float 
            include_all: bool) -> int:
     """Check `refs` (else every enabled instance) now; show the results; the exit code."""
     if timeout is not None:
-        settings.checked("timeout", timeout, "--timeout")
-    settings.checked("interval", interval, "--interval")
+        settings.checked("timeout", timeout)
+    settings.checked("interval", interval)
     current = fleet()
     if watch:
         _watch(current, refs, include_all, timeout, interval, json_output)

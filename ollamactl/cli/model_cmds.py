@@ -21,7 +21,7 @@ from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
 from ollamactl.cli.model_options import keep_alive_value
 from ollamactl.cli.model_plans import plan_table, step_json
-from ollamactl.core import settings
+from ollamactl.core import params, settings
 from ollamactl.core.errors import NoInstanceError, OllamactlError, UsageError
 from ollamactl.core.model_ops import DEFAULT_PULL_CONCURRENCY
 
@@ -41,14 +41,6 @@ TIMEOUT = typer.Option(None, "--timeout", metavar="S",
                             " (settings liveness_interval).")
 CONCURRENCY = typer.Option(DEFAULT_PULL_CONCURRENCY, "--concurrency", "-c", metavar="N",
                            help=f"Downloads at once (default {DEFAULT_PULL_CONCURRENCY}).")
-
-
-def _model(name: str) -> str:
-    from ollamactl.model_names import normalise_model
-
-    if not name.strip() or any(not ch.isprintable() or ch.isspace() for ch in name.strip()):
-        raise UsageError(f"invalid model name {output.clean(name)!r}", "e.g. llama3.2 or qwen3:4b")
-    return normalise_model(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,9 +137,9 @@ def pull(
 
     Example: ollamactl pull qwen3:4b && ollamactl pick -m qwen3:4b
     """
-    settings.checked("pull_concurrency", concurrency, "--concurrency")  # before any network
+    settings.checked("pull_concurrency", concurrency, "concurrency")  # before any network
     _check_timeout(timeout)
-    name = _model(model)
+    name = params.model(model)
     if refs and everywhere:
         raise UsageError("name instances or pass --all, not both")
     current = fleet()
@@ -166,7 +158,7 @@ def pull(
 
 def _check_timeout(timeout: float | None) -> None:
     if timeout is not None:
-        settings.checked("first_byte_timeout", timeout, "--timeout")
+        settings.checked("first_byte_timeout", timeout, "timeout")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,8 +185,8 @@ def sync(
 
     Example: ollamactl sync --dry-run && ollamactl sync --yes
     """
-    settings.checked("pull_concurrency", concurrency, "--concurrency")  # before any network
-    wanted = [_model(m) for m in models or ()]
+    settings.checked("pull_concurrency", concurrency, "concurrency")  # before any network
+    wanted = params.models(models or ())
     current = fleet()
     origin = current.find(source) if source else None
     survey = current.survey(include=[origin] if origin else [])
@@ -239,7 +231,7 @@ def remove_model(
 
     Example: ollamactl rm qwen2.5:7b gpu2 --yes
     """
-    name = _model(model)
+    name = params.model(model)
     if bool(refs) == everywhere:
         raise UsageError("name the instances to remove it from, or pass --all", f"e.g. ollamactl rm {name} gpu2")
     if not yes and not sys.stdin.isatty():
@@ -265,7 +257,7 @@ def remove_model(
 def _warm(model: str, refs: list[str] | None, load: bool, keep_alive: str | None, json_output: bool,
           timeout: float | None) -> None:
     _check_timeout(timeout)
-    name = _model(model)
+    name = params.model(model)
     value = keep_alive_value(keep_alive)
     current = fleet()
     survey = current.survey(*(refs or ()))

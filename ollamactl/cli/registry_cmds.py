@@ -11,12 +11,17 @@ from ollamactl.cli.completers import choices, complete_instance, complete_priori
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
 from ollamactl.core.errors import UsageError
-from ollamactl.core.registry import TYPES
+from ollamactl.core.registry import TYPES, Instance
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.fleet import Fleet
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
 TYPE_HELP = "What the instance serves: chat, embedding or both."
 PRIORITY_HELP = "Tier: lower is preferred; `backup` is used only when every other tier is out (default 0)."
+ADD_PROBE_S = 2.0  # add's probe of a new instance: a short deadline (a warning, not a verdict)
 INFLIGHT_HELP = "Leases at once (exec, run, embed): the server's OLLAMA_NUM_PARALLEL x models; 0: unlimited."
 
 
@@ -25,6 +30,15 @@ def _inflight(value: int | None) -> int | None:
     if value is not None and value < 0:
         raise UsageError(f"--max-inflight {value} is negative", "give a whole number, 0 for unlimited")
     return value or None
+
+
+def _say_respelled(url: str, stored: str) -> None:
+    """Tell the user when the host they typed is kept under another spelling (a numeric IPv4 form)."""
+    from ollamactl.core.urls import respelled_host
+
+    respelled = respelled_host(url)
+    if respelled:
+        output.say(f"{respelled[0]} is the address {respelled[1]}: stored as {stored}")
 
 
 def read_api_key(label: str) -> str:
@@ -61,27 +75,48 @@ def add(
     api_key_stdin: bool = typer.Option(
         False, "--api-key-stdin", help="Read a key from stdin and store it in the (0600) registry."
     ),
-    check: bool = typer.Option(False, "--check", help="Probe it first; refuse (exit 1) unless it answers like Ollama."),
+    check: bool | None = typer.Option(
+        None, "--check/--no-check", show_default=False,
+        help=f"--check: probe it first, refuse (exit 1) unless it answers like Ollama. --no-check: no probe"
+             f" and no name lookup. Default: probe it once registered ({ADD_PROBE_S:g} s at most) and warn"
+             " when it does not answer like Ollama."),
 ) -> None:
     """Register an instance and print its id.
 
-    The same server under another spelling (localhost, 127.0.0.1, [::1]) is refused as a duplicate.
+    The same server under another spelling (localhost, 127.0.0.1, [::1], 127.1, [::ffff:127.0.0.1])
+    is refused as a duplicate; numeric IPv4 spellings are stored as dotted quads.
+
+    A pasted API path (/api, /api/generate, /v1) is dropped, with a warning: ollamactl adds it itself.
 
     Example: ollamactl add http://cpu1:11434 --name "CPU box" --priority backup --max-inflight 2 --check
     """
+    from ollamactl.core.registry_ops import check_key_source
+
+    check_key_source(api_key_env, api_key_stdin)  # before a key is read
+    key = read_api_key(name or url) if api_key_stdin else None
+    current = fleet()
+    instance = current.add(url, name=name, id=instance_id, type=kind, weight=weight, enabled=not disabled,
+                           api_key_env=api_key_env, api_key=key, priority=priority,
+                           max_inflight=_inflight(max_inflight), check=bool(check))
+    _say_respelled(url, instance.url)
+    if check is None:
+        _probe_added(current, instance)
+    typer.echo(instance.id)
+
+
+def _probe_added(current: Fleet, instance: Instance) -> None:
+    """Warn when the instance just registered does not answer like Ollama (a typo in the host or
+    port, a server not started yet); the result is cached as any probe's."""
     from ollamactl.core.lookup import unresolvable_host
 
-    if api_key_env and api_key_stdin:
-        raise UsageError("--api-key-env and --api-key-stdin conflict", "choose one way to give the key")
-    key = read_api_key(name or url) if api_key_stdin else None
-    instance = fleet().add(url, name=name, id=instance_id, type=kind, weight=weight, enabled=not disabled,
-                           api_key_env=api_key_env, api_key=key, priority=priority,
-                           max_inflight=_inflight(max_inflight), check=check)
-    host = None if check else unresolvable_host(instance.url)
+    later = f"registered anyway, see `ollamactl health {instance.id}` once it is up"
+    host = unresolvable_host(instance.url)
     if host:
-        output.warn(f"host {host!r} does not resolve (a typo?); registered anyway,"
-                    f" see `ollamactl health {instance.id}` once it is up")
-    typer.echo(instance.id)
+        output.warn(f"host {host!r} does not resolve (a typo?); {later}")
+        return
+    [result] = current.check(instance.id, timeout=ADD_PROBE_S)
+    if not result.healthy:
+        output.warn(f"{instance.url} does not answer like Ollama ({result.error}); {later}")
 
 
 @app.command("list")
@@ -138,6 +173,8 @@ def update(
         current.find(ref)  # fail on an unknown instance before asking for a key
         changes["api_key"] = read_api_key(ref)
     instance = current.update(ref, **changes)
+    if url is not None:
+        _say_respelled(url, instance.url)
     output.message(f"updated {instance.id}")
 
 

@@ -125,7 +125,7 @@ def run(model: str, prompt: list[str] | None, chat: bool, system: str | None, js
     from ollamactl.core.http import Timeouts
 
     began = time.monotonic()
-    settings.checked("tries", tries, "--tries")
+    settings.checked("tries", tries)  # before the prompt is read
     if not model.strip():
         raise UsageError("the model name is empty", "give a model such as llama3.2")
     options = typed_options((parse_option(item) for item in option or ()), output.warn)

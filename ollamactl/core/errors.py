@@ -43,6 +43,21 @@ class UsageError(OllamactlError):
     exit_code = ExitCode.USAGE
 
 
+class InvalidValue(UsageError):
+    """An argument breaks its rule: `params` names it (or the arguments that conflict) as the library
+    calls it, `problem` says why. A front end shows its own names for them (the CLI: its flags) with
+    `named`."""
+
+    def __init__(self, params: tuple[str, ...], problem: str, hint: str | None = None):
+        super().__init__(f"{' and '.join(params)} {problem}", hint)
+        self.params = params
+        self.problem = problem
+
+    def named(self, names: dict[str, str]) -> InvalidValue:
+        """The same error, each parameter under its name in `names` (when it has one there)."""
+        return InvalidValue(tuple(names.get(param, param) for param in self.params), self.problem, self.hint)
+
+
 class RegistryError(OllamactlError):
     """The registry file cannot be read or must not be written."""
 

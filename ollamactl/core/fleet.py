@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import os
 
-from ollamactl.core import health_cache, paths, registry, routing, settings
-from ollamactl.core.errors import NoInstanceError, OllamactlError, UsageError
+from ollamactl.core import health_cache, params, paths, registry, routing, settings
+from ollamactl.core.errors import InvalidValue, NoInstanceError, OllamactlError, UsageError
 from ollamactl.core.registry import Instance, Registry
 from ollamactl.core.store import FileStore
 
@@ -149,25 +149,40 @@ class Fleet:
             weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
             api_key: str | None = None, priority: int | str = 0, max_inflight: int | None = None,
             check: bool = False) -> Instance:
-        """Register an instance (the URL is normalised; the id is derived from it unless given).
+        """Register an instance (the URL is normalised, a pasted API path such as /api or /v1 dropped
+        with a warning; the id is derived from it unless given).
 
         `priority`: its tier (lower is preferred; "backup": below every other); `max_inflight`:
         leases at once (None: unlimited). `check`: probe it first and refuse (OllamactlError,
         nothing written) unless it answers like Ollama."""
         from ollamactl.core import registry_ops
 
+        url, note = self._base_url(url)
         if check:
             self._check_answers(url, api_key_env, api_key)
-        return registry_ops.add(self.locations, url, name=name, instance_id=id, kind=type, weight=weight,
-                                enabled=enabled, api_key_env=api_key_env, api_key=api_key, priority=priority,
-                                max_inflight=max_inflight)
+        added = registry_ops.add(self.locations, url, name=name, instance_id=id, kind=type, weight=weight,
+                                 enabled=enabled, api_key_env=api_key_env, api_key=api_key, priority=priority,
+                                 max_inflight=max_inflight)
+        if note:
+            self.warn(note)
+        return added
+
+    @staticmethod
+    def _base_url(given: str) -> tuple[str, str | None]:
+        """`given` normalised, without a pasted API path (`/api`, `/api/generate`, `/v1`: see
+        urls.without_api_path), and the warning to give once it is stored (None: nothing dropped)."""
+        from ollamactl.core.urls import normalise_url, without_api_path
+
+        url, dropped = without_api_path(normalise_url(params.text("url", given)))
+        if dropped is None:
+            return url, None
+        return url, (f"dropped {dropped} from {given.strip()}: ollamactl adds the API path to every request itself"
+                     f" (requests would have gone to {dropped}/api/...); stored as {url}")
 
     def _check_answers(self, url: str, api_key_env: str | None, api_key: str | None) -> None:
         from ollamactl.core import health
-        from ollamactl.core.urls import normalise_url
 
-        candidate = Instance(id="candidate", name="candidate", url=normalise_url(url), api_key_env=api_key_env,
-                             api_key=api_key)
+        candidate = Instance(id="candidate", name="candidate", url=url, api_key_env=api_key_env, api_key=api_key)
         result = health.check([candidate], float(self.registry().setting("timeout")))[0]
         if not result.healthy:
             raise OllamactlError(f"{candidate.url} does not answer like Ollama ({result.error}); nothing registered",
@@ -178,22 +193,32 @@ class Fleet:
         (None: unlimited), api_key_env, api_key (api_key_env=None / api_key=None drop the key settings)."""
         from ollamactl.core import registry_ops
 
-        return registry_ops.update(self.locations, ref, registry_ops.Changes(**changes))
+        unknown = sorted(set(changes) - set(registry_ops.Changes.__dataclass_fields__))
+        if unknown:
+            raise InvalidValue(tuple(unknown), "cannot be changed",
+                               f"change {', '.join(registry_ops.Changes.__dataclass_fields__)}")
+        note = None
+        if "url" in changes:
+            changes["url"], note = self._base_url(changes["url"])
+        updated = registry_ops.update(self.locations, ref, registry_ops.Changes(**changes))
+        if note:
+            self.warn(note)
+        return updated
 
     def enable(self, *refs: str) -> list[Instance]:
         from ollamactl.core import registry_ops
 
-        return registry_ops.set_enabled(self.locations, list(refs), True)
+        return registry_ops.set_enabled(self.locations, params.refs("refs", refs), True)
 
     def disable(self, *refs: str) -> list[Instance]:
         from ollamactl.core import registry_ops
 
-        return registry_ops.set_enabled(self.locations, list(refs), False)
+        return registry_ops.set_enabled(self.locations, params.refs("refs", refs), False)
 
     def remove(self, *refs: str) -> list[Instance]:
         from ollamactl.core import registry_ops
 
-        return registry_ops.remove(self.locations, list(refs))
+        return registry_ops.remove(self.locations, params.refs("refs", refs))
 
     def discover(self, targets: Sequence[str] = (), *, ports: Sequence[int] = (), timeout: float | None = None,
                  connect_timeout: float | None = None, concurrency: int | None = None, yes: bool = False,
@@ -376,6 +401,8 @@ class Fleet:
         from ollamactl.core import health
         from ollamactl.core.keys import keys_of
 
+        if timeout is not None:
+            settings.checked("timeout", timeout)
         reg = self.registry()
         results = health.check(instances, timeout if timeout is not None else float(reg.setting("timeout")),
                                int(reg.setting("concurrency")), on_result, keys_of([*reg.instances, *instances]),
@@ -398,6 +425,9 @@ class Fleet:
         from ollamactl.core import monitor
         from ollamactl.core.keys import keys_of
 
+        settings.checked("interval", interval)
+        if timeout is not None:
+            settings.checked("timeout", timeout)
         reg = self.registry()
         listed = [] if callable(instances) else list(instances)
         monitor.watch(instances, timeout=timeout if timeout is not None else float(reg.setting("timeout")),
@@ -522,17 +552,21 @@ class Fleet:
         from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
 
+        jobs = [(instance, params.model(model)) for instance, model in jobs]
+        concurrency = model_ops.DEFAULT_PULL_CONCURRENCY if concurrency is None else concurrency
+        settings.checked("pull_concurrency", concurrency, "concurrency")
         reg = self.registry()
+        timeouts = Timeouts.from_settings(reg, first_byte=timeout, param="timeout")
         between = model_ops.BETWEEN_LINES_S if timeout is None else timeout
-        return model_ops.pull(self.store, jobs, Timeouts.from_settings(reg, first_byte=timeout, flag="--timeout"),
-                              concurrency=concurrency or model_ops.DEFAULT_PULL_CONCURRENCY,
-                              on_progress=on_progress, between=between, probe_timeout=float(reg.setting("timeout")))
+        return model_ops.pull(self.store, jobs, timeouts, concurrency=concurrency, on_progress=on_progress,
+                              between=between, probe_timeout=float(reg.setting("timeout")))
 
     def delete_model(self, model: str, instances: Sequence[Instance]) -> list[Outcome]:
         """Delete `model` from `instances` (Survey.removal makes the last-copy check first)."""
         from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
 
+        model = params.model(model)
         reg = self.registry()
         return model_ops.delete(self.store, instances, model, Timeouts.from_settings(reg),
                                 float(reg.setting("timeout")))
@@ -544,7 +578,8 @@ class Fleet:
         from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
 
-        timeouts = Timeouts.from_settings(self.registry(), first_byte=timeout, flag="--timeout")
+        model = params.model(model)
+        timeouts = Timeouts.from_settings(self.registry(), first_byte=timeout, param="timeout")
         return model_ops.warm(self.store, instances, model, kind, load, timeouts, timeouts.first_byte,
                               keep_alive=keep_alive)
 
@@ -552,6 +587,8 @@ class Fleet:
 
     def select(self, request: routing.Request) -> routing.Decision:
         """The routing decision for `request`: picks, and why each instance was kept or dropped."""
+        if not isinstance(request, routing.Request):
+            raise InvalidValue(("request",), f"must be a routing.Request, got {params.shown(request)}")
         reg = self.registry()
         return routing.select(request, reg, self._store_for(reg), self.warn, self.default_instance,
                               revalidate=self._revalidate)
@@ -616,10 +653,10 @@ class Fleet:
         """
         from ollamactl.core import leases, selection
 
+        if wait is not None and (problem := settings.problem("wait", wait)):
+            raise InvalidValue(("wait",), problem, "use 0 to give up at once")
         reg = self.registry()
         wait = float(reg.setting("wait")) if wait is None else wait
-        if not 0 <= wait < float("inf"):
-            raise UsageError(f"--wait {wait:g} is not a number of seconds >= 0", "use 0 to give up at once")
         said: set[str] = set()
 
         def warn_once(message: str) -> None:  # a waiter chooses many times: say each thing once
@@ -683,6 +720,7 @@ class Fleet:
             running.pause(lost)
             self._lapsed(instance, lost, "COMMAND is paused", ": COMMAND resumed")
 
+        command = params.command("command", command)
         lease, _ = self.lease(type, model, instance=instance, strategy=strategy, key=key, strict=strict,
                               refresh=refresh, wait=wait, notice=notice)
         with lease:
@@ -721,6 +759,7 @@ class Fleet:
         from ollamactl.core.breaker import Feedback
         from ollamactl.core.http import Timeouts
 
+        settings.checked("tries", tries)
         lease, decision = self.lease("chat", request.model, instance=instance, strategy=strategy, key=key, wait=wait,
                                      strict=strict, need_model=True)
         with lease:
@@ -736,15 +775,26 @@ class Fleet:
                  think: bool | None = None, **routing_options: Any) -> Iterator[str]:
         """The answer's text fragments as they arrive, from the first instance that serves the model.
 
-        `routing_options`: instance, strategy, key, tries, timeouts (as for `stream`).
+        `routing_options`: instance, strategy, key, tries, timeouts (as for `stream`). Arguments are
+        checked here, before the first fragment is asked for.
         """
+        from ollamactl.core.generate import GenerateRequest
+
+        params.text("model", model)
+        if not isinstance(prompt, str):
+            raise InvalidValue(("prompt",), f"must be a string, got {params.shown(prompt)}")
+        settings.checked("tries", routing_options.get("tries", 3))
+        request = GenerateRequest(model, prompt, chat=chat, system=system, format=format, options=options,
+                                  keep_alive=keep_alive, think=think)
+        return self._fragments(request, routing_options)
+
+    def _fragments(self, request: GenerateRequest, routing_options: dict[str, Any]) -> Iterator[str]:
         import queue
         import threading
 
-        from ollamactl.core.generate import GenerateRequest, text_fragment
+        from ollamactl.core.generate import text_fragment
 
-        request = GenerateRequest(model, prompt, chat=chat, system=system, format=format, options=options,
-                                  keep_alive=keep_alive, think=think)
+        chat = request.chat
         fragments: queue.Queue[Any] = queue.Queue()
         finished = object()
 
@@ -781,6 +831,7 @@ class Fleet:
         """
         from ollamactl.core import leases
 
+        settings.checked("per_instance", per_instance)
         lease, decision = self.lease("embedding", model, instance=instance, wait=wait, take=leases.every_free,
                                      strict=strict, need_model=True)
         with lease:
@@ -817,6 +868,10 @@ class Fleet:
         """One vector per text, in input order (`options` as for `embed_batches`)."""
         from ollamactl.core.embed import batched
 
+        settings.checked("batch_size", batch_size)
+        if isinstance(texts, str):
+            raise InvalidValue(("texts",), f"must be a list of strings, got {params.shown(texts)}",
+                               "wrap one text in a list: [text]")
         vectors: list[list[float]] = []
         self.embed_batches(model, batched(texts, batch_size), lambda start, chunk: vectors.extend(chunk), **options)
         return vectors
@@ -838,6 +893,8 @@ class Fleet:
         from ollamactl.core.health import scrubbed_entries
         from ollamactl.core.keys import keys_of
 
+        if model is not None:
+            params.model(model)
         if listen is not None and fmt == "json":
             raise UsageError("--listen applies to the gateway formats, not json", "leave it out")
         reg = self.registry()

@@ -51,13 +51,13 @@ class Timeouts(Record):
 
     @classmethod
     def from_settings(cls, reg: Registry, connect: float | None = None, first_byte: float | None = None,
-                      read: float | None = None, flag: str = "--first-byte-timeout") -> Timeouts:
-        """The registry's timeouts, overridden by the flags given (checked like the settings; `flag`
-        is the name the command gives `first_byte`)."""
+                      read: float | None = None, param: str = "first_byte_timeout") -> Timeouts:
+        """The registry's timeouts, overridden by the values given (checked like the settings; `param`
+        is the name the caller gives `first_byte`)."""
         from ollamactl.core.settings import checked
 
-        for key, name, value in (("connect_timeout", "--connect-timeout", connect),
-                                 ("first_byte_timeout", flag, first_byte)):
+        for key, name, value in (("connect_timeout", "connect_timeout", connect),
+                                 ("first_byte_timeout", param, first_byte)):
             if value is not None:
                 checked(key, value, name)
         return cls(

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ollamactl.core import liveness, server_json
+from ollamactl.core import liveness, params, server_json
 from ollamactl.core.errors import NoInstanceError, UsageError
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
@@ -507,7 +507,8 @@ def pull(store: Store, jobs: Sequence[tuple[Instance, str]], timeouts: Timeouts,
 
 class Survey:
     """Instances a model command considers, with their health results and what they hold (`held`,
-    healthy ones only), the timeouts of the registry's settings, and the kinds of models."""
+    healthy ones only), the timeouts of the registry's settings, and the kinds of models. Every
+    method takes model names as people type them (`llama3.2` is `llama3.2:latest`)."""
 
     def __init__(self, fleet: Fleet, instances: Sequence[Instance], results: dict[str, HealthResult],
                  skipped: dict[str, str] | None = None):
@@ -531,9 +532,12 @@ class Survey:
         return cls(fleet, instances, results, skipped)
 
     def holders(self, model: str) -> list[Instance]:
+        model = params.model(model)
         return [i for i in self.instances if model in self.held.get(i.id, {})]
 
     def kinds(self, models: Sequence[str]) -> dict[str, str]:
+        """Each model's kind (chat or embedding), by its normalised name."""
+        models = params.models(models)
         return kinds(models, {m: self.holders(m) for m in models}, self.timeouts, self.probe_timeout)
 
     def pull_targets(self, model: str, everywhere: bool) -> list[Instance]:
@@ -541,6 +545,7 @@ class Survey:
         build (every fitting one with `everywhere`); empty when it is current everywhere."""
         if not self.held:
             raise NoInstanceError("no instance is healthy", "see `ollamactl health`")
+        model = params.model(model)
         kind = self.kinds([model])[model]
         if everywhere:
             return [i for i in self.instances if i.id in self.held and i.serves(kind)]
@@ -550,7 +555,7 @@ class Survey:
     def sync_plan(self, models: Sequence[str], source: Instance | None) -> list[Step]:
         """`sync`'s plan: the given models, else every model on `source`, else every model in the fleet,
         for every enabled instance of a fitting type (at `source`'s digests when given)."""
-        wanted = list(models)
+        wanted = params.models(models)
         if source is not None:
             if source.id not in self.held:
                 raise NoInstanceError(f"--from {source.id} is unhealthy; its models are unknown",
@@ -569,6 +574,7 @@ class Survey:
 
         A UsageError when that would remove the last copy in the surveyed fleet and not `force`.
         """
+        model = params.model(model)
         chosen = {i.id for i in targets}
         holding = [i for i in targets if model in self.held.get(i.id, {})]
         keepers = [i for i in self.holders(model) if i.id not in chosen]
@@ -583,6 +589,8 @@ class Survey:
 
     def loaded_on(self, model: str) -> list[Instance]:
         """The holders of `model` where it is loaded (or where the server cannot tell: no /api/ps)."""
+        model = params.model(model)
+
         def loaded(instance: Instance) -> bool:
             names = self.results[instance.id].loaded
             return names is None or model in {normalise_model(n) for n in names}

@@ -118,6 +118,9 @@ class Registry(Record):
 
     def find(self, ref: str) -> Instance:
         """The instance whose id, else name, is `ref`; a UsageError with close matches otherwise."""
+        from ollamactl.core.params import text
+
+        text("ref", ref)
         for instance in self.instances:
             if instance.id == ref:
                 return instance
@@ -233,7 +236,9 @@ def _validate(path: Path, data: dict[str, Any]) -> Registry:
         for key in ("id", "name", "url"):
             value = getattr(instance, key)
             if value in seen[key]:
-                raise bad(f"{where}.{key}", f"duplicates another instance's {key} {value!r}")
+                written = entry.get(key)
+                spelled = f" (as written: {written!r})" if written != value else ""
+                raise bad(f"{where}.{key}", f"duplicates another instance's {key} {value!r}{spelled}")
             seen[key].add(value)
         instances.append(instance)
     return Registry(path, version, usable, tuple(instances))

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ollamactl.core import registry
-from ollamactl.core.errors import UsageError
+from ollamactl.core import params, registry
+from ollamactl.core.errors import InvalidValue, UsageError
 from ollamactl.core.paths import Locations
 from ollamactl.core.registry import Instance, Registry
 from ollamactl.core.registry_regions import Span
@@ -65,13 +65,29 @@ def check_max_inflight(value: int | None) -> int | None:
     return value
 
 
+def check_key_source(api_key_env: Any, has_key: bool) -> None:
+    """A key is given one way: held in a variable (`api_key_env`) or stored (`api_key`), not both."""
+    if api_key_env not in (None, UNSET) and has_key:
+        raise InvalidValue(("api_key_env", "api_key"), "conflict", "choose one way to give the key")
+
+
+def check_key(key: Any) -> str:
+    params.text("api_key", key)
+    if any(ch.isspace() or not ch.isprintable() for ch in key.strip()):
+        raise InvalidValue(("api_key",), "contains spaces or control characters", "pass exactly one key")
+    return key.strip()
+
+
 def check_env_name(name: str) -> str:
+    params.text("api_key_env", name)
     if not _ENV_NAME.match(name):
         raise UsageError(f"{name!r} is not an environment variable name", "use letters, digits and '_'")
     return name
 
 
 def check_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidValue(("name",), f"must be a string, got {params.shown(name)}")
     if not name.strip() or any(not ch.isprintable() for ch in name):
         raise UsageError(f"invalid name {name!r}", "use printable text that is not blank")
     return name
@@ -97,13 +113,17 @@ def _check_unique(reg: Registry, url: str | None, name: str | None, instance_id:
 def add(locations: Locations, url: str, *, name: str | None = None, instance_id: str | None = None, kind: str = "both",
         weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
         api_key: str | None = None, priority: int | str = 0, max_inflight: int | None = None) -> Instance:
-    normalised = normalise_url(url)
+    normalised = normalise_url(params.text("url", url))
+    params.flag("enabled", enabled)
+    check_key_source(api_key_env, api_key is not None)
+    if api_key is not None:
+        api_key = check_key(api_key)
     check_type(kind)
     check_weight(weight)
     tier = check_priority(priority)
     check_max_inflight(max_inflight)
     if instance_id is not None:
-        validate_id(instance_id)
+        validate_id(params.text("id", instance_id))
     if name is not None:
         check_name(name)
     if api_key_env is not None:
@@ -132,7 +152,12 @@ def add(locations: Locations, url: str, *, name: str | None = None, instance_id:
 
 def update(locations: Locations, ref: str, changes: Changes) -> Instance:
     if changes.url is not UNSET:
-        changes.url = normalise_url(changes.url)
+        changes.url = normalise_url(params.text("url", changes.url))
+    if changes.enabled is not UNSET:
+        params.flag("enabled", changes.enabled)
+    check_key_source(changes.api_key_env, changes.api_key not in (None, UNSET))
+    if changes.api_key not in (None, UNSET):
+        changes.api_key = check_key(changes.api_key)
     if changes.type is not UNSET:
         check_type(changes.type)
     if changes.weight is not UNSET:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import time
 
-from ollamactl.core import health_cache, selection, settings
-from ollamactl.core.errors import BusyError, NoInstanceError, UsageError
+from ollamactl.core import health_cache, params, selection, settings
+from ollamactl.core.errors import BusyError, InvalidValue, NoInstanceError, UsageError
 from ollamactl.core.keys import holds, keys_of, redact
 from ollamactl.core.registry import Instance, Registry
 
@@ -107,7 +107,10 @@ def checked(request: Request, default_strategy: str) -> str:
     strategy = request.strategy or default_strategy
     if strategy not in selection.STRATEGIES:
         raise UsageError(f"unknown strategy {strategy!r}", f"use one of: {', '.join(selection.STRATEGIES)}")
-    settings.checked("count", request.count, "-n/--count")
+    settings.checked("count", request.count)
+    for param in ("key", "model"):
+        if not isinstance(getattr(request, param), (str, type(None))):
+            raise InvalidValue((param,), f"must be a string, got {params.shown(getattr(request, param))}")
     if request.key is not None and not request.key.strip():
         raise UsageError("empty key: --key was given an empty value (an unset variable?)",
                          "give a non-empty key, or leave --key out for no stickiness")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ollamactl.core.errors import UsageError
+from ollamactl.core.errors import InvalidValue
 from ollamactl.core.selection import STRATEGIES
 
 TYPE_CHECKING = False
@@ -92,11 +92,11 @@ def number_problem(key: str, value: Any) -> str | None:
     return f"must be a number of {bound.unit} {least} {bound.low:g} and at most {bound.high:g}, got {value!r}"
 
 
-def checked(key: str, value: Any, flag: str | None = None) -> Any:
-    """`value` if it is a valid `key`, else a UsageError (exit 2) naming `flag` (or the key) and the value."""
+def checked(key: str, value: Any, param: str | None = None) -> Any:
+    """`value` if it is a valid `key`, else an InvalidValue (exit 2) naming `param` (or the key) and the value."""
     problem = number_problem(key, value)
     if problem is not None:
-        raise UsageError(f"{flag or key} {problem}", "give a value in that range")
+        raise InvalidValue((param or key,), problem, "give a value in that range")
     return value
 
 

@@ -1,7 +1,10 @@
 """Instance URLs: OLLAMA_HOST-style normalisation and the ids derived from them.
 
 `normalise_url` is idempotent and raises `UsageError` (never anything else) for bad text, so
-every URL stored in the registry has one canonical form: `scheme://host:port[/path]`.
+every URL stored in the registry has one canonical form: `scheme://host:port[/path]`. One address
+has one spelling: an IPv4 address written as the system resolver also reads it (`127.1`,
+`2130706433`, `0x7f000001`, `0177.0.0.1`: inet_aton's forms) or as an IPv4-mapped IPv6 address
+(`[::ffff:127.0.0.1]`) becomes its dotted quad; host names keep their spelling (lower case).
 """
 
 from __future__ import annotations
@@ -69,9 +72,7 @@ def _split_authority(authority: str, raw: str, default_port: int) -> tuple[str, 
         host = host.lower()
         if not _HOSTNAME.match(host):
             raise UsageError(f"invalid host {host!r} in {raw!r}", "use a hostname or an IP address")
-        host = host.rstrip(".")
-        if host == "0.0.0.0":
-            host = "127.0.0.1"  # a bind address, not a destination
+        host = _ipv4_host(host.rstrip("."), raw)
         if not authority.partition(":")[1]:
             return host, default_port
     return host, _port(port_text, raw, default_port)
@@ -86,7 +87,53 @@ def _ipv6_host(address: str, raw: str) -> str:
         raise UsageError(f"invalid IPv6 address {address!r} in {raw!r}", "write it as [::1]:11434") from None
     if parsed.is_unspecified:
         parsed = ipaddress.IPv6Address("::1")
+    if parsed.ipv4_mapped is not None:  # the IPv4 server itself: one address, one spelling
+        return _ipv4_host(str(parsed.ipv4_mapped), raw)
     return f"[{parsed.compressed}]"
+
+
+_NUMBER = re.compile(r"^(?:0[xX][0-9a-fA-F]+|[0-9]+)$")
+
+
+def _ipv4_host(host: str, raw: str) -> str:
+    """A host that is a number in inet_aton's sense (1-4 parts: decimal, 0x hex or 0 octal; the last
+    part fills the remaining bytes) as its dotted quad; other hosts as given. 0.0.0.0 (a bind
+    address, not a destination) is 127.0.0.1."""
+    parts = host.split(".")
+    if not all(_NUMBER.match(part) for part in parts):
+        return host
+    if len(parts) > 4:
+        raise UsageError(f"invalid IPv4 address {host!r} in {raw!r}", "write it as four numbers: 192.168.1.20")
+    values = []
+    for part in parts:
+        if part[:2].lower() == "0x":
+            values.append(int(part[2:], 16))
+        elif len(part) > 1 and part.startswith("0"):
+            if not set(part) <= set("01234567"):
+                raise UsageError(f"invalid IPv4 address {host!r} in {raw!r}",
+                                 f"{part!r} is octal to the resolver (leading 0); write it without the 0")
+            values.append(int(part, 8))
+        else:
+            values.append(int(part))
+    *leading, last = values
+    room = 8 * (4 - len(leading))
+    if any(value > 255 for value in leading) or last >= 1 << room:
+        raise UsageError(f"invalid IPv4 address {host!r} in {raw!r}", "write it as four numbers from 0 to 255")
+    number = sum(value << (8 * (3 - index)) for index, value in enumerate(leading)) + last
+    quad = ".".join(str(number >> shift & 255) for shift in (24, 16, 8, 0))
+    return "127.0.0.1" if quad == "0.0.0.0" else quad
+
+
+def respelled_host(text: str) -> tuple[str, str] | None:
+    """(as typed, as stored) when `normalise_url(text)` changed the host beyond letter case and a
+    trailing dot: a numeric IPv4 spelling, a mapped IPv6 address, 0.0.0.0; else None."""
+    stored = normalise_url(text).partition("://")[2].partition("/")[0].rpartition(":")[0]
+    rest = text.strip().partition("://")
+    authority = (rest[2] if rest[1] else rest[0]).partition("/")[0]
+    typed = authority.partition("]")[0] + "]" if authority.startswith("[") else authority.partition(":")[0]
+    if typed.lower().rstrip(".") == stored or typed.startswith("[") and stored.startswith("["):
+        return None
+    return typed, stored
 
 
 def _port(port_text: str, raw: str, default_port: int) -> int:
@@ -105,6 +152,22 @@ def _normalise_path(path: str, raw: str) -> str:
     if not _PATH.match(path) or any(segment in (".", "..") for segment in segments):
         raise UsageError(f"invalid path {('/' + path)!r} in {raw!r}", "use a plain prefix such as /ollama")
     return "".join(f"/{segment}" for segment in segments)
+
+
+_API_SEGMENTS = ("api", "v1")  # Ollama's own API and its OpenAI-compatible one: ollamactl adds these
+
+
+def without_api_path(url: str) -> tuple[str, str | None]:
+    """(`url` without a path from `/api` or `/v1` on, the part dropped or None): a pasted endpoint
+    such as `http://h:11434/api/generate` is the server at `http://h:11434` (every request adds its
+    own /api/... path, so a kept /api would send them to /api/api/...)."""
+    base, slash, path = url.partition("://")[2].partition("/")
+    segments = path.split("/") if slash else []
+    for index, segment in enumerate(segments):
+        if segment in _API_SEGMENTS:
+            kept = "".join(f"/{s}" for s in segments[:index])
+            return f"{url.partition('://')[0]}://{base}{kept}", "/" + "/".join(segments[index:])
+    return url, None
 
 
 # What `localhost` stands for. Other 127.x addresses are hosts of their own: a server bound to

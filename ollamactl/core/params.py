@@ -1,0 +1,68 @@
+"""The rules for the arguments of `Fleet`'s methods that are not numbers (those: settings.checked):
+text, instance references, model names. The library and the CLI share them; a refused argument is
+an `InvalidValue` (exit 2) naming the parameter as the library calls it (the CLI shows its flag).
+"""
+
+from __future__ import annotations
+
+from ollamactl.core.errors import InvalidValue
+from ollamactl.model_names import normalise_model
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+    from typing import Any
+
+_SHOWN = 80  # characters of a refused value quoted in the message
+
+
+def shown(value: Any) -> str:
+    """`value` as a message quotes it: its type and a bounded repr."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= _SHOWN else text[:_SHOWN] + '...'}"
+
+
+def text(param: str, value: Any) -> str:
+    """`value` if it is a string (what it may say is the caller's rule)."""
+    if not isinstance(value, str):
+        raise InvalidValue((param,), f"must be a string, got {shown(value)}")
+    return value
+
+
+def refs(param: str, values: Sequence[Any]) -> list[str]:
+    """At least one instance reference (an id or a name), each a string."""
+    if not values:
+        raise InvalidValue((param,), "names no instance", "give at least one id or name")
+    return [text(param, value) for value in values]
+
+
+def model(name: Any, param: str = "model") -> str:
+    """A model name as the fleet compares it (`llama3.2` -> `llama3.2:latest`)."""
+    if not isinstance(name, str):
+        raise InvalidValue((param,), f"must be a model name (a string), got {shown(name)}")
+    if not name.strip():
+        raise InvalidValue((param,), f"is blank, got {name!r}", "give a model such as llama3.2 or qwen3:4b")
+    if any(not ch.isprintable() or ch.isspace() for ch in name.strip()):
+        raise InvalidValue((param,), f"{name!r} holds spaces or control characters", "e.g. llama3.2 or qwen3:4b")
+    return normalise_model(name)
+
+
+def models(names: Sequence[Any], param: str = "models") -> list[str]:
+    if isinstance(names, str):
+        raise InvalidValue((param,), f"must be a list of model names, got {shown(names)}")
+    return [model(name, param) for name in names]
+
+
+def command(param: str, value: Any) -> list[str]:
+    """A program and its arguments: a non-empty list of strings (a string alone would be split into
+    characters)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+        raise InvalidValue((param,), f"must be a non-empty list of strings, got {shown(value)}",
+                           "e.g. [\"curl\", \"-s\", \"http://...\"]")
+    return [text(param, part) for part in value]
+
+
+def flag(param: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidValue((param,), f"must be True or False, got {shown(value)}")
+    return value
