@@ -134,6 +134,7 @@ def test_the_commands_a_process_runs_survive_nul_and_flipped_bits(cached, name, 
                                 env=os.environ.copy(), timeout=60, preexec_fn=_limited)
         assert result.returncode == 0 and "Traceback" not in result.stderr, (name, args, result.stderr)
         assert "\\x00" not in result.stdout and "\0" not in result.stdout, (name, args, result.stdout)
-        shown = [line.split()[2] if args == ["list"] else line.strip() for line in result.stdout.splitlines()]
-        shown = shown[1:] if args == ["list"] else shown
+        lines = result.stdout.splitlines()
+        column = lines[0].split().index("URL") if args == ["list"] else 0
+        shown = [line.split()[column] for line in (lines[1:] if args == ["list"] else lines)]
         assert shown and all(any(url.endswith(one.split("//")[-1]) for url in urls) for one in shown), shown

@@ -128,7 +128,7 @@ def test_watch_rows_update_independently_while_one_probe_hangs(sim):
         view.finished(result)
         answered.append(result.id)
 
-    Fleet().watch([steady, hung], interval=0.2, timeout=60, on_start=view.started, on_result=on_result,
+    Fleet().watch([steady, hung], interval=0.5, timeout=60, on_start=view.started, on_result=on_result,
                   on_tick=lambda: None, tick=0.05, stop=lambda: answered.count(steady.id) >= 4)
     assert answered == [steady.id] * 4  # four rounds of the steady row while the hung probe runs on
     lines = render(view.table({}, now=view.running[hung.id] + 3.2), 120)

@@ -96,7 +96,7 @@ def test_a_watch_scrubs_every_configured_key_as_a_check_does(hostile):
     Fleet().add(hostile(ollama_like()).url, name="stored", api_key=STORED_KEY)
     assert Fleet().check("sulky")[0].error == "HTTP 500: token *** expired"
     seen = []
-    Fleet().watch([watched], interval=0.1, timeout=2.0, on_start=lambda _: None, on_result=seen.append,
+    Fleet().watch([watched], interval=0.5, timeout=2.0, on_start=lambda _: None, on_result=seen.append,
                   on_tick=lambda: None, stop=lambda: bool(seen))
     assert seen[0].error == "HTTP 500: token *** expired"
     state = Fleet().locations.state_file.read_text()  # the watch saved what it saw, scrubbed too

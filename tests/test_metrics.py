@@ -219,3 +219,14 @@ def test_top_fits_60_columns_by_dropping_columns_never_the_name(burst):
     wide = Console(width=160, record=True, color_system=None)
     wide.print(output.renderable(render(Fleet().metrics(), Snapshot({}), 160), 160))
     assert "TREND" in wide.export_text() and "TREND" not in "\n".join(lines)
+
+
+def test_each_failure_is_counted_under_the_kind_a_user_would_name_it():
+    from ollamactl.core import http
+
+    assert metrics.error_kind(http.ConnectFailed("connection refused")) == "connect"
+    assert metrics.error_kind(http.Timeout("timed out")) == "timeout"
+    assert metrics.error_kind(http.Unresponsive("stopped answering")) == "timeout"
+    assert metrics.error_kind(http.ServerBusy("busy", status=503)) == "http_5xx"
+    assert metrics.error_kind(http.ModelNotFound("no such model", status=404)) == "http_4xx"
+    assert metrics.error_kind(http.ServerError("truncated stream"), midstream=True) == "midstream"

@@ -102,7 +102,7 @@ def test_the_watch_shows_names_and_fits(fleet_of_four, width, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(output, "show", show_once)
-    result = run("health", "--watch", "--interval", "0.1")
+    result = run("health", "--watch", "--interval", "0.5")
     assert result.exit_code == 130
     body = assert_fits(result.stdout, width, 4, first=2)
     assert [line.split()[0] for line in body] == [*NAMES, unnamed.id]

@@ -62,10 +62,10 @@ def error_kind(error: OllamaError, midstream: bool = False) -> str:
 
     if midstream:
         return "midstream"
+    if isinstance(error, (http.Timeout, http.Unresponsive)):  # silent past a deadline, or to liveness checks
+        return "timeout"
     if isinstance(error, http.ConnectFailed):
         return "connect"
-    if isinstance(error, http.Timeout):
-        return "timeout"
     if error.status is not None and 400 <= error.status < 500:
         return "http_4xx"
     if (error.status is not None and error.status >= 500) or isinstance(error, (http.ServerError, http.TooLarge,
