@@ -141,3 +141,15 @@ def test_timeout_bounds_load_unload_and_pull(sim):
         assert outcome["error"] == words[command], (command, outcome)
     refused = invoke("load", "llama3.2", hung_id, "--timeout", "0")
     assert refused.exit_code == 2 and "--timeout" in refused.stderr
+
+
+def test_embed_on_the_command_line_says_which_server_stopped_answering(sim):
+    hung, cold = sim.add(), sim.add(loaded=[], load_time=3.0)
+    ids = register(hung, cold)
+    settings(liveness_interval=0.2, timeout=0.5)
+    hung.set_fault("hang")
+    result = invoke("embed", "nomic-embed-text", "one", "two", "--batch-size", "1", "--per-instance", "1",
+                    "--ndjson", "--verbose", "--first-byte-timeout", "30")
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == [0, 1]
+    assert f"failed on {ids[0]} ({hung.url}): stopped answering while its answer was awaited" in result.stderr
