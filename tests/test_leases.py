@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 
 import pytest
 from cli_helpers import one_error_line, run
@@ -95,6 +96,28 @@ def test_a_lapsed_lease_is_taken_again_only_through_the_capacity_check(store, mo
         lease.renew()
         assert inflight(gpu) == {gpu: 1} and told == [(gpu, True), (gpu, False)]
     assert inflight(gpu) == {gpu: 0}
+
+
+def test_a_holder_that_lost_its_slot_asks_again_as_often_as_a_waiter(store, monkeypatch):
+    """A holder whose lapsed lease was refused asked again only at its next heartbeat (1.5 s), so
+    waiters, who look every 0.1 s, took each slot that freed first: a paused exec could starve.
+    While refused it now asks every POLL_S: here the heartbeat is made an hour long once the loss
+    is seen, so the slot comes back only through that poll."""
+    monkeypatch.setattr(leases, "HEARTBEAT_S", 0.05)
+    [gpu] = cached_fleet({"max_inflight": 1})
+    fleet = Fleet()
+    regained = threading.Event()
+    lease = leases.Lease(fleet.store, notice=lambda instance, lost: lost or regained.set())
+    with lease:
+        assert lease.take(fleet.registry().find(gpu))
+        wait_until(lambda: fleet.store.release(gpu, lease.holder) or fleet.store.acquire(gpu, 1, "newcomer", 30),
+                   what="the slot taken by another holder")
+        wait_until(lambda: lease.lost == {gpu}, what="the heartbeat to find the slot taken")
+        monkeypatch.setattr(leases, "HEARTBEAT_S", 3600)
+        time.sleep(0.3)  # a heartbeat already waiting on the short interval has passed (and been refused)
+        fleet.store.release(gpu, "newcomer")
+        assert regained.wait(30)
+        assert inflight(gpu) == {gpu: 1}
 
 
 def test_run_and_embed_say_that_their_request_carries_on_when_the_lease_cannot_be_taken_again(store, monkeypatch):

@@ -9,7 +9,7 @@ A lease expires LEASE_TTL_S seconds after its last renewal; a heartbeat thread r
 HEARTBEAT_S seconds while its holder lives, so a holder killed with SIGKILL stops counting within
 LEASE_TTL_S seconds. A lease that lapsed anyway (its holder was stopped, the store restarted empty
 or was out of reach) is taken again only through the capacity check; while that is refused the
-holder is told (`Notice`) and the heartbeat keeps asking. When every eligible instance is at
+holder is told (`Notice`) and the heartbeat keeps asking, as often as a waiter looks. When every eligible instance is at
 capacity, `hold` waits in a FIFO line (one per request type and model) for up to `wait` seconds,
 then gives up with BusyError (exit 3); a waiter ended by SIGTERM or SIGHUP leaves the line first.
 """
@@ -107,7 +107,9 @@ class Lease:
             self.lost.clear()
 
     def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
+        """Renew every HEARTBEAT_S s; while a lapsed lease is refused, ask every POLL_S s, as often
+        as a waiter looks (else waiters would take each slot that frees first)."""
+        while not self._stop.wait(POLL_S if self.lost else HEARTBEAT_S):
             self.renew()
 
     def renew(self) -> None:
