@@ -71,3 +71,15 @@ def process_state(pid: int) -> str:
             return handle.read().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
         return ""
+
+
+def lease_expiries(instance_id: str) -> list[float]:
+    """When each live lease on `instance_id` expires (epoch seconds), as the store in use keeps it."""
+    store = os.environ.get("OLLAMACTL_STORE")
+    if store:
+        import redis
+
+        with redis.Redis.from_url(store) as client:
+            return [score / 1000 for _, score in client.zrange(f"ollamactl:leases:{instance_id}", 0, -1,
+                                                               withscores=True)]
+    return list(Fleet().store.read()["leases"].get(instance_id, {}).values())
