@@ -17,6 +17,7 @@ from typer.completion import completion_init
 from typer.core import TyperGroup
 
 from ollamactl.cli import commands, exits, help_style, output
+from ollamactl.core.errors import UsageError
 
 
 class OllamactlGroup(TyperGroup):
@@ -36,6 +37,13 @@ class OllamactlGroup(TyperGroup):
         if module is None:
             return None
         return help_style.tidy(_module_commands(module).get(cmd_name))
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and not args[0].startswith("-") and args[0] not in commands.COMMANDS:
+            from ollamactl.cli.suggest import unknown_command
+
+            raise unknown_command(args[0], commands.COMMANDS)
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         outcome: list[Any] = []
@@ -63,9 +71,16 @@ class OllamactlGroup(TyperGroup):
         except click.NoArgsIsHelpError as usage:
             usage.show()
             return usage.exit_code
+        except click.NoSuchOption as usage:
+            from ollamactl.cli.suggest import unknown_option
+
+            known = [] if usage.ctx is None else [option for param in usage.ctx.command.params
+                                                  for option in (*param.opts, *param.secondary_opts)]
+            output.error(unknown_option(usage.option_name, [*known, "--help", "-h"], _where(usage, args)).headline())
+            return usage.exit_code
         except click.UsageError as usage:
-            where = usage.ctx.command_path if usage.ctx is not None else "ollamactl"
-            output.error(f"{usage.format_message().rstrip('.')} (see `{where} --help`)")
+            message = usage.format_message().rstrip(".")
+            output.error(UsageError(message, f"see `{_where(usage, args)} --help`").headline())
             return usage.exit_code
         except click.ClickException as problem:
             output.error(problem.format_message())
@@ -74,6 +89,16 @@ class OllamactlGroup(TyperGroup):
             output.error("the input ended before an answer was given")
             return 1
         return result if isinstance(result, int) else 0
+
+
+def _where(usage: Any, args: Any) -> str:
+    """The command a usage error is about: its context's, or the command named on the line when
+    Click reports it from the group's (an option's missing value, say)."""
+    where = usage.ctx.command_path if usage.ctx is not None else "ollamactl"
+    words = list(args) if args is not None else sys.argv[1:]
+    if where == "ollamactl" and words and words[0] in commands.COMMANDS:
+        return f"ollamactl {words[0]}"
+    return where
 
 
 app = typer.Typer(

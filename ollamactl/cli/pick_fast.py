@@ -30,7 +30,9 @@ _SEE_HELP = "see `ollamactl pick --help`"
 
 
 def parse(argv: list[str]) -> tuple[Request, str, bool]:
+    """The Request of a `pick` command line, refused in the words the Typer command would use."""
     values: dict[str, object] = {"fmt": "url", "count": "1"}
+    extra: list[str] = []
     index = 0
     while index < len(argv):
         word = argv[index]
@@ -42,25 +44,30 @@ def parse(argv: list[str]) -> tuple[Request, str, bool]:
             name, value = word[:2], word[2:]  # -mllama3.2, as click accepts
         if name not in _OPTIONS:
             if word.startswith("-"):
-                raise UsageError(f"no such option: {word}", _SEE_HELP)
-            raise UsageError(f"unexpected argument {word!r}: pick takes options only", _SEE_HELP)
+                from ollamactl.cli.suggest import unknown_option
+
+                raise unknown_option(name, _OPTIONS, "ollamactl pick")
+            extra.append(word)
+            continue
         field, takes_value = _OPTIONS[name]
         if not takes_value:
             if value is not None:
-                raise UsageError(f"option {name} does not take a value", _SEE_HELP)
+                raise UsageError(f"Option '{name}' does not take a value", _SEE_HELP)
             values[field] = True
             continue
         if value is None:
             if index >= len(argv):
-                raise UsageError(f"option {name} requires an argument", _SEE_HELP)
+                raise UsageError(f"Option '{name}' requires an argument", _SEE_HELP)
             value = argv[index]
             index += 1
         values[field] = value
+    if extra:
+        raise UsageError(f"Got unexpected extra argument(s) ({' '.join(extra)})", _SEE_HELP)
     count = str(values["count"])
     try:
         number = int(count)
     except ValueError:
-        raise UsageError(f"-n/--count: {count!r} is not a whole number", _SEE_HELP) from None
+        raise UsageError(f"Invalid value for '--count' / '-n': {count!r} is not a valid int", _SEE_HELP) from None
     request = Request(request_type=values.get("request_type"), model=values.get("model"),  # type: ignore[arg-type]
                       strategy=values.get("strategy"), key=values.get("key"), count=number,  # type: ignore[arg-type]
                       strict=bool(values.get("strict")), refresh=bool(values.get("refresh")))
