@@ -23,7 +23,7 @@ def test_readme_opens_with_an_install_and_run_and_an_install_and_test_command():
     # The test command installs what the real-engine tests need first (apt as root), then the extra.
     assert install_and_test.startswith("bash scripts/install_test_deps.sh && sh scripts/venv.sh && "
                                        ".venv/bin/pip install -e '.[test]' && ")
-    assert install_and_test.endswith(".venv/bin/python -m pytest -q")
+    assert install_and_test.endswith(" && .venv/bin/mypy && .venv/bin/python -m pytest -q")  # types first
 
 
 def test_ci_runs_the_readme_test_command_verbatim():

@@ -30,7 +30,7 @@ def main(args: list[str]) -> int | None:
     from ollamactl.cli.command_specs import SPECS
     from ollamactl.cli.spec_parser import parse
 
-    values = parse(SPECS[args[0]], args[1:])
+    values = parse(SPECS[args[0]], args[1:])  # type: ignore[arg-type]  # generated: each spec is a dict
     if values is None:
         return None
     from ollamactl.cli import exits

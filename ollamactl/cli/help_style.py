@@ -35,7 +35,8 @@ def tidy(command: Any) -> Any:
                 continue
             if isinstance(param, TyperArgument):
                 param.metavar = (param.name or "value").upper()
-            elif not (param.is_flag or param.count):  # --first-byte-timeout -> FIRST_BYTE_TIMEOUT
+            elif not (getattr(param, "is_flag", False) or getattr(param, "count", False)):  # an option's
+                # metavar from its longest name: --first-byte-timeout -> FIRST_BYTE_TIMEOUT
                 param.metavar = max(param.opts, key=len).lstrip("-").replace("-", "_").upper()
         command.__class__ = StyledCommand
     return command

@@ -12,7 +12,7 @@ line and code (130); inside `main`, the imports run under the guard.
 
 from __future__ import annotations
 
-import _signal as signal  # the C module: `signal` itself imports enum
+import _signal as signal  # type: ignore[import-not-found]  # the C module: `signal` itself imports enum
 import os
 import sys
 
@@ -32,7 +32,7 @@ signal.signal(signal.SIGINT, _interrupted_at_start)  # until main() is inside it
 # A None entry makes that optional import fail at once, and httpx falls back to a stub `main`. Set
 # here, in the program's own entry point: the library leaves its host's modules alone.
 if "httpx" not in sys.modules:
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None) -> None:
             from ollamactl.cli.pick_fast import run as pick
 
             code = pick(args[1:])
-        elif (code := _quick(args)) is not None:
+        elif (quick := _quick(args)) is not None:
             from ollamactl.cli import exits
 
-            exits.leave(code)  # as pick: without tearing down httpx & co (~40 ms after run's last byte)
+            exits.leave(quick)  # as pick: without tearing down httpx & co (~40 ms after run's last byte)
         else:
             from typer.main import get_command
 

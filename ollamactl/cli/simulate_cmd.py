@@ -55,6 +55,11 @@ def _parse_models(specs: Sequence[str], count: int) -> dict[int, list[Any]]:
     return sets
 
 
+def _models_of(model_sets: dict[int, list[Any]], index: int) -> dict[str, Any]:
+    """SimConfig's `models` for instance `index`, when --models named them (else its defaults)."""
+    return {"models": model_sets[index]} if index in model_sets else {}
+
+
 def _parse_rates(specs: Sequence[str], count: int) -> dict[int, float]:
     """`--token-rate 1=200` -> {1: 200.0}: tokens per second that instance generates (and reports)."""
     rates = {}
@@ -182,8 +187,7 @@ def simulate(
     model_sets = _parse_models(models or [], count)
     rates = _parse_rates(token_rate or [], count)
     configs = [simulator.SimConfig(name=f"sim-{n}", fault=faults.get(n), pull_speed=pull_speed * 1e6,
-                                   token_rate=rates.get(n), **({"models": model_sets[n]} if n in model_sets else {}))
-               for n in range(1, count + 1)]
+                                   token_rate=rates.get(n), **_models_of(model_sets, n)) for n in range(1, count + 1)]
 
     added: dict[str, str] = {}
 

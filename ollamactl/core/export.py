@@ -291,7 +291,7 @@ def litellm_strategy(strategy: str) -> str:
 def _health_json(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     if entry is None:
         return None
-    listed = entry.get("models") if isinstance(entry.get("models"), list) else []
+    listed: list[Any] = entry["models"] if isinstance(entry.get("models"), list) else []
     models = [{"name": m.get("name"), "digest": m.get("digest"), "size": m.get("size")}
               for m in listed if isinstance(m, dict) and isinstance(m.get("name"), str)]
     loaded = entry.get("loaded")

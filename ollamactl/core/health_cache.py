@@ -139,12 +139,12 @@ def current(instances: Iterable[Instance], reg: Registry, store: Store, data: di
         missing += stale
         stale = []
     if missing:
-        from ollamactl.core import health
+        from ollamactl.core import health as probes
         from ollamactl.core.keys import keys_of
 
-        results = health.check(missing, timeout=reg.setting("timeout"), concurrency=reg.setting("concurrency"),
+        results = probes.check(missing, timeout=reg.setting("timeout"), concurrency=reg.setting("concurrency"),
                                keys=keys_of([*reg.instances, *missing]))
-        health.save(store, results)
+        probes.save(store, results)
         for result in results:
             if result.note and warn is not None:
                 warn(result.note)

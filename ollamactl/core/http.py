@@ -255,7 +255,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
         if current is None or any(current is s for s in seen):
             continue
         seen.append(current)
-        todo.extend([current.__cause__, current.__context__])
+        todo.extend(cause for cause in (current.__cause__, current.__context__) if cause is not None)
         todo.extend(getattr(current, "exceptions", None) or [])
         if isinstance(current, OSError) and current.args and isinstance(current.args[-1], list):
             todo.extend(e for e in current.args[-1] if isinstance(e, BaseException))

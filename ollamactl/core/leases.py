@@ -223,7 +223,7 @@ class _Place:
         raise _Ended(signum)
 
     def leave(self) -> None:
-        if self.joined:
+        if self.joined and self.line is not None:
             with contextlib.suppress(OllamactlError):
                 self.store.leave(self.line, self.ticket)
         for signum, handler in self.replaced.items():

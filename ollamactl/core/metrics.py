@@ -77,9 +77,10 @@ def error_kind(error: OllamaError, midstream: bool = False) -> str:
 def speed(final: dict[str, Any]) -> tuple[int | None, float | None]:
     """(eval_count, eval_duration in s) from a generation's last line, when it holds sane numbers."""
     count, duration = final.get("eval_count"), final.get("eval_duration")
-    if not (_whole(count) and _number(duration) and duration > 0):
+    if not (isinstance(count, int) and _whole(count) and isinstance(duration, (int, float)) and _number(duration)
+            and duration > 0):
         return None, None
-    return int(count), duration / 1e9
+    return count, duration / 1e9
 
 
 def apply(entry: dict[str, Any] | None, sample: Sample, now: float) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def apply(entry: dict[str, Any] | None, sample: Sample, now: float) -> dict[str,
         if slot < len(BUCKETS):
             histogram["buckets"][slot] += 1
     if sample.model and sample.outcome == OK:
-        _count_model(entry["models"], sample._replace(model=normalise_model(sample.model)), now)
+        _count_model(entry["models"], normalise_model(sample.model), sample, now)
     return entry
 
 
@@ -132,8 +133,8 @@ def per_minute(entry: dict[str, Any], now: float) -> tuple[list[int], list[int]]
     return ring[OK], ring["error"]
 
 
-def _count_model(models: dict[str, Any], sample: Sample, now: float) -> None:
-    model = models.get(sample.model) or {"tokens": 0, "eval_s": 0.0, "runs": 0, "tps": None,
+def _count_model(models: dict[str, Any], name: str, sample: Sample, now: float) -> None:
+    model = models.get(name) or {"tokens": 0, "eval_s": 0.0, "runs": 0, "tps": None,
                                          "first_token_s": None, "at": now}
     model["runs"] += 1
     model["at"] = now
@@ -143,7 +144,7 @@ def _count_model(models: dict[str, Any], sample: Sample, now: float) -> None:
         model["tps"] = decayed(model["tps"], sample.tokens / sample.eval_s)
     if sample.first_token_s is not None and _number(sample.first_token_s):
         model["first_token_s"] = decayed(model["first_token_s"], sample.first_token_s)
-    models[sample.model] = model
+    models[name] = model
     if len(models) > MAX_MODELS:
         del models[min(models, key=lambda name: models[name]["at"])]
 

@@ -99,7 +99,9 @@ class Memo:
         if request.key is None and strategy in ("warm", "least-latency"):
             health = {i: {"loaded": loaded.get(i), "latency_ms": ms}
                       for i, ms in zip(columns[0], measured, strict=True)}
-        return routing.apply_strategy(strategy, candidates, request, health, {"latency": latency}, store(), inflight)
+        # _Candidates is a read-only sequence of Instances in all but name (no typing import on this path)
+        return routing.apply_strategy(strategy, candidates, request, health,  # type: ignore[arg-type]
+                                      {"latency": latency}, store(), inflight)
 
 
 class _Candidates:
@@ -121,7 +123,9 @@ class _Candidates:
 
 def load(state_dir: str, key: tuple | None) -> Memo | None:
     """The memo made for `key`, if the state dir holds one of the right shape."""
-    stored = None if key is None else marshal_cache.load(os.path.join(state_dir, NAME), key, 2)
+    if key is None:
+        return None
+    stored = marshal_cache.load(os.path.join(state_dir, NAME), key, 2)
     if stored is None:
         return None
     default_strategy, entries = stored
@@ -162,7 +166,7 @@ def entry_of(prepared: routing.Prepared, store: Store) -> tuple | None:
     if any(i.api_key for i in reg.instances) or not candidates or lookup.stale:
         return None
     freshness = Freshness.of(reg)
-    moments = []
+    moments: list[float] = []
     for entry in lookup.entries.values():
         checked = entry["checked_at"]
         moments += (checked - state.FUTURE_SLACK_S, checked + freshness.stale,

@@ -190,7 +190,7 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[str, int, str, dict[
     """The status line and headers of the next final (non-1xx) answer. ValueError: not HTTP;
     IncompleteReadError: the connection closed before a whole head arrived (as h11 reads it)."""
     while True:
-        lines = []
+        lines: list[bytes] = []
         size = 0
         while True:
             line = await reader.readuntil(b"\n")
@@ -244,7 +244,8 @@ async def _read_body(reader: asyncio.StreamReader, status: int, headers: dict[st
         if length > limit:
             return await reader.readexactly(limit), False, False
         return await reader.readexactly(length), True, True
-    chunks, size = [], 0  # no framing: the body ends when the server closes the connection
+    chunks: list[bytes] = []
+    size = 0  # no framing: the body ends when the server closes the connection
     while True:
         chunk = await reader.read(_READ_SIZE)
         if not chunk:

@@ -30,7 +30,7 @@ class _RecordType(type):
             return super().__new__(mcs, name, bases, namespace)
         fields = list(namespace.get("__annotations__", {}))  # type: ignore[call-overload]
         defaults = [namespace[field] for field in fields if field in namespace]
-        cls = collections.namedtuple(name, fields, defaults=defaults, module=namespace.get("__module__"))  # type: ignore[misc]
+        cls = collections.namedtuple(name, fields, defaults=defaults, module=namespace.get("__module__"))  # type: ignore[misc, arg-type]
         cls.__qualname__ = namespace.get("__qualname__", name)  # type: ignore[assignment]
         for key, value in namespace.items():
             if key not in _KEPT_OUT and key not in fields:

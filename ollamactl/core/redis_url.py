@@ -40,6 +40,9 @@ class Target:
         self.username = _unquote(user) or options.get("username") or None
         self.password = _unquote(password) if colon else options.get("password")
         path = _unquote(path)
+        self.host: str | None
+        self.port: int | None
+        self.path: str | None
         if self.scheme == "unix":
             if hostport or not path.startswith("/"):
                 raise ValueError(f"{self.shown}: a unix:// URL names the socket's absolute path, as in"

@@ -108,7 +108,7 @@ def columns_ok(columns: Any) -> bool:
 
 
 class Registry(Record):
-    path: Path
+    path: Path | str
     version: int
     settings: dict[str, Any]
     instances: tuple[Instance, ...]
@@ -162,7 +162,7 @@ def load(path: Path | str) -> Registry:
     return _validate(path, _parse(path, registry_file.split_bom(raw)[1]))
 
 
-def _parse(path: Path, raw: bytes) -> dict[str, Any]:
+def _parse(path: Path | str, raw: bytes) -> dict[str, Any]:
     """The TOML document in `raw` (without its BOM), checked for depth."""
     if sys.version_info >= (3, 11):
         import tomllib
@@ -199,7 +199,7 @@ def _located(message: str, raw: bytes) -> str:
     return f"{message[: -len(end)]}(at end of document, line {line}, column {column}: is the file cut short?)"
 
 
-def _validate(path: Path, data: dict[str, Any]) -> Registry:
+def _validate(path: Path | str, data: dict[str, Any]) -> Registry:
     def bad(where: str, problem: str) -> RegistryError:
         return RegistryError(f"registry {path}: {where} {problem}", "fix it by hand, or restore the .bak file")
 
@@ -289,7 +289,7 @@ def _instance_from(entry: dict[str, Any]) -> Instance:
             raise ValueError(f"{key} must be a non-empty string, got {shown}")
         return value
 
-    instance_id = validate_id(text("id", required=True))
+    instance_id = validate_id(text("id", required=True) or "")  # required: never None
     url = normalise_url(text("url", required=True))
     kind = entry.get("type", "both")
     problem = type_problem(kind)

@@ -174,7 +174,7 @@ def update(locations: Locations, ref: str, changes: Changes) -> Instance:
         instance = editor.registry.find(ref)
         _check_unique(
             editor.registry,
-            None if changes.url is UNSET else changes.url,
+            None if changes.url is UNSET else changes.url,  # type: ignore[arg-type]
             None if changes.name is UNSET else changes.name,
             None,
             own_id=instance.id,

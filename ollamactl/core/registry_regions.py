@@ -25,7 +25,7 @@ class Region(NamedTuple):
     document: Any  # a tomlkit document holding just these tables, edited in place
     after: str
     first: int
-    count: int
+    count: int  # type: ignore[assignment]  # a field, as NamedTuple allows, hiding tuple.count
 
     def text(self) -> str:
         import tomlkit

@@ -37,7 +37,7 @@ class Request(Record):
     model: str | None = None
     strategy: str | None = None  # None: [settings] strategy, else round-robin
     key: str | None = None
-    count: int = 1
+    count: int = 1  # type: ignore[assignment]  # a field, as NamedTuple allows, hiding tuple.count
     strict: bool = False  # exit 3 rather than fall back (model on no healthy instance; the default instance)
     refresh: bool = False
     need_model: bool = False  # run/embed: a model on no healthy instance is an error, strict or not
@@ -162,7 +162,7 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
             cached = any(entry.get("checked_at", 0) < now for entry in health.values())
             if request.need_model and not (request.refresh or request.recheck) and cached:  # pulled since?
                 return select(request._replace(recheck=True), reg, store, warn, default, revalidate=revalidate)
-            raise ModelMissing(selection.normalise_model(request.model),
+            raise ModelMissing(selection.normalise_model(request.model or ""),
                                _holdings(serving, health, reasons, keys_of(reg.instances)), request.strict)
         return _fallback(reg, request, reasons, warn, default)
     counted = strategy in ("least-busy", "fastest") or any(i.max_inflight is not None for i in screening.candidates)

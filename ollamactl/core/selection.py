@@ -13,6 +13,10 @@ import math
 from ollamactl.core.timefmt import clock
 from ollamactl.model_names import normalise_model
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
 STRATEGIES = ("round-robin", "weighted", "least-latency", "least-busy", "random", "warm", "fastest")
 STATEFUL = ("round-robin", "weighted", "warm", "least-busy")
 ROTATING = ("round-robin", "warm", "least-busy")  # a cursor the store moves on atomically
@@ -140,12 +144,12 @@ def pool_key(request_type: str | None, model: str | None, strategy: str) -> str:
     return f"{family}|{request_type or 'any'}|{normalise_model(model) if model else '*'}"
 
 
-def round_robin(candidates: list, cursor: int, count: int) -> tuple[list, int]:
+def round_robin(candidates: Sequence, cursor: int, count: int) -> tuple[list, int]:
     picks = [candidates[(cursor + i) % len(candidates)] for i in range(count)]
     return picks, cursor + count
 
 
-def least_busy(candidates: list, inflight: dict[str, int], cursor: int, count: int) -> list:
+def least_busy(candidates: Sequence, inflight: dict[str, int], cursor: int, count: int) -> list:
     """The instances with the fewest live leases; ties go round-robin from `cursor` (count picks
     are spread as if each pick added one lease)."""
     load = {i.id: inflight.get(i.id, 0) for i in candidates}
@@ -159,7 +163,7 @@ def least_busy(candidates: list, inflight: dict[str, int], cursor: int, count: i
     return picks
 
 
-def smooth_weighted(candidates: list, currents: dict[str, int], count: int) -> tuple[list, dict[str, int]]:
+def smooth_weighted(candidates: Sequence, currents: dict[str, int], count: int) -> tuple[list, dict[str, int]]:
     """nginx's smooth weighted round-robin: weights 5,1,1 give a a b a c a a, not a a a a a b c."""
     current = {i.id: currents.get(i.id, 0) for i in candidates}
     total = sum(i.weight for i in candidates)
@@ -173,7 +177,7 @@ def smooth_weighted(candidates: list, currents: dict[str, int], count: int) -> t
     return picks, current
 
 
-def least_latency(candidates: list, health: dict, latency: dict[str, float], count: int) -> list:
+def least_latency(candidates: Sequence, health: dict, latency: dict[str, float], count: int) -> list:
     def cost(instance) -> float:
         recent = latency.get(instance.id)
         if recent is not None:
@@ -200,7 +204,7 @@ def expected_seconds(instance, model: str | None, measured: dict, inflight: dict
     return alone * (1 + inflight.get(instance.id, 0))
 
 
-def fastest(candidates: list, model: str | None, measured: dict, health: dict, latency: dict[str, float],
+def fastest(candidates: Sequence, model: str | None, measured: dict, health: dict, latency: dict[str, float],
             inflight: dict[str, int], count: int, entropy: bytes) -> list:
     """The candidates with the lowest `expected_seconds` (each pick counted as one more lease, so a
     burst spreads); a share EXPLORE_SHARE of picks (drawn from `entropy`, 4 bytes a pick) go to
@@ -217,20 +221,20 @@ def fastest(candidates: list, model: str | None, measured: dict, health: dict, l
         elif unmeasured and draw < EXPLORE_SHARE * 2**32:
             pick = unmeasured[draw % len(unmeasured)]
         else:
-            pick = min((i for i in candidates if costs[i.id] is not None), key=lambda i: costs[i.id])
+            pick = min((i for i in candidates if costs[i.id] is not None), key=lambda i: costs[i.id] or 0.0)
         load[pick.id] = load.get(pick.id, 0) + 1
         picks.append(pick)
     return picks
 
 
-def random_picks(candidates: list, count: int, entropy: bytes) -> list:
+def random_picks(candidates: Sequence, count: int, entropy: bytes) -> list:
     """Uniform picks from `entropy` (4 bytes per pick, e.g. os.urandom) so tests can fix it."""
     return [
         candidates[int.from_bytes(entropy[4 * i:4 * i + 4], "big") % len(candidates)] for i in range(count)
     ]
 
 
-def rendezvous(candidates: list, key: str) -> list:
+def rendezvous(candidates: Sequence, key: str) -> list:
     """Candidates ranked for `key` by weighted rendezvous hashing; losing one moves only its keys."""
 
     import hashlib
@@ -243,7 +247,7 @@ def rendezvous(candidates: list, key: str) -> list:
     return sorted(candidates, key=score, reverse=True)
 
 
-def choose(strategy: str, candidates: list, count: int, *, request_type: str | None = None,
+def choose(strategy: str, candidates: Sequence, count: int, *, request_type: str | None = None,
            model: str | None = None, key: str | None = None, health: dict | None = None,
            positions: dict | None = None, latency: dict | None = None, inflight: dict | None = None,
            entropy: bytes = b"", measured: dict | None = None) -> tuple[list, dict]:
@@ -278,7 +282,7 @@ def choose(strategy: str, candidates: list, count: int, *, request_type: str | N
     return picks, {"cursors": {pool: cursor}}
 
 
-def rotation_pool(strategy: str, candidates: list, request_type: str | None, model: str | None,
+def rotation_pool(strategy: str, candidates: Sequence, request_type: str | None, model: str | None,
                   health: dict) -> str:
     """The key of the rotation (cursor or weights) a stateful strategy uses for these candidates."""
     pool = pool_key(request_type, model, strategy)

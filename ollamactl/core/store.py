@@ -138,7 +138,7 @@ class FileStore:
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
-            data = None
+            data = None  # type: ignore[assignment]  # state.validate takes anything and says what it was
         data, problem = state.validate(data)
         if problem:
             self.warn(f"state file {self.path} {problem}")

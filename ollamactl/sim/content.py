@@ -62,7 +62,7 @@ def _schema_sample(spec: Any, text: str) -> Any:
         "boolean": True,
         "array": text.split(),
     }
-    return samples.get(kind, {} if kind == "object" else text)
+    return samples.get(kind or "", {} if kind == "object" else text)
 
 
 def _token_id(word: str) -> int:
@@ -94,8 +94,8 @@ def _metrics(config: SimConfig, prompt_tokens: int, eval_count: int | None, cold
 
 def _details(model: SimModel) -> dict[str, Any]:
     base = model.name.rsplit("/", 1)[-1].split(":", 1)[0]
-    family = re.match(r"[a-z]*", base.lower()).group() or "llama"
-    params = model.size / _bytes_per_param(model.embedding)
+    family = re.match(r"[a-z]*", base.lower()).group() or "llama"  # type: ignore[union-attr]  # [a-z]* always matches
+    params = (model.size or 0) / _bytes_per_param(model.embedding)
     return {
         "parent_model": "",
         "format": "gguf",

@@ -70,7 +70,7 @@ async def _show(instance: SimInstance, body: dict[str, Any]) -> _Reply:
     family = details["family"]
     info = {
         "general.architecture": family,
-        "general.parameter_count": round(model.size / _bytes_per_param(model.embedding)),
+        "general.parameter_count": round((model.size or 0) / _bytes_per_param(model.embedding)),
         f"{family}.context_length": CONTEXT_LENGTH,
         f"{family}.embedding_length": DEFAULT_DIMENSIONS,
     }
@@ -125,7 +125,7 @@ def _completion(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply
 
     limit = options.get("num_predict")
     capped = limit is not None and limit >= 0
-    words = _words(f"{model.name}\0{source}", min(int(limit), CONTEXT_LENGTH) if capped else config.tokens)
+    words = _words(f"{model.name}\0{source}", min(int(limit or 0), CONTEXT_LENGTH) if capped else config.tokens)
     content = _json_fragments(words, schema) if schema else _text_fragments(words)
     thinking = (
         _text_fragments(_words(f"think\0{model.name}\0{source}", THINKING_TOKENS))
@@ -134,7 +134,7 @@ def _completion(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply
     )
 
     prompt_tokens = len(prompt_text.split())
-    final = {"done": True, "done_reason": "length" if capped else "stop"}
+    final: dict[str, Any] = {"done": True, "done_reason": "length" if capped else "stop"}
     if use == "generate":
         final["context"] = [_token_id(word) for word in prompt_text.split() + words]
     final |= _metrics(config, prompt_tokens, len(thinking) + len(content), cold)
