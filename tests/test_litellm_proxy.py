@@ -1,5 +1,6 @@
 """The LiteLLM export in the real proxy process, started exactly as the export's header says, with
-the openai SDK as its client: chat completions and embeddings with one backend dead.
+the openai SDK as its client: chat completions and embeddings with one backend dead, one busy
+(503 on every generation) and a model that only one instance holds.
 
 The fleet holds the embedding model on a `chat` instance too (it was exported as `ollama_chat/...`,
 which LiteLLM refuses for embeddings: 50 of 50 embedding calls failed), and the SDK sends
@@ -26,6 +27,7 @@ from ollamactl.sim import SimModel
 
 CHAT = SimModel("llama3.2:latest")
 EMBED = SimModel("nomic-embed-text:latest", embedding=True)
+SOLO = SimModel("qwen3:4b")  # held by the "both" instance alone
 MASTER_KEY = "sk-proxy-test-master-4e1d"
 CALLS = 30
 START_TIMEOUT_S = 180.0  # the proxy imports for a long while on a busy 2-core machine
@@ -34,17 +36,21 @@ TESTS = Path(__file__).parent
 
 @pytest.fixture
 def proxy_fleet(sim):
-    """{role: SimInstance}: "dead" held both models at the last check and now refuses connections."""
+    """{role: SimInstance}: "dead" held both models at the last check and now refuses connections;
+    "busy" (a chat instance) answers every generation 503 since the check, as a full Ollama queue does."""
     sims = {
         "chat": sim.add(name="chat", models=[CHAT, EMBED], loaded=[]),
-        "both": sim.add(name="both", models=[CHAT, EMBED], loaded=[]),
+        "both": sim.add(name="both", models=[CHAT, EMBED, SOLO], loaded=[]),
         "embedding": sim.add(name="embedding", models=[EMBED], loaded=[]),
         "dead": sim.add(name="dead", models=[CHAT, EMBED], loaded=[]),
+        "busy": sim.add(name="busy", models=[CHAT], loaded=[]),
     }
     for role, instance in sims.items():
-        Fleet().add(instance.url, id=role, type=role if role in ("chat", "embedding") else "both")
+        kind = {"chat": "chat", "embedding": "embedding", "busy": "chat"}.get(role, "both")
+        Fleet().add(instance.url, id=role, type=kind)
     cli_helpers.run("refresh")
     sims["dead"].set_fault("refuse")
+    sims["busy"].set_fault("busy503")
     return sims
 
 
@@ -109,6 +115,9 @@ def test_the_proxy_answers_the_openai_sdk_for_chat_and_embeddings_with_a_backend
                 reply = client.chat.completions.create(model="llama3.2",
                                                        messages=[{"role": "user", "content": f"hi {n}"}])
                 assert reply.choices[0].message.content
+                solo = client.chat.completions.create(model="qwen3:4b",
+                                                      messages=[{"role": "user", "content": f"solo {n}"}])
+                assert solo.choices[0].message.content
                 vectors = client.embeddings.create(model="nomic-embed-text", input=[f"text {n}", "b"])
                 assert [len(item.embedding) for item in vectors.data] == [16, 16]
             except openai.OpenAIError as exc:
@@ -122,3 +131,8 @@ def test_the_proxy_answers_the_openai_sdk_for_chat_and_embeddings_with_a_backend
     embeds = {role: sum(r.path == "/api/embed" for r in proxy_fleet[role].requests) for role in proxy_fleet}
     assert embeds["chat"] == 0 and embeds["both"] > 0 and embeds["embedding"] > 0, embeds
     assert sum(r.path == "/api/chat" for r in proxy_fleet["chat"].requests) > 0
+    assert sum(r.path == "/api/chat" for r in proxy_fleet["busy"].requests) > 0  # tried, refused, retried elsewhere
+    solo_on = {role for role, instance in proxy_fleet.items()
+               if any(r.path == "/api/chat" and (r.body or {}).get("model", "").startswith("qwen3")
+                      for r in instance.requests)}
+    assert solo_on == {"both"}, solo_on  # the model held by one instance went there only
