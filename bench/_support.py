@@ -134,3 +134,16 @@ def redis_server():
         finally:
             server.terminate()
             server.wait()
+
+
+def start_up_arguments(description: str):  # type: ignore[no-untyped-def]
+    """The options every start-up benchmark takes: --runs (at least 30) and --json."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--json", action="store_true", help="print the medians as JSON too")
+    args = parser.parse_args()
+    if args.runs < 30:
+        parser.error("--runs must be at least 30: a median of fewer start-ups says little")
+    return args

@@ -19,7 +19,6 @@ _venv.py; an editable install is refused), against that venv's own `python -c pa
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -29,7 +28,7 @@ import subprocess
 import tempfile
 import time
 
-from _support import refresh_done, simulated, timed_ms
+from _support import refresh_done, simulated, start_up_arguments, timed_ms
 from _venv import honest_venv
 
 from ollamactl.core.fleet import Fleet
@@ -65,12 +64,7 @@ def set_age(fleet: Fleet, seconds: float, urls: list[str] | None = None) -> None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=40)
-    parser.add_argument("--json", action="store_true", help="print the medians as JSON too")
-    args = parser.parse_args()
-    if args.runs < 30:
-        parser.error("--runs must be at least 30: a median of fewer start-ups says little")
+    args = start_up_arguments(__doc__.splitlines()[0])
     venv = honest_venv()
     tool = [venv.ollamactl]
     with tempfile.TemporaryDirectory() as tmp, simulated(*({} for _ in range(4))) as sims:

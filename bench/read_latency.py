@@ -13,7 +13,6 @@ every instance's /api/ps. Target: each <= 5x `python -c pass`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -21,7 +20,7 @@ import random
 import statistics
 import subprocess
 
-from _support import private_registry, register, simulated, timed_ms
+from _support import private_registry, register, simulated, start_up_arguments, timed_ms
 from _venv import honest_venv
 
 TARGET = 5.0
@@ -29,12 +28,7 @@ INSTANCES = 4
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=40)
-    parser.add_argument("--json", action="store_true", help="print the medians as JSON too")
-    args = parser.parse_args()
-    if args.runs < 30:
-        parser.error("--runs must be at least 30: a median of fewer start-ups says little")
+    args = start_up_arguments(__doc__.splitlines()[0])
     venv = honest_venv()
     with private_registry(), simulated(*({} for _ in range(INSTANCES))) as urls:
         register(urls)
