@@ -102,3 +102,9 @@ def test_bench_of_a_model_nobody_holds_exits_3(speeds):
 def test_simulate_refuses_a_token_rate_that_is_not_a_speed():
     result = run("simulate", "--token-rate", "1=fast")
     assert result.exit_code == 2 and "--token-rate 1=fast" in one_error_line(result)
+
+
+@pytest.mark.parametrize("flag", ["--tokens", "--repeat"])
+def test_bench_names_a_bad_count_by_its_flag(flag):
+    result = run("bench", flag, "0")
+    assert result.exit_code == 2 and one_error_line(result).startswith(f"ollamactl: error: {flag} must be")

@@ -65,7 +65,8 @@ FLAGS = {"count": "-n/--count", "tries": "--tries", "timeout": "--timeout", "int
          "wait": "--wait", "connect_timeout": "--connect-timeout", "first_byte_timeout": "--first-byte-timeout",
          "batch_size": "--batch-size", "per_instance": "--per-instance", "concurrency": "--concurrency",
          "api_key_env": "--api-key-env", "api_key": "--api-key-stdin", "id": "--id", "name": "--name",
-         "url": "URL", "model": "MODEL", "models": "MODEL", "ref": "ID_OR_NAME", "refs": "ID_OR_NAME"}
+         "url": "URL", "model": "MODEL", "models": "MODEL", "ref": "ID_OR_NAME", "refs": "ID_OR_NAME",
+         "tokens": "--tokens", "repeat": "--repeat"}
 
 
 def failed(error: OllamactlError) -> int:
