@@ -230,3 +230,34 @@ def test_each_failure_is_counted_under_the_kind_a_user_would_name_it():
     assert metrics.error_kind(http.ServerBusy("busy", status=503)) == "http_5xx"
     assert metrics.error_kind(http.ModelNotFound("no such model", status=404)) == "http_4xx"
     assert metrics.error_kind(http.ServerError("truncated stream"), midstream=True) == "midstream"
+
+
+def test_a_hostile_model_name_is_exact_in_a_pipe_and_shown_not_obeyed_on_a_terminal(isolated_env):
+    import pty
+
+    name = "m\x1b]0;OWNED\x07\x1b[2J[red]x\"y\\z"
+    instance = Fleet().add("http://127.0.0.1:1", name="a[/b]")
+    Fleet().store.update(lambda data: data["metrics"].update(
+        {instance.id: metrics.apply(None, Sample(model=name, tokens=10, eval_s=0.5), 1_000_000.0)}))
+    piped = subprocess.run([sys.executable, "-m", "ollamactl", "metrics"], capture_output=True, text=True,
+                           timeout=60)
+    [speed] = families(piped.stdout)["ollamactl_tokens_per_second"]
+    assert speed.labels == {"instance": "a[/b]", "model": name + ":latest"} and speed.value == 20.0
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "ollamactl", "metrics"], stdout=follower,
+                               stderr=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the other side closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    process.wait(timeout=60)
+    os.close(leader)
+    shown = b"".join(chunks)
+    assert b"\x1b" not in shown and b"\x07" not in shown
+    assert b'model="m\\x1b]0;OWNED\\a\\x1b[2J[red]x\\"y\\\\z:latest"' in shown

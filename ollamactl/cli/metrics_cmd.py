@@ -59,7 +59,9 @@ def metrics(
         current.health()
         output.print_json({"instances": [row.public() for row in current.metrics()]})
         return
-    sys.stdout.write(current_text())
+    # Exact for a file or pipe (a model name is any text the format allows); on a terminal a
+    # server's escape sequences are shown, never obeyed.
+    sys.stdout.write(output.answer_text(current_text(), sys.stdout.isatty()))
     sys.stdout.flush()
 
 
