@@ -87,6 +87,9 @@ def test_every_printing_command_shows_hostile_text_safely(hostile_fleet, monkeyp
     assert rows["shiny"]["name"] == NAME and f"evil{ESC}[31m:latest" in rows["shiny"]["models"]
 
     assert_safe(ok("models"), "[/bad]:latest", "evil\\x1b[31m:latest", "[link=http://evil.example]")
+    # a name a server holds is looked up, not refused as a typed one would be (that was exit 2)
+    assert_safe(ok("models", "--diff"), "evil\\x1b[31m:latest")
+    assert_safe(ok("sync", "--dry-run"), "evil\\x1b[31m:latest")
     assert_safe(ok("pick", "--explain"), "broken", "boom\\x1b]0;OWNED")
     nowhere = run("pick", "-m", "nowhere", "--strict", "--explain")
     assert nowhere.exit_code == 3

@@ -532,12 +532,12 @@ class Survey:
         return cls(fleet, instances, results, skipped)
 
     def holders(self, model: str) -> list[Instance]:
-        model = params.model(model)
+        model = params.model_key(model)  # a look-up: `models --diff` asks about every name the servers hold
         return [i for i in self.instances if model in self.held.get(i.id, {})]
 
     def kinds(self, models: Sequence[str]) -> dict[str, str]:
         """Each model's kind (chat or embedding), by its normalised name."""
-        models = params.models(models)
+        models = params.models(models, lookup=True)
         return kinds(models, {m: self.holders(m) for m in models}, self.timeouts, self.probe_timeout)
 
     def pull_targets(self, model: str, everywhere: bool) -> list[Instance]:

@@ -36,21 +36,30 @@ def refs(param: str, values: Sequence[Any]) -> list[str]:
     return [text(param, value) for value in values]
 
 
-def model(name: Any, param: str = "model") -> str:
-    """A model name as the fleet compares it (`llama3.2` -> `llama3.2:latest`)."""
+def model_key(name: Any, param: str = "model") -> str:
+    """A model name as the fleet compares it (`llama3.2` -> `llama3.2:latest`), for a look-up: only
+    its type is checked, since a server's own names (which may hold anything) are looked up too."""
     if not isinstance(name, str):
         raise InvalidValue((param,), f"must be a model name (a string), got {shown(name)}")
+    return normalise_model(name)
+
+
+def model(name: Any, param: str = "model") -> str:
+    """A model name to ask a server for, as the fleet compares it: `model_key`, refused when blank
+    or holding spaces or control characters."""
+    key = model_key(name, param)
     if not name.strip():
         raise InvalidValue((param,), f"is blank, got {name!r}", "give a model such as llama3.2 or qwen3:4b")
     if any(not ch.isprintable() or ch.isspace() for ch in name.strip()):
         raise InvalidValue((param,), f"{name!r} holds spaces or control characters", "e.g. llama3.2 or qwen3:4b")
-    return normalise_model(name)
+    return key
 
 
-def models(names: Sequence[Any], param: str = "models") -> list[str]:
+def models(names: Sequence[Any], param: str = "models", lookup: bool = False) -> list[str]:
+    """Each of `names` by `model`, or by `model_key` for a `lookup`."""
     if isinstance(names, str):
         raise InvalidValue((param,), f"must be a list of model names, got {shown(names)}")
-    return [model(name, param) for name in names]
+    return [(model_key if lookup else model)(name, param) for name in names]
 
 
 def command(param: str, value: Any) -> list[str]:
