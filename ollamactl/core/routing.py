@@ -185,8 +185,7 @@ def _speed_notes(candidates: Sequence[Instance], model: str | None, measured: di
     notes = {}
     for instance in candidates:
         cost = selection.expected_seconds(instance, model, measured, inflight)
-        speed = ((measured.get(instance.id) or {}).get("models") or {}).get(selection.normalise_model(model)) \
-            if model else None
+        speed = selection.measured_speed(instance, model, measured) if model else None
         if cost is None:
             notes[instance.id] = f"never measured{' for ' + model if model else ''}: tried now and then"
         elif speed:

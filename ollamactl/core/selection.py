@@ -188,16 +188,21 @@ def least_latency(candidates: Sequence, health: dict, latency: dict[str, float],
     return [min(candidates, key=cost)] * count
 
 
+def measured_speed(instance, model: str | None, measured: dict) -> dict | None:
+    """The metrics entry of `instance`'s speed for `model` (tps, first_token_s, ...); with no model
+    named, the fastest it was ever measured at; None when never measured."""
+    models = (measured.get(instance.id) or {}).get("models") or {}
+    if model:
+        return models.get(normalise_model(model))
+    return max((s for s in models.values() if s.get("tps")), key=lambda s: s["tps"], default=None)
+
+
 def expected_seconds(instance, model: str | None, measured: dict, inflight: dict[str, int]) -> float | None:
     """`fastest`'s estimate of how long `instance` takes to answer a request for `model`: its
     first-token time plus TYPICAL_TOKENS at its measured speed (decayed averages of recent runs and
     benches), times one more than the leases it holds (a busy server shares its speed); None when
     it was never measured for `model`."""
-    entry = measured.get(instance.id) or {}
-    speed = (entry.get("models") or {}).get(normalise_model(model)) if model else None
-    if speed is None and not model:  # no model named: the fastest it was ever measured at
-        speeds = [s for s in (entry.get("models") or {}).values() if s.get("tps")]
-        speed = max(speeds, key=lambda s: s["tps"], default=None)
+    speed = measured_speed(instance, model, measured)
     if not speed or not speed.get("tps"):
         return None
     alone = (speed.get("first_token_s") or 0.0) + TYPICAL_TOKENS / speed["tps"]
