@@ -96,11 +96,13 @@ def known_down(instances: Iterable[Instance], reg: Registry, data: dict[str, Any
                now: float) -> dict[str, tuple[dict[str, Any], float]]:
     """{id: (entry, age)} of the instances whose usable cached result says unhealthy and is young
     enough to answer from (`stale_ttl`): model commands leave them out rather than wait on them."""
-    freshness = Freshness.of(reg)
     health = data.get("health") if isinstance(data, dict) else None
+    if not isinstance(health, dict):
+        return {}
+    freshness = Freshness.of(reg)
     down = {}
-    for instance in instances if isinstance(health, dict) else ():
-        entry = _usable(health, instance, now)  # type: ignore[arg-type]
+    for instance in instances:
+        entry = _usable(health, instance, now)
         if entry is not None and not entry["healthy"] and freshness.state(entry, now - entry["checked_at"]):
             down[instance.id] = (entry, now - entry["checked_at"])
     return down
