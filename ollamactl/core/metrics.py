@@ -171,7 +171,7 @@ def quantile(entry: dict[str, Any], q: float) -> float | None:
 # Checks: the state is untrusted input (a hand edit, a flipped bit, another version)
 
 
-def entry_ok(entry: Any, now: float | None = None) -> bool:
+def entry_ok(entry: Any) -> bool:
     """Whether `entry` has this module's shape with sane values (else it is dropped, as a cache is)."""
     try:
         requests, histogram, models = entry["requests"], entry["first_token"], entry["models"]
