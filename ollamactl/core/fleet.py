@@ -305,13 +305,14 @@ class Fleet:
         settings.checked("count", repeat, "repeat")
         tokens = settings.checked("count", speed.DEFAULT_TOKENS if tokens is None else tokens, "tokens")
         health = self.health()
+        instances = self.targets()
         holders = {i.id: {normalise_model(m["name"]) for m in health[i.id].models}
-                   for i in self.targets() if i.serves("chat") and health[i.id].healthy}
+                   for i in instances if i.serves("chat") and health[i.id].healthy}
         model = normalise_model(model) if model else _most_held(holders)
         if model is None:
             raise NoInstanceError("no healthy chat instance holds a model to measure",
                                   "check `ollamactl health`, or pull one with `ollamactl pull MODEL`")
-        chosen = [i for i in self.targets() if model in holders.get(i.id, ())]
+        chosen = [i for i in instances if model in holders.get(i.id, ())]
         if not chosen:
             raise NoInstanceError(f"no healthy chat instance holds {model}",
                                   f"pull it first (`ollamactl pull {model}`), or name another model")
