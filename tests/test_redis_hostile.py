@@ -120,3 +120,22 @@ def test_a_hostile_redis_costs_one_deadline_then_the_local_file_with_one_warning
         assert server.sent < TRICKLE_BYTES
     elif behaviour != "nonsense":  # refused at the claim, not after reading (or trying to hold) it
         assert server.sent < FLOOD_BYTES // 4
+
+
+def test_a_host_name_idna_refuses_is_one_warning_and_a_loopback_pick_does_not_load_idna(fake_redis, sim,
+                                                                                         monkeypatch):
+    ok("add", sim.add().url)
+    ok("health")
+    # an empty label in a non-ASCII name: the idna codec refuses it before any lookup (no traffic)
+    monkeypatch.setenv("OLLAMACTL_STORE", "redis://bücher..example:6379/0?timeout=0.3")
+    done = subprocess.run([sys.executable, "-m", "ollamactl", "pick"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "not a usable host name" in done.stderr
+    server = fake_redis("nonsense")
+    monkeypatch.setenv("OLLAMACTL_STORE", f"redis://127.0.0.1:{server.port}/0?timeout=0.3")
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "ollamactl", "pick"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "ollamactl.core.resp" in done.stderr  # it did connect to the Redis store
+    assert "encodings.idna" not in done.stderr and "unicodedata" not in done.stderr

@@ -106,7 +106,8 @@ class Connection:
                 sock.close()
                 raise
         else:
-            sock = socket.create_connection((target.host, target.port), timeout=timeout)
+            host = _host_name(target)  # bytes: typeshed says str, but getaddrinfo takes either
+            sock = socket.create_connection((host, target.port), timeout=timeout)  # type: ignore[arg-type]
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if target.tls:
                 import ssl
@@ -222,6 +223,19 @@ class Connection:
         if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since 3.10
             return self._late() if self._sock is not None else f"{self.target.address}: no connection in time"
         return f"{self.target.address}: {exc.strerror or exc}"
+
+
+def _host_name(target: Target) -> bytes:
+    """`target`'s host as getaddrinfo takes it. A str would go through the idna codec there: an import
+    of encodings.idna, stringprep and unicodedata on every `pick`, and a UnicodeError (a traceback)
+    for a label that is empty or too long; an ASCII name needs no IDNA, and a bad one is a RedisError."""
+    host = target.host or ""
+    if host.isascii():
+        return host.encode("ascii")
+    try:
+        return host.encode("idna")
+    except UnicodeError:
+        raise RedisError(f"{target.address}: not a usable host name") from None
 
 
 def _readable(sock: socket.socket) -> bool:
