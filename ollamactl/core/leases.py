@@ -177,7 +177,8 @@ def hold(store: Store, choose: Callable[[], Decision], line: str | None, wait: f
                 raise busy if busy and not ahead else BusyError(
                     "every instance is busy" + (f" and {ahead} earlier caller{'s' if ahead != 1 else ''} waited"
                                                 " first" if ahead else ""), "raise --wait, or max_inflight")
-            place.take()
+            if not place.joined:  # in line before the first wait; after each wait the place is renewed below
+                place.take()
             time.sleep(max(0.0, min(POLL_S, deadline - time.monotonic())))
             ahead = place.take()
     except BaseException:
