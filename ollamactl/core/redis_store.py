@@ -292,12 +292,16 @@ class RedisStore:
             return {}
 
         def work(connection: Connection) -> dict[str, int]:
-            counts = self._script(connection, _INFLIGHT, [self._key("leases", i) for i in ids])
-            if not isinstance(counts, list) or len(counts) != len(ids):
-                raise RedisError("unexpected reply to the inflight script")
-            return {i: _number(n, "the inflight script") for i, n in zip(ids, counts, strict=True)}
+            return dict(zip(ids, self._live(connection, [self._key("leases", i) for i in ids]), strict=True))
 
         return self._run(work, lambda local: local.inflight(ids))
+
+    def _live(self, connection: Connection, keys: Sequence[str]) -> list[int]:
+        """The live members (expiry still ahead) of each sorted set in `keys`: leases or waiters."""
+        counts = self._script(connection, _INFLIGHT, keys)
+        if not isinstance(counts, list) or len(counts) != len(keys):
+            raise RedisError("unexpected reply to the inflight script")
+        return [_number(n, "the inflight script") for n in counts]
 
     def acquire(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> bool:
         return self.renew(instance_id, limit, holder, ttl) != REFUSED
@@ -322,13 +326,8 @@ class RedisStore:
 
     def waiting(self, pool: str) -> int:
         """The live waiters, counted as live leases are: the queue-alive set holds ticket -> expiry."""
-        def work(connection: Connection) -> int:
-            counts = self._script(connection, _INFLIGHT, [self._key("queue-alive", pool)])
-            if not isinstance(counts, list) or len(counts) != 1:
-                raise RedisError("unexpected reply to the inflight script")
-            return _number(counts[0], "the inflight script")
-
-        return self._run(work, lambda local: local.waiting(pool))
+        return self._run(lambda connection: self._live(connection, [self._key("queue-alive", pool)])[0],
+                         lambda local: local.waiting(pool))
 
     def leave(self, pool: str, ticket: str) -> None:
         self._run(lambda connection: connection.send([("ZREM", self._key("queue", pool), ticket),
