@@ -60,6 +60,7 @@ class Fleet:
         self._locations: Locations | None = None
         self._last_registry: Registry | None = None  # what warn redacts with: the registry being worked on
         self.warnings: list[str] = []
+        self._said: set[str] = set()  # each warning is given once per Fleet, however often the work meets it
         self._warn = warn
         self._store = store
         self._own_store = store is None  # opened here by the rules below (a pick may use its memo)
@@ -107,7 +108,8 @@ class Fleet:
         return RedisStore(where, fallback=local, warn=self.warn)
 
     def warn(self, message: str) -> None:
-        """Pass a warning to the caller's callback, or keep it in `warnings`; a configured key standing
+        """Pass a warning to the caller's callback, or keep it in `warnings`, once (a command that reads
+        the registry twice, or a waiter that chooses many times, says each thing once); a configured key standing
         whole in it (a server's words quoted in a warning) is replaced by `***` first. The keys are
         those of the registry this fleet read last (the one whose instances were asked), so a warning
         does not read the registry again; read now when none was."""
@@ -118,6 +120,9 @@ class Fleet:
             message = redact(message, keys_of(reg.instances))
         except OllamactlError:  # an unreadable registry has no keys to hide
             pass
+        if message in self._said:
+            return
+        self._said.add(message)
         if self._warn is not None:
             self._warn(message)
         else:
@@ -658,13 +663,6 @@ class Fleet:
             raise InvalidValue(("wait",), problem, "use 0 to give up at once")
         reg = self.registry()
         wait = float(reg.setting("wait")) if wait is None else wait
-        said: set[str] = set()
-
-        def warn_once(message: str) -> None:  # a waiter chooses many times: say each thing once
-            if message not in said:
-                said.add(message)
-                self.warn(message)
-
         if instance is not None:
             target = reg.find(instance)
             line = f"instance|{target.id}" if target.max_inflight is not None else None
@@ -678,7 +676,7 @@ class Fleet:
         def choose() -> routing.Decision:
             current = requests[-1]
             requests.append(current._replace(refresh=False))  # probe at most once, however long the wait
-            return routing.select(current, reg, self.store, warn_once, self.default_instance,
+            return routing.select(current, reg, self.store, self.warn, self.default_instance,
                                   revalidate=self._revalidate)
 
         limited = any(i.max_inflight is not None for i in reg.instances)  # else nobody ever waits
