@@ -80,7 +80,7 @@ def refresh_done(state_dir: str, limit_s: float = 10.0) -> None:
     `state_dir` to end, so that its CPU is not counted in whatever is timed next."""
     import time
 
-    from ollamactl.core import background
+    from ollamactl.core.health import background
 
     deadline = time.monotonic() + limit_s
     while background.is_running(state_dir) and time.monotonic() < deadline:

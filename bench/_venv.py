@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "ollamactl", "completions")
-EXTRAS = ""  # extras to install; none: the Redis store needs no client library (core/resp.py)
+EXTRAS = ""  # extras to install; none: the Redis store needs no client library (core/state/resp.py)
 
 
 class Venv(NamedTuple):

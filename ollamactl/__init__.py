@@ -4,6 +4,10 @@ As a library: `from ollamactl import Fleet` (see ollamactl.core.fleet), with the
 (every one an `OllamactlError`; bad arguments an `InvalidValue`, a `UsageError`) and the records
 it returns. Each name is imported on first use, so `import ollamactl` (and the `pick` fast path)
 stays cheap: no httpx, asyncio or tomlkit until a name that needs them is used.
+
+Packages: core (the work, callable without the command line), cli (the command line: parsing and
+rendering), sim (a loopback Ollama stand-in); model_names (the one rule for model names, shared by
+the core and the simulator).
 """
 
 __version__ = "0.1.0"
@@ -12,16 +16,16 @@ _HOMES = {  # name -> the module defining it
     "Fleet": "fleet",
     "OllamactlError": "errors", "UsageError": "errors", "InvalidValue": "errors", "RegistryError": "errors",
     "NoInstanceError": "errors", "BusyError": "errors", "ExitCode": "errors",
-    "ModelMissing": "routing", "Request": "routing", "Decision": "routing",
+    "ModelMissing": "routing.router", "Request": "routing.router", "Decision": "routing.router",
     "OllamaError": "http", "AllFailed": "http", "Timeouts": "http",
-    "NothingToExport": "export_common", "Exported": "export_common",
-    "CommandError": "child",
-    "Instance": "registry", "Registry": "registry",
-    "HealthResult": "health",
-    "Survey": "model_ops", "Outcome": "model_ops", "Step": "model_ops",
-    "GenerateRequest": "generate", "Completion": "generate",
-    "EmbedSummary": "embed",
-    "Lease": "leases",
+    "NothingToExport": "export.common", "Exported": "export.common",
+    "CommandError": "proxy.child",
+    "Instance": "registry.instances", "Registry": "registry.instances",
+    "HealthResult": "health.probe",
+    "Survey": "models.ops", "Outcome": "models.ops", "Step": "models.ops",
+    "GenerateRequest": "proxy.generate", "Completion": "proxy.generate",
+    "EmbedSummary": "proxy.embed",
+    "Lease": "routing.leases",
 }
 __all__ = ["__version__", *_HOMES]
 

@@ -29,8 +29,9 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.delenv("OLLAMACTL_STORE", raising=False)
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr("ollamactl.core.lookup._resolve", fake_resolver)  # `add` asks; no DNS query leaves a test
-    monkeypatch.setattr("ollamactl.core.lookup._reverse", fake_reverse)  # `discover --add` names what it found
+    # `add` asks; no DNS query leaves a test
+    monkeypatch.setattr("ollamactl.core.registry.lookup._resolve", fake_resolver)
+    monkeypatch.setattr("ollamactl.core.registry.lookup._reverse", fake_reverse)  # `discover --add` names what it found
     monkeypatch.setattr(socket, "getaddrinfo", loopback_getaddrinfo)  # `add` probes what it registers:
     monkeypatch.setattr(socket.socket, "connect", loopback_connect)  # gpu1, 10.1.2.3 ... must stay unasked
     return {"config": config, "state": state}

@@ -8,8 +8,8 @@ import threading
 import pytest
 from cli_helpers import ok, one_error_line, run
 
-from ollamactl.core import lookup
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.registry import lookup
 
 
 @pytest.mark.parametrize("spelling", ["localhost:11500", "http://[::1]:11500", "http://127.0.0.1:11500/",

@@ -12,9 +12,9 @@ import sys
 from cli_helpers import ok, run
 from hostile_server import answer, endless, ollama_like
 
-from ollamactl.core import health
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.state import MAX_MODELS
+from ollamactl.core.health import probe as health
+from ollamactl.core.state.schema import MAX_MODELS
 
 # Runs the CLI in a child and reports the child's peak memory (KiB on Linux) on its last stderr line:
 # its own address space's high-water mark (VmHWM), not ru_maxrss, which Linux carries over exec from

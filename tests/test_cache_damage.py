@@ -1,7 +1,7 @@
 """Damaged cache files, after issue 23 (points 5 and 6): a NUL byte in `registry.snapshot` gave a
 traceback in `exec`, a flipped bit in `state.view` a MemoryError, and a corrupted snapshot made
 `list` and `pick --explain` show (and probe) a URL that is not in the registry. Each cache file now
-carries a checksum (core/marshal_cache.py): a damaged one is ignored and made again, never believed.
+carries a checksum (core/state/marshal_cache.py): a damaged one is ignored and made again, never believed.
 The test damages every cache at many positions (a flipped bit, a NUL written or inserted, the file
 cut short) and checks that each command still answers exactly as from the real files."""
 
@@ -17,8 +17,8 @@ import time
 import pytest
 from cli_helpers import ok
 
-from ollamactl.core import marshal_cache
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.state import marshal_cache
 
 CACHES = ("registry.snapshot", "state.view", "pick.memo")
 COMMANDS = (("list",), ("pick", "--explain", "--key", "user-7"), ("pick", "-m", "llama3.2", "--key", "u9", "-n", "3"))

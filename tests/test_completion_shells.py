@@ -17,7 +17,7 @@ import pytest
 from readme_shell import readme_commands
 
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.selection import STRATEGIES
+from ollamactl.core.routing.selection import STRATEGIES
 from ollamactl.sim import FAULTS
 
 BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")

@@ -17,9 +17,10 @@ import pytest
 from cli_helpers import one_error_line, run
 from lease_helpers import cached_fleet, finish, inflight, lease_expiries, ollamactl, process_state, wait_until
 
-from ollamactl.core import child, leases, selection
 from ollamactl.core.errors import BusyError
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.proxy import child
+from ollamactl.core.routing import leases, selection
 
 
 @pytest.fixture(params=["file", "redis"])
@@ -206,8 +207,8 @@ def test_a_release_during_a_renewal_stays_released(monkeypatch, tmp_path):
     """The heartbeat's renewal takes a lease again when it finds none, so a release that slipped in
     while a renewal was under way came undone: the instance counted a lease nobody held for 5 s
     (least-busy and max_inflight saw it). A release now waits for the renewal, then wins."""
-    from ollamactl.core.registry import Instance
-    from ollamactl.core.store import FileStore
+    from ollamactl.core.registry.instances import Instance
+    from ollamactl.core.state.store import FileStore
 
     renewing = threading.Event()
 
@@ -231,8 +232,8 @@ def test_a_release_during_a_renewal_stays_released(monkeypatch, tmp_path):
 def test_a_release_before_the_leases_write_stays_released(monkeypatch, tmp_path):
     """A lease without a max_inflight is written from a thread of its own while run's request goes
     out; a release that comes before that write (a quick answer, a Ctrl-C) must not be undone by it."""
-    from ollamactl.core.registry import Instance
-    from ollamactl.core.store import FileStore
+    from ollamactl.core.registry.instances import Instance
+    from ollamactl.core.state.store import FileStore
 
     written = threading.Event()
     write = leases.Lease._acquire

@@ -18,9 +18,9 @@ from gateway_engines import HAProxy, Nginx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ollamactl.core import export
+from ollamactl.core.export import build as export
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.registry import Instance
+from ollamactl.core.registry.instances import Instance
 
 SECRET = "sk-stored-5ecr3t-0a1b2c"
 # LiteLLM's documented config keys (docs.litellm.ai/docs/proxy/configs, .../routing).

@@ -9,10 +9,11 @@ import pytest
 from cli_helpers import ok, one_error_line, run
 from fleet_setup import register
 
-from ollamactl.core import metrics, selection
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.metrics import Sample
-from ollamactl.core.registry import Instance
+from ollamactl.core.metrics import counters as metrics
+from ollamactl.core.metrics.counters import Sample
+from ollamactl.core.registry.instances import Instance
+from ollamactl.core.routing import selection
 
 A, B, C = (Instance(id=name, name=name, url=f"http://{name}:11434") for name in ("a", "b", "c"))
 NEVER = b"\xff\xff\xff\xff" * 8  # draws that never explore

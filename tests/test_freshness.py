@@ -12,10 +12,13 @@ import time
 import pytest
 from cli_helpers import run
 
-from ollamactl.core import background, health, health_cache, routing
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.health import HealthResult
-from ollamactl.core.registry import Instance
+from ollamactl.core.health import background
+from ollamactl.core.health import cache as health_cache
+from ollamactl.core.health import probe as health
+from ollamactl.core.health.probe import HealthResult
+from ollamactl.core.registry.instances import Instance
+from ollamactl.core.routing import router as routing
 
 T0 = 1_000_000.0
 

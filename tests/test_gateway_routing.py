@@ -25,7 +25,7 @@ import openai
 import pytest
 from gateway_engines import HAProxy, Nginx, free_port
 
-from ollamactl.core.export_gateway import CHECK_INTERVAL_S
+from ollamactl.core.export.gateway import CHECK_INTERVAL_S
 from ollamactl.core.fleet import Fleet
 from ollamactl.sim import SimModel
 

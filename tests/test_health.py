@@ -10,10 +10,11 @@ import time
 import pytest
 
 from ollamactl import __version__
-from ollamactl.core import health, http
+from ollamactl.core import http
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.health import HealthResult
-from ollamactl.core.registry import Instance
+from ollamactl.core.health import probe as health
+from ollamactl.core.health.probe import HealthResult
+from ollamactl.core.registry.instances import Instance
 from ollamactl.sim import SimModel
 
 SECRET = "sk-health-5ecr3t-0a1b2c"

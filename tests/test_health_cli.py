@@ -14,8 +14,8 @@ import pytest
 from cli_helpers import run
 
 from ollamactl.cli import health_view, output
-from ollamactl.core import health
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.health import probe as health
 from ollamactl.sim import SimModel
 
 SECRET = "sk-health-cli-5ecr3t-77aa"
@@ -299,7 +299,7 @@ def test_watch_follows_the_registry_added_instances_appear_and_removed_ones_go(s
 
 
 def test_following_the_registry_reads_it_only_when_it_changed_and_survives_a_bad_edit(fleet, monkeypatch):
-    from ollamactl.core import registry_snapshot
+    from ollamactl.core.registry import snapshot as registry_snapshot
 
     a = fleet.add("http://127.0.0.1:11600", name="a")
     fleet.add("http://127.0.0.1:11601", name="b")

@@ -16,8 +16,8 @@ import pytest
 from cli_helpers import one_error_line, run
 from lease_helpers import cached_fleet, finish, inflight, ollamactl, process_state, wait_until
 
-from ollamactl.core import leases, selection
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.routing import leases, selection
 
 
 @pytest.fixture(params=["file", "redis"])
@@ -249,8 +249,8 @@ def test_a_failover_never_overfills_an_instance_that_filled_meanwhile(sim):
     instance is now skipped, with the reason among the attempts, and is never sent the request."""
     from fleet_setup import register
 
-    from ollamactl.core.generate import GenerateRequest
     from ollamactl.core.http import AllFailed
+    from ollamactl.core.proxy.generate import GenerateRequest
 
     sims = [sim.add(), sim.add()]
     ids = register(*sims, max_inflight=1)

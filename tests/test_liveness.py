@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from ollamactl.cli.app import app
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.generate import GenerateRequest
 from ollamactl.core.http import Timeouts
+from ollamactl.core.proxy.generate import GenerateRequest
 
 QUICK = Timeouts(first_byte=120.0, alive_every=0.1, alive_within=1.0)
 

@@ -15,9 +15,9 @@ from cli_helpers import ok, one_error_line, run
 from fleet_setup import register
 from prometheus_client.parser import text_string_to_metric_families
 
-from ollamactl.core import metrics
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.metrics import BUCKETS, MAX_MODELS, MINUTES, Sample
+from ollamactl.core.metrics import counters as metrics
+from ollamactl.core.metrics.counters import BUCKETS, MAX_MODELS, MINUTES, Sample
 
 
 def families(text: str) -> dict[str, list]:
@@ -125,9 +125,9 @@ def test_reset_asks_off_a_terminal_and_clears_with_yes(burst):
 
 _WRITER = """
 import sys
-from ollamactl.core.breaker import Feedback
+from ollamactl.core.health.breaker import Feedback
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.metrics import Sample
+from ollamactl.core.metrics.counters import Sample
 feedback = Feedback(Fleet().store)
 for n in range(int(sys.argv[1])):
     feedback.count("gpu1-11434", Sample(outcome="ok" if n % 2 else "timeout", inputs=1))
@@ -223,13 +223,14 @@ def test_top_fits_60_columns_by_dropping_columns_never_the_name(burst):
 
 def test_each_failure_is_counted_under_the_kind_a_user_would_name_it():
     from ollamactl.core import http
+    from ollamactl.core.health import breaker
 
-    assert metrics.error_kind(http.ConnectFailed("connection refused")) == "connect"
-    assert metrics.error_kind(http.Timeout("timed out")) == "timeout"
-    assert metrics.error_kind(http.Unresponsive("stopped answering")) == "timeout"
-    assert metrics.error_kind(http.ServerBusy("busy", status=503)) == "http_5xx"
-    assert metrics.error_kind(http.ModelNotFound("no such model", status=404)) == "http_4xx"
-    assert metrics.error_kind(http.ServerError("truncated stream"), midstream=True) == "midstream"
+    assert breaker.error_kind(http.ConnectFailed("connection refused")) == "connect"
+    assert breaker.error_kind(http.Timeout("timed out")) == "timeout"
+    assert breaker.error_kind(http.Unresponsive("stopped answering")) == "timeout"
+    assert breaker.error_kind(http.ServerBusy("busy", status=503)) == "http_5xx"
+    assert breaker.error_kind(http.ModelNotFound("no such model", status=404)) == "http_4xx"
+    assert breaker.error_kind(http.ServerError("truncated stream"), midstream=True) == "midstream"
 
 
 def test_a_hostile_model_name_is_exact_in_a_pipe_and_shown_not_obeyed_on_a_terminal(isolated_env):

@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from ollamactl.cli.pull_view import LineView, LiveView
-from ollamactl.core import model_ops
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.http import Timeouts
-from ollamactl.core.inventory import reference_digest
-from ollamactl.core.registry import Instance
+from ollamactl.core.models import ops as model_ops
+from ollamactl.core.models.inventory import reference_digest
+from ollamactl.core.registry.instances import Instance
 from ollamactl.sim import SimModel, upstream_model
 from ollamactl.sim.library import pull_lines
 
@@ -179,7 +179,7 @@ def test_load_and_unload_update_the_cached_loaded_list(sim):
 
 
 def _rows():
-    from ollamactl.core.model_ops import PullProgress
+    from ollamactl.core.models.ops import PullProgress
 
     a, b = inst("gpu1"), inst("gpu2")
     return PullProgress(a, "qwen3:4b"), PullProgress(b, "qwen3:4b")

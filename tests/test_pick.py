@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from ollamactl.cli import pick_fast
 from ollamactl.cli.app import app
-from ollamactl.core import cursors
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.state import cursors
 
 
 def refused_url():
@@ -214,7 +214,7 @@ HEAVY = ("httpx", "rich", "asyncio", "pydantic", "typer", "click", "tomlkit", "f
 PICK_STDLIB = {"__future__", "os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc",  # site's
                "math", "fcntl", "atexit", "gc", "contextlib", "collections", "_collections", "itertools", "keyword",
                "operator", "_operator", "reprlib", "types", "functools", "_functools",
-               "zlib"}  # the cache files' checksum (core/marshal_cache.py)
+               "zlib"}  # the cache files' checksum (core/state/marshal_cache.py)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -237,17 +237,17 @@ def test_pick_with_a_fresh_cache_imports_nothing_heavy():
     bare = subprocess.run([sys.executable, "-S", "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
                           timeout=60)
     modules = imported_modules(result.stderr) - imported_modules(bare.stderr)
-    assert {"ollamactl.core.registry_snapshot", "ollamactl.core.state_view"} <= modules  # the probe saw them
+    assert {"ollamactl.core.registry.snapshot", "ollamactl.core.state.view"} <= modules  # the probe saw them
     assert not {name.split(".")[0] for name in modules}.intersection(HEAVY)
     assert {name for name in modules if not name.startswith("ollamactl")} <= PICK_STDLIB, sorted(modules)
-    # and from the pick memo (core/pick_memo.py), once made of settled files: fewer modules still
+    # and from the pick memo (core/routing/pick_memo.py), once made of settled files: fewer modules still
     os.utime(os.path.join(Fleet().locations.state_dir, "state.json"), (stamp, stamp))
     assert run_pick("-m", "llama3.2").returncode == 0  # makes the memo
     memo = subprocess.run([sys.executable, "-S", "-X", "importtime", "-c", probe], capture_output=True, text=True,
                           env=env, timeout=60)
     assert memo.returncode == 0 and memo.stdout.startswith("http://gpu"), memo.stderr
     from_memo = imported_modules(memo.stderr) - imported_modules(bare.stderr)
-    assert "ollamactl.core.pick_memo" in from_memo and "ollamactl.core.state_view" not in from_memo
+    assert "ollamactl.core.routing.pick_memo" in from_memo and "ollamactl.core.state.view" not in from_memo
     assert from_memo <= modules, sorted(from_memo - modules)
 
 
@@ -347,7 +347,7 @@ def test_a_corrupt_cursor_file_restarts_the_rotation_quietly(content):
 
 def test_a_pick_that_warns_reads_the_registry_once(monkeypatch):
     """Fleet.warn hides keys with the registry the pick already read, not by reading it again."""
-    from ollamactl.core import registry_snapshot
+    from ollamactl.core.registry import snapshot as registry_snapshot
 
     fake_fleet(2)
     state_file = Fleet().locations.state_file
@@ -362,7 +362,7 @@ def test_a_pick_that_warns_reads_the_registry_once(monkeypatch):
 
 def test_a_least_busy_pick_reads_the_state_once(monkeypatch):
     """The live leases are counted from the state the pick already read, not from a second read."""
-    from ollamactl.core.store import FileStore
+    from ollamactl.core.state.store import FileStore
 
     fake_fleet(2)
     reads = []

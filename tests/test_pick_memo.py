@@ -1,4 +1,4 @@
-"""The pick memo (core/pick_memo.py): a pick answered from it gives exactly the full path's answer,
+"""The pick memo (core/routing/pick_memo.py): a pick answered from it gives exactly the full path's answer,
 for random fleets and states on real files, and it stops being used the moment anything it settled
 changes: an entry ages, an ejection ends, the registry or the state is rewritten, another Python."""
 
@@ -17,9 +17,12 @@ import time
 import pytest
 from test_pick import refused_url
 
-from ollamactl.core import background, marshal_cache, pick_memo, routing, selection
 from ollamactl.core.errors import OllamactlError
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.health import background
+from ollamactl.core.routing import pick_memo, selection
+from ollamactl.core.routing import router as routing
+from ollamactl.core.state import marshal_cache
 
 MODELS = ("llama3.2:latest", "qwen2.5:7b", "nomic-embed-text:latest")
 ASKED = (None, None, "llama3.2", "qwen2.5:7b", "nomic-embed-text", "mistral")
@@ -355,9 +358,9 @@ def test_a_pick_from_entries_turned_stale_takes_the_full_path_and_starts_the_ref
         return {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
 
     pick()  # makes the memo
-    assert "ollamactl.core.state_view" not in pick()  # answered from it
+    assert "ollamactl.core.state.view" not in pick()  # answered from it
     time.sleep(max(0.0, checked + 6.1 - time.time()))
-    assert "ollamactl.core.state_view" in pick()  # stale: the full path, and the refresh at its exit
+    assert "ollamactl.core.state.view" in pick()  # stale: the full path, and the refresh at its exit
     deadline = time.time() + 30
     while Fleet(env["OLLAMACTL_CONFIG"], env["OLLAMACTL_STATE_DIR"]).store.read()["health"][instance.id][
             "checked_at"] == checked:

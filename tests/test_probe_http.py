@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from ollamactl.core import health, monitor
-from ollamactl.core.registry import Instance
+from ollamactl.core.health import monitor
+from ollamactl.core.health import probe as health
+from ollamactl.core.registry.instances import Instance
 
 TLS = Path(__file__).parent / "data" / "tls"
 VERSION = json.dumps({"version": "0.12.6"}).encode()

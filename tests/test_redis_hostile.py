@@ -137,5 +137,5 @@ def test_a_host_name_idna_refuses_is_one_warning_and_a_loopback_pick_does_not_lo
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "ollamactl", "pick"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "ollamactl.core.resp" in done.stderr  # it did connect to the Redis store
+    assert "ollamactl.core.state.resp" in done.stderr  # it did connect to the Redis store
     assert "encodings.idna" not in done.stderr and "unicodedata" not in done.stderr

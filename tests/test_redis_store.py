@@ -14,7 +14,7 @@ from lease_helpers import cached_fleet
 from redis_fixtures import looking_in
 
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.redis_store import RedisStore
+from ollamactl.core.state.redis_store import RedisStore
 
 PICKER = "from ollamactl import Fleet\nf = Fleet()\nfor _ in range(50):\n    print(f.pick()[0].id)\n"
 

@@ -24,8 +24,8 @@ def test_a_lock_wait_restarts_while_the_guarded_file_changes(tmp_path):
     import threading
     import time
 
-    from ollamactl.core import atomic_files
     from ollamactl.core.errors import OllamactlError
+    from ollamactl.core.state import atomic_files
 
     lock, target = tmp_path / "x.lock", tmp_path / "x"
     held = threading.Event()

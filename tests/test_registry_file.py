@@ -15,8 +15,8 @@ import sys
 import pytest
 from cli_helpers import ok, one_error_line, run
 
-from ollamactl.core import registry_file
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.registry import file as registry_file
 
 GOOD = 'version = 1\n\n[[instances]]\nid = "a"\nurl = "http://127.0.0.1:9"\n'
 READERS = (["pick"], ["list"], ["pick", "--explain"], ["health"], ["add", "127.0.0.1:8"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ollamactl.core import registry_regions
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.registry import regions as registry_regions
 
 LAYOUTS = {
     "plain": """version = 1
@@ -84,7 +84,7 @@ EDITS = {
 def test_a_region_edit_writes_what_a_whole_file_edit_writes(tmp_path, monkeypatch, layout, edit):
     import datetime as dt
 
-    from ollamactl.core import registry
+    from ollamactl.core.registry import instances as registry
 
     stamp = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.timezone.utc)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
-from ollamactl.core import marshal_cache, registry, registry_snapshot
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.registry import instances as registry
+from ollamactl.core.registry import snapshot as registry_snapshot
+from ollamactl.core.state import marshal_cache
 
 
 def age(path, seconds: float = 60.0) -> None:

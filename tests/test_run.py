@@ -15,9 +15,10 @@ from lease_helpers import wait_until
 from typer.testing import CliRunner
 
 from ollamactl.cli.app import app
-from ollamactl.core import generate, registry
 from ollamactl.core import http as ollama_http
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.proxy import generate
+from ollamactl.core.registry import instances as registry
 from ollamactl.sim import SimModel
 
 
@@ -532,7 +533,7 @@ def test_an_https_instance_is_verified_and_an_http_one_needs_no_tls(sim, https_u
     import httpx
     import httpx._transports.default as httpx_transports
 
-    from ollamactl.core.plain_transport import PlainTransport
+    from ollamactl.core.proxy.plain_transport import PlainTransport
 
     shown = []
     body = {"model": "llama3.2", "prompt": "hi"}

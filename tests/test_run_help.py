@@ -11,8 +11,8 @@ import time
 import pytest
 from cli_helpers import one_error_line, run
 
-from ollamactl.core import health
 from ollamactl.core.fleet import Fleet
+from ollamactl.core.health import probe as health
 from ollamactl.sim import SimModel
 
 

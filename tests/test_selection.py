@@ -4,9 +4,10 @@ from collections import Counter
 
 import pytest
 
-from ollamactl.core import breaker, selection
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.registry import Instance
+from ollamactl.core.health import breaker
+from ollamactl.core.registry.instances import Instance
+from ollamactl.core.routing import selection
 
 NOW = 1_000_000.0
 

@@ -304,7 +304,7 @@ def test_the_wheel_installs_the_completion_scripts(tmp_path):
     for installed, committed in expected.items():
         assert data + installed in names, f"{installed} missing from {wheel.name}"
         assert zipfile.ZipFile(wheel).read(data + installed).decode() == (ROOT / committed).read_text()
-    assert {"ollamactl/cli/export_cmd.py", "ollamactl/core/export.py", "ollamactl/sim/server.py"} <= set(names)
+    assert {"ollamactl/cli/export_cmd.py", "ollamactl/core/export/build.py", "ollamactl/sim/server.py"} <= set(names)
 
 
 def _imported(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:

@@ -13,13 +13,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ollamactl.cli import health_view
-from ollamactl.core import export, health_cache, selection, state
-from ollamactl.core.export_common import NothingToExport, Options
+from ollamactl.core.export import build as export
+from ollamactl.core.export.common import NothingToExport, Options
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.health import HealthResult
-from ollamactl.core.inventory import model_map
-from ollamactl.core.registry import Instance
-from ollamactl.core.store import FileStore
+from ollamactl.core.health import cache as health_cache
+from ollamactl.core.health.probe import HealthResult
+from ollamactl.core.models.inventory import model_map
+from ollamactl.core.registry.instances import Instance
+from ollamactl.core.routing import selection
+from ollamactl.core.state import schema as state
+from ollamactl.core.state.store import FileStore
 
 
 def write_state(isolated_env, data) -> None:

@@ -1,4 +1,4 @@
-"""The state view (core/state_view.py): the checked state kept beside the state file, used only for
+"""The state view (core/state/view.py): the checked state kept beside the state file, used only for
 the very same file, never trusted when broken, and giving the same answers and warnings as the file."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from ollamactl.core import marshal_cache, state_view
-from ollamactl.core.store import FileStore
+from ollamactl.core.state import marshal_cache
+from ollamactl.core.state import view as state_view
+from ollamactl.core.state.store import FileStore
 
 ENTRY = {"url": "http://gpu1:11434", "healthy": True, "error": None, "latency_ms": 1.0, "version": "0.12.6",
          "models": [{"name": "llama3.2:latest", "digest": "d" * 64, "size": 1}], "loaded": [], "checked_at": 0.0}

@@ -13,9 +13,9 @@ from cli_helpers import ok, one_error_line, run
 from gateway_engines import HAProxy, Nginx
 from lease_helpers import cached_fleet, finish, ollamactl, set_health
 
-from ollamactl.core import selection
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.registry import Instance
+from ollamactl.core.registry.instances import Instance
+from ollamactl.core.routing import selection
 
 
 def inst(instance_id, priority=0, max_inflight=None):

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ollamactl.core.errors import UsageError
-from ollamactl.core.urls import derive_id, normalise_url, respelled_host, validate_id
+from ollamactl.core.registry.urls import derive_id, normalise_url, respelled_host, validate_id
 
 # The autouse isolation fixture is function-scoped; these properties do not touch the environment.
 PROPERTY = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

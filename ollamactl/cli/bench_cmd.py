@@ -64,7 +64,7 @@ def _table(results: list[Any]) -> None:
 
 
 def _set_weights(current: Any, results: list[Any], yes: bool) -> None:
-    from ollamactl.core.speed import weights
+    from ollamactl.core.metrics.speed import weights
 
     wanted = weights(results)
     now = {i.id: i for i in current.instances()}

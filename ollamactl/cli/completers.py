@@ -32,7 +32,7 @@ def complete_instance(incomplete: str) -> list[str]:
 def complete_priority(incomplete: str) -> list[str]:
     """The tiers the local registry uses, the default 0 and `backup`, for shell completion."""
     from ollamactl.core.fleet import Fleet
-    from ollamactl.core.registry import BACKUP
+    from ollamactl.core.registry.instances import BACKUP
 
     try:
         used = {instance.priority for instance in Fleet().instances() if instance.tier_name != BACKUP}
@@ -45,7 +45,7 @@ def complete_priority(incomplete: str) -> list[str]:
 def complete_model(incomplete: str) -> list[str]:
     """Model names from the health cache, for shell completion (none that holds a configured key)."""
     from ollamactl.core.fleet import Fleet
-    from ollamactl.core.keys import holds, keys_of
+    from ollamactl.core.registry.keys import holds, keys_of
 
     try:
         fleet = Fleet()

@@ -7,14 +7,14 @@ import typer
 from ollamactl.cli import output
 from ollamactl.cli.completers import complete_model
 from ollamactl.cli.context import fleet
-from ollamactl.core.export_common import DEFAULT_LISTEN
-from ollamactl.core.selection import REQUEST_TYPES
+from ollamactl.core.export.common import DEFAULT_LISTEN
+from ollamactl.core.routing.selection import REQUEST_TYPES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
 
 def _complete_format(incomplete: str) -> list[str]:
-    from ollamactl.core.export import FORMATS
+    from ollamactl.core.export.build import FORMATS
 
     return [fmt for fmt in FORMATS if fmt.startswith(incomplete)]
 
@@ -58,8 +58,8 @@ def export(
 
     Example: ollamactl export --format haproxy -o /etc/haproxy/ollama.cfg
     """
-    from ollamactl.core import export_files
-    from ollamactl.core.export_common import NothingToExport
+    from ollamactl.core.export import files as export_files
+    from ollamactl.core.export.common import NothingToExport
 
     files = export_files.checked_paths(fmt, output_path, secrets_file)
     try:

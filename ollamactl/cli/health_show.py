@@ -15,11 +15,11 @@ from ollamactl.cli.context import fleet
 from ollamactl.core import settings
 from ollamactl.core.errors import ExitCode
 from ollamactl.core.fleet import Fleet
-from ollamactl.core.registry import Instance
-from ollamactl.core.selection import ejected_until
+from ollamactl.core.registry.instances import Instance
+from ollamactl.core.routing.selection import ejected_until
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.core.health import HealthResult
+    from ollamactl.core.health.probe import HealthResult
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ollamactl.cli import output
-from ollamactl.core.registry import Instance
+from ollamactl.core.registry.instances import Instance
 from ollamactl.core.timefmt import age, clock, iso_utc
 from ollamactl.model_names import normalise_model
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.core.health import HealthResult
+    from ollamactl.core.health.probe import HealthResult
 
 Row = tuple[Instance, "HealthResult | None", "float | None"]  # instance, last result, probe running since
 COLUMNS = ("INSTANCE", "URL", "TYPE", "STATUS", "LATENCY", "AGE", "VERSION", "MODELS", "LOADED", "ERROR")

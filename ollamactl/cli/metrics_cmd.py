@@ -20,7 +20,7 @@ DEFAULT_PORT = 9464  # the port OpenTelemetry's Prometheus exporter uses; free o
 
 def current_text() -> str:
     """The exposition of the fleet now: every enabled instance's health fresh (probed where stale)."""
-    from ollamactl.core.metrics_report import exposition
+    from ollamactl.core.metrics.report import exposition
 
     current = fleet()
     current.health()

@@ -5,7 +5,7 @@ the command table at run time, not assumed)."""
 from __future__ import annotations
 
 from ollamactl.cli import commands
-from ollamactl.core.routing import ModelMissing
+from ollamactl.core.routing.router import ModelMissing
 
 
 def with_pull_hint(error: ModelMissing) -> ModelMissing:

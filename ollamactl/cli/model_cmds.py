@@ -23,12 +23,12 @@ from ollamactl.cli.model_options import keep_alive_value
 from ollamactl.cli.model_plans import plan_table, step_json
 from ollamactl.core import params, settings
 from ollamactl.core.errors import NoInstanceError, OllamactlError, UsageError
-from ollamactl.core.model_ops import DEFAULT_PULL_CONCURRENCY
+from ollamactl.core.models.ops import DEFAULT_PULL_CONCURRENCY
 
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.fleet import Fleet
-    from ollamactl.core.model_ops import Outcome
-    from ollamactl.core.registry import Instance
+    from ollamactl.core.models.ops import Outcome
+    from ollamactl.core.registry.instances import Instance
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -81,7 +81,7 @@ def run_pulls(current: Fleet, jobs: list[tuple[Instance, str]], concurrency: int
               timeout: float | None = None) -> None:
     """Pull every (instance, model) job with the fitting progress view; report; exit 1 on failures."""
     from ollamactl.cli.pull_view import LineView, LiveView
-    from ollamactl.core import model_ops
+    from ollamactl.core.models import ops as model_ops
 
     if sys.stdout.isatty() and not json_output:
         view: Any = LiveView([model_ops.PullProgress(i, m) for i, m in jobs])

@@ -10,9 +10,9 @@ from ollamactl.cli import output
 
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.fleet import Fleet
-    from ollamactl.core.health import HealthResult
-    from ollamactl.core.model_ops import Step
-    from ollamactl.core.registry import Instance
+    from ollamactl.core.health.probe import HealthResult
+    from ollamactl.core.models.ops import Step
+    from ollamactl.core.registry.instances import Instance
 
 ACTION_STYLE = {"ok": "green", "pull": "yellow", "update": "yellow"}
 
@@ -39,14 +39,9 @@ def step_json(step: Step) -> dict[str, Any]:
 
 def show_diff(current: Fleet, results: dict[str, HealthResult], json_output: bool) -> None:
     """`models --diff`: the models not on every instance of a fitting type, or not at one digest."""
-    from ollamactl.core import model_ops
-
-    survey = model_ops.Survey(current, current.targets(), results)
-    models = sorted({m for names in survey.held.values() for m in names})
-    kinds = survey.kinds(models)
-    plan = model_ops.plan(survey.instances, survey.held, models, kinds)
-    drifted = model_ops.drifted(plan)
-    steps = [s for s in plan if s.model in set(drifted)]
+    survey = current.survey(results=results)
+    kinds, steps = survey.drift()
+    drifted = list(dict.fromkeys(s.model for s in steps))
     if json_output:
         output.print_json([{"model": model, "kind": kinds[model],
                             "instances": [step_json(s) for s in steps if s.model == model]} for model in drifted])

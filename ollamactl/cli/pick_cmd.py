@@ -10,8 +10,8 @@ import typer
 
 from ollamactl.cli.completers import choices, complete_model
 from ollamactl.cli.pick_exec import FORMATS, execute
-from ollamactl.core.routing import Request
-from ollamactl.core.selection import REQUEST_TYPES, STRATEGIES
+from ollamactl.core.routing.router import Request
+from ollamactl.core.routing.selection import REQUEST_TYPES, STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 

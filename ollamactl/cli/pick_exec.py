@@ -10,8 +10,8 @@ import sys
 from ollamactl.cli import exits, output
 from ollamactl.cli.context import fleet
 from ollamactl.core.errors import NoInstanceError, UsageError
-from ollamactl.core.keys import CLIENT_KEY_VAR, sent_key
-from ollamactl.core.routing import Decision, Request
+from ollamactl.core.registry.keys import CLIENT_KEY_VAR, sent_key
+from ollamactl.core.routing.router import Decision, Request
 
 FORMATS = ("url", "env", "openai", "json")
 
@@ -46,7 +46,7 @@ def _pick(request: Request, fmt: str, show_reasons: bool) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
     if not show_reasons:
-        picks = fleet().picks(request)  # from the pick memo when it stands (core/pick_memo.py)
+        picks = fleet().picks(request)  # from the pick memo when it stands (core/routing/pick_memo.py)
     else:
         try:
             decision = fleet().select(request)

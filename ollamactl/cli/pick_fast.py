@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ollamactl.cli.pick_exec import execute
 from ollamactl.core.errors import UsageError
-from ollamactl.core.routing import Request
+from ollamactl.core.routing.router import Request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover

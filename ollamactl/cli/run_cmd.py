@@ -9,7 +9,7 @@ import typer
 from ollamactl.cli import run_stream
 from ollamactl.cli.completers import choices, complete_instance, complete_model
 from ollamactl.cli.exec_cmd import WAIT_HELP
-from ollamactl.core.selection import STRATEGIES
+from ollamactl.core.routing.selection import STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 

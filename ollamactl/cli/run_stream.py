@@ -20,7 +20,7 @@ from ollamactl.cli.request_input import parse_format, parse_option, read_prompt
 from ollamactl.cli.spinner import Spinner
 from ollamactl.core import settings
 from ollamactl.core.errors import UsageError
-from ollamactl.core.routing import ModelMissing
+from ollamactl.core.routing.router import ModelMissing
 
 
 class _BufferedOut:
@@ -121,8 +121,8 @@ def run(model: str, prompt: list[str] | None, chat: bool, system: str | None, js
         instance_ref: str | None, strategy: str | None, key: str | None, tries: int, wait: float | None,
         strict: bool, connect_timeout: float | None, first_byte_timeout: float | None, verbose: bool) -> None:
     """Stream MODEL's answer to the prompt (see `ollamactl run --help` for the options)."""
-    from ollamactl.core.generate import GenerateRequest
     from ollamactl.core.http import Timeouts
+    from ollamactl.core.proxy.generate import GenerateRequest
 
     began = time.monotonic()
     settings.checked("tries", tries)  # before the prompt is read

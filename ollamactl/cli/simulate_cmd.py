@@ -86,7 +86,7 @@ def _complete_fault(incomplete: str) -> list[str]:
 def _register(urls: list[str]) -> tuple[list[str], dict[str, str]]:
     """Add sim-1..sim-N for these URLs, reusing an entry that already has the URL; returns the ids,
     and {id: url} of the entries added here (the ones to unregister on stop)."""
-    from ollamactl.core.urls import normalise_url, server_key
+    from ollamactl.core.registry.urls import normalise_url, server_key
 
     current = fleet()
     ids, added = [], {}

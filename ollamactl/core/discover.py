@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ollamactl.core.errors import UsageError
-from ollamactl.core.urls import DEFAULT_PORT, normalise_url
+from ollamactl.core.registry.urls import DEFAULT_PORT, normalise_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.core.health import HealthResult
-    from ollamactl.core.probe_http import ProbeClient
+    from ollamactl.core.health.probe import HealthResult
+    from ollamactl.core.health.probe_http import ProbeClient
 
 WITHOUT_YES = 1 << 16  # addresses: a /16; a larger scan must be asked for (`yes`)
 AT_MOST = 1 << 24  # addresses: a /8, about 18 hours at the default pace; beyond it, never
@@ -200,8 +200,8 @@ async def scan(plan: Plan, *, timeout: float, connect_timeout: float, concurrenc
     like Ollama, `on_progress` the count after each URL."""
     import asyncio
 
-    from ollamactl.core import health
-    from ollamactl.core.registry import Instance
+    from ollamactl.core.health import probe as health
+    from ollamactl.core.registry.instances import Instance
 
     urls = plan.urls()
     workers = health.probe_slots(concurrency, max(1, plan.total))

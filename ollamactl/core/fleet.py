@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import os
 
-from ollamactl.core import health_cache, params, paths, registry, routing, settings
+from ollamactl.core import params, paths, settings
 from ollamactl.core.errors import InvalidValue, NoInstanceError, OllamactlError, UsageError
-from ollamactl.core.registry import Instance, Registry
-from ollamactl.core.store import FileStore
+from ollamactl.core.health import cache as health_cache
+from ollamactl.core.registry import instances as registry
+from ollamactl.core.registry.instances import Instance, Registry
+from ollamactl.core.routing import router as routing
+from ollamactl.core.state.store import FileStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,17 +37,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
     from ollamactl.core.discover import Found
-    from ollamactl.core.embed import EmbedSummary, Write
-    from ollamactl.core.export_common import Exported
-    from ollamactl.core.generate import Completion, Emit, Flush, GenerateRequest, Log
-    from ollamactl.core.health import HealthResult, OnResult
+    from ollamactl.core.export.common import Exported
+    from ollamactl.core.health.probe import HealthResult, OnResult
     from ollamactl.core.http import Timeouts
-    from ollamactl.core.leases import Lease, Notice, Take
-    from ollamactl.core.metrics_report import InstanceMetrics
-    from ollamactl.core.model_ops import OnProgress, Outcome, Survey
+    from ollamactl.core.metrics.report import InstanceMetrics
+    from ollamactl.core.metrics.speed import Measured
+    from ollamactl.core.models.ops import OnProgress, Outcome, Survey
     from ollamactl.core.paths import Locations
-    from ollamactl.core.speed import Measured
-    from ollamactl.core.store import Store
+    from ollamactl.core.proxy.embed import EmbedSummary, Write
+    from ollamactl.core.proxy.generate import Completion, Emit, Flush, GenerateRequest, Log
+    from ollamactl.core.routing.leases import Lease, Notice, Take
+    from ollamactl.core.state.store import Store
 
     Warn = Callable[[str], None]
 
@@ -65,7 +68,7 @@ class Fleet:
         self._store = store
         self._own_store = store is None  # opened here by the rules below (a pick may use its memo)
         self._store_env = os.environ.get("OLLAMACTL_STORE", "").strip()
-        # A background refresh (core/background.py) opens the same store by the same rules: not for a given one.
+        # A background refresh (core/health/background.py) opens the same store by the same rules: not for a given one.
         self._revalidate = self._start_background_refresh if store is None else None
         self._refresh_at_exit = refresh_at_exit
         self._ollama_host = os.environ.get("OLLAMA_HOST")
@@ -103,7 +106,7 @@ class Fleet:
                 where = "file"
         if where == "file":
             return local
-        from ollamactl.core.redis_store import RedisStore
+        from ollamactl.core.state.redis_store import RedisStore
 
         return RedisStore(where, fallback=local, warn=self.warn)
 
@@ -113,7 +116,7 @@ class Fleet:
         whole in it (a server's words quoted in a warning) is replaced by `***` first. The keys are
         those of the registry this fleet read last (the one whose instances were asked), so a warning
         does not read the registry again; read now when none was."""
-        from ollamactl.core.keys import keys_of, redact
+        from ollamactl.core.registry.keys import keys_of, redact
 
         try:
             reg = self._last_registry if self._last_registry is not None else self.registry()
@@ -133,7 +136,7 @@ class Fleet:
     def registry(self) -> Registry:
         """The registry as it is on disk now (validated; a missing file is an empty registry), from
         its snapshot in the state dir when the file has not changed since (core/registry_snapshot)."""
-        from ollamactl.core import registry_snapshot
+        from ollamactl.core.registry import snapshot as registry_snapshot
 
         self._last_registry = registry_snapshot.load(self._registry_file, self._state_dir)
         return self._last_registry
@@ -160,7 +163,7 @@ class Fleet:
         `priority`: its tier (lower is preferred; "backup": below every other); `max_inflight`:
         leases at once (None: unlimited). `check`: probe it first and refuse (OllamactlError,
         nothing written) unless it answers like Ollama."""
-        from ollamactl.core import registry_ops
+        from ollamactl.core.registry import edits as registry_ops
 
         url, note = self._base_url(url)
         if check:
@@ -176,7 +179,7 @@ class Fleet:
     def _base_url(given: str) -> tuple[str, str | None]:
         """`given` normalised, without a pasted API path (`/api`, `/api/generate`, `/v1`: see
         urls.without_api_path), and the warning to give once it is stored (None: nothing dropped)."""
-        from ollamactl.core.urls import normalise_url, without_api_path
+        from ollamactl.core.registry.urls import normalise_url, without_api_path
 
         url, dropped = without_api_path(normalise_url(params.text("url", given)))
         if dropped is None:
@@ -185,7 +188,7 @@ class Fleet:
                      f" (requests would have gone to {dropped}/api/...); stored as {url}")
 
     def _check_answers(self, url: str, api_key_env: str | None, api_key: str | None) -> None:
-        from ollamactl.core import health
+        from ollamactl.core.health import probe as health
 
         candidate = Instance(id="candidate", name="candidate", url=url, api_key_env=api_key_env, api_key=api_key)
         result = health.check([candidate], float(self.registry().setting("timeout")))[0]
@@ -196,7 +199,7 @@ class Fleet:
     def update(self, ref: str, **changes: Any) -> Instance:
         """Change fields of one instance: url, name, type, weight, enabled, priority, max_inflight
         (None: unlimited), api_key_env, api_key (api_key_env=None / api_key=None drop the key settings)."""
-        from ollamactl.core import registry_ops
+        from ollamactl.core.registry import edits as registry_ops
 
         unknown = sorted(set(changes) - set(registry_ops.Changes.__dataclass_fields__))
         if unknown:
@@ -211,17 +214,17 @@ class Fleet:
         return updated
 
     def enable(self, *refs: str) -> list[Instance]:
-        from ollamactl.core import registry_ops
+        from ollamactl.core.registry import edits as registry_ops
 
         return registry_ops.set_enabled(self.locations, params.refs("refs", refs), True)
 
     def disable(self, *refs: str) -> list[Instance]:
-        from ollamactl.core import registry_ops
+        from ollamactl.core.registry import edits as registry_ops
 
         return registry_ops.set_enabled(self.locations, params.refs("refs", refs), False)
 
     def remove(self, *refs: str) -> list[Instance]:
-        from ollamactl.core import registry_ops
+        from ollamactl.core.registry import edits as registry_ops
 
         return registry_ops.remove(self.locations, params.refs("refs", refs))
 
@@ -237,7 +240,7 @@ class Fleet:
         import asyncio
 
         from ollamactl.core import discover
-        from ollamactl.core.urls import server_key
+        from ollamactl.core.registry.urls import server_key
 
         timeout = settings.checked("timeout", discover.DEFAULT_TIMEOUT if timeout is None else timeout, "timeout")
         connect_timeout = settings.checked(
@@ -285,8 +288,8 @@ class Fleet:
         holds now and its last health check. Counted by every process's run/embed/exec in the store."""
         import time
 
-        from ollamactl.core import metrics_report
-        from ollamactl.core.registry_ops import resolve_all
+        from ollamactl.core.metrics import report as metrics_report
+        from ollamactl.core.registry.edits import resolve_all
 
         reg = self.registry()
         instances = resolve_all(reg, list(refs)) if refs else list(reg.instances)
@@ -303,8 +306,8 @@ class Fleet:
         first token, cold or not. Fastest first. Each request is recorded like a run's (metrics)."""
         import threading
 
-        from ollamactl.core import speed
-        from ollamactl.core.generate import GenerateRequest
+        from ollamactl.core.metrics import speed
+        from ollamactl.core.proxy.generate import GenerateRequest
         from ollamactl.model_names import normalise_model
 
         settings.checked("count", repeat, "repeat")
@@ -353,8 +356,9 @@ class Fleet:
         """Register each server of `found` (from `discover`) that is not registered yet, named from
         its host name (reverse DNS, else its address; `-PORT` for a port other than 11434). A server
         registered meanwhile (by another process, or twice in `found`) is skipped."""
-        from ollamactl.core import discover, lookup
-        from ollamactl.core.urls import server_key
+        from ollamactl.core import discover
+        from ollamactl.core.registry import lookup
+        from ollamactl.core.registry.urls import server_key
 
         fresh = [item for item in found if item.registered is None]
         names = lookup.host_names([discover.host_of(item.url) for item in fresh])
@@ -372,7 +376,7 @@ class Fleet:
         enabled ones (all with `include_disabled`), else, with nothing registered, the default."""
         reg = self.registry()
         if refs:
-            from ollamactl.core.registry_ops import resolve_all
+            from ollamactl.core.registry.edits import resolve_all
 
             if not reg.instances and all(ref == "default" for ref in refs):
                 return [self.default_instance]
@@ -390,7 +394,7 @@ class Fleet:
     # -- health ---------------------------------------------------------------------------------
 
     def _start_background_refresh(self) -> bool:
-        from ollamactl.core import background
+        from ollamactl.core.health import background
 
         return background.start(self._registry_file, self._state_dir, at_exit=self._refresh_at_exit)
 
@@ -404,8 +408,8 @@ class Fleet:
               on_result: OnResult | None = None, save_each: bool = False) -> list[HealthResult]:
         """Probe exactly `instances` now and cache the results: at the end, or with `save_each` as
         they arrive (in batches), so one hung instance does not hold back the others' news."""
-        from ollamactl.core import health
-        from ollamactl.core.keys import keys_of
+        from ollamactl.core.health import probe as health
+        from ollamactl.core.registry.keys import keys_of
 
         if timeout is not None:
             settings.checked("timeout", timeout)
@@ -428,8 +432,8 @@ class Fleet:
         arrive, until `stop()` is true or Ctrl-C (see core/monitor). `instances` may be a function
         asked before every tick (`following` makes one that follows the registry); `sleep` replaces
         the waits (a test drives the loop)."""
-        from ollamactl.core import monitor
-        from ollamactl.core.keys import keys_of
+        from ollamactl.core.health import monitor
+        from ollamactl.core.registry.keys import keys_of
 
         settings.checked("interval", interval)
         if timeout is not None:
@@ -447,7 +451,7 @@ class Fleet:
         since removed drop out, and so does everything once all are disabled; while the registry
         cannot be read (a hand edit half saved) the last answer stands, with a warning. The first
         answer is made here, so an unknown name is refused at once."""
-        from ollamactl.core.atomic_files import file_stamp
+        from ollamactl.core.state.atomic_files import file_stamp
 
         seen: list[Any] = [file_stamp(self._registry_file)]
         seen.append(self.targets(refs, include_disabled))
@@ -478,8 +482,8 @@ class Fleet:
         configured key shows in a server's words, whenever it was configured."""
         import time
 
-        from ollamactl.core.health import HealthResult, scrubbed
-        from ollamactl.core.keys import keys_of
+        from ollamactl.core.health.probe import HealthResult, scrubbed
+        from ollamactl.core.registry.keys import keys_of
 
         reg = self.registry()
         instances = self.targets()
@@ -490,28 +494,39 @@ class Fleet:
 
     def models(self, results: dict[str, HealthResult] | None = None) -> list[dict[str, Any]]:
         """Per model: the healthy instances holding it, loaded or not, and digest mismatches."""
-        from ollamactl.core.inventory import model_map
+        from ollamactl.core.models.inventory import model_map
 
         results = self.health() if results is None else results
         return model_map(self.targets(), results)
 
     # -- models ---------------------------------------------------------------------------------
 
-    def survey(self, *refs: str, include: Sequence[Instance] = ()) -> Survey:
+    def survey(self, *refs: str, include: Sequence[Instance] = (),
+               results: dict[str, HealthResult] | None = None) -> Survey:
         """The named (default: enabled) instances and `include`, probed now: what each holds and
-        runs, and the plans made from it (pull targets, `sync`, removals; see model_ops.Survey).
-        Instances neither named nor included that the cache knows are down are left out (`answering`)."""
-        from ollamactl.core.model_ops import Survey
+        runs, and the plans made from it (pull targets, `sync`, removals, drift; see models.ops.Survey).
+        Instances neither named nor included that the cache knows are down are left out (`answering`);
+        an unhealthy one is left out with a warning. Given `results` (health results by id), those are
+        surveyed instead of a probe."""
+        from ollamactl.core.http import Timeouts
+        from ollamactl.core.models.ops import Survey
 
         targets = self.targets(refs)
         instances = list({i.id: i for i in [*targets, *include]}.values())
-        asked, skipped = self.answering(instances, named=[*(targets if refs else ()), *include])
-        return Survey.probe(self, asked, skipped)
+        skipped: dict[str, str] = {}
+        if results is None:
+            instances, skipped = self.answering(instances, named=[*(targets if refs else ()), *include])
+            results = {r.id: r for r in self.probe(instances)} if instances else {}
+            for instance in instances:
+                if not results[instance.id].healthy:
+                    self.warn(f"{instance.id} is unhealthy ({results[instance.id].error}); left out")
+        reg = self.registry()
+        return Survey(instances, results, Timeouts.from_settings(reg), float(reg.setting("timeout")), skipped)
 
     def running(self, *refs: str) -> list[Outcome]:
         """The loaded models of the named (default: enabled) instances, from /api/ps (`Outcome.data`);
         unnamed ones the cache knows are down are not asked (their Outcome says so)."""
-        from ollamactl.core import model_ops
+        from ollamactl.core.models import ops as model_ops
 
         reg = self.registry()
         targets = self.targets(refs)
@@ -555,8 +570,8 @@ class Fleet:
         copy at once; `on_progress` sees every progress line (model_ops.PullProgress). `timeout`:
         seconds an instance may send nothing, first line included (default: first_byte_timeout for
         the first, model_ops.BETWEEN_LINES_S between lines)."""
-        from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
+        from ollamactl.core.models import ops as model_ops
 
         jobs = [(instance, params.model(model)) for instance, model in jobs]
         concurrency = model_ops.DEFAULT_PULL_CONCURRENCY if concurrency is None else concurrency
@@ -569,8 +584,8 @@ class Fleet:
 
     def delete_model(self, model: str, instances: Sequence[Instance]) -> list[Outcome]:
         """Delete `model` from `instances` (Survey.removal makes the last-copy check first)."""
-        from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
+        from ollamactl.core.models import ops as model_ops
 
         model = params.model(model)
         reg = self.registry()
@@ -581,8 +596,8 @@ class Fleet:
              keep_alive: int | float | str | None = None, timeout: float | None = None) -> list[Outcome]:
         """Load (or unload) `model` of `kind` (chat or embedding) on `instances`, in parallel, each
         within `timeout` s (default: first_byte_timeout: a cold load can take minutes)."""
-        from ollamactl.core import model_ops
         from ollamactl.core.http import Timeouts
+        from ollamactl.core.models import ops as model_ops
 
         model = params.model(model)
         timeouts = Timeouts.from_settings(self.registry(), first_byte=timeout, param="timeout")
@@ -606,11 +621,11 @@ class Fleet:
                                           count=count, strict=strict, refresh=refresh))
 
     def picks(self, request: routing.Request) -> list[Instance]:
-        """`select(request).picks`: from the pick memo (core/pick_memo.py) while it stands for the
+        """`select(request).picks`: from the pick memo (core/routing/pick_memo.py) while it stands for the
         registry and state as they are now; else the full way, keeping a memo for the next pick."""
         if not self._own_store:
             return self.select(request).picks
-        from ollamactl.core import pick_memo
+        from ollamactl.core.routing import pick_memo
 
         key = pick_memo.key_of(self._registry_file, self._state_dir, self._store_env)
         memo = pick_memo.load(self._state_dir, key)
@@ -657,7 +672,7 @@ class Fleet:
         where there is room; until then `notice` is told (default: a warning that the request,
         already on the server, carries on over max_inflight).
         """
-        from ollamactl.core import leases, selection
+        from ollamactl.core.routing import leases, selection
 
         if wait is not None and (problem := settings.problem("wait", wait)):
             raise InvalidValue(("wait",), problem, "use 0 to give up at once")
@@ -688,7 +703,7 @@ class Fleet:
                 after: str = "") -> None:
         """Say that a lapsed lease could not be taken again (`lost`) and what happens `meanwhile`,
         or that it now was (and what happens `after`)."""
-        from ollamactl.core import leases
+        from ollamactl.core.routing import leases
 
         if lost:
             self.warn(f"the lease on {instance.id} lapsed (this process was stopped, or the store lost it, for more"
@@ -710,8 +725,8 @@ class Fleet:
         Capacity holds: when the lease lapsed and cannot be taken again (another caller has the slot),
         the command is paused (SIGSTOP) until the heartbeat takes it again, then resumed (SIGCONT);
         the command dies with this process (Linux: PR_SET_PDEATHSIG), so it never runs unleased."""
-        from ollamactl.core import child
-        from ollamactl.core.keys import CLIENT_KEY_VAR, sent_key
+        from ollamactl.core.proxy import child
+        from ollamactl.core.registry.keys import CLIENT_KEY_VAR, sent_key
 
         running = child.Child()
 
@@ -729,8 +744,8 @@ class Fleet:
             if key_value := sent_key(target):
                 env[CLIENT_KEY_VAR] = key_value
             status = child.run(command, env, running)
-        from ollamactl.core.breaker import Feedback
-        from ollamactl.core.metrics import Sample
+        from ollamactl.core.health.breaker import Feedback
+        from ollamactl.core.metrics.counters import Sample
 
         Feedback(self.store).count(target.id, Sample(outcome="ok" if status == 0 else "command", model=model))
         return status
@@ -754,9 +769,9 @@ class Fleet:
         every NDJSON line (see generate.complete). A lease is held on the instance being tried
         (waiting up to `wait` s for one, see `lease`). A model on no healthy instance sends nothing
         (routing.ModelMissing); `strict`: no default-instance fallback."""
-        from ollamactl.core import generate
-        from ollamactl.core.breaker import Feedback
+        from ollamactl.core.health.breaker import Feedback
         from ollamactl.core.http import Timeouts
+        from ollamactl.core.proxy import generate
 
         settings.checked("tries", tries)
         lease, decision = self.lease("chat", request.model, instance=instance, strategy=strategy, key=key, wait=wait,
@@ -777,7 +792,7 @@ class Fleet:
         `routing_options`: instance, strategy, key, tries, timeouts (as for `stream`). Arguments are
         checked here, before the first fragment is asked for.
         """
-        from ollamactl.core.generate import GenerateRequest
+        from ollamactl.core.proxy.generate import GenerateRequest
 
         params.text("model", model)
         if not isinstance(prompt, str):
@@ -791,7 +806,7 @@ class Fleet:
         import queue
         import threading
 
-        from ollamactl.core.generate import text_fragment
+        from ollamactl.core.proxy.generate import text_fragment
 
         chat = request.chat
         fragments: queue.Queue[Any] = queue.Queue()
@@ -828,7 +843,7 @@ class Fleet:
         are, it waits up to `wait` s, see `lease`). A model on no healthy instance sends nothing
         (routing.ModelMissing); `strict`: no default-instance fallback.
         """
-        from ollamactl.core import leases
+        from ollamactl.core.routing import leases
 
         settings.checked("per_instance", per_instance)
         lease, decision = self.lease("embedding", model, instance=instance, wait=wait, take=leases.every_free,
@@ -844,9 +859,9 @@ class Fleet:
     def _embed(self, instances: list[Instance], decision: routing.Decision, routed: bool, model: str,
                batches: Iterable[list[str]], write: Write, *, allow_mixed: bool, per_instance: int,
                timeouts: Timeouts | None, log: Log | None, progress: Callable[[int], None] | None) -> EmbedSummary:
-        from ollamactl.core import embed
-        from ollamactl.core.breaker import Feedback
+        from ollamactl.core.health.breaker import Feedback
         from ollamactl.core.http import Timeouts, label
+        from ollamactl.core.proxy import embed
 
         if routed:
             digests = embed.model_digests(instances, decision.health, model)
@@ -865,7 +880,7 @@ class Fleet:
 
     def embed(self, model: str, texts: Iterable[str], *, batch_size: int = 64, **options: Any) -> list[list[float]]:
         """One vector per text, in input order (`options` as for `embed_batches`)."""
-        from ollamactl.core.embed import batched
+        from ollamactl.core.proxy.embed import batched
 
         settings.checked("batch_size", batch_size)
         if isinstance(texts, str):
@@ -884,13 +899,13 @@ class Fleet:
         health cache; its `warnings` say what was left out and why. `listen` (ADDR:PORT, default
         127.0.0.1:11434) is where the gateway listens; `output` the path the config will be written
         to (named in its header); nginx with `secrets_file` also gets the keys of keyed instances,
-        in `Exported.secrets`, for that file (see core/export_files.py for writing them)."""
+        in `Exported.secrets`, for that file (see core/export/files.py for writing them)."""
         import time
 
-        from ollamactl.core import export
-        from ollamactl.core.export_common import DEFAULT_LISTEN
-        from ollamactl.core.health import scrubbed_entries
-        from ollamactl.core.keys import keys_of
+        from ollamactl.core.export import build as export
+        from ollamactl.core.export.common import DEFAULT_LISTEN
+        from ollamactl.core.health.probe import scrubbed_entries
+        from ollamactl.core.registry.keys import keys_of
 
         if model is not None:
             params.model(model)

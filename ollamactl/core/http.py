@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ollamactl.core import server_json
 from ollamactl.core.errors import OllamactlError
-from ollamactl.core.keys import keys_of, redact, sent_key
+from ollamactl.core.registry.keys import keys_of, redact, sent_key
 from ollamactl.core.settings import DEFAULTS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     import httpx
 
-    from ollamactl.core.registry import Instance, Registry
+    from ollamactl.core.registry.instances import Instance, Registry
 else:
     from ollamactl.core.records import Record  # not a dataclass: that would import inspect
 
@@ -45,7 +45,7 @@ class Timeouts(Record):
     first_byte: float = DEFAULTS["first_byte_timeout"]
     read: float = DEFAULT_READ_TIMEOUT
     # While an answer is awaited, the server is asked every `alive_every` s whether it still answers
-    # at all, each time within `alive_within` s (the health probe's deadline): see core/liveness.py.
+    # at all, each time within `alive_within` s (the health probe's deadline): see core/health/liveness.py.
     alive_every: float = DEFAULTS["liveness_interval"]
     alive_within: float = DEFAULTS["timeout"]
 
@@ -155,7 +155,7 @@ class NotOllama(OllamaError):
 
 
 class Unresponsive(ConnectFailed):
-    """The server stopped answering at all while a request waited on it (core/liveness.py)."""
+    """The server stopped answering at all while a request waited on it (core/health/liveness.py)."""
 
 
 class TooLarge(OllamaError):

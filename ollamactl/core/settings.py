@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ollamactl.core.errors import InvalidValue
-from ollamactl.core.selection import STRATEGIES
+from ollamactl.core.routing.selection import STRATEGIES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,11 +115,11 @@ def problem(key: str, value: Any) -> str | None:
 
 def store_problem(value: object) -> str | None:
     """Why `value` cannot name the state store, or None ("file", or a usable redis URL). The value
-    is quoted with any password masked (core/redis_url.py)."""
+    is quoted with any password masked (core/state/redis_url.py)."""
     if value == "file":
         return None
     if isinstance(value, str):
-        from ollamactl.core import redis_url
+        from ollamactl.core.state import redis_url
 
         if not value.startswith(STORE_SCHEMES):
             value = redis_url.shown(value)
