@@ -89,7 +89,7 @@ def through_ollamactl(ollamactl: list[str]) -> tuple[float, float, int]:
 # imports later, for its work (leases, the breaker, the state files), are its work: not named here.
 # It writes one byte when done, and is timed to that byte, as run is timed to its first.
 RUN_IMPORTS = ("import ollamactl.cli.launcher, ollamactl.cli.fast_route, ollamactl.cli.spec_parser,"
-               " ollamactl.cli.command_specs, ollamactl.cli.run_stream, ollamactl.core.proxy.generate,"
+               " ollamactl.cli.command_specs, ollamactl.cli.routing.run_stream, ollamactl.core.proxy.generate,"
                " ollamactl.core.routing.router, httpx, httpcore, os; os.write(1, b'.')")
 ALLOWANCE_MS = 10.0  # target: the first token within the run process's start-up + this
 

@@ -16,7 +16,7 @@ Writes, relative to the repository root:
                                  route (cli/commands.py BODIES), for the launcher's spec parser
 
 The scripts come from Typer's `_OLLAMACTL_COMPLETE=source_<shell>` route (see
-ollamactl/cli/completion_cmd.py); tests/test_shell.py fails when a committed file differs.
+ollamactl/cli/integrations/completion_cmd.py); tests/test_shell.py fails when a committed file differs.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ HELP_WIDTH = 80  # fixed, so docs/cli.md does not depend on the terminal it was 
 
 
 def completion_files() -> dict[str, str]:
-    from ollamactl.cli.completion_cmd import completion_script
+    from ollamactl.cli.integrations.completion_cmd import completion_script
 
     bash, zsh, fish = (completion_script(shell) for shell in ("bash", "zsh", "fish"))
     return {

@@ -168,5 +168,5 @@ def test_the_typer_free_route_never_reaches_typer():
     offences = [f"{name} imports {target}" for name in sorted(seen)
                 for target in imports_of(MODULES[name], runtime_only=True)
                 if target.split(".")[0] in ("typer", "click")]
-    assert "ollamactl.cli.quick" in seen and "ollamactl.cli.run_stream" in seen
+    assert "ollamactl.cli.registry.quick" in seen and "ollamactl.cli.routing.run_stream" in seen
     assert offences == []

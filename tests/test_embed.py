@@ -221,7 +221,7 @@ def test_ctrl_c_with_stdin_still_open_exits_130_cleanly(sim):
 
 
 def test_progress_bar_draws_on_a_terminal_only(monkeypatch, capsys):
-    from ollamactl.cli.embed_batches import _Progress
+    from ollamactl.cli.routing.embed_batches import _Progress
 
     assert not _Progress(10_000, 64).enabled  # stderr is not a terminal here
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
@@ -240,7 +240,7 @@ def test_progress_bar_draws_on_a_terminal_only(monkeypatch, capsys):
 
 
 def test_a_huge_line_is_read_whole(tmp_path):
-    from ollamactl.cli.request_input import _line_texts
+    from ollamactl.cli.routing.request_input import _line_texts
 
     path = tmp_path / "huge.txt"
     path.write_bytes(b"x" * 40_000_000 + b"\nshort\n")  # one 40 MB text arriving in 64 KiB reads

@@ -45,6 +45,10 @@ VECTORS = {
         ["m", "-x"], ["m", "-5"], [], ["--chat"], ["m", "--help"], ["m", "-h"], ["m", "--chat=yes"],
         ["m", "hi", "--install-completion"], ["", "hi"], ["m", "", "x"], ["m", "--format"], ["m", "--tries"],
     ],
+    "pick": [[], ["-m", "llama3.2"], ["--model=llama3.2", "-n", "3"], ["-mllama3.2"], ["-n", "x"], ["-n"],
+             ["--count", "2.5"], ["-t", "embedding", "-s", "weighted", "--key", "user-7"], ["--format", "env"],
+             ["-f", "json", "--strict", "--explain", "--refresh"], ["--strict=yes"], ["--mod", "x"], ["extra"],
+             ["-z"], ["--", "x"], ["-h"], ["--help"], ["-n", "-1"], ["--key", "-x"]],
     "embed": [["m"], ["m", "a", "b c"], ["m", "--file", "-"], ["m", "--file=docs.txt", "--ndjson"],
               ["m", "--batch-size", "8", "--per-instance", "3", "x"], ["m", "--batch-size", "8.5"],
               ["m", "--allow-mixed", "--instance", "gpu1", "--strict", "-v", "x"], ["m", "--wait", "2", "x"],
@@ -55,7 +59,8 @@ VECTORS = {
 ANSWERED = {"list": [[], ["--json"]], "paths": [[], ["--json"]], "health": [["--json"], ["gpu1", "-a"]],
             "refresh": [[]], "models": [["--json"], ["--diff"]], "ps": [[], ["gpu1", "--json"]],
             "run": [["m", "hello", "world"], ["m", "--chat", "-o", "seed=1", "--tries", "5", "hi"]],
-            "embed": [["m", "a", "b c"], ["m", "--file", "-", "--ndjson"]]}
+            "embed": [["m", "a", "b c"], ["m", "--file", "-", "--ndjson"]],
+            "pick": [[], ["-m", "llama3.2", "-n", "3", "--format", "env"], ["--explain", "-s", "weighted"]]}
 
 
 def typer_call(monkeypatch, command: str, argv: list[str]) -> tuple[int, dict | None]:

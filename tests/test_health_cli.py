@@ -13,7 +13,8 @@ import time
 import pytest
 from cli_helpers import run
 
-from ollamactl.cli import health_view, output
+from ollamactl.cli import output
+from ollamactl.cli.health import health_view
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.health import probe as health
 from ollamactl.sim import SimModel

@@ -209,7 +209,7 @@ def test_top_fits_60_columns_by_dropping_columns_never_the_name(burst):
     from rich.console import Console
 
     from ollamactl.cli import output
-    from ollamactl.cli.top_cmd import Snapshot, render
+    from ollamactl.cli.health.top_cmd import Snapshot, render
 
     console = Console(width=60, record=True, color_system=None)
     console.print(output.renderable(render(Fleet().metrics(), Snapshot({}), 60), 60))

@@ -10,7 +10,7 @@ import json
 import httpx
 import pytest
 
-from ollamactl.cli.pull_view import LineView, LiveView
+from ollamactl.cli.models.pull_view import LineView, LiveView
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.http import Timeouts
 from ollamactl.core.models import ops as model_ops

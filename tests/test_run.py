@@ -120,7 +120,7 @@ def test_options_out_of_range_or_not_finite_are_refused_before_sending(sim, tmp_
 
 
 def test_option_value_typing():
-    from ollamactl.cli.request_input import typed_value
+    from ollamactl.cli.routing.request_input import typed_value
 
     assert typed_value("42") == 42 and typed_value("-1") == -1
     assert typed_value("0.25") == 0.25 and typed_value("1e-3") == 0.001

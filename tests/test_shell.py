@@ -15,7 +15,7 @@ from cli_helpers import make_runner
 from typer.main import get_command
 
 from ollamactl.cli.app import app
-from ollamactl.cli.completion_cmd import BASH_QUOTING, SHELLS, completion_script
+from ollamactl.cli.integrations.completion_cmd import BASH_QUOTING, SHELLS, completion_script
 from ollamactl.core.fleet import Fleet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +164,7 @@ def test_zsh_script_completes_on_the_first_tab_when_autoloaded(shell_bin, tmp_pa
 
 
 def _complete(args, incomplete):
-    from ollamactl.cli.completion_cmd import _shell_completion
+    from ollamactl.cli.integrations.completion_cmd import _shell_completion
 
     completer = _shell_completion().get_completion_class("bash")(get_command(app), {}, "ollamactl",
                                                                   "_OLLAMACTL_COMPLETE")
@@ -304,7 +304,8 @@ def test_the_wheel_installs_the_completion_scripts(tmp_path):
     for installed, committed in expected.items():
         assert data + installed in names, f"{installed} missing from {wheel.name}"
         assert zipfile.ZipFile(wheel).read(data + installed).decode() == (ROOT / committed).read_text()
-    assert {"ollamactl/cli/export_cmd.py", "ollamactl/core/export/build.py", "ollamactl/sim/server.py"} <= set(names)
+    assert {"ollamactl/cli/integrations/export_cmd.py", "ollamactl/core/export/build.py",
+            "ollamactl/sim/server.py"} <= set(names)
 
 
 def _imported(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
@@ -329,7 +330,7 @@ def test_commands_load_lazily_from_a_table_that_matches_their_modules():
     assert result.returncode == 0
     imported = set(result.stderr.split())  # importlib.import_module escapes -X importtime: ask sys.modules
     command_modules = {f"ollamactl.cli.{module}" for module in COMMANDS.values()}
-    assert imported & command_modules == {"ollamactl.cli.registry_cmds"}
+    assert imported & command_modules == {"ollamactl.cli.registry.registry_cmds"}
 
 
 def test_version_and_paths_answer_without_typer_and_as_the_typer_commands_do():

@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from ollamactl.cli import simulate_cmd
+from ollamactl.cli.integrations import simulate_cmd
 from ollamactl.core.fleet import Fleet
 
 

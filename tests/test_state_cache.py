@@ -12,7 +12,7 @@ from cli_helpers import ok, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ollamactl.cli import health_view
+from ollamactl.cli.health import health_view
 from ollamactl.core.export import build as export
 from ollamactl.core.export.common import NothingToExport, Options
 from ollamactl.core.fleet import Fleet

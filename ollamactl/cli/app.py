@@ -131,7 +131,7 @@ completion_init()  # add_completion=False leaves the shells' completion classes 
 
 def _version(value: bool) -> None:
     if value:
-        from ollamactl.cli.quick import version_line
+        from ollamactl.cli.registry.quick import version_line
 
         typer.echo(version_line())
         raise typer.Exit()

@@ -90,13 +90,14 @@ def _silence_stdout_errors() -> None:
 
 
 def leave(code: int) -> NoReturn:
-    """End the process now with `code`: stdout and stderr flushed and the atexit functions run (a
-    background refresh starts there), without the interpreter tearing down every module, which
+    """End the process now with `code`: stdout and stderr flushed and a background refresh the
+    command put off started (Fleet.start_deferred_refreshes), without the interpreter tearing down every module, which
     costs a short command like `pick` a fifth of its own time. Output that cannot be written at
     this last flush fails the command as it would have failed while writing: a reader that left
     ends it quietly with 1, any other error (a full disk) is said, with 1 (a failing code stays)."""
-    import atexit
     import os
+
+    from ollamactl.core.fleet import Fleet
 
     try:
         sys.stdout.flush()
@@ -111,7 +112,7 @@ def leave(code: int) -> NoReturn:
         sys.stderr.flush()
     except (OSError, ValueError):  # nowhere left to say anything
         pass
-    atexit._run_exitfuncs()
+    Fleet.start_deferred_refreshes()
     os._exit(code)
 
 

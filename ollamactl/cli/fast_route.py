@@ -21,7 +21,7 @@ def main(args: list[str]) -> int | None:
     if "_OLLAMACTL_COMPLETE" in os.environ or not args:
         return None
     if args in (["--version"], ["-V"]):
-        from ollamactl.cli.quick import version_line
+        from ollamactl.cli.registry.quick import version_line
 
         sys.stdout.write(version_line() + "\n")
         return 0
@@ -41,7 +41,5 @@ def main(args: list[str]) -> int | None:
 
 def _body(command: str):  # type: ignore[no-untyped-def]
     """The function `command`'s Typer declaration forwards its parameters to (see cli/commands.py)."""
-    import importlib
-
     module, function = BODIES[command].split(":")
-    return getattr(importlib.import_module(f"ollamactl.cli.{module}"), function)
+    return getattr(__import__(f"ollamactl.cli.{module}", fromlist=[function]), function)  # importlib costs pick

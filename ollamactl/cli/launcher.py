@@ -12,11 +12,10 @@ line and code (130); inside `main`, the imports run under the guard.
 
 from __future__ import annotations
 
-import _signal as signal  # type: ignore[import-not-found]  # the C module: `signal` itself imports enum
 import os
+import signal
 import sys
 
-_HELP = {"-h", "--help"}
 _INTERRUPTED = b"ollamactl: error: interrupted\n"
 
 
@@ -43,13 +42,6 @@ def main(argv: list[str] | None = None) -> None:
             from ollamactl.cli import exits
 
             code = exits.closed_at_start()
-        elif args[:1] == ["pick"] and not _HELP.intersection(args) and "_OLLAMACTL_COMPLETE" not in os.environ:
-            import gc
-
-            gc.disable()  # a short process that ends in os._exit (exits.leave): collections are pure cost
-            from ollamactl.cli.pick_fast import run as pick
-
-            code = pick(args[1:])
         elif (quick := _quick(args)) is not None:
             from ollamactl.cli import exits
 
@@ -68,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _quick(args: list[str]) -> int | None:
+    if args[:1] == ["pick"]:
+        import gc
+
+        gc.disable()  # a short process that ends in os._exit (exits.leave): collections are pure cost
     from ollamactl.cli.fast_route import main as quick
 
     return quick(args)

@@ -1,5 +1,6 @@
-"""What a mistyped command or option is said to be, the same words on every route: the Typer app
-(cli/app.py) and `pick`'s fast parser (cli/pick_fast.py). Stdlib only; difflib loads on an error."""
+"""What a mistyped command or option is said to be (`lisst` -> `list`, `--mod` -> `--model`), in the
+words of the Typer app's usage errors (cli/app.py). The fast route leaves every usage error to the
+app, so each command line reads the same on both routes. difflib loads only on an error."""
 
 from __future__ import annotations
 

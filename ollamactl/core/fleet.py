@@ -393,6 +393,14 @@ class Fleet:
 
     # -- health ---------------------------------------------------------------------------------
 
+    @staticmethod
+    def start_deferred_refreshes() -> None:
+        """Start the background refreshes that fleets made with `refresh_at_exit` put off: they start
+        at interpreter exit anyway; a program that ends with `os._exit` calls this first."""
+        from ollamactl.core.health import background
+
+        background.start_deferred()
+
     def _start_background_refresh(self) -> bool:
         from ollamactl.core.health import background
 

@@ -1,7 +1,7 @@
 """Export the fleet as configuration for other tools: LiteLLM, nginx, HAProxy, or plain JSON.
 
 Pure functions: registry instances + the health cache in, text + warnings out. Nothing here
-prints, reads files or touches the network; `Fleet.export` and `ollamactl export` (cli/export_cmd.py) do.
+prints, reads files or touches the network; `Fleet.export` and `ollamactl export` (cli/integrations/export_cmd.py) do.
 
 Rules shared by every format:
 - A key is never written to the exported text. LiteLLM and HAProxy get an environment variable

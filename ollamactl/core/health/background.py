@@ -9,7 +9,8 @@ every enabled instance, saving results as they arrive, and exits; it prints noth
 /dev/null) and is in its own session, so a Ctrl-C in the caller's terminal does not reach it.
 
 A command that answers and ends (`pick`) asks for the refresh `at_exit`: it starts once the
-answer is out, so the refresher's start-up does not compete with the answer for the CPU.
+answer is out (`start_deferred`, at interpreter exit or called before an `os._exit`), so the
+refresher's start-up does not compete with the answer for the CPU.
 
 Stdlib only and cheap to import (os, fcntl): the `pick` fast path may run it. Without `fcntl` or
 `posix_spawn` (Windows) `start` returns False and the caller probes in the foreground instead.
@@ -24,20 +25,33 @@ LOCK_NAME = "refresh.lock"
 REFRESHER = "ollamactl.core.health.refresher"
 
 
+_DEFERRED: list[tuple[str, str]] = []  # (config, state dir) of the refreshes put off until exit
+
+
+def available() -> bool:
+    """Whether a background refresh can run here (it needs `fcntl` and `posix_spawn`: not on Windows)."""
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    return hasattr(os, "posix_spawn")
+
+
 def start(config: str, state_dir: str, at_exit: bool = False) -> bool:
     """Make sure a background refresh of the fleet in `config` is running (`at_exit`: will run once
     this process ends); False if none can run here."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return False
-    if not hasattr(os, "posix_spawn"):  # pragma: no cover
+    if not available():  # pragma: no cover - Windows
         return False
     if at_exit:
-        import atexit
+        if not _DEFERRED:
+            import atexit
 
-        atexit.register(start, config, state_dir)
+            atexit.register(start_deferred)
+        if (config, state_dir) not in _DEFERRED:
+            _DEFERRED.append((config, state_dir))
         return True
+    import fcntl
+
     try:
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         fd = os.open(os.path.join(state_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
@@ -60,6 +74,13 @@ def start(config: str, state_dir: str, at_exit: bool = False) -> bool:
         return False
     finally:
         os.close(fd)  # ours only: the lock stays with the child's copy
+
+
+def start_deferred() -> None:
+    """Start the refreshes put off `at_exit`: at interpreter exit, or called by a program that ends
+    with `os._exit` (which skips the exit functions) before it does."""
+    while _DEFERRED:
+        start(*_DEFERRED.pop(0))
 
 
 def is_running(state_dir: str) -> bool:

@@ -1,6 +1,6 @@
 """The bodies of `health` (and --watch), `refresh` and `models`: Typer-free, so scripts' health
 checks start like a tool (the launcher's fast route calls them; so do the Typer commands in
-cli/health_cmds.py). `health` and `refresh` return their exit code.
+cli/health/health_cmds.py). `health` and `refresh` return their exit code.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ollamactl.cli import health_view, output
+from ollamactl.cli import output
 from ollamactl.cli.context import fleet
+from ollamactl.cli.health import health_view
 from ollamactl.core import settings
 from ollamactl.core.errors import ExitCode
 from ollamactl.core.fleet import Fleet
@@ -150,7 +151,7 @@ def models(json_output: bool, diff: bool) -> None:
         if not result.healthy:
             output.message(f"{instance_id}: unhealthy ({result.error}); its models are not listed")
     if diff:
-        from ollamactl.cli.model_plans import show_diff
+        from ollamactl.cli.models.model_plans import show_diff
 
         show_diff(current, results, json_output)
         return

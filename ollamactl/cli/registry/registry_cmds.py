@@ -6,10 +6,11 @@ import sys
 
 import typer
 
-from ollamactl.cli import output, quick
+from ollamactl.cli import output
 from ollamactl.cli.completers import choices, complete_instance, complete_priority
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
+from ollamactl.cli.registry import quick
 from ollamactl.core.errors import UsageError
 from ollamactl.core.registry.instances import TYPES, Instance
 

@@ -1,13 +1,14 @@
-"""`ollamactl pick`'s body, shared by its fast parser and its Typer command: select, then print.
+"""`ollamactl pick`'s body, called by the Typer-free route (cli/fast_route.py) and by the Typer
+command (pick_cmd.py) alike: select, then print in one of the output formats, `--explain` on stderr.
 
-Stdlib only (the fast path imports it): output formats, `--explain` on stderr, and the exit path.
+Stdlib only: the fast route imports it.
 """
 
 from __future__ import annotations
 
 import sys
 
-from ollamactl.cli import exits, output
+from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 from ollamactl.core.errors import NoInstanceError, UsageError
 from ollamactl.core.registry.keys import CLIENT_KEY_VAR, sent_key
@@ -34,7 +35,7 @@ def render_pick(instance, fmt: str) -> str:
                        "weight": instance.weight, "openai_url": f"{instance.url}/v1"}, allow_nan=False)
 
 
-def explain(decision: Decision) -> None:
+def show_reasons(decision: Decision) -> None:
     width = max((len(i.id) for i in decision.instances), default=0)
     reasons = decision.explained()
     for instance in decision.instances:
@@ -42,10 +43,15 @@ def explain(decision: Decision) -> None:
         output.message(f"{instance.id:<{width}}  {instance.url}  {reason}")
 
 
-def _pick(request: Request, fmt: str, show_reasons: bool) -> int:
+def pick(model: str | None = None, request_type: str | None = None, strategy: str | None = None,
+         key: str | None = None, count: int = 1, fmt: str = "url", strict: bool = False, explain: bool = False,
+         refresh: bool = False) -> int:
+    """`ollamactl pick` with its options by name (see cli/commands.py): select, print, the exit code."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
-    if not show_reasons:
+    request = Request(request_type=request_type, model=model, strategy=strategy, key=key, count=count,
+                      strict=strict, refresh=refresh)
+    if not explain:
         picks = fleet().picks(request)  # from the pick memo when it stands (core/routing/pick_memo.py)
     else:
         try:
@@ -54,13 +60,8 @@ def _pick(request: Request, fmt: str, show_reasons: bool) -> int:
             for instance_id, reason in error.reasons.items():
                 output.message(f"{instance_id}: {reason}")
             raise
-        explain(decision)
+        show_reasons(decision)
         picks = decision.picks
     sys.stdout.write("".join(render_pick(i, fmt) + "\n" for i in picks))
     sys.stdout.flush()
     return 0
-
-
-def execute(request: Request, fmt: str = "url", show_reasons: bool = False) -> int:
-    """Run a pick and print it; returns the exit code."""
-    return exits.guarded(lambda: _pick(request, fmt, show_reasons))

@@ -9,7 +9,7 @@ were written ends the command with exit 1 and a message saying so; the JSON obje
 unclosed, so no parser takes the partial output for a whole one.
 
 Typer-free: the launcher's fast route (cli/fast_route.py) calls `embed` directly; the Typer
-command in cli/embed_cmd.py forwards its parameters to it.
+command in cli/routing/embed_cmd.py forwards its parameters to it.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
-from ollamactl.cli.missing_model import with_pull_hint
-from ollamactl.cli.request_input import open_inputs
+from ollamactl.cli.models.missing_model import with_pull_hint
+from ollamactl.cli.routing.request_input import open_inputs
 from ollamactl.core import settings
 from ollamactl.core.errors import OllamactlError, UsageError
 from ollamactl.core.routing.router import ModelMissing

@@ -1,5 +1,5 @@
 """The body of `ps`: Typer-free, so a script's `ollamactl ps` starts like a tool (the launcher's
-fast route calls it; so does the Typer command in cli/model_cmds.py). Returns the exit code:
+fast route calls it; so does the Typer command in cli/models/model_cmds.py). Returns the exit code:
 1 when some instance could not be asked.
 """
 

@@ -10,7 +10,7 @@ import typer
 
 from ollamactl.cli.completers import complete_instance
 from ollamactl.cli.context import fleet
-from ollamactl.cli.pick_cmd import KEY, MODEL, STRATEGY, TYPE
+from ollamactl.cli.routing.pick_cmd import KEY, MODEL, STRATEGY, TYPE
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 

@@ -3,7 +3,7 @@
 It builds a typed GenerateRequest from the parsed options and hands it to `Fleet.stream`; the
 text is written straight to sys.stdout here (no rich per line), thinking dimmed on stderr. Typer-
 free: the launcher's fast route (cli/fast_route.py) calls `run` directly, the Typer command in
-cli/run_cmd.py forwards its parameters to it.
+cli/routing/run_cmd.py forwards its parameters to it.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
-from ollamactl.cli.missing_model import with_pull_hint
-from ollamactl.cli.model_options import keep_alive_value, typed_options
-from ollamactl.cli.request_input import parse_format, parse_option, read_prompt
-from ollamactl.cli.spinner import Spinner
+from ollamactl.cli.models.missing_model import with_pull_hint
+from ollamactl.cli.models.model_options import keep_alive_value, typed_options
+from ollamactl.cli.routing.request_input import parse_format, parse_option, read_prompt
+from ollamactl.cli.routing.spinner import Spinner
 from ollamactl.core import settings
 from ollamactl.core.errors import UsageError
 from ollamactl.core.routing.router import ModelMissing

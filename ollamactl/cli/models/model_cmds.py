@@ -2,7 +2,7 @@
 
 The commands parse, ask the Fleet for targets and results (its `survey()` plans; `pull`,
 `delete_model`, `warm` and `running` act), and render: tables and summaries on stdout, notes on
-stderr, `--json` for scripts; pulls show a live view (ollamactl.cli.pull_view). Ctrl-C anywhere
+stderr, `--json` for scripts; pulls show a live view (ollamactl.cli.models.pull_view). Ctrl-C anywhere
 ends with exit 130 through cli.exits.
 """
 
@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ollamactl.cli import output, ps_show
+from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
-from ollamactl.cli.model_options import keep_alive_value
-from ollamactl.cli.model_plans import plan_table, step_json
+from ollamactl.cli.models import ps_show
+from ollamactl.cli.models.model_options import keep_alive_value
+from ollamactl.cli.models.model_plans import plan_table, step_json
 from ollamactl.core import params, settings
 from ollamactl.core.errors import NoInstanceError, OllamactlError, UsageError
 from ollamactl.core.models.ops import DEFAULT_PULL_CONCURRENCY
@@ -80,7 +81,7 @@ def _report(outcomes: Sequence[Outcome], done: str, json_output: bool, absent_fa
 def run_pulls(current: Fleet, jobs: list[tuple[Instance, str]], concurrency: int, json_output: bool,
               timeout: float | None = None) -> None:
     """Pull every (instance, model) job with the fitting progress view; report; exit 1 on failures."""
-    from ollamactl.cli.pull_view import LineView, LiveView
+    from ollamactl.cli.models.pull_view import LineView, LiveView
     from ollamactl.core.models import ops as model_ops
 
     if sys.stdout.isatty() and not json_output:

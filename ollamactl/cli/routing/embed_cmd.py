@@ -1,14 +1,14 @@
 """`ollamactl embed`'s Typer declaration: its options, help and completion. The body is
-cli/embed_batches.py's `embed`, which the launcher's fast route also calls for ordinary command lines.
+cli/routing/embed_batches.py's `embed`, which the launcher's fast route also calls for ordinary command lines.
 """
 
 from __future__ import annotations
 
 import typer
 
-from ollamactl.cli import embed_batches
 from ollamactl.cli.completers import complete_instance, complete_model
-from ollamactl.cli.exec_cmd import WAIT_HELP
+from ollamactl.cli.routing import embed_batches
+from ollamactl.cli.routing.exec_cmd import WAIT_HELP
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 

@@ -1,14 +1,14 @@
 """`ollamactl run`'s Typer declaration: its options, help and completion. The body is
-cli/run_stream.py's `run`, which the launcher's fast route also calls for ordinary command lines.
+cli/routing/run_stream.py's `run`, which the launcher's fast route also calls for ordinary command lines.
 """
 
 from __future__ import annotations
 
 import typer
 
-from ollamactl.cli import run_stream
 from ollamactl.cli.completers import choices, complete_instance, complete_model
-from ollamactl.cli.exec_cmd import WAIT_HELP
+from ollamactl.cli.routing import run_stream
+from ollamactl.cli.routing.exec_cmd import WAIT_HELP
 from ollamactl.core.routing.selection import STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them

@@ -1,7 +1,6 @@
-"""`ollamactl pick` as a Typer command: help, completion and docs; the work is pick_exec.execute.
-
-Normal invocations never reach this module: the entry point sends them to the fast parser in
-pick_fast, which builds the same Request and calls the same `execute`.
+"""`ollamactl pick` as a Typer command: help, completion, usage errors and docs; the work is
+pick_exec.pick, which ordinary command lines reach without Typer (cli/fast_route.py, through the
+option spec generated from this declaration).
 """
 
 from __future__ import annotations
@@ -9,8 +8,8 @@ from __future__ import annotations
 import typer
 
 from ollamactl.cli.completers import choices, complete_model
-from ollamactl.cli.pick_exec import FORMATS, execute
-from ollamactl.core.routing.router import Request
+from ollamactl.cli.routing import pick_exec
+from ollamactl.cli.routing.pick_exec import FORMATS
 from ollamactl.core.routing.selection import REQUEST_TYPES, STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
@@ -42,8 +41,7 @@ def pick(
 
     Example: curl "$(ollamactl pick -m llama3.2)/api/generate" -d '{"model":"llama3.2","prompt":"hi"}'
     """
-    request = Request(request_type=request_type, model=model, strategy=strategy, key=key, count=count,
-                      strict=strict, refresh=refresh)
-    code = execute(request, fmt, explain)
+    code = pick_exec.pick(model=model, request_type=request_type, strategy=strategy, key=key, count=count, fmt=fmt,
+                          strict=strict, explain=explain, refresh=refresh)
     if code:
         raise typer.Exit(code)

@@ -1,12 +1,12 @@
 """Health commands' Typer declarations: health (and --watch), refresh, models. Their bodies are in
-cli/health_show.py, which the launcher's fast route also calls for ordinary command lines."""
+cli/health/health_show.py, which the launcher's fast route also calls for ordinary command lines."""
 
 from __future__ import annotations
 
 import typer
 
-from ollamactl.cli import health_show
 from ollamactl.cli.completers import complete_instance
+from ollamactl.cli.health import health_show
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 

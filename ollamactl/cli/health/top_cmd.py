@@ -90,7 +90,7 @@ def sparkline(counts: list[int]) -> str:
 
 
 def row_cells(row: Any, loaded: list[dict[str, Any]] | None) -> dict[str, str]:
-    from ollamactl.cli.ps_show import vram_share, vram_words
+    from ollamactl.cli.models.ps_show import vram_share, vram_words
 
     recent_ok, recent_error = row.per_minute_ok[-1:] or (0,), row.per_minute_error[-1:] or (0,)
     window = sum(row.per_minute_ok[-5:]) + sum(row.per_minute_error[-5:])
