@@ -6,13 +6,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ollamactl.model_names import normalise_model
 from ollamactl.sim.config import (
     CONTEXT_LENGTH,
     DEFAULT_DIMENSIONS,
-    STREAM_BROKEN,
     THINKING_TOKENS,
     _bytes_per_param,
 )
@@ -29,33 +28,31 @@ from ollamactl.sim.content import (
     _token_id,
     _words,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.sim.server import SimInstance
 from ollamactl.sim.library import _copy, _delete, _pull
+from ollamactl.sim.state import InstanceState
 from ollamactl.sim.validation import _ApiError, _check_format, _check_options, _model_for, _unloads
 from ollamactl.sim.wire import _json_reply, _now, _Reply, _Stream, _text_reply
 
 log = logging.getLogger("ollamactl.sim")
 
 
-async def _root(instance: SimInstance, body: Any) -> _Reply:
+async def _root(state: InstanceState, body: Any) -> _Reply:
     return _text_reply(200, "Ollama is running")
 
 
-async def _version(instance: SimInstance, body: Any) -> _Reply:
-    return _json_reply(200, {"version": instance.config.version})
+async def _version(state: InstanceState, body: Any) -> _Reply:
+    return _json_reply(200, {"version": state.config.version})
 
 
-async def _tags(instance: SimInstance, body: Any) -> _Reply:
-    return _json_reply(200, {"models": [_listing(model) for model in instance.config.models]})
+async def _tags(state: InstanceState, body: Any) -> _Reply:
+    return _json_reply(200, {"models": [_listing(model) for model in state.config.models]})
 
 
-async def _ps(instance: SimInstance, body: Any) -> _Reply:
+async def _ps(state: InstanceState, body: Any) -> _Reply:
     running = [
-        {**_listing(m), "expires_at": _stamp(instance._expires_at(m.name)), "size_vram": m.size,
+        {**_listing(m), "expires_at": _stamp(state.expires_at(m.name)), "size_vram": m.size,
          "context_length": CONTEXT_LENGTH}
-        for m in instance._running()
+        for m in state.running()
     ]
     return _json_reply(200, {"models": running})
 
@@ -64,8 +61,8 @@ def _stamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-async def _show(instance: SimInstance, body: dict[str, Any]) -> _Reply:
-    model = _model_for(instance.config, body.get("model") or body.get("name"), "show")
+async def _show(state: InstanceState, body: dict[str, Any]) -> _Reply:
+    model = _model_for(state.config, body.get("model") or body.get("name"), "show")
     details = _details(model)
     family = details["family"]
     info = {
@@ -88,9 +85,9 @@ async def _show(instance: SimInstance, body: dict[str, Any]) -> _Reply:
     )
 
 
-async def _cold_load(instance: SimInstance, body: dict[str, Any]) -> None:
+async def _cold_load(state: InstanceState, body: dict[str, Any]) -> None:
     """A held model that is not loaded takes `load_time` s to load; every other endpoint answers meanwhile."""
-    config = instance.config
+    config = state.config
     name = body.get("model")
     if config.load_time and isinstance(name, str):
         name = normalise_model(name)
@@ -98,25 +95,25 @@ async def _cold_load(instance: SimInstance, body: dict[str, Any]) -> None:
             await asyncio.sleep(config.load_time)
 
 
-async def _generate(instance: SimInstance, body: dict[str, Any]) -> _Reply | _Stream:
-    await _cold_load(instance, body)
-    return _completion(instance, body, "generate")
+async def _generate(state: InstanceState, body: dict[str, Any]) -> _Reply | _Stream:
+    await _cold_load(state, body)
+    return _completion(state, body, "generate")
 
 
-async def _chat(instance: SimInstance, body: dict[str, Any]) -> _Reply | _Stream:
-    await _cold_load(instance, body)
-    return _completion(instance, body, "chat")
+async def _chat(state: InstanceState, body: dict[str, Any]) -> _Reply | _Stream:
+    await _cold_load(state, body)
+    return _completion(state, body, "chat")
 
 
-def _completion(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply | _Stream:
-    config = instance.config
+def _completion(state: InstanceState, body: dict[str, Any], use: str) -> _Reply | _Stream:
+    config = state.config
     model = _model_for(config, body.get("model"), use)
     options = _check_options(body.get("options"))
     schema = _check_format(body.get("format"))
     source, prompt_text = _prompt(body, use)
     unload = _unloads(body.get("keep_alive"))
     cold = model.name not in config.loaded
-    instance._mark_loaded(model.name, not unload, body.get("keep_alive"))
+    state.mark_loaded(model.name, not unload, body.get("keep_alive"))
     head = {"model": body["model"], "created_at": _now()}
     if source is None:
         return _json_reply(
@@ -147,9 +144,9 @@ def _completion(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply
     return _Stream(lines, {**head, **_shape(use, ""), **final}, interval)
 
 
-async def _embed(instance: SimInstance, body: dict[str, Any]) -> _Reply:
-    await _cold_load(instance, body)
-    config = instance.config
+async def _embed(state: InstanceState, body: dict[str, Any]) -> _Reply:
+    await _cold_load(state, body)
+    config = state.config
     model = _model_for(config, body.get("model"), "embed")
     given = body.get("input") or []
     texts = [given] if isinstance(given, str) else given
@@ -160,20 +157,20 @@ async def _embed(instance: SimInstance, body: dict[str, Any]) -> _Reply:
         raise _ApiError(400, "dimensions must be a positive integer")
     dimensions = min(dimensions, DEFAULT_DIMENSIONS)  # more than the model has: Ollama ignores it
     cold = model.name not in config.loaded
-    instance._mark_loaded(model.name, not _unloads(body.get("keep_alive")), body.get("keep_alive"))
+    state.mark_loaded(model.name, not _unloads(body.get("keep_alive")), body.get("keep_alive"))
     payload = {"model": body["model"], "embeddings": [_embedding(text, dimensions) for text in texts]}
     prompt_tokens = sum(len(text.split()) for text in texts)
     return _json_reply(200, payload | _metrics(config, prompt_tokens, None, cold))
 
 
-async def _embeddings(instance: SimInstance, body: dict[str, Any]) -> _Reply:
-    model = _model_for(instance.config, body.get("model"), "embed")
-    instance._mark_loaded(model.name, not _unloads(body.get("keep_alive")), body.get("keep_alive"))
+async def _embeddings(state: InstanceState, body: dict[str, Any]) -> _Reply:
+    model = _model_for(state.config, body.get("model"), "embed")
+    state.mark_loaded(model.name, not _unloads(body.get("keep_alive")), body.get("keep_alive"))
     prompt = body.get("prompt") or ""
     return _json_reply(200, {"embedding": _embedding(prompt, DEFAULT_DIMENSIONS) if prompt else []})
 
 
-Handler = Callable[["SimInstance", Any], Any]
+Handler = Callable[[InstanceState, Any], Any]
 ROUTES: dict[str, dict[str, Handler]] = {
     "/": {"GET": _root, "HEAD": _root},
     "/api/version": {"GET": _version, "HEAD": _version},
@@ -188,13 +185,4 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/api/delete": {"DELETE": _delete},
     "/api/copy": {"POST": _copy},
 }
-
-
-def _with_fault(stream: _Stream, fault: str | None) -> _Stream:
-    half = stream.lines[: len(stream.lines) // 2]
-    if fault == "midstream":
-        return _Stream(half, {"error": STREAM_BROKEN}, stream.interval, sse=stream.sse)
-    if fault == "truncated":
-        return _Stream(half, None, stream.interval, sse=stream.sse)
-    return stream
 

@@ -14,16 +14,14 @@ import base64
 import json
 import struct
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ollamactl.sim.config import DEFAULT_DIMENSIONS
 from ollamactl.sim.content import _embedding, _modified_at
 from ollamactl.sim.endpoints import Handler, _completion
+from ollamactl.sim.state import InstanceState
 from ollamactl.sim.validation import _ApiError, _model_for, _unloads
 from ollamactl.sim.wire import _json_reply, _Reply, _Stream
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.sim.server import SimInstance
 
 # OpenAI parameter -> Ollama option (what Ollama's openai middleware maps).
 _OPTION_NAMES = {"temperature": "temperature", "top_p": "top_p", "seed": "seed", "stop": "stop",
@@ -44,9 +42,9 @@ def _created(model_time: str) -> int:
     return int(datetime.fromisoformat(model_time.replace("Z", "+00:00")).timestamp())
 
 
-async def _models(instance: SimInstance, body: Any) -> _Reply:
+async def _models(state: InstanceState, body: Any) -> _Reply:
     data = [{"id": model.name, "object": "model", "created": _created(_modified_at(model)), "owned_by": "library"}
-            for model in instance.config.models]
+            for model in state.config.models]
     return _json_reply(200, {"object": "list", "data": data})
 
 
@@ -98,11 +96,11 @@ def _text(obj: dict[str, Any], use: str) -> str:
     return obj.get("response") or ""
 
 
-def _answer(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply | _Stream:
+def _answer(state: InstanceState, body: dict[str, Any], use: str) -> _Reply | _Stream:
     """One chat or text completion: the native answer in OpenAI's shape (JSON, or SSE chunks)."""
     try:
         native = _native(body, use)
-        reply = _completion(instance, native, use)
+        reply = _completion(state, native, use)
     except _ApiError as exc:
         return _openai_error(exc.status, str(exc))
     kind = "chat.completion" if use == "chat" else "text_completion"
@@ -133,15 +131,15 @@ def _answer(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply | _
     return _Stream(lines, last, reply.interval, sse=True)
 
 
-async def _chat(instance: SimInstance, body: dict[str, Any]) -> _Reply | _Stream:
-    return _answer(instance, body, "chat")
+async def _chat(state: InstanceState, body: dict[str, Any]) -> _Reply | _Stream:
+    return _answer(state, body, "chat")
 
 
-async def _completions(instance: SimInstance, body: dict[str, Any]) -> _Reply | _Stream:
-    return _answer(instance, body, "generate")
+async def _completions(state: InstanceState, body: dict[str, Any]) -> _Reply | _Stream:
+    return _answer(state, body, "generate")
 
 
-async def _embeddings(instance: SimInstance, body: dict[str, Any]) -> _Reply:
+async def _embeddings(state: InstanceState, body: dict[str, Any]) -> _Reply:
     given = body.get("input")
     texts = [given] if isinstance(given, str) else given
     if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
@@ -150,11 +148,11 @@ async def _embeddings(instance: SimInstance, body: dict[str, Any]) -> _Reply:
     if encoding not in ("float", "base64"):
         return _openai_error(400, f"invalid encoding_format {encoding!r}: use float or base64")
     try:
-        model = _model_for(instance.config, body.get("model"), "embed")
+        model = _model_for(state.config, body.get("model"), "embed")
     except _ApiError as exc:
         return _openai_error(exc.status, str(exc))
     dimensions = min(body.get("dimensions") or DEFAULT_DIMENSIONS, DEFAULT_DIMENSIONS)
-    instance._mark_loaded(model.name, not _unloads(body.get("keep_alive")))
+    state.mark_loaded(model.name, not _unloads(body.get("keep_alive")))
     data = []
     for index, text in enumerate(texts):
         vector: Any = _embedding(text, dimensions)

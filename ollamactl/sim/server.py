@@ -9,29 +9,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ollamactl.model_names import normalise_model
 from ollamactl.sim.config import (
     CATALOGUE,
     CONTROL_PATH,
-    FOREVER,
     HOST,
-    KEEP_ALIVE,
     LEGACY_MISSING,
     MODEL_PATHS,
     NOT_OLLAMA_PAGE,
     RUNNER_CRASHED,
     SERVER_BUSY,
+    STREAM_BROKEN,
     RecordedRequest,
     SimConfig,
     SimModel,
-    keep_alive_seconds,
     upstream_model,
 )
-from ollamactl.sim.endpoints import ROUTES, _with_fault
+from ollamactl.sim.endpoints import ROUTES
 from ollamactl.sim.openai_compat import OPENAI_ROUTES
+from ollamactl.sim.state import InstanceState
 from ollamactl.sim.validation import _ApiError, _check_fields, _json_kind, _parse_body
 from ollamactl.sim.wire import (
     _allowed_host,
@@ -53,7 +51,7 @@ class SimInstance:
     """One simulated server on its own loopback port. Public methods are safe from any thread."""
 
     def __init__(self, simulator: Simulator, config: SimConfig, host: str = HOST) -> None:
-        self.config = config
+        self.state = InstanceState(config, simulator.upstream)
         self.host = host  # the address it listens on (127.0.0.1; another loopback address for multi-host tests)
         self.port = 0
         self.requests: list[RecordedRequest] = []
@@ -63,7 +61,10 @@ class SimInstance:
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self._in_flight = 0
         self._fault_changed = asyncio.Event()
-        self._expiry: dict[str, datetime] = {}
+
+    @property
+    def config(self) -> SimConfig:
+        return self.state.config
 
     @property
     def url(self) -> str:
@@ -78,41 +79,6 @@ class SimInstance:
     def update(self, **changes: Any) -> None:
         """Change SimConfig fields; returns once the change (listening, releasing hangs) is in effect."""
         self._simulator._call(self._apply(changes))
-
-    def _mark_loaded(self, name: str, loaded: bool, keep_alive: Any = None) -> None:
-        """Record that a model was loaded for `keep_alive` (or unloaded by keep_alive 0), as /api/ps
-        will report."""
-        others = [other for other in self.config.loaded if other != name]
-        self.config = dataclasses.replace(self.config, loaded=others + [name] if loaded else others)
-        seconds = keep_alive_seconds(keep_alive)
-        self._expiry[name] = FOREVER if seconds is None else datetime.now(timezone.utc) + timedelta(seconds=seconds)
-
-    def _expires_at(self, name: str) -> datetime:
-        """When the keep-alive timer unloads `name` (models loaded from the start: 5 minutes from now)."""
-        return self._expiry.get(name) or datetime.now(timezone.utc) + KEEP_ALIVE
-
-    def _running(self) -> list[SimModel]:
-        """The loaded models, once those whose keep-alive has run out are unloaded."""
-        now = datetime.now(timezone.utc)
-        expired = [name for name in self.config.loaded if self._expires_at(name) <= now]
-        if expired:
-            self.config = dataclasses.replace(self.config, loaded=[n for n in self.config.loaded if n not in expired])
-        return [model for model in self.config.models if model.name in self.config.loaded]
-
-    def _install(self, model: SimModel) -> None:
-        """A pull or copy finished: `model` replaces any model of its name (a new build), else is added."""
-        models = list(self.config.models)
-        index = next((i for i, m in enumerate(models) if m.name == model.name), None)
-        if index is None:
-            models.append(model)
-        else:
-            models[index] = model
-        self.config = dataclasses.replace(self.config, models=models)
-
-    def _remove(self, name: str) -> None:
-        """Delete a model (and unload it)."""
-        self.config = dataclasses.replace(self.config, models=[m for m in self.config.models if m.name != name],
-                                          loaded=[n for n in self.config.loaded if n != name])
 
     # -- loop-side ------------------------------------------------------------------------------
 
@@ -137,7 +103,7 @@ class SimInstance:
 
     async def _apply(self, changes: dict[str, Any], keep: asyncio.Task[Any] | None = None) -> None:
         previous = self.config.fault
-        self.config = dataclasses.replace(self.config, **changes)
+        self.state.config = dataclasses.replace(self.config, **changes)
         if self.config.fault == previous:
             return
         self._fault_changed.set()
@@ -168,7 +134,7 @@ class SimInstance:
                 pass
         except _BadRequest as exc:
             log.info("%s: %s", self.config.name, exc)
-            wire = _Wire(self, writer, drip=False)
+            wire = _Wire(writer)
             with contextlib.suppress(OSError):
                 await wire.reply(_text_reply(400, "400 Bad Request"), head_only=False, keep_alive=False)
         except (OSError, asyncio.IncompleteReadError):
@@ -193,7 +159,7 @@ class SimInstance:
             if self.config.fault == "hang" and not control:
                 await self._fault_changed.wait()
                 return False  # a hung request is never answered; its connection just closes
-            wire = _Wire(self, writer, drip=self.config.fault == "drip" and not control)
+            wire = _Wire(writer, self._drip_pause if self.config.fault == "drip" and not control else None)
             reply = await self._answer(request, body, body_error)
             keep_alive = request.keep_alive and not (isinstance(reply, _Reply) and reply.close)
             status = reply.status if isinstance(reply, _Reply) else 200
@@ -205,6 +171,10 @@ class SimInstance:
             return keep_alive
         finally:
             self._in_flight -= 1
+
+    def _drip_pause(self) -> float | None:
+        """The pause before each next byte of a reply while the fault is "drip"; None once it is not."""
+        return self.config.drip_interval if self.config.fault == "drip" else None
 
     async def _answer(self, request: _Request, body: Any, body_error: str | None) -> _Reply | _Stream:
         if not _is_control(request.path) and self.config.latency:
@@ -232,7 +202,7 @@ class SimInstance:
         if config.fault == "busy503" and request.path in MODEL_PATHS:
             return _error(503, SERVER_BUSY)
         try:
-            reply = await routes[request.method](self, self._checked_body(request, body, body_error))
+            reply = await routes[request.method](self.state, self._checked_body(request, body, body_error))
         except _ApiError as exc:
             return _error(exc.status, str(exc))
         except Exception as exc:  # noqa: BLE001 - a simulator bug answers 500, never drops the connection
@@ -273,6 +243,16 @@ class SimInstance:
         if shown["api_key"]:
             shown["api_key"] = "***"
         return _json_reply(200, shown, close=self.config.fault == "refuse")
+
+
+def _with_fault(stream: _Stream, fault: str | None) -> _Stream:
+    """A stream as the "midstream" (an error line half-way) and "truncated" (cut half-way) faults send it."""
+    half = stream.lines[: len(stream.lines) // 2]
+    if fault == "midstream":
+        return _Stream(half, {"error": STREAM_BROKEN}, stream.interval, sse=stream.sse)
+    if fault == "truncated":
+        return _Stream(half, None, stream.interval, sse=stream.sse)
+    return stream
 
 
 def _is_control(path: str) -> bool:

@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.sim.server import SimInstance
+from typing import Any
 
 log = logging.getLogger("ollamactl.sim")
 
@@ -149,26 +146,27 @@ def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
 
 
 class _Wire:
-    """Writes one response; in drip mode one byte per drip_interval while the fault stays "drip"."""
+    """Writes one response. With `drip`, byte by byte: drip() is the pause before each next byte,
+    None once dripping stops (the rest then goes at once)."""
 
-    def __init__(self, instance: SimInstance, writer: asyncio.StreamWriter, drip: bool) -> None:
-        self.instance = instance
+    def __init__(self, writer: asyncio.StreamWriter, drip: Callable[[], float | None] | None = None) -> None:
         self.writer = writer
         self.drip = drip
 
     async def send(self, data: bytes) -> None:
-        if self.drip:
-            data = await self._drip(data)
+        if self.drip is not None:
+            data = await self._drip(data, self.drip)
         if data:
             self.writer.write(data)
             await self.writer.drain()
 
-    async def _drip(self, data: bytes) -> bytes:
-        """Write byte by byte until done or the fault changes; return what is left to write."""
+    async def _drip(self, data: bytes, pause: Callable[[], float | None]) -> bytes:
+        """Write byte by byte until done or dripping stops; return what is left to write."""
         for offset in range(len(data)):
-            if self.instance.config.fault != "drip":
+            seconds = pause()
+            if seconds is None:
                 return data[offset:]
-            await asyncio.sleep(self.instance.config.drip_interval)
+            await asyncio.sleep(seconds)
             self.writer.write(data[offset : offset + 1])
             await self.writer.drain()
         return b""
