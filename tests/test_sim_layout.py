@@ -110,18 +110,38 @@ def _defined(tree: ast.Module) -> set[str]:
     return {name for name in names if _private(name)}
 
 
+def _module_names(tree: ast.Module, module: str, trees: dict[str, ast.Module]) -> dict[str, str]:
+    """The names under which `module` refers to other sim modules (`import a.b as c`, `from a import b`)."""
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            bound.update({alias.asname or alias.name: alias.name for alias in node.names if alias.name in trees})
+        elif isinstance(node, ast.ImportFrom):
+            source = _imported_from(node, module)
+            bound.update({alias.asname or alias.name: f"{source}.{alias.name}" for alias in node.names
+                          if f"{source}.{alias.name}" in trees})
+    return bound
+
+
 def shared_private_names(trees: dict[str, ast.Module]) -> list[str]:
-    """`module uses other._name` for each private name of one sim module that another one uses."""
+    """`module uses other._name` for each private name of one sim module that another one uses: imported
+    by name, read off the other module (`other._name`), or read off anything when only another module
+    defines `_name` (an instance of its class: `instance._field`)."""
     defined = {name: _defined(tree) for name, tree in trees.items()}
     found: set[str] = set()
     for name, tree in trees.items():
+        modules = _module_names(tree, name, trees)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (_imported_from(node, name) or "") in trees:
                 source = _imported_from(node, name)
                 found.update(f"{name} imports {source}.{alias.name}" for alias in node.names if _private(alias.name))
-            elif isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in defined[name]:
-                owners = sorted(other for other, names in defined.items() if node.attr in names)
-                found.update(f"{name} uses {owner}.{node.attr}" for owner in owners)
+            elif isinstance(node, ast.Attribute) and _private(node.attr):
+                owner = modules.get(ast.unparse(node.value))
+                if owner is not None:
+                    found.add(f"{name} uses {owner}.{node.attr}")
+                elif node.attr not in defined[name]:
+                    owners = sorted(other for other, names in defined.items() if node.attr in names)
+                    found.update(f"{name} uses {owner}.{node.attr}" for owner in owners)
     return sorted(found)
 
 
@@ -145,7 +165,11 @@ def test_the_checks_see_what_they_look_for():
                                      "def f(b):\n    return b._state\n"),
         "ollamactl.sim.b": ast.parse("def g():\n    from ollamactl.sim.a import _helper\n"
                                      "class B:\n    def __init__(self):\n        self._state = 1\n"),
+        "ollamactl.sim.c": ast.parse("import ollamactl.sim.a as a\nfrom ollamactl.sim import b\n"
+                                     "helper = a._helper\nstate = b._state\n"),
     }
     assert cycles(imports(trees)) == [["ollamactl.sim.a", "ollamactl.sim.b"]]
     assert shared_private_names(trees) == ["ollamactl.sim.a uses ollamactl.sim.b._state",
-                                           "ollamactl.sim.b imports ollamactl.sim.a._helper"]
+                                           "ollamactl.sim.b imports ollamactl.sim.a._helper",
+                                           "ollamactl.sim.c uses ollamactl.sim.a._helper",
+                                           "ollamactl.sim.c uses ollamactl.sim.b._state"]
