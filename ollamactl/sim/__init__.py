@@ -9,8 +9,10 @@ Everything runs on one asyncio loop in a daemon thread, over a hand-written HTTP
 `asyncio.start_server`, so chunking, stalls and resets are exact. It uses the standard library
 only, listens on 127.0.0.1 only, and imports nothing from the rest of ollamactl.
 
-Modules: config (settings, models), wire (HTTP/1.1), validation (request checks as Ollama does
-them), content (deterministic answers), endpoints (the routes), server (instances and runner).
+Modules, each importing only those listed before it: wire (HTTP/1.1), config (settings, models),
+validation (request checks as Ollama does them), content (deterministic answers), state (one
+instance's models and config, no HTTP), library (pull, delete, copy), endpoints (the native routes),
+openai_compat (the /v1 routes), server (sockets, faults, the Simulator and the foreground runner).
 """
 
 from ollamactl.sim.config import CONTROL_PATH, FAULTS, RecordedRequest, SimConfig, SimModel, upstream_model

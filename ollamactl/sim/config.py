@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -11,9 +10,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ollamactl.model_names import normalise_model
-
-log = logging.getLogger("ollamactl.sim")
-
 
 FAULTS = ("refuse", "hang", "http500", "busy503", "garbage", "midstream", "truncated", "drip")
 
@@ -74,8 +70,6 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
 MODEL_PATHS = frozenset({"/api/generate", "/api/chat", "/api/embed", "/api/embeddings",
                          "/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
 LEGACY_MISSING = frozenset({"/api/embed", "/api/ps"})
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")  # left unpaired by json.loads
 ZERO_DURATION = re.compile(r"0+(\.0+)?(ns|us|µs|ms|s|m|h)?")  # keep_alive values that unload at once
 GO_DURATION = re.compile(r"(-?)((?:\d+(?:\.\d*)?(?:ns|us|µs|ms|s|m|h))+)")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
@@ -129,7 +123,7 @@ def upstream_model(name: str, embedding: bool | None = None, build: str | None =
     return SimModel(name, digest=digest, embedding=embedding)
 
 
-def _seed_int(text: str) -> int:
+def seed_int(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
@@ -139,13 +133,13 @@ def _default_size(name: str, embedding: bool) -> int:
     if tag:
         params = float(tag.group(1)) * 1e9
     elif embedding:
-        params = 100e6 + _seed_int(name) % 400_000_000
+        params = 100e6 + seed_int(name) % 400_000_000
     else:
-        params = 1e9 + _seed_int(name) % 7_000_000_000
-    return int(params * _bytes_per_param(embedding))
+        params = 1e9 + seed_int(name) % 7_000_000_000
+    return int(params * bytes_per_param(embedding))
 
 
-def _bytes_per_param(embedding: bool) -> float:
+def bytes_per_param(embedding: bool) -> float:
     return 2.0 if embedding else 0.6  # F16 embedding models, Q4_K_M chat models
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import random
 import re
@@ -19,15 +18,14 @@ from ollamactl.sim.config import (
     WORDS,
     SimConfig,
     SimModel,
-    _bytes_per_param,
-    _seed_int,
+    bytes_per_param,
+    seed_int,
 )
-from ollamactl.sim.validation import _ApiError
+from ollamactl.sim.validation import ApiError
+from ollamactl.sim.wire import timestamp
 
-log = logging.getLogger("ollamactl.sim")
 
-
-def _words(seed: str, count: int) -> list[str]:
+def answer_words(seed: str, count: int) -> list[str]:
     words: list[str] = []
     block = 0
     while len(words) < count:
@@ -37,11 +35,11 @@ def _words(seed: str, count: int) -> list[str]:
     return words[:count]
 
 
-def _text_fragments(words: list[str]) -> list[str]:
+def text_fragments(words: list[str]) -> list[str]:
     return [word if index == 0 else " " + word for index, word in enumerate(words)]
 
 
-def _json_fragments(words: list[str], schema: Any) -> list[str]:
+def json_fragments(words: list[str], schema: Any) -> list[str]:
     """A JSON document (schema-shaped when a schema has properties) cut into one piece per token."""
     text = " ".join(words)
     properties = schema.get("properties") if isinstance(schema, dict) else None
@@ -65,11 +63,11 @@ def _schema_sample(spec: Any, text: str) -> Any:
     return samples.get(kind or "", {} if kind == "object" else text)
 
 
-def _token_id(word: str) -> int:
-    return _seed_int(word) % 128_000
+def token_id(word: str) -> int:
+    return seed_int(word) % 128_000
 
 
-def _embedding(text: str, dimensions: int) -> list[float]:
+def embedding_for(text: str, dimensions: int) -> list[float]:
     """A unit vector seeded by the text alone (so every instance and endpoint agrees)."""
     rng = random.Random(hashlib.sha256(text.encode()).digest())
     values = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
@@ -77,7 +75,7 @@ def _embedding(text: str, dimensions: int) -> list[float]:
     return [value / norm for value in values]
 
 
-def _metrics(config: SimConfig, prompt_tokens: int, eval_count: int | None, cold: bool) -> dict[str, int]:
+def run_metrics(config: SimConfig, prompt_tokens: int, eval_count: int | None, cold: bool) -> dict[str, int]:
     """Final-line durations (ns), zero fields omitted like Ollama; eval_count None for embeddings."""
     load_ns = COLD_LOAD_NS if cold else WARM_LOAD_NS
     prompt_ns = prompt_tokens * PROMPT_NS_PER_TOKEN
@@ -92,10 +90,10 @@ def _metrics(config: SimConfig, prompt_tokens: int, eval_count: int | None, cold
     return {key: value for key, value in fields.items() if value}
 
 
-def _details(model: SimModel) -> dict[str, Any]:
+def model_details(model: SimModel) -> dict[str, Any]:
     base = model.name.rsplit("/", 1)[-1].split(":", 1)[0]
     family = re.match(r"[a-z]*", base.lower()).group() or "llama"  # type: ignore[union-attr]  # [a-z]* always matches
-    params = (model.size or 0) / _bytes_per_param(model.embedding)
+    params = (model.size or 0) / bytes_per_param(model.embedding)
     return {
         "parent_model": "",
         "format": "gguf",
@@ -106,23 +104,22 @@ def _details(model: SimModel) -> dict[str, Any]:
     }
 
 
-def _modified_at(model: SimModel) -> str:
-    stamp = datetime(2025, 6, 1, 12, tzinfo=timezone.utc) + timedelta(minutes=_seed_int(model.name) % 130_000)
-    return stamp.isoformat().replace("+00:00", "Z")
+def modified_at(model: SimModel) -> str:
+    return timestamp(datetime(2025, 6, 1, 12, tzinfo=timezone.utc) + timedelta(minutes=seed_int(model.name) % 130_000))
 
 
-def _listing(model: SimModel) -> dict[str, Any]:
+def model_listing(model: SimModel) -> dict[str, Any]:
     return {
         "name": model.name,
         "model": model.name,
-        "modified_at": _modified_at(model),
+        "modified_at": modified_at(model),
         "size": model.size,
         "digest": model.digest,
-        "details": _details(model),
+        "details": model_details(model),
     }
 
 
-def _shape(use: str, content: str, thinking: str = "") -> dict[str, Any]:
+def answer_shape(use: str, content: str, thinking: str = "") -> dict[str, Any]:
     """The text-carrying part of a generate ("response") or chat ("message") object."""
     if use == "generate":
         return {"response": content, "thinking": thinking} if thinking else {"response": content}
@@ -132,14 +129,14 @@ def _shape(use: str, content: str, thinking: str = "") -> dict[str, Any]:
     return {"message": message}
 
 
-def _prompt(body: dict[str, Any], use: str) -> tuple[str | None, str]:
+def read_prompt(body: dict[str, Any], use: str) -> tuple[str | None, str]:
     """(the text the answer derives from, or None for a load-only request; all prompt text)."""
     if use == "generate":
         prompt = body.get("prompt") or ""
         return (prompt or None), f"{body.get('system') or ''} {prompt}"
     messages = body.get("messages") or []
     if not all(isinstance(m, dict) and isinstance(m.get("content", ""), str) for m in messages):
-        raise _ApiError(400, "json: cannot unmarshal messages: each message needs a role and string content")
+        raise ApiError(400, "json: cannot unmarshal messages: each message needs a role and string content")
     if not messages:
         return None, ""
     users = [m.get("content", "") for m in messages if m.get("role") == "user"]

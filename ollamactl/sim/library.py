@@ -14,15 +14,13 @@ import asyncio
 import dataclasses
 import hashlib
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ollamactl.model_names import normalise_model
 from ollamactl.sim.config import PULL_UNKNOWN, SimModel
-from ollamactl.sim.validation import _ApiError, _find_model
-from ollamactl.sim.wire import _json_reply, _Reply, _Stream
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.sim.server import SimInstance
+from ollamactl.sim.state import InstanceState
+from ollamactl.sim.validation import ApiError, find_model
+from ollamactl.sim.wire import Reply, Stream, json_reply
 
 TICK_S = 0.1  # one progress line per tick when the speed is set
 MAX_LINES_PER_LAYER = 3000
@@ -59,47 +57,47 @@ def pull_lines(model: SimModel, speed: float | None, current: SimModel | None) -
 def _requested(body: dict[str, Any]) -> str:
     name = body.get("model") or body.get("name")
     if not name:
-        raise _ApiError(400, "model is required")
+        raise ApiError(400, "model is required")
     return name
 
 
-async def _pull(instance: SimInstance, body: dict[str, Any]) -> _Reply | _Stream:
+async def pull_model(state: InstanceState, body: dict[str, Any]) -> Reply | Stream:
     name = _requested(body)
-    config = instance.config
+    config = state.config
     interval = TICK_S if config.pull_speed else 0.0
-    model = instance._simulator.upstream(name)
+    model = state.upstream(name)
     streamed = body.get("stream") is not False
     if model is None:
         if not streamed:
-            raise _ApiError(500, PULL_UNKNOWN)
-        return _Stream([{"status": "pulling manifest"}], {"error": PULL_UNKNOWN}, interval)
-    lines = pull_lines(model, config.pull_speed, _find_model(config, model.name))
+            raise ApiError(500, PULL_UNKNOWN)
+        return Stream([{"status": "pulling manifest"}], {"error": PULL_UNKNOWN}, interval)
+    lines = pull_lines(model, config.pull_speed, find_model(config, model.name))
 
     def delivered() -> None:
-        instance._install(dataclasses.replace(model))
+        state.install(dataclasses.replace(model))
 
     if not streamed:
         await asyncio.sleep(interval * len(lines))
         delivered()
-        return _json_reply(200, {"status": "success"})
-    return _Stream(lines, {"status": "success"}, interval, delivered)
+        return json_reply(200, {"status": "success"})
+    return Stream(lines, {"status": "success"}, interval, delivered)
 
 
-async def _delete(instance: SimInstance, body: dict[str, Any]) -> _Reply:
+async def delete_model(state: InstanceState, body: dict[str, Any]) -> Reply:
     name = _requested(body)
-    model = _find_model(instance.config, name)
+    model = find_model(state.config, name)
     if model is None:
-        raise _ApiError(404, f"model '{name}' not found")
-    instance._remove(model.name)
-    return _Reply(200)
+        raise ApiError(404, f"model '{name}' not found")
+    state.remove(model.name)
+    return Reply(200)
 
 
-async def _copy(instance: SimInstance, body: dict[str, Any]) -> _Reply:
+async def copy_model(state: InstanceState, body: dict[str, Any]) -> Reply:
     source, destination = body.get("source"), body.get("destination")
     if not source or not destination:
-        raise _ApiError(400, "source and destination are required")
-    model = _find_model(instance.config, source)
+        raise ApiError(400, "source and destination are required")
+    model = find_model(state.config, source)
     if model is None:
-        raise _ApiError(404, f'model "{source}" not found')
-    instance._install(dataclasses.replace(model, name=normalise_model(destination)))
-    return _Reply(200)
+        raise ApiError(404, f'model "{source}" not found')
+    state.install(dataclasses.replace(model, name=normalise_model(destination)))
+    return Reply(200)

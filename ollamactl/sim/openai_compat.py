@@ -14,16 +14,14 @@ import base64
 import json
 import struct
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ollamactl.sim.config import DEFAULT_DIMENSIONS
-from ollamactl.sim.content import _embedding, _modified_at
-from ollamactl.sim.endpoints import Handler, _completion
-from ollamactl.sim.validation import _ApiError, _model_for, _unloads
-from ollamactl.sim.wire import _json_reply, _Reply, _Stream
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.sim.server import SimInstance
+from ollamactl.sim.content import embedding_for, modified_at
+from ollamactl.sim.endpoints import Handler, completion
+from ollamactl.sim.state import InstanceState
+from ollamactl.sim.validation import ApiError, model_for, unloads
+from ollamactl.sim.wire import Reply, Stream, json_reply
 
 # OpenAI parameter -> Ollama option (what Ollama's openai middleware maps).
 _OPTION_NAMES = {"temperature": "temperature", "top_p": "top_p", "seed": "seed", "stop": "stop",
@@ -31,11 +29,11 @@ _OPTION_NAMES = {"temperature": "temperature", "top_p": "top_p", "seed": "seed",
                  "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty"}
 
 
-def _openai_error(status: int, message: str) -> _Reply:
+def _openai_error(status: int, message: str) -> Reply:
     kind = "invalid_request_error" if status < 500 else "api_error"
     if status == 404:
         kind = "not_found_error"
-    return _json_reply(status, {"error": {"message": message, "type": kind, "param": None, "code": None}})
+    return json_reply(status, {"error": {"message": message, "type": kind, "param": None, "code": None}})
 
 
 def _created(model_time: str) -> int:
@@ -44,10 +42,10 @@ def _created(model_time: str) -> int:
     return int(datetime.fromisoformat(model_time.replace("Z", "+00:00")).timestamp())
 
 
-async def _models(instance: SimInstance, body: Any) -> _Reply:
-    data = [{"id": model.name, "object": "model", "created": _created(_modified_at(model)), "owned_by": "library"}
-            for model in instance.config.models]
-    return _json_reply(200, {"object": "list", "data": data})
+async def _models(state: InstanceState, body: Any) -> Reply:
+    data = [{"id": model.name, "object": "model", "created": _created(modified_at(model)), "owned_by": "library"}
+            for model in state.config.models]
+    return json_reply(200, {"object": "list", "data": data})
 
 
 def _native(body: dict[str, Any], use: str) -> dict[str, Any]:
@@ -56,12 +54,12 @@ def _native(body: dict[str, Any], use: str) -> dict[str, Any]:
     if use == "chat":
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise _ApiError(400, "invalid message format: messages must be a non-empty list")
+            raise ApiError(400, "invalid message format: messages must be a non-empty list")
         native["messages"] = [_message(message) for message in messages]
     else:
         prompt = body.get("prompt")
         if not isinstance(prompt, str):
-            raise _ApiError(400, "invalid prompt: a string is expected")
+            raise ApiError(400, "invalid prompt: a string is expected")
         native["prompt"] = prompt
     options = {option: body[name] for name, option in _OPTION_NAMES.items() if body.get(name) is not None}
     if options:
@@ -74,12 +72,12 @@ def _native(body: dict[str, Any], use: str) -> dict[str, Any]:
 
 def _message(message: Any) -> dict[str, str]:
     if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-        raise _ApiError(400, "invalid message format: each message needs a role")
+        raise ApiError(400, "invalid message format: each message needs a role")
     content = message.get("content") or ""
     if isinstance(content, list):  # content parts: keep the text ones
         content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
     if not isinstance(content, str):
-        raise _ApiError(400, "invalid message content type")
+        raise ApiError(400, "invalid message content type")
     return {"role": message["role"], "content": content}
 
 
@@ -98,12 +96,12 @@ def _text(obj: dict[str, Any], use: str) -> str:
     return obj.get("response") or ""
 
 
-def _answer(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply | _Stream:
+def _answer(state: InstanceState, body: dict[str, Any], use: str) -> Reply | Stream:
     """One chat or text completion: the native answer in OpenAI's shape (JSON, or SSE chunks)."""
     try:
         native = _native(body, use)
-        reply = _completion(instance, native, use)
-    except _ApiError as exc:
+        reply = completion(state, native, use)
+    except ApiError as exc:
         return _openai_error(exc.status, str(exc))
     kind = "chat.completion" if use == "chat" else "text_completion"
     head = {"id": f"{'chatcmpl' if use == 'chat' else 'cmpl'}-{time.monotonic_ns() % 1000:03d}",
@@ -117,9 +115,9 @@ def _answer(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply | _
                     "finish_reason": finish}
         return {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
 
-    if isinstance(reply, _Reply):
+    if isinstance(reply, Reply):
         final = json.loads(reply.body)
-        return _json_reply(200, {**head, "choices": [choice(_text(final, use), _finish(final), False)],
+        return json_reply(200, {**head, "choices": [choice(_text(final, use), _finish(final), False)],
                                  "usage": _usage(final)})
     if use == "chat":
         head["object"] = "chat.completion.chunk"
@@ -130,18 +128,18 @@ def _answer(instance: SimInstance, body: dict[str, Any], use: str) -> _Reply | _
     if isinstance(options, dict) and options.get("include_usage"):
         lines.append(last)
         last = {**head, "choices": [], "usage": _usage(final)}
-    return _Stream(lines, last, reply.interval, sse=True)
+    return Stream(lines, last, reply.interval, sse=True)
 
 
-async def _chat(instance: SimInstance, body: dict[str, Any]) -> _Reply | _Stream:
-    return _answer(instance, body, "chat")
+async def _chat(state: InstanceState, body: dict[str, Any]) -> Reply | Stream:
+    return _answer(state, body, "chat")
 
 
-async def _completions(instance: SimInstance, body: dict[str, Any]) -> _Reply | _Stream:
-    return _answer(instance, body, "generate")
+async def _completions(state: InstanceState, body: dict[str, Any]) -> Reply | Stream:
+    return _answer(state, body, "generate")
 
 
-async def _embeddings(instance: SimInstance, body: dict[str, Any]) -> _Reply:
+async def _embeddings(state: InstanceState, body: dict[str, Any]) -> Reply:
     given = body.get("input")
     texts = [given] if isinstance(given, str) else given
     if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
@@ -150,19 +148,19 @@ async def _embeddings(instance: SimInstance, body: dict[str, Any]) -> _Reply:
     if encoding not in ("float", "base64"):
         return _openai_error(400, f"invalid encoding_format {encoding!r}: use float or base64")
     try:
-        model = _model_for(instance.config, body.get("model"), "embed")
-    except _ApiError as exc:
+        model = model_for(state.config, body.get("model"), "embed")
+    except ApiError as exc:
         return _openai_error(exc.status, str(exc))
     dimensions = min(body.get("dimensions") or DEFAULT_DIMENSIONS, DEFAULT_DIMENSIONS)
-    instance._mark_loaded(model.name, not _unloads(body.get("keep_alive")))
+    state.mark_loaded(model.name, not unloads(body.get("keep_alive")))
     data = []
     for index, text in enumerate(texts):
-        vector: Any = _embedding(text, dimensions)
+        vector: Any = embedding_for(text, dimensions)
         if encoding == "base64":
             vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         data.append({"object": "embedding", "embedding": vector, "index": index})
     tokens = sum(len(text.split()) for text in texts)
-    return _json_reply(200, {"object": "list", "data": data, "model": body["model"],
+    return json_reply(200, {"object": "list", "data": data, "model": body["model"],
                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
 

@@ -1,4 +1,7 @@
-"""Simulated instances on loopback ports, the Simulator that runs them on one loop, and the foreground runner."""
+"""Simulated instances on loopback ports, the Simulator that runs them on one loop, and the foreground runner.
+
+A SimInstance owns the sockets, the faults and the control endpoint (/_sim/config); what it serves
+lives in its InstanceState, which the route handlers answer from."""
 
 from __future__ import annotations
 
@@ -9,41 +12,39 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ollamactl.model_names import normalise_model
 from ollamactl.sim.config import (
     CATALOGUE,
     CONTROL_PATH,
-    FOREVER,
     HOST,
-    KEEP_ALIVE,
     LEGACY_MISSING,
     MODEL_PATHS,
     NOT_OLLAMA_PAGE,
     RUNNER_CRASHED,
     SERVER_BUSY,
+    STREAM_BROKEN,
     RecordedRequest,
     SimConfig,
     SimModel,
-    keep_alive_seconds,
     upstream_model,
 )
-from ollamactl.sim.endpoints import ROUTES, _with_fault
+from ollamactl.sim.endpoints import ROUTES
 from ollamactl.sim.openai_compat import OPENAI_ROUTES
-from ollamactl.sim.validation import _ApiError, _check_fields, _json_kind, _parse_body
+from ollamactl.sim.state import InstanceState
+from ollamactl.sim.validation import ApiError, parse_body, request_body
 from ollamactl.sim.wire import (
-    _allowed_host,
-    _BadRequest,
-    _error,
-    _json_reply,
-    _read_request,
-    _Reply,
-    _Request,
-    _Stream,
-    _text_reply,
-    _Wire,
+    BadRequest,
+    Reply,
+    Request,
+    Stream,
+    Wire,
+    allowed_host,
+    error_reply,
+    json_reply,
+    read_request,
+    text_reply,
 )
 
 log = logging.getLogger("ollamactl.sim")
@@ -53,7 +54,7 @@ class SimInstance:
     """One simulated server on its own loopback port. Public methods are safe from any thread."""
 
     def __init__(self, simulator: Simulator, config: SimConfig, host: str = HOST) -> None:
-        self.config = config
+        self.state = InstanceState(config, simulator.upstream)
         self.host = host  # the address it listens on (127.0.0.1; another loopback address for multi-host tests)
         self.port = 0
         self.requests: list[RecordedRequest] = []
@@ -63,7 +64,10 @@ class SimInstance:
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self._in_flight = 0
         self._fault_changed = asyncio.Event()
-        self._expiry: dict[str, datetime] = {}
+
+    @property
+    def config(self) -> SimConfig:
+        return self.state.config
 
     @property
     def url(self) -> str:
@@ -78,41 +82,6 @@ class SimInstance:
     def update(self, **changes: Any) -> None:
         """Change SimConfig fields; returns once the change (listening, releasing hangs) is in effect."""
         self._simulator._call(self._apply(changes))
-
-    def _mark_loaded(self, name: str, loaded: bool, keep_alive: Any = None) -> None:
-        """Record that a model was loaded for `keep_alive` (or unloaded by keep_alive 0), as /api/ps
-        will report."""
-        others = [other for other in self.config.loaded if other != name]
-        self.config = dataclasses.replace(self.config, loaded=others + [name] if loaded else others)
-        seconds = keep_alive_seconds(keep_alive)
-        self._expiry[name] = FOREVER if seconds is None else datetime.now(timezone.utc) + timedelta(seconds=seconds)
-
-    def _expires_at(self, name: str) -> datetime:
-        """When the keep-alive timer unloads `name` (models loaded from the start: 5 minutes from now)."""
-        return self._expiry.get(name) or datetime.now(timezone.utc) + KEEP_ALIVE
-
-    def _running(self) -> list[SimModel]:
-        """The loaded models, once those whose keep-alive has run out are unloaded."""
-        now = datetime.now(timezone.utc)
-        expired = [name for name in self.config.loaded if self._expires_at(name) <= now]
-        if expired:
-            self.config = dataclasses.replace(self.config, loaded=[n for n in self.config.loaded if n not in expired])
-        return [model for model in self.config.models if model.name in self.config.loaded]
-
-    def _install(self, model: SimModel) -> None:
-        """A pull or copy finished: `model` replaces any model of its name (a new build), else is added."""
-        models = list(self.config.models)
-        index = next((i for i, m in enumerate(models) if m.name == model.name), None)
-        if index is None:
-            models.append(model)
-        else:
-            models[index] = model
-        self.config = dataclasses.replace(self.config, models=models)
-
-    def _remove(self, name: str) -> None:
-        """Delete a model (and unload it)."""
-        self.config = dataclasses.replace(self.config, models=[m for m in self.config.models if m.name != name],
-                                          loaded=[n for n in self.config.loaded if n != name])
 
     # -- loop-side ------------------------------------------------------------------------------
 
@@ -137,7 +106,7 @@ class SimInstance:
 
     async def _apply(self, changes: dict[str, Any], keep: asyncio.Task[Any] | None = None) -> None:
         previous = self.config.fault
-        self.config = dataclasses.replace(self.config, **changes)
+        self.state.config = dataclasses.replace(self.config, **changes)
         if self.config.fault == previous:
             return
         self._fault_changed.set()
@@ -166,11 +135,11 @@ class SimInstance:
         try:
             while await self._exchange(reader, writer):
                 pass
-        except _BadRequest as exc:
+        except BadRequest as exc:
             log.info("%s: %s", self.config.name, exc)
-            wire = _Wire(self, writer, drip=False)
+            wire = Wire(writer)
             with contextlib.suppress(OSError):
-                await wire.reply(_text_reply(400, "400 Bad Request"), head_only=False, keep_alive=False)
+                await wire.reply(text_reply(400, "400 Bad Request"), head_only=False, keep_alive=False)
         except (OSError, asyncio.IncompleteReadError):
             pass  # the client went away
         finally:
@@ -181,10 +150,10 @@ class SimInstance:
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Serve one request; True when the connection stays open for another."""
-        request = await _read_request(reader, writer)
+        request = await read_request(reader, writer)
         if request is None:
             return False
-        body, body_error = _parse_body(request.raw_body)
+        body, body_error = parse_body(request.raw_body)
         self.requests.append(RecordedRequest(request.method, request.path, request.headers, body))
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
@@ -193,12 +162,12 @@ class SimInstance:
             if self.config.fault == "hang" and not control:
                 await self._fault_changed.wait()
                 return False  # a hung request is never answered; its connection just closes
-            wire = _Wire(self, writer, drip=self.config.fault == "drip" and not control)
+            wire = Wire(writer, self._drip_pause if self.config.fault == "drip" and not control else None)
             reply = await self._answer(request, body, body_error)
-            keep_alive = request.keep_alive and not (isinstance(reply, _Reply) and reply.close)
-            status = reply.status if isinstance(reply, _Reply) else 200
+            keep_alive = request.keep_alive and not (isinstance(reply, Reply) and reply.close)
+            status = reply.status if isinstance(reply, Reply) else 200
             log.info("%s %s %s -> %s", self.config.name, request.method, request.path, status)
-            if isinstance(reply, _Stream):
+            if isinstance(reply, Stream):
                 await wire.stream(reply, keep_alive)
             else:
                 await wire.reply(reply, request.method == "HEAD", keep_alive)
@@ -206,73 +175,74 @@ class SimInstance:
         finally:
             self._in_flight -= 1
 
-    async def _answer(self, request: _Request, body: Any, body_error: str | None) -> _Reply | _Stream:
+    def _drip_pause(self) -> float | None:
+        """The pause before each next byte of a reply while the fault is "drip"; None once it is not."""
+        return self.config.drip_interval if self.config.fault == "drip" else None
+
+    async def _answer(self, request: Request, body: Any, body_error: str | None) -> Reply | Stream:
         if not _is_control(request.path) and self.config.latency:
             await asyncio.sleep(self.config.latency)
         config = self.config
-        if not _allowed_host(request.headers.get("host", "")):
-            return _Reply(403)
+        if not allowed_host(request.headers.get("host", "")):
+            return Reply(403)
         if _is_control(request.path):
             target = self._sibling(request.path[len(CONTROL_PATH) + 1:]) if request.path != CONTROL_PATH else self
             if target is None:
-                return _error(404, f"no simulated instance on port {request.path[len(CONTROL_PATH) + 1:]!r} here")
+                return error_reply(404, f"no simulated instance on port {request.path[len(CONTROL_PATH) + 1:]!r} here")
             return await target._control(request, body, body_error)
         if config.fault == "garbage":
-            return _Reply(200, NOT_OLLAMA_PAGE, "text/html; charset=utf-8")
+            return Reply(200, NOT_OLLAMA_PAGE, "text/html; charset=utf-8")
         is_api = request.path.startswith(("/api/", "/v1/"))
         if is_api and config.api_key and request.headers.get("authorization") != f"Bearer {config.api_key}":
-            return _error(401, "unauthorized")
+            return error_reply(401, "unauthorized")
         routes = ROUTES.get(request.path) or OPENAI_ROUTES.get(request.path)
         if routes is None or (config.legacy and request.path in LEGACY_MISSING):
-            return _text_reply(404, "404 page not found")
+            return text_reply(404, "404 page not found")
         if request.method not in routes:
-            return _text_reply(405, "405 method not allowed")
+            return text_reply(405, "405 method not allowed")
         if is_api and config.fault == "http500":
-            return _error(500, RUNNER_CRASHED)
+            return error_reply(500, RUNNER_CRASHED)
         if config.fault == "busy503" and request.path in MODEL_PATHS:
-            return _error(503, SERVER_BUSY)
+            return error_reply(503, SERVER_BUSY)
         try:
-            reply = await routes[request.method](self, self._checked_body(request, body, body_error))
-        except _ApiError as exc:
-            return _error(exc.status, str(exc))
+            reply = await routes[request.method](self.state, request_body(request.method, body, body_error))
+        except ApiError as exc:
+            return error_reply(exc.status, str(exc))
         except Exception as exc:  # noqa: BLE001 - a simulator bug answers 500, never drops the connection
             log.exception("%s %s %s failed", config.name, request.method, request.path)
-            return _error(500, f"simulator error: {type(exc).__name__}: {exc}")
-        return _with_fault(reply, config.fault) if isinstance(reply, _Stream) else reply
-
-    @staticmethod
-    def _checked_body(request: _Request, body: Any, body_error: str | None) -> Any:
-        if request.method not in ("POST", "DELETE"):
-            return None
-        if body_error:
-            raise _ApiError(400, body_error)
-        if not isinstance(body, dict):
-            raise _ApiError(
-                400, f"json: cannot unmarshal {_json_kind(body)} into Go value of type api.Request"
-            )
-        _check_fields(body)
-        return body
+            return error_reply(500, f"simulator error: {type(exc).__name__}: {exc}")
+        return _with_fault(reply, config.fault) if isinstance(reply, Stream) else reply
 
     def _sibling(self, port: str) -> SimInstance | None:
         """The instance of the same simulator listening (or refusing) on `port`."""
         return next((i for i in self._simulator.instances if str(i.port) == port), None)
 
-    async def _control(self, request: _Request, body: Any, body_error: str | None) -> _Reply:
+    async def _control(self, request: Request, body: Any, body_error: str | None) -> Reply:
         """GET/POST /_sim/config: read or change this instance's SimConfig at run time; any instance
         also answers for a sibling at /_sim/config/PORT (how a "refuse"d one is brought back)."""
         if request.method == "POST":
             if body_error or not isinstance(body, dict):
-                return _error(400, body_error or "expected a JSON object of SimConfig fields")
+                return error_reply(400, body_error or "expected a JSON object of SimConfig fields")
             try:
                 await self._apply(body, keep=asyncio.current_task())
             except (TypeError, ValueError) as exc:
-                return _error(400, str(exc))
+                return error_reply(400, str(exc))
         elif request.method != "GET":
-            return _text_reply(405, "405 method not allowed")
+            return text_reply(405, "405 method not allowed")
         shown = dataclasses.asdict(self.config)
         if shown["api_key"]:
             shown["api_key"] = "***"
-        return _json_reply(200, shown, close=self.config.fault == "refuse")
+        return json_reply(200, shown, close=self.config.fault == "refuse")
+
+
+def _with_fault(stream: Stream, fault: str | None) -> Stream:
+    """A stream as the "midstream" (an error line half-way) and "truncated" (cut half-way) faults send it."""
+    half = stream.lines[: len(stream.lines) // 2]
+    if fault == "midstream":
+        return Stream(half, {"error": STREAM_BROKEN}, stream.interval, sse=stream.sse)
+    if fault == "truncated":
+        return Stream(half, None, stream.interval, sse=stream.sse)
+    return stream
 
 
 def _is_control(path: str) -> bool:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
+import re
 from typing import Any
 
 from ollamactl.model_names import normalise_model
 from ollamactl.sim.config import (
-    _SURROGATE,
-    _SURROGATE_ESCAPE,
     FIELD_TYPES,
     FLOAT_OPTIONS,
     INT_OPTIONS,
@@ -18,16 +16,19 @@ from ollamactl.sim.config import (
     SimModel,
 )
 
-log = logging.getLogger("ollamactl.sim")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # left unpaired by json.loads
 
 
-class _ApiError(Exception):
+class ApiError(Exception):
+    """A request Ollama refuses: answered as `{"error": message}` with `status`."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
 
 
-def _parse_body(raw: bytes) -> tuple[Any, str | None]:
+def parse_body(raw: bytes) -> tuple[Any, str | None]:
     """(value, None) or (None, a Go-like decoding error)."""
     if not raw.strip():
         return None, "missing request body"
@@ -54,6 +55,19 @@ def _without_lone_surrogates(value: Any) -> Any:
     return value
 
 
+def request_body(method: str, body: Any, body_error: str | None) -> Any:
+    """The JSON object a POST or DELETE carries, its top-level fields type-checked (None for other
+    methods); an ApiError worded as Go's decoder words it when it is missing or not an object."""
+    if method not in ("POST", "DELETE"):
+        return None
+    if body_error:
+        raise ApiError(400, body_error)
+    if not isinstance(body, dict):
+        raise ApiError(400, f"json: cannot unmarshal {_json_kind(body)} into Go value of type api.Request")
+    _check_fields(body)
+    return body
+
+
 def _json_kind(value: Any) -> str:
     kinds = {bool: "bool", str: "string", list: "array", dict: "object", type(None): "null"}
     return kinds.get(type(value), "number")
@@ -64,50 +78,50 @@ def _check_fields(body: dict[str, Any]) -> None:
         value = body.get(key)
         wrong_bool = isinstance(value, bool) and bool not in types
         if value is not None and (wrong_bool or not isinstance(value, types)):
-            raise _ApiError(400, f"json: cannot unmarshal {_json_kind(value)} into Go struct field .{key}")
+            raise ApiError(400, f"json: cannot unmarshal {_json_kind(value)} into Go struct field .{key}")
 
 
-def _check_options(options: dict[str, Any] | None) -> dict[str, Any]:
+def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
     options = options or {}
     for key, value in options.items():
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if key in FLOAT_OPTIONS and not is_number:
-            raise _ApiError(400, f"option {json.dumps(key)} must be of type float32")
+            raise ApiError(400, f"option {json.dumps(key)} must be of type float32")
         if key in INT_OPTIONS and not (is_number and float(value).is_integer()):
-            raise _ApiError(400, f"option {json.dumps(key)} must be of type integer")
+            raise ApiError(400, f"option {json.dumps(key)} must be of type integer")
         if key == "stop" and not (isinstance(value, list) and all(isinstance(s, str) for s in value)):
-            raise _ApiError(400, 'option "stop" must be of type array of strings')
+            raise ApiError(400, 'option "stop" must be of type array of strings')
     return options
 
 
-def _check_format(value: Any) -> Any:
+def check_format(value: Any) -> Any:
     if value in (None, "") or value == "json" or isinstance(value, dict):
         return value or None
-    raise _ApiError(400, 'invalid format: expected "json" or a valid JSON schema')
+    raise ApiError(400, 'invalid format: expected "json" or a valid JSON schema')
 
 
-def _find_model(config: SimConfig, name: str) -> SimModel | None:
+def find_model(config: SimConfig, name: str) -> SimModel | None:
     wanted = normalise_model(name)
     return next((model for model in config.models if model.name == wanted), None)
 
 
-def _model_for(config: SimConfig, name: str | None, use: str) -> SimModel:
+def model_for(config: SimConfig, name: str | None, use: str) -> SimModel:
     """The requested model, checked for `use`: "generate", "chat", "embed" or "show"."""
     if not name:
-        raise _ApiError(400, "model is required")
-    model = _find_model(config, name)
+        raise ApiError(400, "model is required")
+    model = find_model(config, name)
     if model is None:
         if use == "embed":
-            raise _ApiError(404, f"model {json.dumps(name)} not found, try pulling it first")
-        raise _ApiError(404, f"model '{name}' not found")
+            raise ApiError(404, f"model {json.dumps(name)} not found, try pulling it first")
+        raise ApiError(404, f"model '{name}' not found")
     if use == "embed" and not model.embedding:
-        raise _ApiError(400, f"{json.dumps(name)} does not support embeddings")
+        raise ApiError(400, f"{json.dumps(name)} does not support embeddings")
     if use in ("generate", "chat") and model.embedding:
-        raise _ApiError(400, f"{json.dumps(name)} does not support {use}")
+        raise ApiError(400, f"{json.dumps(name)} does not support {use}")
     return model
 
 
-def _unloads(keep_alive: Any) -> bool:
+def unloads(keep_alive: Any) -> bool:
     if isinstance(keep_alive, bool):
         return False
     if isinstance(keep_alive, (int, float)):

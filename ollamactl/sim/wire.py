@@ -5,26 +5,22 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.sim.server import SimInstance
-
-log = logging.getLogger("ollamactl.sim")
+from typing import Any
 
 
-class _BadRequest(Exception):
+class BadRequest(Exception):
     """The bytes on the connection are not an HTTP/1.1 request we can read."""
 
 
 @dataclass
-class _Request:
+class Request:
+    """One request as read off the connection (header names in lower case, the query string dropped)."""
+
     method: str
     path: str
     version: str
@@ -40,7 +36,9 @@ class _Request:
 
 
 @dataclass
-class _Reply:
+class Reply:
+    """A whole (non-streamed) answer; `close` ends the connection after it."""
+
     status: int
     body: bytes = b""
     content_type: str | None = None
@@ -48,7 +46,7 @@ class _Reply:
 
 
 @dataclass
-class _Stream:
+class Stream:
     """An NDJSON answer: `lines` paced by `interval`, then `final` (None: the stream just stops).
     With `sse`, server-sent events instead (`data: {...}` blocks, then `data: [DONE]` after a final).
 
@@ -61,27 +59,27 @@ class _Stream:
     sse: bool = False
 
 
-def _json_reply(status: int, payload: Any, close: bool = False) -> _Reply:
+def json_reply(status: int, payload: Any, close: bool = False) -> Reply:
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return _Reply(status, body, "application/json; charset=utf-8", close)
+    return Reply(status, body, "application/json; charset=utf-8", close)
 
 
-def _text_reply(status: int, text: str) -> _Reply:
-    return _Reply(status, text.encode(), "text/plain; charset=utf-8")
+def text_reply(status: int, text: str) -> Reply:
+    return Reply(status, text.encode(), "text/plain; charset=utf-8")
 
 
-def _error(status: int, message: str) -> _Reply:
-    return _json_reply(status, {"error": message})
+def error_reply(status: int, message: str) -> Reply:
+    return json_reply(status, {"error": message})
 
 
 async def _readline(reader: asyncio.StreamReader) -> bytes:
     try:
         return await reader.readline()
     except ValueError as exc:  # a line longer than the stream's limit
-        raise _BadRequest("line too long") from exc
+        raise BadRequest("line too long") from exc
 
 
-async def _read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _Request | None:
+async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request | None:
     """Read one request; None when the client closed the connection between requests."""
     line = await _readline(reader)
     while line in (b"\r\n", b"\n"):  # tolerated before a request line (RFC 9112, 2.2)
@@ -90,13 +88,13 @@ async def _read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         return None
     parts = line.decode("latin-1").strip().split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise _BadRequest(f"bad request line {line[:80]!r}")
+        raise BadRequest(f"bad request line {line[:80]!r}")
     method, target, version = parts
     headers = await _read_headers(reader)
     if headers.get("expect", "").lower() == "100-continue":
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     body = await _read_body(reader, headers)
-    return _Request(method, target.split("?", 1)[0], version, headers, body)
+    return Request(method, target.split("?", 1)[0], version, headers, body)
 
 
 async def _read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
@@ -109,7 +107,7 @@ async def _read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
             return headers
         name, sep, value = line.decode("latin-1").partition(":")
         if not sep or not name.strip():
-            raise _BadRequest(f"bad header line {line[:80]!r}")
+            raise BadRequest(f"bad header line {line[:80]!r}")
         key, value = name.strip().lower(), value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
 
@@ -120,9 +118,9 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
     try:
         length = int(headers.get("content-length", "0"))
     except ValueError as exc:
-        raise _BadRequest("bad Content-Length") from exc
+        raise BadRequest("bad Content-Length") from exc
     if length < 0:
-        raise _BadRequest("bad Content-Length")
+        raise BadRequest("bad Content-Length")
     return await reader.readexactly(length)
 
 
@@ -133,7 +131,7 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         try:
             size = int(size_line.split(b";", 1)[0].strip(), 16)
         except ValueError as exc:
-            raise _BadRequest("bad chunk size") from exc
+            raise BadRequest("bad chunk size") from exc
         if size == 0:
             while (await _readline(reader)) not in (b"\r\n", b"\n", b""):
                 pass  # trailers
@@ -148,39 +146,40 @@ def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-class _Wire:
-    """Writes one response; in drip mode one byte per drip_interval while the fault stays "drip"."""
+class Wire:
+    """Writes one response. With `drip`, byte by byte: drip() is the pause before each next byte,
+    None once dripping stops (the rest then goes at once)."""
 
-    def __init__(self, instance: SimInstance, writer: asyncio.StreamWriter, drip: bool) -> None:
-        self.instance = instance
+    def __init__(self, writer: asyncio.StreamWriter, drip: Callable[[], float | None] | None = None) -> None:
         self.writer = writer
         self.drip = drip
 
     async def send(self, data: bytes) -> None:
-        if self.drip:
-            data = await self._drip(data)
+        if self.drip is not None:
+            data = await self._drip(data, self.drip)
         if data:
             self.writer.write(data)
             await self.writer.drain()
 
-    async def _drip(self, data: bytes) -> bytes:
-        """Write byte by byte until done or the fault changes; return what is left to write."""
+    async def _drip(self, data: bytes, pause: Callable[[], float | None]) -> bytes:
+        """Write byte by byte until done or dripping stops; return what is left to write."""
         for offset in range(len(data)):
-            if self.instance.config.fault != "drip":
+            seconds = pause()
+            if seconds is None:
                 return data[offset:]
-            await asyncio.sleep(self.instance.config.drip_interval)
+            await asyncio.sleep(seconds)
             self.writer.write(data[offset : offset + 1])
             await self.writer.drain()
         return b""
 
-    async def reply(self, reply: _Reply, head_only: bool, keep_alive: bool) -> None:
+    async def reply(self, reply: Reply, head_only: bool, keep_alive: bool) -> None:
         headers = [("Content-Type", reply.content_type)] if reply.content_type else []
         headers.append(("Content-Length", str(len(reply.body))))
         if not keep_alive:
             headers.append(("Connection", "close"))
         await self.send(_head(reply.status, headers) + (b"" if head_only else reply.body))
 
-    async def stream(self, stream: _Stream, keep_alive: bool) -> None:
+    async def stream(self, stream: Stream, keep_alive: bool) -> None:
         kind = "text/event-stream" if stream.sse else "application/x-ndjson"
         headers = [("Content-Type", kind), ("Transfer-Encoding", "chunked")]
         if not keep_alive:
@@ -201,7 +200,7 @@ class _Wire:
 
 def _chunk(line: dict[str, Any], sse: bool = False) -> bytes:
     if "created_at" in line:
-        line = {**line, "created_at": _now()}
+        line = {**line, "created_at": timestamp()}
     data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode()
     return _frame(b"data: " + data + b"\n\n" if sse else data + b"\n")
 
@@ -211,11 +210,12 @@ def _frame(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+def timestamp(moment: datetime | None = None) -> str:
+    """`moment` (default: now) as Ollama writes times: RFC 3339 in UTC with a Z."""
+    return (moment or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z")
 
 
-def _allowed_host(host_header: str) -> bool:
+def allowed_host(host_header: str) -> bool:
     """Ollama's check for a loopback-bound server: loopback/private/unspecified IPs and local names."""
     host = host_header.strip().lower()
     if host.startswith("["):
