@@ -11,7 +11,7 @@ need nginx nginx
 need haproxy haproxy
 need redis-server redis-server  # the shared state store tests start their own
 need openssl openssl  # ... and make a certificate for the rediss:// (TLS) one
-need curl curl  # the exec tests and the README test run the README's curl lines as written
+need curl curl  # the exec tests and the docs test run the README's curl lines as written
 need zsh zsh    # completion tests run the generated scripts in the real shells
 [ -f /usr/share/bash-completion/bash_completion ] || packages+=(bash-completion)
 need fish fish

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from readme_shell import readme_commands
+from doc_shell import doc_commands
 
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.routing.selection import STRATEGIES
@@ -46,7 +46,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
     for variable in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "ZDOTDIR", "BASH_COMPLETION_USER_DIR"):
         monkeypatch.delenv(variable, raising=False)
-    lines = readme_commands({"Shell completion"})
+    lines = doc_commands("README.md", {"Shell completion"})
     assert len(lines) >= 3, "the README's Shell completion section lost its install lines"
     for command in lines:
         result = subprocess.run(["bash", "-c", command.text], capture_output=True, text=True, cwd=home, timeout=60)

@@ -1,4 +1,4 @@
-"""`from ollamactl import Fleet`: the README's Python example runs as written against the simulator,
+"""`from ollamactl import Fleet`: docs/library.md's example runs as written against the simulator,
 and the library works without the CLI (no Typer or cli module loaded; rich and click only where
 httpx's own command line loads them: the library leaves its host's modules alone)."""
 
@@ -13,18 +13,18 @@ import pytest
 
 from ollamactl.core.errors import UsageError
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+LIBRARY_DOC = Path(__file__).resolve().parent.parent / "docs" / "library.md"
 EXAMPLE_URL = "http://127.0.0.1:11500"
 
 
-def readme_example() -> str:
-    section = README.read_text(encoding="utf-8").split("## Use from Python", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+def doc_example() -> str:
+    """The doc's first Python block."""
+    return LIBRARY_DOC.read_text(encoding="utf-8").split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_example_runs_without_the_cli(sim, isolated_env):
+def test_the_doc_example_runs_without_the_cli(sim, isolated_env):
     server = sim.add()
-    code = readme_example()
+    code = doc_example()
     assert EXAMPLE_URL in code
     code = code.replace(EXAMPLE_URL, server.url) + (
         "\nimport sys\n"

@@ -1,6 +1,7 @@
-"""The README runs as written: every shell command of its sections (see tests/readme_shell.py for
-which, and for the comments that tell this test what to expect) runs in order, in one bash, in a
-fresh HOME, against the simulated fleet the tour itself starts on ports 11500-11502.
+"""The README and the docs its tour continues in run as written: every shell command of their
+sections (see tests/doc_shell.py for which documents and sections, and for the comments that tell
+this test what to expect) runs in order, in one bash, in a fresh HOME, against the simulated fleet
+the README's tour itself starts on ports 11500-11502.
 
 Network-free (loopback only) and bounded (one deadline for the whole run; the line that was
 running is named when it passes). A new section's ```sh block is covered without touching this file.
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from readme_shell import readme_commands
+from doc_shell import doc_commands
 
 from ollamactl.core.fleet import Fleet
 
@@ -94,28 +95,29 @@ def scratch(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("counts", ["scaled", pytest.param("as-written", marks=pytest.mark.slow)])
-def test_every_readme_command_runs_as_written(scratch, tmp_path, counts):
+def test_every_doc_command_runs_as_written(scratch, tmp_path, counts):
     home, work, env = scratch
     deadline = time.monotonic() + PORT_WAIT_S  # another run of this suite on the machine may hold them
     while (taken := [port for port in TOUR_PORTS if port_taken(port)]) and time.monotonic() < deadline:
         time.sleep(1)
     if taken:
         pytest.fail(f"the tour's ports {taken} are in use on 127.0.0.1; stop whatever listens there")
-    commands = readme_commands()
+    commands = doc_commands()
     if counts == "scaled":
         commands = [scaled(command) for command in commands]
-    sections = {command.section for command in commands}
-    assert {"A five-minute tour", "Shell recipes", "Shell completion"} <= sections, sections
+    sections = {(command.document, command.section) for command in commands}
+    assert {("README.md", "A five-minute tour"), ("README.md", "Shell recipes"), ("README.md", "Shell completion"),
+            ("docs/gateways.md", "")} <= sections, sections
     assert commands[0].background and "simulate" in commands[0].text, "the tour starts the simulated fleet"
     out = tmp_path / "out"
     out.mkdir()
-    script = tmp_path / "readme.sh"
+    script = tmp_path / "docs.sh"
     script.write_text(script_for(commands, out))
     try:
         subprocess.run(["bash", str(script)], cwd=work, env=env, timeout=DEADLINE_S, capture_output=True)
     except subprocess.TimeoutExpired:
         current = commands[int((out / "current").read_text())]
-        pytest.fail(f"the README run passed {DEADLINE_S} s at: {current.text}")
+        pytest.fail(f"the docs run passed {DEADLINE_S} s at ({current.document}): {current.text}")
 
     def said(number, stream):
         path = out / f"{number}.{stream}"
@@ -128,9 +130,10 @@ def test_every_readme_command_runs_as_written(scratch, tmp_path, counts):
         code = said(number, "rc").strip()
         expected = {"0", "130"} if command.background else {str(command.expected)}  # Ctrl-C: 130 is fine
         if code not in expected or "Traceback" in said(number, "err"):
-            problems.append(f"[{command.section}] {command.text}\n  exit {code or '?'}, expected {command.expected}"
+            where = f"{command.document}: {command.section}"
+            problems.append(f"[{where}] {command.text}\n  exit {code or '?'}, expected {command.expected}"
                             f"\n  stdout: {said(number, 'out')[-600:]!r}\n  stderr: {said(number, 'err')[-900:]!r}")
-    assert not problems, "README commands that do not work as written:\n" + "\n".join(problems)
+    assert not problems, "doc commands that do not work as written:\n" + "\n".join(problems)
 
     def output_of(words, stream="out"):
         return next(said(n, stream) for n, command in enumerate(commands) if words in command.text)
@@ -143,11 +146,12 @@ def test_every_readme_command_runs_as_written(scratch, tmp_path, counts):
     assert "HTTP 503: server busy" in output_of("run llama3.2 hi --verbose", "err")  # the failover shows
     assert "127.0.0.1:11501" not in output_of("pick -n 2")  # a refused instance leaves the rotation
     assert (work / "vectors.json").read_text().startswith('{"model":"nomic-embed-text","embeddings":[[')
+    assert "model_list:" in (work / "litellm.yaml").read_text()  # docs/gateways.md's export ran in the tour's fleet
 
 
 
 def test_the_extractor_reads_continuations_heredocs_and_the_comments_meant_for_it():
-    from readme_shell import commands_of, sections, sh_blocks
+    from doc_shell import commands_of, sections, sh_blocks
 
     text = """intro
 ```sh
@@ -164,7 +168,7 @@ seq 3 | xargs sh -c 'echo \\
 python - <<'END'
 print("# inside")
 END
-ollama list   # not run by the README test: no ollama CLI here
+ollama list   # not run by the docs test: no ollama CLI here
 ```
 
 ```toml

@@ -1,16 +1,19 @@
-"""The shell commands of README.md, as the README test runs them.
+"""The shell commands of the README and of the docs the tour continues in, as the docs test runs them.
 
-Every ```sh block of every `## ` section is read, except the sections in `NOT_RUN` (each with its
-reason); a section added later is covered without touching this file. A block is split into
-commands: a line ending in a backslash continues, a here-document (`<<'EOF'`) runs to its end
-marker, comment-only and blank lines are dropped. A command's trailing comment (two spaces, `#`)
-may carry an instruction to the test, in words a reader understands too:
+`RUN` names the documents whose commands run, in order, against the README tour's simulated fleet;
+every ```sh block of every `## ` section of them is read, except the sections each one lists (with
+the reason). A section added later is covered without touching this file. `NOT_RUN` names, with the
+reason, the documents whose commands must not run (a real LAN, the system's directories, this very
+test suite); tests/test_docs.py holds that every document with a ```sh block is in one or the
+other. A block is split into commands: a line ending in a backslash continues, a here-document
+(`<<'EOF'`) runs to its end marker, comment-only and blank lines are dropped. A command's trailing
+comment (two spaces, `#`) may carry an instruction to the test, in words a reader understands too:
 
     # exits 4 ...                          the command is expected to exit 4 (default 0)
     # ... Ctrl-C stops it ...              long-running: started in the background and stopped (SIGINT)
                                            at the end, or when the same program (`ollamactl simulate`)
                                            is started again, as a reader restarting terminal 1 does
-    # not run by the README test: REASON   skipped, with the reason (needed: something not installable)
+    # not run by the docs test: REASON     skipped, with the reason (needed: something not installable)
 
 A continued command (lines ending in a backslash) carries its comment on its last line.
 """
@@ -23,20 +26,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
 
+RUN: dict[str, dict[str, str]] = {  # document: {section heading: why its commands are not run}
+    "README.md": {"": "the opening install-and-run / install-and-test commands (tests/test_readme.py checks them)"},
+    "docs/gateways.md": {},
+}
 NOT_RUN = {
-    "": "the opening install-and-run / install-and-test commands (tests/test_readme.py checks them)",
-    "Development": "installs the project and runs this very test suite",
+    "docs/cli.md": "generated from --help: its examples name servers that do not exist here (gpu1, ...)",
+    "docs/development.md": "installs the project and runs this very test suite",
+    "docs/discover.md": "written for a real LAN: tests send nothing outside 127.0.0.0/8",
+    "docs/metrics.md": "writes node_exporter's directory under /var and serves a port for a real Prometheus",
 }
 
 _HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
 _EXITS = re.compile(r"^exits (\d+)\b")
-_SKIP = "not run by the README test:"
+_SKIP = "not run by the docs test:"
 
 
 @dataclass
 class Command:
+    document: str
     section: str
     text: str  # what bash runs (continuations and here-documents included)
     comment: str  # the trailing comment of its first line, without '#'
@@ -67,7 +76,7 @@ def split_comment(line: str) -> tuple[str, str]:
     return line.rstrip(), ""
 
 
-def commands_of(block: str, section: str) -> list[Command]:
+def commands_of(block: str, section: str, document: str = "README.md") -> list[Command]:
     lines = block.splitlines()
     out: list[Command] = []
     index = 0
@@ -91,7 +100,7 @@ def commands_of(block: str, section: str) -> list[Command]:
                 index += 1
                 if parts[-1].strip() == end:
                     break
-        command = Command(section, "\n".join(parts), comment)
+        command = Command(document, section, "\n".join(parts), comment)
         exits = _EXITS.match(comment)
         if exits:
             command.expected = int(exits.group(1))
@@ -99,17 +108,21 @@ def commands_of(block: str, section: str) -> list[Command]:
         if _SKIP in comment:
             command.skip = comment.split(_SKIP, 1)[1].strip()
             if not command.skip:
-                raise ValueError(f"README: {first!r} is marked not run without a reason")
+                raise ValueError(f"{document}: {first!r} is marked not run without a reason")
         out.append(command)
     return out
 
 
-def readme_commands(names: set[str] | None = None) -> list[Command]:
-    """Every command the README test runs, in README order (`names`: only these sections)."""
+def doc_commands(document: str | None = None, names: set[str] | None = None) -> list[Command]:
+    """Every command the docs test runs, in `RUN` order and document order (`document`: only that
+    one; `names`: only these sections)."""
     found = []
-    for heading, body in sections(README.read_text(encoding="utf-8")):
-        if heading in NOT_RUN or (names is not None and heading not in names):
+    for name, not_run in RUN.items():
+        if document is not None and name != document:
             continue
-        for block in sh_blocks(body):
-            found.extend(commands_of(block, heading))
+        for heading, body in sections((ROOT / name).read_text(encoding="utf-8")):
+            if heading in not_run or (names is not None and heading not in names):
+                continue
+            for block in sh_blocks(body):
+                found.extend(commands_of(block, heading, name))
     return found

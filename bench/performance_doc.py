@@ -1,6 +1,6 @@
-"""Write the benchmarks' own output into README.md, so its tables are what the scripts printed.
+"""Write the benchmarks' own output into docs/performance.md, so its tables are what the scripts printed.
 
-The README marks each block it shows with the command that made it:
+The document marks each block it shows with the command that made it:
 
     <!-- bench: pick_latency.py --runs 60 -->
     ```text
@@ -14,7 +14,7 @@ block's text with the command's stdout, preceded by one line saying when and on 
 count and the load average before and after: the ratios only mean something next to it). A
 command that fails leaves its block as it was and makes the script exit 1.
 
-    python bench/readme.py [--only pick_latency.py health_scale.py] [--list]
+    python bench/performance_doc.py [--only pick_latency.py health_scale.py] [--list]
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+DOC = ROOT / "docs" / "performance.md"
 BLOCK = re.compile(r"(<!-- bench: (?P<command>[^>]+?) -->\n```text\n)(?P<body>.*?)(```\n<!-- /bench -->)", re.S)
 
 
 def blocks(text: str) -> list[str]:
-    """The bench commands the README marks, in order."""
+    """The bench commands the document marks, in order."""
     return [match["command"] for match in BLOCK.finditer(text)]
 
 
@@ -59,7 +59,7 @@ def run(command: str) -> str | None:
     done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT,
                           stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        print(f"bench/readme.py: {command} exited {done.returncode}; its block is unchanged", file=sys.stderr)
+        print(f"bench/performance_doc.py: {command} exited {done.returncode}; its block is unchanged", file=sys.stderr)
         return None
     return machine_line(load_before, os.getloadavg()[0]) + done.stdout.rstrip("\n") + "\n"
 
@@ -69,11 +69,12 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", metavar="SCRIPT", help="only the blocks of these bench scripts")
     parser.add_argument("--list", action="store_true", help="print the marked commands and stop")
     args = parser.parse_args()
-    commands = blocks(README.read_text(encoding="utf-8"))
+    commands = blocks(DOC.read_text(encoding="utf-8"))
     if args.only:
         unknown = set(args.only) - {command.split()[0] for command in commands}
         if unknown:
-            parser.error(f"no README block runs {', '.join(sorted(unknown))}; marked: {', '.join(commands)}")
+            parser.error(f"no block of {DOC.relative_to(ROOT)} runs {', '.join(sorted(unknown))}; "
+                         f"marked: {', '.join(commands)}")
         commands = [command for command in commands if command.split()[0] in args.only]
     if args.list:
         print("\n".join(commands))
@@ -85,8 +86,8 @@ def main() -> int:
         if body is None:
             failed = True
             continue
-        text = README.read_text(encoding="utf-8")  # re-read: each block is written as soon as it is known
-        README.write_text(replace(text, command, body), encoding="utf-8")
+        text = DOC.read_text(encoding="utf-8")  # re-read: each block is written as soon as it is known
+        DOC.write_text(replace(text, command, body), encoding="utf-8")
     return 1 if failed else 0
 
 
