@@ -37,3 +37,21 @@ def one_error_line(result) -> str:
     assert len(lines) == 1, f"expected one error line, got: {result.stderr!r}"
     assert lines[0].startswith("ollamactl: error: "), lines[0]
     return lines[0]
+
+
+def at_the_end(statement: str) -> str:
+    """Python source that runs `statement` once as a CLI process ends, on either route: at interpreter
+    exit (Typer's) or right before the `os._exit` of cli.exits.leave (the fast route's), which skips
+    the interpreter's exit functions."""
+    return ("import atexit, os, sys\n"
+            "_done = []\n"
+            "def _at_the_end():\n"
+            "    if not _done:\n"
+            "        _done.append(True)\n"
+            f"        {statement}\n"
+            "atexit.register(_at_the_end)\n"
+            "_real_exit = os._exit\n"
+            "os._exit = lambda code: (_at_the_end(), _real_exit(code))\n")
+
+
+REPORT_MODULES = at_the_end("print(*sorted(sys.modules), file=sys.stderr)")

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from cli_helpers import ok, run
+from cli_helpers import at_the_end, ok, run
 from hostile_server import answer, endless, ollama_like
 
 from ollamactl.core.fleet import Fleet
@@ -20,7 +20,7 @@ from ollamactl.core.state.schema import MAX_MODELS
 # its own address space's high-water mark (VmHWM), not ru_maxrss, which Linux carries over exec from
 # the process that spawned it (a pytest worker grown past 100 MB made every child look that big).
 _MEASURED = """
-import atexit, resource, sys
+import resource
 
 def peak():
     try:
@@ -29,7 +29,7 @@ def peak():
     except (OSError, StopIteration):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-atexit.register(lambda: sys.stderr.write(f"\\nMAXRSS {peak()}\\n"))
+""" + at_the_end('sys.stderr.write(f"\\nMAXRSS {peak()}\\n")') + """
 from ollamactl.cli.launcher import main
 main(sys.argv[1:])
 """

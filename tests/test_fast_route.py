@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_helpers import RUNNER, make_runner
+from cli_helpers import REPORT_MODULES, RUNNER, make_runner
 
 from ollamactl.cli import fast_route, spec_parser
 from ollamactl.cli.app import app
@@ -107,8 +107,7 @@ def test_a_usage_error_reads_the_same_whichever_route_was_tried():
 
 
 def _imports_of_a_real_start(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
-    script = ("import atexit, sys; atexit.register(lambda: print(*sorted(sys.modules), file=sys.stderr));"
-              f"from ollamactl.cli.launcher import main; main({list(args)!r})")
+    script = REPORT_MODULES + f"from ollamactl.cli.launcher import main; main({list(args)!r})"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                             stdin=subprocess.DEVNULL, env=os.environ.copy())
     return result, {name.split(".")[0] for name in result.stderr.split()}

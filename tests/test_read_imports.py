@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from cli_helpers import REPORT_MODULES
 
 from ollamactl.core.fleet import Fleet
 
@@ -17,8 +18,7 @@ from ollamactl.core.fleet import Fleet
 def loaded(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
     """Run `ollamactl ARGS` through the console script's entry point; its exit and the modules it
     had imported when it ended (sys.modules: the fast route imports its body with importlib)."""
-    script = ("import atexit, sys; atexit.register(lambda: print(*sorted(sys.modules), file=sys.stderr));"
-              f"from ollamactl.cli.launcher import main; main({list(args)!r})")
+    script = REPORT_MODULES + f"from ollamactl.cli.launcher import main; main({list(args)!r})"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                             env=os.environ.copy())
     return result, set(result.stderr.split())

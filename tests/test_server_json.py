@@ -123,7 +123,7 @@ def test_every_json_ollamactl_prints_is_strict():
 
     root = Path(ollamactl.__file__).parent
     calls = []
-    for path in [*sorted((root / "cli").glob("*.py")), *sorted((root / "core").glob("export*.py"))]:
+    for path in [*sorted((root / "cli").rglob("*.py")), *sorted((root / "core" / "export").glob("*.py"))]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                     and node.func.attr in ("dumps", "JSONEncoder") and getattr(node.func.value, "id", "") == "json":

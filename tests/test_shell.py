@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from cli_helpers import make_runner
+from cli_helpers import REPORT_MODULES, make_runner
 from typer.main import get_command
 
 from ollamactl.cli.app import app
@@ -324,8 +324,7 @@ def test_commands_load_lazily_from_a_table_that_matches_their_modules():
         defined = get_command(importlib.import_module(f"ollamactl.cli.{module}").app)
         names = set(getattr(defined, "commands", None) or {defined.name})
         assert names == {name for name, owner in COMMANDS.items() if owner == module}, module
-    script = ("import atexit, sys; atexit.register(lambda: print(*sorted(sys.modules), file=sys.stderr));"
-              "from ollamactl.cli.launcher import main; main(['list', '--help'])")  # Typer's route
+    script = REPORT_MODULES + "from ollamactl.cli.launcher import main; main(['list', '--help'])"  # Typer's route
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     imported = set(result.stderr.split())  # importlib.import_module escapes -X importtime: ask sys.modules
