@@ -208,13 +208,12 @@ HEAVY = ("httpx", "rich", "asyncio", "pydantic", "typer", "click", "tomlkit", "f
          # and what a pick from the cache and the registry snapshot has no use for
          "tomllib", "tomli", "datetime", "argparse", "gettext", "locale", "shutil", "subprocess", "inspect",
          "dataclasses", "socket", "ssl", "http", "email", "difflib", "hashlib",
-         "pathlib", "typing", "json", "re", "urllib", "ipaddress", "threading", "weakref")
+         "pathlib", "typing", "enum", "json", "re", "urllib", "ipaddress", "signal", "threading", "weakref")
 # Everything from the standard library a pick with a fresh cache may import, beyond the bare
 # interpreter; what `site` imports anyway (os and its helpers) is listed too, as the probe runs without it.
 PICK_STDLIB = {"__future__", "os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc",  # site's
                "math", "fcntl", "atexit", "gc", "contextlib", "collections", "_collections", "itertools", "keyword",
                "operator", "_operator", "reprlib", "types", "functools", "_functools",
-               "signal", "enum",  # the launcher's Ctrl-C handler for start-up
                "zlib"}  # the cache files' checksum (core/state/marshal_cache.py)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

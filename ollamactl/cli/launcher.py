@@ -5,26 +5,28 @@
 path keeps it near a bare interpreter (the other commands: see cli/fast_route.py). Help and shell
 completion always go to Typer. Every path ends in `cli.exits`, so errors, Ctrl-C and broken pipes
 give the same codes and words; so does a command started with stdout or stderr closed (exit 1
-before anything is done). Ctrl-C during start-up itself is handled here too: from the moment
-this module is imported until `main` guards the work, SIGINT ends the process at once with the same
-line and code (130); inside `main`, the imports run under the guard.
+before anything is done). Ctrl-C during start-up is handled too: `main` runs every import under
+the same guard (one line, 130), and an interrupt that lands before the guard is up (on the way
+into `main`) reaches the hook this module sets, with the same line and code. A hook, not a SIGINT
+handler: the `signal` module would cost `pick` the import of enum.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
-_INTERRUPTED = b"ollamactl: error: interrupted\n"
+_INTERRUPTED = "ollamactl: error: interrupted\n"
 
 
-def _interrupted_at_start(signum: int, frame: object) -> None:
-    os.write(2, _INTERRUPTED)
-    os._exit(130)
+def _interrupted_before_main(kind, value, traceback):  # type: ignore[no-untyped-def]
+    if issubclass(kind, KeyboardInterrupt):
+        os.write(2, _INTERRUPTED.encode())
+        os._exit(130)
+    sys.__excepthook__(kind, value, traceback)
 
 
-signal.signal(signal.SIGINT, _interrupted_at_start)  # until main() is inside its guard
+sys.excepthook = _interrupted_before_main
 
 # `import httpx` also imports its own command line (httpx._main), which pulls in click, rich and
 # pygments whenever they are installed: more than half of httpx's import time, for nothing we use.
@@ -36,7 +38,6 @@ if "httpx" not in sys.modules:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C is KeyboardInterrupt from here on
         args = sys.argv[1:] if argv is None else list(argv)
         if sys.stdout is None or sys.stderr is None:  # started with `>&-` or `2>&-`
             from ollamactl.cli import exits
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
             get_command(app).main(args=args, prog_name="ollamactl")  # exits through cli.exits
             code = 0
     except KeyboardInterrupt:  # before the exit path was imported
-        sys.stderr.write(_INTERRUPTED.decode())
+        sys.stderr.write(_INTERRUPTED)
         code = 130
     sys.exit(code)
 
