@@ -93,7 +93,7 @@ def test_run_with_nothing_registered_and_nothing_running_asks_whether_ollama_run
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert lines[0] == (f"ollamactl: warning: no instances registered; using the default instance {down.url}"
-                        " (OLLAMA_HOST, else 127.0.0.1:11434); add one with `ollamactl add URL`")
+                        " (OLLAMA_HOST, else http://127.0.0.1:11434); add one with `ollamactl add URL`")
     assert lines[1] == ("ollamactl: error: the attempt failed; is Ollama running? (`ollama serve`, or try"
                         " `ollamactl simulate`)")
     assert lines[2] == f"  default ({down.url}): connection refused"

@@ -30,7 +30,7 @@ class OllamactlGroup(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.help = help_style.reflow(self.help)
+        self.help = help_style.rendered(self.help)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         module = commands.COMMANDS.get(cmd_name)
@@ -145,12 +145,11 @@ def main(
 ) -> None:
     """Manage a fleet of Ollama servers: registry, health, routing, and fleet-wide run/embed.
 
-    Exit codes: 0 ok, 1 operation failed, 2 bad usage or input, 3 no eligible instance,
-    4 some instances unhealthy (health), 130 interrupted.
+    Exit codes: {EXIT_CODES}.
 
     \b
     Examples:
-      ollamactl add gpu1:11434 --check    # register a server, probed first
+      ollamactl add gpu1 --check          # register a server, probed first
       ollamactl pick -m llama3.2          # the URL for a llama3.2 request
       ollamactl run llama3.2 "Why is the sky blue?"
     """

@@ -2,6 +2,12 @@
 
 Paragraphs are reflowed to the terminal's width (Typer's rich help keeps the docstring's breaks).
 
+Facts a help text states are filled in from their one source, so help cannot drift from the code:
+a docstring (which cannot be an f-string) writes `{ExitCode.NO_INSTANCE}` for an exit code,
+`{EXIT_CODES}` for the whole list, `{DEFAULT_PORT}` for Ollama's port, `{DEFAULTS[strategy]}` for
+a setting's default; an option's help is an f-string, with `setting_default(key)` for an option
+that defaults to a setting.
+
 Typer writes a required argument as `{URL}`, an optional one as `[prompt]...` and an option's
 value as its type (`<str>`, `<int range>`). Here every value gets a metavar in capitals (its
 own, or its name), and usage lines read `ollamactl run [OPTIONS] MODEL [PROMPT]...`: `[...]`
@@ -10,9 +16,16 @@ for optional, `...` for several. Commands added later get the same style without
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from typer.core import TyperArgument, TyperCommand
+
+from ollamactl.core.errors import EXIT_MEANINGS, ExitCode
+from ollamactl.core.registry import DEFAULT_PORT
+from ollamactl.core.settings import DEFAULTS
+
+_FACT = re.compile(r"\{(ExitCode\.[A-Z_]+|EXIT_CODES|DEFAULT_PORT|DEFAULTS\[[a-z_]+\])\}")
 
 
 class StyledCommand(TyperCommand):
@@ -29,7 +42,7 @@ class StyledCommand(TyperCommand):
 def tidy(command: Any) -> Any:
     """Give `command` the house style (once): metavars for every value, usage as above."""
     if type(command) is TyperCommand:
-        command.help = reflow(command.help)
+        command.help = rendered(command.help)
         for param in command.params:
             if param.metavar:
                 continue
@@ -40,6 +53,30 @@ def tidy(command: Any) -> Any:
                 param.metavar = max(param.opts, key=len).lstrip("-").replace("-", "_").upper()
         command.__class__ = StyledCommand
     return command
+
+
+def rendered(text: str | None) -> str | None:
+    """A docstring as help: its facts filled in (see the module docstring), its paragraphs reflowed."""
+    return reflow(_FACT.sub(lambda found: _fact(found[1]), text) if text else text)
+
+
+def _fact(name: str) -> str:
+    if name == "EXIT_CODES":
+        return ", ".join(f"{code} {meaning}" for code, meaning in EXIT_MEANINGS.items())
+    if name == "DEFAULT_PORT":
+        return str(DEFAULT_PORT)
+    if name.startswith("DEFAULTS["):
+        return _shown(DEFAULTS[name[len("DEFAULTS["):-1]])
+    return str(getattr(ExitCode, name.removeprefix("ExitCode.")))
+
+
+def setting_default(key: str) -> str:
+    """How an option's help names the `[settings]` value it defaults to: `(default: the wait setting, 60)`."""
+    return f"(default: the {key} setting, {_shown(DEFAULTS[key])})"
+
+
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def reflow(text: str | None) -> str | None:

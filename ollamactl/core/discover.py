@@ -90,7 +90,7 @@ def check_port(port: int) -> int:
 
 
 def parse_target(text: str) -> Target:
-    """`192.168.1.0/24`, `gpu1`, `gpu1:8080`, `10.0.0.5`, `[fe80::1]:11434`, `fe80::1`,
+    """`192.168.1.0/24`, `gpu1`, `gpu1:8080`, `10.0.0.5`, `[fe80::1]:8080`, `fe80::1`,
     `https://host/prefix` -> a Target; UsageError naming the target otherwise."""
     if not isinstance(text, str):
         raise UsageError(f"target {text!r} is not text", "give a host, HOST:PORT, a URL or a CIDR block")
@@ -108,7 +108,8 @@ def parse_target(text: str) -> Target:
         return _one_host(raw)
     except UsageError as bad:
         raise UsageError(f"target {raw!r} is not a host, HOST:PORT, URL or network ({bad.message})",
-                         "e.g. gpu1, gpu1:11434, 10.0.0.5, [fd00::5]:11434, http://gpu1:11434 or 10.0.0.0/24") from None
+                         f"e.g. gpu1, gpu1:{DEFAULT_PORT}, 10.0.0.5, [fd00::5]:{DEFAULT_PORT}, http://gpu1:{DEFAULT_PORT}"
+                             " or 10.0.0.0/24") from None
 
 
 def _one_host(raw: str) -> Target:
@@ -127,7 +128,7 @@ def _port_of(url: str) -> int:
 
 
 def host_of(url: str) -> str:
-    """`http://[::1]:11434` -> `::1`; `http://gpu1:11434/x` -> `gpu1`."""
+    """`http://[::1]:8080` -> `::1`; `http://gpu1:8080/x` -> `gpu1`."""
     return url.partition("://")[2].partition("/")[0].rpartition(":")[0].strip("[]")
 
 
@@ -244,7 +245,7 @@ def found_from(result: HealthResult, registered: str | None) -> Found:
 
 def suggest_name(url: str, taken: set[str], reverse: Callable[[str], str | None]) -> str:
     """A name for a found server: its host name (`reverse` looks an address up), else its address,
-    with `-PORT` for a port other than 11434, and `-2`, `-3`, ... if the name is taken."""
+    with `-PORT` for a port other than DEFAULT_PORT, and `-2`, `-3`, ... if the name is taken."""
     host, port = host_of(url), _port_of(url)
     try:
         ipaddress.ip_address(host)

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 
 class ExitCode:
-    """The exit codes, as plain ints (an IntEnum would cost `pick` the import of enum)."""
+    """The exit codes, as plain ints (an IntEnum would cost `pick` the import of enum); what each
+    means is in EXIT_MEANINGS. Help texts name them from here, never as digits."""
 
     OK = 0
-    FAILED = 1  # the operation failed: network, server error, unreadable registry
-    USAGE = 2  # usage error or invalid input
-    NO_INSTANCE = 3  # no eligible instance
-    SOME_UNHEALTHY = 4  # `health`: some checked instances are unhealthy
+    FAILED = 1
+    USAGE = 2
+    NO_INSTANCE = 3
+    SOME_UNHEALTHY = 4
     INTERRUPTED = 130
+
+
+EXIT_MEANINGS = {  # as `ollamactl --help` lists them; docs/output.md says more about each
+    ExitCode.OK: "ok",
+    ExitCode.FAILED: "operation failed",
+    ExitCode.USAGE: "bad usage or input",
+    ExitCode.NO_INSTANCE: "no eligible instance",
+    ExitCode.SOME_UNHEALTHY: "some instances unhealthy (health)",
+    ExitCode.INTERRUPTED: "interrupted",
+}
 
 
 class OllamactlError(Exception):

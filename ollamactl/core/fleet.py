@@ -3,7 +3,7 @@
     from ollamactl import Fleet
 
     fleet = Fleet()                          # the user's registry and state (env, then XDG dirs)
-    fleet.add("http://gpu1:11434", name="gpu1")
+    fleet.add("gpu1")                        # http://gpu1 on Ollama's default port
     fleet.check()                            # probe every enabled instance, update the cache
     [url] = [i.url for i in fleet.pick(model="llama3.2")]
     for text in fleet.generate("llama3.2", "Why is the sky blue?"):
@@ -150,7 +150,7 @@ class Fleet:
 
     @property
     def default_instance(self) -> Instance:
-        """The instance used when nothing is registered: OLLAMA_HOST, else http://127.0.0.1:11434."""
+        """The instance used when nothing is registered: OLLAMA_HOST, else registry.DEFAULT_URL."""
         return registry.default_instance(self._ollama_host)
 
     def add(self, url: str, *, name: str | None = None, id: str | None = None, type: str = "both",  # noqa: A002
@@ -233,7 +233,7 @@ class Fleet:
                  on_found: Callable[[Found], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None) -> list[Found]:
         """The Ollama servers at `targets` (host names, addresses, HOST:PORT, URLs, CIDR blocks;
-        none: localhost and OLLAMA_HOST's host) on `ports` (default 11434), each marked with the id
+        none: localhost and OLLAMA_HOST's host) on `ports` (default: Ollama's), each marked with the id
         it is registered under, if any. A scan of more than a /16 needs `yes`. `on_found` sees each
         server as it is found (what an interrupted scan found stays with the caller), `on_progress`
         (addresses tried, addresses in all) as the scan goes. Registers nothing: see `add_found`."""
@@ -354,7 +354,7 @@ class Fleet:
 
     def add_found(self, found: Iterable[Found]) -> list[Instance]:
         """Register each server of `found` (from `discover`) that is not registered yet, named from
-        its host name (reverse DNS, else its address; `-PORT` for a port other than 11434). A server
+        its host name (reverse DNS, else its address; `-PORT` for a port other than Ollama's default). A server
         registered meanwhile (by another process, or twice in `found`) is skipped."""
         from ollamactl.core import discover
         from ollamactl.core.registry import lookup
@@ -905,9 +905,10 @@ class Fleet:
                secrets_file: Path | None = None) -> Exported:
         """The fleet as a gateway config (litellm, nginx, haproxy) or JSON, from the registry and the
         health cache; its `warnings` say what was left out and why. `listen` (ADDR:PORT, default
-        127.0.0.1:11434) is where the gateway listens; `output` the path the config will be written
-        to (named in its header); nginx with `secrets_file` also gets the keys of keyed instances,
-        in `Exported.secrets`, for that file (see core/export/files.py for writing them)."""
+        DEFAULT_LISTEN: loopback, Ollama's port) is where the gateway listens; `output` the path the
+        config will be written to (named in its header); nginx with `secrets_file` also gets the keys
+        of keyed instances, in `Exported.secrets`, for that file (see core/export/files.py for writing
+        them)."""
         import time
 
         from ollamactl.core.export import build as export

@@ -7,6 +7,8 @@ import typer
 
 from ollamactl.cli.completers import complete_instance
 from ollamactl.cli.health import health_show
+from ollamactl.cli.help_style import setting_default
+from ollamactl.core import settings
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -17,16 +19,18 @@ def health(
                                             show_default=False),
     watch: bool = typer.Option(False, "--watch", help="Keep checking and update the table (Ctrl-C to stop)."),
     interval: float = typer.Option(2.0, "--interval", metavar="S",
-                                   help="Seconds between checks with --watch (at least 0.5)."),
+                                   help="Seconds between checks with --watch"
+                                        f" (at least {settings.NUMBERS['interval'].low:g})."),
     timeout: float | None = typer.Option(None, "--timeout", metavar="S",
-                                         help="Deadline per instance, seconds (default: settings.timeout, 5)."),
+                                         help=f"Deadline per instance, seconds {setting_default('timeout')}."),
     json_output: bool = typer.Option(False, "--json",
                                      help="Print a JSON array (with --watch: a JSON object per check, one a line)."),
     include_all: bool = typer.Option(False, "--all", "-a", help="Check disabled instances too."),
 ) -> None:
     """Check instances now (all enabled ones, or those named) and show the results.
 
-    Exit 0 when all are healthy, 4 when some are not, 3 when none is.
+    Exit {ExitCode.OK} when all are healthy, {ExitCode.SOME_UNHEALTHY} when some are not,
+    {ExitCode.NO_INSTANCE} when none is.
 
     Example: ollamactl health --timeout 2 --json | jq -r '.[] | select(.healthy | not) | .id'
     """
@@ -40,7 +44,8 @@ def health(
 def refresh(json_output: bool = typer.Option(False, "--json", help="Print a JSON object.")) -> None:
     """Check every enabled instance now and update the health cache.
 
-    Exit 0 when all are healthy, 4 when some are not, 3 when none is.
+    Exit {ExitCode.OK} when all are healthy, {ExitCode.SOME_UNHEALTHY} when some are not,
+    {ExitCode.NO_INSTANCE} when none is.
 
     Example: ollamactl refresh; ollamactl pick -m llama3.2
     """

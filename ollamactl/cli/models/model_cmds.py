@@ -19,6 +19,7 @@ from ollamactl.cli import output
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
+from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.models import ps_show
 from ollamactl.cli.models.model_options import keep_alive_value
 from ollamactl.cli.models.model_plans import plan_table, step_json
@@ -37,11 +38,11 @@ REFS = typer.Argument(None, metavar="ID_OR_NAME", autocompletion=complete_instan
 MODEL = typer.Argument(..., metavar="MODEL", autocompletion=complete_model)
 JSON = typer.Option(False, "--json", help="Print JSON (NDJSON progress events while pulling).")
 TIMEOUT = typer.Option(None, "--timeout", metavar="S",
-                       help="Give up on an instance that sends nothing for S seconds (default: settings"
-                            " first_byte_timeout, 600); one that stops answering at all is given up sooner"
-                            " (settings liveness_interval).")
+                       help="Give up on an instance that sends nothing for S seconds"
+                            f" {setting_default('first_byte_timeout')}; one that stops answering at all is given"
+                            " up sooner (the liveness_interval setting).")
 CONCURRENCY = typer.Option(DEFAULT_PULL_CONCURRENCY, "--concurrency", "-c", metavar="N",
-                           help=f"Downloads at once (default {DEFAULT_PULL_CONCURRENCY}).")
+                           help="Downloads at once.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ def ps(refs: list[str] | None = REFS,
     r"""Show the loaded models on every enabled (or named) instance, from /api/ps.
 
     Columns: size in memory, the share in VRAM (the rest runs on CPU), context length, and the
-    time until the keep-alive timer unloads it. Exit 1 when some instance could not be asked.
+    time until the keep-alive timer unloads it. Exit {ExitCode.FAILED} when some instance could not be asked.
 
     Example: ollamactl ps --json | jq -r '.[] | .id as $i | .models[]? | "\(.name) on \($i)"'
     """
@@ -133,8 +134,8 @@ def pull(
 
     "Lacks it" includes holding another build (digest) than the rest of the fleet. Pulls run in
     parallel with a live progress view on a terminal (plain lines, or NDJSON with --json,
-    otherwise). One instance failing does not stop the others; exit 1 if any failed, 130 on
-    Ctrl-C. The health cache learns each new copy at once, so `pick -m MODEL` can choose it.
+    otherwise). One instance failing does not stop the others; exit {ExitCode.FAILED} if any failed,
+    {ExitCode.INTERRUPTED} on Ctrl-C. The health cache learns each new copy at once, so `pick -m MODEL` can choose it.
 
     Example: ollamactl pull qwen3:4b && ollamactl pick -m qwen3:4b
     """
@@ -228,7 +229,7 @@ def remove_model(
     """Delete MODEL from the named instances (or --all); asks on a terminal, needs --yes otherwise.
 
     An instance without the model is reported, not an error. Removing the last copy in the
-    fleet is refused (exit 2, naming who holds it) unless --force.
+    fleet is refused (exit {ExitCode.USAGE}, naming who holds it) unless --force.
 
     Example: ollamactl rm qwen2.5:7b gpu2 --yes
     """
@@ -289,7 +290,7 @@ def load(
     """Warm MODEL on the named instances, else on every healthy enabled one that holds it, in parallel.
 
     Sends an empty generate (an empty embed for embedding models), as the Ollama API loads a
-    model. The `warm` strategy of `pick` sees the change at once. Exit 1 if any failed.
+    model. The `warm` strategy of `pick` sees the change at once. Exit {ExitCode.FAILED} if any failed.
 
     Example: ollamactl load llama3.2 --keep-alive 1h && ollamactl ps
     """

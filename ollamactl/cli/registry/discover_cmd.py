@@ -11,7 +11,9 @@ import typer
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 from ollamactl.core import settings
+from ollamactl.core.discover import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT
 from ollamactl.core.errors import ExitCode
+from ollamactl.core.registry import DEFAULT_PORT
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -50,22 +52,24 @@ def discover(
         help="Host, IP, HOST:PORT, URL or CIDR block such as 192.168.1.0/24 (default: localhost and"
              " OLLAMA_HOST's host; a network is scanned only when named)."),
     ports: list[int] | None = typer.Option(None, "--port", "-p", metavar="N",
-                                           help="Port to try on every address; repeat for more (default 11434)."),
-    timeout: float = typer.Option(2.0, "--timeout", metavar="S",
+                                           help="Port to try on every address; repeat for more"
+                                                f" (default {DEFAULT_PORT})."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", metavar="S",
                                   help="Seconds a server that accepted a connection may take to answer."),
-    connect_timeout: float = typer.Option(1.0, "--connect-timeout", metavar="S",
+    connect_timeout: float = typer.Option(DEFAULT_CONNECT_TIMEOUT, "--connect-timeout", metavar="S",
                                           help="Seconds an address may take to accept a connection."),
-    concurrency: int = typer.Option(256, "--concurrency", metavar="N", help="Addresses tried at once."),
+    concurrency: int = typer.Option(DEFAULT_CONCURRENCY, "--concurrency", metavar="N",
+                                    help="Addresses tried at once."),
     add: bool = typer.Option(False, "--add", help="Register every server found that is not registered yet."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Allow a scan of more than a /16 (65,536 addresses)."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON array of the servers found."),
 ) -> None:
     """Find the Ollama servers on the hosts and networks named; with --add, register the new ones.
 
-    A server counts only when it answers /api/version and /api/tags as Ollama does. Exit 0 when
-    something was found, 3 when nothing was, 2 for a bad target.
+    A server counts only when it answers /api/version and /api/tags as Ollama does. Exit {ExitCode.OK}
+    when something was found, {ExitCode.NO_INSTANCE} when nothing was, {ExitCode.USAGE} for a bad target.
 
-    Example: ollamactl discover 192.168.1.0/24 --port 11434 --port 11435 --add
+    Example: ollamactl discover 192.168.1.0/24 --port {DEFAULT_PORT} --port 11435 --add
     """
     settings.checked("timeout", timeout, "--timeout")
     settings.checked("connect_timeout", connect_timeout, "--connect-timeout")

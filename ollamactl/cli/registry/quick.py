@@ -39,12 +39,13 @@ def list_instances(json_output: bool) -> None:
     """The registered instances as a table, or a JSON array (keys are never shown)."""
     from ollamactl.cli import output
     from ollamactl.cli.context import fleet
+    from ollamactl.core.registry.instances import DEFAULT_URL
 
     current = fleet()
     instances = current.instances()
     if not instances:
         output.message(f"no instances registered; commands will use the default instance"
-                       f" {current.default_instance.url} (from OLLAMA_HOST, else 127.0.0.1:11434)."
+                       f" {current.default_instance.url} (from OLLAMA_HOST, else {DEFAULT_URL})."
                        " Add one with `ollamactl add URL`.")
     if json_output:
         output.print_json([i.public() for i in instances])

@@ -11,7 +11,7 @@ from ollamactl.cli.completers import choices, complete_instance, complete_priori
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
 from ollamactl.cli.registry import quick
-from ollamactl.core.errors import UsageError
+from ollamactl.core.errors import ExitCode, UsageError
 from ollamactl.core.registry.instances import TYPES, Instance
 
 TYPE_CHECKING = False
@@ -78,9 +78,9 @@ def add(
     ),
     check: bool | None = typer.Option(
         None, "--check/--no-check", show_default=False,
-        help=f"--check: probe it first, refuse (exit 1) unless it answers like Ollama. --no-check: no probe"
-             f" and no name lookup. Default: probe it once registered ({ADD_PROBE_S:g} s at most) and warn"
-             " when it does not answer like Ollama."),
+        help=f"--check: probe it first, refuse (exit {ExitCode.FAILED}) unless it answers like Ollama."
+             f" --no-check: no probe and no name lookup. Default: probe it once registered ({ADD_PROBE_S:g} s at"
+             " most) and warn when it does not answer like Ollama."),
 ) -> None:
     """Register an instance and print its id.
 
@@ -89,7 +89,7 @@ def add(
 
     A pasted API path (/api, /api/generate, /v1) is dropped, with a warning: ollamactl adds it itself.
 
-    Example: ollamactl add http://cpu1:11434 --name "CPU box" --priority backup --max-inflight 2 --check
+    Example: ollamactl add http://cpu1:{DEFAULT_PORT} --name "CPU box" --priority backup --max-inflight 2 --check
     """
     from ollamactl.core.registry.edits import check_key_source
 
@@ -148,7 +148,7 @@ def update(
 ) -> None:
     """Change an instance's settings; only the options given change.
 
-    Example: ollamactl update gpu1-11434 --weight 3 --api-key-env GPU1_KEY
+    Example: ollamactl update gpu1-{DEFAULT_PORT} --weight 3 --api-key-env GPU1_KEY
     """
     if enable and disable:
         raise UsageError("--enable and --disable conflict", "give one of them")
@@ -183,7 +183,7 @@ def update(
 def enable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME", autocompletion=complete_instance)) -> None:
     """Route to these instances again.
 
-    Example: ollamactl enable gpu1-11434 gpu2-11434
+    Example: ollamactl enable gpu1-{DEFAULT_PORT} gpu2-{DEFAULT_PORT}
     """
     for instance in fleet().enable(*refs):
         output.message(f"enabled {instance.id}")
@@ -193,7 +193,7 @@ def enable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME", autocompl
 def disable(refs: list[str] = typer.Argument(..., metavar="ID_OR_NAME", autocompletion=complete_instance)) -> None:
     """Stop routing to these instances (they stay registered).
 
-    Example: ollamactl disable gpu2-11434
+    Example: ollamactl disable gpu2-{DEFAULT_PORT}
     """
     for instance in fleet().disable(*refs):
         output.message(f"disabled {instance.id}")
@@ -206,7 +206,7 @@ def remove(
 ) -> None:
     """Unregister instances (asks first on a terminal; needs --yes otherwise).
 
-    Example: ollamactl remove gpu2-11434 --yes
+    Example: ollamactl remove gpu2-{DEFAULT_PORT} --yes
     """
     current = fleet()
     reg = current.registry()

@@ -12,6 +12,7 @@ from ollamactl.cli.completers import complete_model
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
 from ollamactl.core.errors import ExitCode
+from ollamactl.core.metrics.speed import DEFAULT_TOKENS
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -23,7 +24,8 @@ def bench(
     model: str | None = typer.Option(None, "--model", "-m", metavar="MODEL", autocompletion=complete_model,
                                      help="The model to measure (default: the chat model most instances hold)."),
     prompt: str | None = typer.Option(None, "--prompt", metavar="TEXT", help="The prompt sent to each instance."),
-    tokens: int = typer.Option(64, "--tokens", metavar="N", help="Tokens to generate per request (num_predict)."),
+    tokens: int = typer.Option(DEFAULT_TOKENS, "--tokens", metavar="N",
+                               help="Tokens to generate per request (num_predict)."),
     repeat: int = typer.Option(1, "--repeat", metavar="N", help="Requests per instance, one after the other."),
     set_weights: bool = typer.Option(False, "--set-weights",
                                      help="Write registry weights proportional to the measured speed (asks)."),
@@ -34,7 +36,7 @@ def bench(
 
     Speed is Ollama's own eval_count/eval_duration; FIRST TOKEN is from sending to the first text
     (a cold model's load is in it: COLD says so). Results are kept like ordinary runs', so the
-    `fastest` strategy uses them. Exit 1 when an instance could not be measured.
+    `fastest` strategy uses them. Exit {ExitCode.FAILED} when an instance could not be measured.
 
     Example: ollamactl bench -m llama3.2 --repeat 3 --set-weights
     """

@@ -7,8 +7,10 @@ from __future__ import annotations
 import typer
 
 from ollamactl.cli.completers import complete_instance, complete_model
+from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.routing import embed_batches
 from ollamactl.cli.routing.exec_cmd import WAIT_HELP
+from ollamactl.core.errors import ExitCode
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -27,12 +29,14 @@ def embed(
                                             help="Use only this instance.", autocompletion=complete_instance),
     per_instance: int = typer.Option(2, "--per-instance", help="Requests in flight per instance."),
     connect_timeout: float | None = typer.Option(None, "--connect-timeout", metavar="S",
-                                                 help="Seconds to connect (default: settings, 3)."),
+                                                 help=f"Seconds to connect {setting_default('connect_timeout')}."),
     first_byte_timeout: float | None = typer.Option(None, "--first-byte-timeout", metavar="S",
-                                                    help="Seconds for one batch's answer (default: settings, 600)."),
+                                                    help="Seconds for one batch's answer"
+                                                         f" {setting_default('first_byte_timeout')}."),
     wait: float | None = typer.Option(None, "--wait", metavar="S", help=WAIT_HELP),
     strict: bool = typer.Option(False, "--strict",
-                                help="Exit 3 rather than fall back to the default instance (OLLAMA_HOST)."),
+                                help=f"Exit {ExitCode.NO_INSTANCE} rather than fall back to the default instance"
+                                     " (OLLAMA_HOST)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="On stderr: instances, retries, timings."),
 ) -> None:
     """Embed texts with every eligible instance at once; vectors come out in input order.

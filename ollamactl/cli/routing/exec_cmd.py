@@ -10,12 +10,14 @@ import typer
 
 from ollamactl.cli.completers import complete_instance
 from ollamactl.cli.context import fleet
+from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.routing.pick_cmd import KEY, MODEL, STRATEGY, TYPE
+from ollamactl.core.errors import ExitCode
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
-WAIT_HELP = ("Seconds to wait for a free instance while all are at max_inflight (default: the wait setting, 60);"
-             " 0: exit 3 at once.")
+WAIT_HELP = (f"Seconds to wait for a free instance while all are at max_inflight {setting_default('wait')};"
+             f" 0: exit {ExitCode.NO_INSTANCE} at once.")
 
 
 @app.command("exec", context_settings={"allow_interspersed_args": False})
@@ -26,7 +28,7 @@ def exec_command(
     request_type: str | None = TYPE,
     strategy: str | None = STRATEGY,
     key: str | None = KEY,
-    strict: bool = typer.Option(False, "--strict", help="Exit 3 when no instance has the model."),
+    strict: bool = typer.Option(False, "--strict", help=f"Exit {ExitCode.NO_INSTANCE} when no instance has the model."),
     refresh: bool = typer.Option(False, "--refresh", help="Probe the instances now instead of using the cache."),
     instance_ref: str | None = typer.Option(None, "--instance", metavar="ID_OR_NAME",
                                             help="Use this instance (no selection).", autocompletion=complete_instance),

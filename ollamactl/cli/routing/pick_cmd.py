@@ -8,8 +8,10 @@ from __future__ import annotations
 import typer
 
 from ollamactl.cli.completers import choices, complete_model
+from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.routing import pick_exec
 from ollamactl.cli.routing.pick_exec import FORMATS
+from ollamactl.core.errors import ExitCode
 from ollamactl.core.routing.selection import REQUEST_TYPES, STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
@@ -18,7 +20,7 @@ app = typer.Typer()  # this module's commands; cli.app composes them
 MODEL = typer.Option(None, "--model", "-m", help="Only instances serving this model.", autocompletion=complete_model)
 TYPE = typer.Option(None, "--type", "-t", help="chat or embedding.", autocompletion=choices(REQUEST_TYPES))
 STRATEGY = typer.Option(None, "--strategy", "-s", autocompletion=choices(STRATEGIES),
-                        help=f"{' | '.join(STRATEGIES)} (default: the registry's strategy setting, else round-robin).")
+                        help=f"{' | '.join(STRATEGIES)} {setting_default('strategy')}.")
 KEY = typer.Option(None, "--key", help="Sticky: the same key gets the same instance.")
 
 
@@ -32,12 +34,12 @@ def pick(
     fmt: str = typer.Option("url", "--format", "-f", help=f"{' | '.join(FORMATS)}. env: OLLAMA_HOST=..., then"
                             " OLLAMA_API_KEY=... for a keyed instance, shell-quoted for eval.",
                             autocompletion=choices(FORMATS)),
-    strict: bool = typer.Option(False, "--strict", help="Exit 3 rather than fall back: when no healthy instance"
-                                                        " has the model, or to the default instance."),
+    strict: bool = typer.Option(False, "--strict", help=f"Exit {ExitCode.NO_INSTANCE} rather than fall back: when no"
+                                                        " healthy instance has the model, or to the default instance."),
     explain: bool = typer.Option(False, "--explain", help="On stderr: why each instance was kept or dropped."),
     refresh: bool = typer.Option(False, "--refresh", help="Probe the instances now instead of using the cache."),
 ) -> None:
-    """Print the base URL of the next instance to use (round-robin by default).
+    """Print the base URL of the next instance to use ({DEFAULTS[strategy]} by default).
 
     Example: curl "$(ollamactl pick -m llama3.2)/api/generate" -d '{"model":"llama3.2","prompt":"hi"}'
     """

@@ -7,8 +7,10 @@ from __future__ import annotations
 import typer
 
 from ollamactl.cli.completers import choices, complete_instance, complete_model
+from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.routing import run_stream
 from ollamactl.cli.routing.exec_cmd import WAIT_HELP
+from ollamactl.core.errors import ExitCode
 from ollamactl.core.routing.selection import STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
@@ -33,23 +35,25 @@ def run(
                                             help="Use this instance (no selection, no failover).",
                                             autocompletion=complete_instance),
     strategy: str | None = typer.Option(None, "--strategy", "-s", autocompletion=choices(STRATEGIES),
-                                        help="Selection strategy (default: settings)."),
+                                        help=f"Selection strategy {setting_default('strategy')}."),
     key: str | None = typer.Option(None, "--key", help="Sticky: the same key gets the same instance."),
     tries: int = typer.Option(3, "--tries", help="Instances to try before giving up."),
     wait: float | None = typer.Option(None, "--wait", metavar="S", help=WAIT_HELP),
     strict: bool = typer.Option(False, "--strict",
-                                help="Exit 3 rather than fall back to the default instance (OLLAMA_HOST)."),
+                                help=f"Exit {ExitCode.NO_INSTANCE} rather than fall back to the default instance"
+                                     " (OLLAMA_HOST)."),
     connect_timeout: float | None = typer.Option(None, "--connect-timeout", metavar="S",
-                                                 help="Seconds to connect (default: settings, 3)."),
+                                                 help=f"Seconds to connect {setting_default('connect_timeout')}."),
     first_byte_timeout: float | None = typer.Option(None, "--first-byte-timeout", metavar="S",
-                                                    help="Seconds until the first line (default: settings, 600)."),
+                                                    help="Seconds until the first line"
+                                                         f" {setting_default('first_byte_timeout')}."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="On stderr: instance, failovers, timings."),
 ) -> None:
     """Generate text with MODEL on the fleet, streamed to stdout as it arrives.
 
     Fails over to another instance only before any output (connect error, timeout, 5xx, busy,
-    model missing); once text has been printed a failure ends the command (exit 1). When no
-    healthy instance has MODEL, nothing is sent: exit 3, naming each instance's models.
+    model missing); once text has been printed a failure ends the command (exit {ExitCode.FAILED}). When no
+    healthy instance has MODEL, nothing is sent: exit {ExitCode.NO_INSTANCE}, naming each instance's models.
 
     Example: ollamactl run llama3.2 "Why is the sky blue?"
     """

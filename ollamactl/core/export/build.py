@@ -26,7 +26,7 @@ without bumping "schema":
     {"schema": 1,
      "strategy": "round-robin",                   # [settings] strategy
      "instances": [
-       {"id": "gpu1-11434", "name": "GPU box 1", "url": "http://gpu1:11434",
+       {"id": "gpu1-8080", "name": "GPU box 1", "url": "http://gpu1:8080",
         "type": "chat|embedding|both", "enabled": true, "weight": 1,
         "priority": 0 | "backup", "max_inflight": null | 4,
         "auth": "none | stored | env:VAR",         # never a key value

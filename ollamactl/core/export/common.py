@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ollamactl.core.errors import NoInstanceError, UsageError
+from ollamactl.core.registry import DEFAULT_PORT
 from ollamactl.core.registry.instances import Instance
 from ollamactl.model_names import normalise_model
 
-DEFAULT_LISTEN = "127.0.0.1:11434"
+DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 _EMBEDDING_HINTS = ("embed", "all-minilm", "bge-", "bge:", "paraphrase-multilingual")
 
 
@@ -171,7 +172,7 @@ def target(options: Options) -> str:
 
 
 def split_listen(listen: str) -> tuple[str, int]:
-    """`127.0.0.1:11434` -> ("127.0.0.1", 11434); `[::1]:11434` -> ("::1", 11434).
+    """`127.0.0.1:8080` -> ("127.0.0.1", 8080); `[::1]:8080` -> ("::1", 8080).
 
     Raises UsageError for anything else: the address must be an IP address, the port 1-65535.
     """
@@ -187,7 +188,8 @@ def split_listen(listen: str) -> tuple[str, int]:
         number = 0
     if not 0 < number < 65536 or (":" in host and not listen.startswith("[")):
         raise UsageError(f"--listen must be ADDR:PORT with an IP address ({comment_safe(listen)!r})",
-                         "for example 127.0.0.1:11434, [::1]:11434, or 0.0.0.0:11434 for every interface")
+                         f"for example {DEFAULT_LISTEN}, [::1]:{DEFAULT_PORT}, or 0.0.0.0:{DEFAULT_PORT}"
+                         " for every interface")
     return str(address), number
 
 
@@ -199,7 +201,7 @@ def listen_warnings(options: Options) -> list[str]:
     if ipaddress.ip_address(host).is_loopback:
         return []
     return [f"the gateway will listen on {options.listen}, reachable from other hosts, and has no access control;"
-            " restrict it with a firewall, or keep the default 127.0.0.1:11434"]
+            f" restrict it with a firewall, or keep the default {DEFAULT_LISTEN}"]
 
 
 def comment_safe(text: str) -> str:

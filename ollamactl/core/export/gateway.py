@@ -120,7 +120,7 @@ def pool_name(options: Options) -> str:
 
 
 def _host_port(url: str) -> tuple[str, str, str]:
-    """`http://gpu1:11434/p` -> ("http", "gpu1:11434", "/p") (URLs are canonical in the registry)."""
+    """`http://gpu1:8080/p` -> ("http", "gpu1:8080", "/p") (URLs are canonical in the registry)."""
     scheme, _, rest = url.partition("://")
     authority, slash, path = rest.partition("/")
     return scheme, authority, slash + path

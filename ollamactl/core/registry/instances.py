@@ -14,6 +14,7 @@ import sys
 
 from ollamactl.core import settings
 from ollamactl.core.errors import RegistryError, UsageError
+from ollamactl.core.registry import DEFAULT_PORT
 from ollamactl.core.registry import file as registry_file
 from ollamactl.core.routing.selection import BACKUP_TIER
 from ollamactl.core.state.schema import shallow
@@ -36,7 +37,7 @@ TYPES = ("chat", "embedding", "both")
 MAX_PRIORITY = BACKUP_TIER - 1  # tiers are -1000..1000; `backup` is the tier below all of them
 BACKUP = "backup"
 MAX_INFLIGHT = 100_000
-DEFAULT_URL = "http://127.0.0.1:11434"
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 NEW_FILE_HEADER = (
     "# ollamactl instance registry. Edit by hand if you like: comments and extra keys are kept.\n"
     "# Reference: `ollamactl --help`, and the section 'The registry file' of ollamactl's README.\n"
@@ -142,7 +143,7 @@ class Registry(Record):
 
 
 def default_instance(ollama_host: str | None) -> Instance:
-    """The instance used when nothing is registered: `ollama_host` (OLLAMA_HOST), else 127.0.0.1:11434."""
+    """The instance used when nothing is registered: `ollama_host` (OLLAMA_HOST), else DEFAULT_URL."""
     host = (ollama_host or "").strip()
     url = DEFAULT_URL
     if host:

@@ -13,8 +13,8 @@ import functools
 import re
 
 from ollamactl.core.errors import UsageError
+from ollamactl.core.registry import DEFAULT_PORT
 
-DEFAULT_PORT = 11434
 SCHEME_PORTS = {"http": 80, "https": 443}
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
@@ -24,10 +24,11 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 @functools.lru_cache(maxsize=4096)  # pure; a registry edit validates every instance's URL more than once
 def normalise_url(text: str) -> str:
-    """`gpu1` -> `http://gpu1:11434`; `https://h/p/` -> `https://h:443/p`; `0.0.0.0` -> 127.0.0.1."""
+    """`gpu1` -> `http://gpu1:DEFAULT_PORT`; `https://h/p/` -> `https://h:443/p`; `0.0.0.0` -> 127.0.0.1."""
     raw = text.strip()
     if not raw:
-        raise UsageError("the URL is empty", "give a host such as gpu1, gpu1:11434 or http://gpu1:11434")
+        raise UsageError("the URL is empty",
+                         f"give a host such as gpu1, gpu1:{DEFAULT_PORT} or http://gpu1:{DEFAULT_PORT}")
     scheme, sep, rest = raw.partition("://")
     if not sep:
         scheme, rest = "", raw
@@ -57,7 +58,7 @@ def _split_authority(authority: str, raw: str, default_port: int) -> tuple[str, 
     if authority.startswith("["):
         end = authority.find("]")
         if end < 0:
-            raise UsageError(f"unclosed '[' in {raw!r}", "write IPv6 addresses as [::1]:11434")
+            raise UsageError(f"unclosed '[' in {raw!r}", f"write IPv6 addresses as [::1]:{DEFAULT_PORT}")
         host = _ipv6_host(authority[1:end], raw)
         port_text = authority[end + 1 :]
         if port_text and not port_text.startswith(":"):
@@ -65,7 +66,7 @@ def _split_authority(authority: str, raw: str, default_port: int) -> tuple[str, 
         port_text = port_text[1:] if port_text else ""
     else:
         if authority.count(":") > 1:
-            raise UsageError(f"{raw!r} looks like a bare IPv6 address", "put it in brackets: [::1]:11434")
+            raise UsageError(f"{raw!r} looks like a bare IPv6 address", f"put it in brackets: [::1]:{DEFAULT_PORT}")
         host, _, port_text = authority.partition(":")
         if not host:
             raise UsageError(f"no host in URL {raw!r}", "give a host such as gpu1 or 192.168.1.20")
@@ -84,7 +85,7 @@ def _ipv6_host(address: str, raw: str) -> str:
     try:
         parsed = ipaddress.IPv6Address(address)
     except ValueError:
-        raise UsageError(f"invalid IPv6 address {address!r} in {raw!r}", "write it as [::1]:11434") from None
+        raise UsageError(f"invalid IPv6 address {address!r} in {raw!r}", f"write it as [::1]:{DEFAULT_PORT}") from None
     if parsed.is_unspecified:
         parsed = ipaddress.IPv6Address("::1")
     if parsed.ipv4_mapped is not None:  # the IPv4 server itself: one address, one spelling
@@ -159,7 +160,7 @@ _API_SEGMENTS = ("api", "v1")  # Ollama's own API and its OpenAI-compatible one:
 
 def without_api_path(url: str) -> tuple[str, str | None]:
     """(`url` without a path from `/api` or `/v1` on, the part dropped or None): a pasted endpoint
-    such as `http://h:11434/api/generate` is the server at `http://h:11434` (every request adds its
+    such as `http://h:8080/api/generate` is the server at `http://h:8080` (every request adds its
     own /api/... path, so a kept /api would send them to /api/api/...)."""
     base, slash, path = url.partition("://")[2].partition("/")
     segments = path.split("/") if slash else []
@@ -187,7 +188,7 @@ def server_key(url: str) -> str:
 
 
 def derive_id(url: str, taken: set[str]) -> str:
-    """A readable unique id from a normalised URL: `http://gpu1:11434` -> `gpu1-11434`."""
+    """A readable unique id from a normalised URL: `http://gpu1:8080` -> `gpu1-8080`."""
     rest = url.partition("://")[2]
     authority, _, path = rest.partition("/")
     host, _, port = authority.rpartition(":")

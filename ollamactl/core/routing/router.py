@@ -18,7 +18,7 @@ import time
 from ollamactl.core import params, settings
 from ollamactl.core.errors import BusyError, InvalidValue, NoInstanceError, UsageError
 from ollamactl.core.health import cache as health_cache
-from ollamactl.core.registry.instances import Instance, Registry
+from ollamactl.core.registry.instances import DEFAULT_URL, Instance, Registry
 from ollamactl.core.registry.keys import holds, keys_of, redact
 from ollamactl.core.routing import selection
 
@@ -59,7 +59,7 @@ class ModelMissing(NoInstanceError):
 def no_registry_warning(default: Instance) -> str:
     """What is said when nothing is registered and the default instance is used."""
     return (f"no instances registered; using the default instance {default.url} (OLLAMA_HOST, else"
-            " 127.0.0.1:11434); add one with `ollamactl add URL`")
+            f" {DEFAULT_URL}); add one with `ollamactl add URL`")
 
 
 class Decision(Record):
