@@ -152,24 +152,21 @@ class Fleet:
         """The instance used when nothing is registered: OLLAMA_HOST, else http://127.0.0.1:11434."""
         return registry.default_instance(self._ollama_host)
 
-    def add(self, url: str, *, name: str | None = None, id: str | None = None, type: str = "both",  # noqa: A002
-            weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
-            api_key: str | None = None, priority: int | str = 0, max_inflight: int | None = None,
-            check: bool = False) -> Instance:
+    def add(self, url: str, *, check: bool = False, **fields: Any) -> Instance:
         """Register an instance (the URL is normalised, a pasted API path such as /api or /v1 dropped
         with a warning; the id is derived from it unless given).
 
-        `priority`: its tier (lower is preferred; "backup": below every other); `max_inflight`:
-        leases at once (None: unlimited). `check`: probe it first and refuse (OllamactlError,
-        nothing written) unless it answers like Ollama."""
+        `fields` (registry.edits.NewInstance): name, id, type (chat, embedding, both), weight,
+        enabled, api_key_env or api_key, priority (its tier: lower is preferred; "backup": below
+        every other), max_inflight (leases at once; None: unlimited). `check`: probe it first and
+        refuse (OllamactlError, nothing written) unless it answers like Ollama."""
         from ollamactl.core.registry import edits as registry_ops
 
+        new = registry_ops.NewInstance(**params.fields(registry_ops.NewInstance, fields))
         url, note = self._base_url(url)
         if check:
-            self._check_answers(url, api_key_env, api_key)
-        added = registry_ops.add(self.locations, url, name=name, instance_id=id, kind=type, weight=weight,
-                                 enabled=enabled, api_key_env=api_key_env, api_key=api_key, priority=priority,
-                                 max_inflight=max_inflight)
+            self._check_answers(url, new.api_key_env, new.api_key)
+        added = registry_ops.add(self.locations, url, new)
         if note:
             self.warn(note)
         return added
@@ -445,10 +442,10 @@ class Fleet:
             settings.checked("timeout", timeout)
         reg = self.registry()
         listed = [] if callable(instances) else list(instances)
-        monitor.watch(instances, timeout=timeout if timeout is not None else float(reg.setting("timeout")),
-                      interval=interval, concurrency=int(reg.setting("concurrency")), store=self.store,
-                      on_start=on_start, on_result=on_result, on_tick=on_tick, tick=tick, stop=stop,
-                      keys=keys_of([*reg.instances, *listed]), sleep=sleep)
+        schedule = monitor.Schedule(interval, timeout if timeout is not None else float(reg.setting("timeout")),
+                                    int(reg.setting("concurrency")), tick)
+        monitor.watch(instances, schedule, monitor.Hooks(on_start, on_result, on_tick, stop, sleep), store=self.store,
+                      keys=keys_of([*reg.instances, *listed]))
 
     def following(self, refs: Sequence[str] = (), include_disabled: bool = False) -> Callable[[], list[Instance]]:
         """`targets(refs, include_disabled)` now, as a function a watch calls every tick to follow the
