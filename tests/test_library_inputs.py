@@ -58,6 +58,7 @@ BAD_CALLS = [
     ("delete_model(None)", lambda f: f.delete_model(None, f.instances()), "model"),
     ("warm('a b')", lambda f: f.warm("a b", f.instances(), "chat"), "model"),
     ("update(bogus=1)", lambda f: f.update("one", bogus=1), "bogus"),
+    ("add(bogus=1)", lambda f: f.add("127.0.0.1:9", bogus=1), "bogus"),
     ("export(model=5)", lambda f: f.export("json", model=5), "model"),
     ("select(None)", lambda f: f.select(None), "request"),
     ("run_command('ls')", lambda f: f.run_command("ls"), "command"),
