@@ -24,7 +24,7 @@ _HOMES = {  # name -> the module defining it
     "HealthResult": "health.probe",
     "Survey": "models.ops", "Outcome": "models.ops", "Step": "models.ops",
     "GenerateRequest": "proxy.generate", "Completion": "proxy.generate",
-    "EmbedSummary": "proxy.embed",
+    "EmbedRequest": "proxy.embed", "EmbedSummary": "proxy.embed",
     "Lease": "routing.leases",
 }
 __all__ = ["__version__", *_HOMES]

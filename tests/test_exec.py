@@ -21,6 +21,7 @@ from ollamactl.core.errors import BusyError
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.proxy import child
 from ollamactl.core.routing import leases, selection
+from ollamactl.core.routing.router import Request
 
 
 @pytest.fixture(params=["file", "redis"])
@@ -191,15 +192,15 @@ def test_with_no_max_inflight_nobody_waits_in_line(store):
     for line in (selection.pool_key("chat", "llama3.2", "round-robin"), f"instance|{ids[0]}"):
         assert fleet.store.queue(line, "left-in-line", 30) == 0  # someone is in line
     for named in (None, ids[0]):
-        lease, _ = fleet.lease("chat", "llama3.2", instance=named, wait=0)
+        lease, _ = fleet.lease(Request("chat", "llama3.2"), instance=named, wait=0)
         with lease:
             wait_until(lambda held=lease.instance.id: inflight(*ids)[held] == 1, what="the lease")
     fleet.update(ids[0], max_inflight=4)
     fleet.update(ids[1], max_inflight=4)
     for named in (None, ids[0]):
         with pytest.raises(BusyError, match="1 earlier caller waited first"):
-            Fleet().lease("chat", "llama3.2", instance=named, wait=0.2)
-        lease, _ = Fleet().lease("chat", "llama3.2", instance=named, wait=0)
+            Fleet().lease(Request("chat", "llama3.2"), instance=named, wait=0.2)
+        lease, _ = Fleet().lease(Request("chat", "llama3.2"), instance=named, wait=0)
         lease.release()
 
 

@@ -18,6 +18,7 @@ from lease_helpers import cached_fleet, finish, inflight, ollamactl, process_sta
 
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.routing import leases, selection
+from ollamactl.core.routing.router import Request
 
 
 @pytest.fixture(params=["file", "redis"])
@@ -126,7 +127,7 @@ def test_run_and_embed_say_that_their_request_carries_on_when_the_lease_cannot_b
     monkeypatch.setattr(leases, "HEARTBEAT_S", 3600)  # the test beats (`renew`), not the thread
     [gpu] = cached_fleet({"max_inflight": 1})
     fleet = Fleet()
-    lease, _ = fleet.lease("chat", "llama3.2", wait=0)
+    lease, _ = fleet.lease(Request("chat", "llama3.2"), wait=0)
     with lease:
         fleet.store.release(gpu, lease.holder)
         assert fleet.store.acquire(gpu, 1, "newcomer", 30)
@@ -267,7 +268,7 @@ def test_a_failover_never_overfills_an_instance_that_filled_meanwhile(sim):
             counts.append(inflight(ids[other[0]])[ids[other[0]]])
 
     with pytest.raises(AllFailed) as failed:
-        fleet.stream(GenerateRequest("llama3.2", "hi"), lambda raw, obj: False, log=log, tries=2)
+        fleet.stream(GenerateRequest("llama3.2", "hi", tries=2), lambda raw, obj: False, log=log)
     assert "at its max_inflight" in str(failed.value)
     assert max(counts) == 1
     assert not [r for r in sims[other[0]].requests if r.path == "/api/generate"]

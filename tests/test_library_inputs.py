@@ -11,7 +11,7 @@ import pytest
 from cli_helpers import one_error_line, run
 
 import ollamactl
-from ollamactl import Fleet, InvalidValue, OllamactlError, UsageError
+from ollamactl import EmbedRequest, Fleet, GenerateRequest, InvalidValue, OllamactlError, UsageError
 
 NAN = float("nan")
 BAD_CALLS = [
@@ -42,14 +42,23 @@ BAD_CALLS = [
     ("generate(tries=0)", lambda f: f.generate("llama3.2", "hi", tries=0), "tries"),
     ("generate(model=None)", lambda f: f.generate(None, "hi"), "model"),
     ("generate(prompt=None)", lambda f: f.generate("llama3.2", None), "prompt"),
+    ("generate(bogus=1)", lambda f: f.generate("llama3.2", "hi", bogus=1), "bogus"),
+    ("stream(dict)", lambda f: f.stream({"model": "llama3.2", "prompt": "hi"}, print), "request"),
+    ("stream(tries=0)", lambda f: f.stream(GenerateRequest("llama3.2", "hi", tries=0), print), "tries"),
     ("embed(per_instance=0)", lambda f: f.embed("nomic-embed-text", ["x"], per_instance=0), "per_instance"),
     ("embed(batch_size=0)", lambda f: f.embed("nomic-embed-text", ["x"], batch_size=0), "batch_size"),
     ("embed('text')", lambda f: f.embed("nomic-embed-text", "one text"), "texts"),
+    ("embed(bogus=1)", lambda f: f.embed("nomic-embed-text", ["x"], bogus=1), "bogus"),
+    ("embed_batches(str)", lambda f: f.embed_batches("nomic-embed-text", [["x"]], print), "request"),
+    ("embed_batches(per_instance=0)",
+     lambda f: f.embed_batches(EmbedRequest("nomic-embed-text", per_instance=0), [["x"]], print), "per_instance"),
     ("lease(wait=nan)", lambda f: f.lease(wait=NAN), "wait"),
+    ("lease('chat')", lambda f: f.lease("chat"), "request"),
     ("pull(concurrency=0)", lambda f: f.pull([(f.find("one"), "llama3.2")], concurrency=0), "concurrency"),
     ("delete_model(None)", lambda f: f.delete_model(None, f.instances()), "model"),
     ("warm('a b')", lambda f: f.warm("a b", f.instances(), "chat"), "model"),
     ("update(bogus=1)", lambda f: f.update("one", bogus=1), "bogus"),
+    ("add(bogus=1)", lambda f: f.add("127.0.0.1:9", bogus=1), "bogus"),
     ("export(model=5)", lambda f: f.export("json", model=5), "model"),
     ("select(None)", lambda f: f.select(None), "request"),
     ("run_command('ls')", lambda f: f.run_command("ls"), "command"),

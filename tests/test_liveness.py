@@ -39,8 +39,7 @@ def paths(sim_instance, path):
 
 def stream(model="llama3.2", timeouts=QUICK):
     lines: list[str] = []
-    result = Fleet().stream(GenerateRequest(model, "hi"), lambda raw, obj: True, timeouts=timeouts,
-                            log=lines.append)
+    result = Fleet().stream(GenerateRequest(model, "hi", timeouts=timeouts), lambda raw, obj: True, log=lines.append)
     return result, lines
 
 

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.metrics import counters as metrics
 from ollamactl.core.metrics.counters import BUCKETS, MAX_MODELS, MINUTES, Sample
+from ollamactl.core.routing.router import Request
 
 
 def families(text: str) -> dict[str, list]:
@@ -97,7 +98,7 @@ def test_the_exposition_is_prometheus_text_with_help_type_and_a_consistent_histo
 def test_leases_held_right_now_are_shown_against_capacity(sim):
     register(sim.add(), max_inflight=2)
     fleet = Fleet()
-    with fleet.lease("chat", "llama3.2")[0]:
+    with fleet.lease(Request("chat", "llama3.2"))[0]:
         parsed = families(ok("metrics").stdout)
         assert value(parsed["ollamactl_inflight"], "ollamactl_inflight", instance="sim1") == 1
     assert value(parsed["ollamactl_max_inflight"], "ollamactl_max_inflight", instance="sim1") == 2

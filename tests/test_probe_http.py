@@ -213,8 +213,9 @@ def test_https_is_verified_with_the_trust_store_httpx_would_use(raw, monkeypatch
 def test_watch_keeps_each_instance_connections_alive_between_checks(raw):
     server = raw(ollama)
     results: list[health.HealthResult] = []
-    monitor.watch([Instance(id="x", name="x", url=server.url)], timeout=2.0, interval=0.05, concurrency=4,
-                  store=None, on_start=lambda _: None, on_result=results.append, on_tick=lambda: None, tick=0.05,
-                  stop=lambda: len(results) >= 3)
+    monitor.watch([Instance(id="x", name="x", url=server.url)],
+                  monitor.Schedule(interval=0.05, timeout=2.0, concurrency=4, tick=0.05),
+                  monitor.Hooks(on_start=lambda _: None, on_result=results.append, on_tick=lambda: None,
+                                stop=lambda: len(results) >= 3), store=None)
     assert [r.healthy for r in results] == [True, True, True]
     assert len(server.paths) == 9 and server.connections == 3  # three requests at once, then reused

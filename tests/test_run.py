@@ -424,6 +424,9 @@ def test_the_process_ends_with_the_whole_answer_and_the_refresh_a_stale_cache_as
     assert missing.returncode == 3 and missing.stdout == b"" and b"no-such-model" in missing.stderr
 
 
+HI = generate.GenerateRequest("llama3.2", "hi")
+
+
 def _core_instance(sim_instance):
     return registry.Instance(id="core", name="core", url=sim_instance.url)
 
@@ -432,9 +435,8 @@ def test_silence_between_lines_is_bounded_by_the_read_timeout(sim):
     a = sim.add(tokens=6, token_rate=2)  # a line every 0.5 s
     shown = []
     with pytest.raises(ollama_http.StreamBroken) as caught:
-        generate.complete([_core_instance(a)], "/api/generate", {"model": "llama3.2", "prompt": "hi"},
-                        lambda line, obj: bool(shown.append(obj) or obj.get("response")),
-                        timeouts=ollama_http.Timeouts(read=0.2), feedback=None)
+        generate.complete([_core_instance(a)], HI, lambda line, obj: bool(shown.append(obj) or obj.get("response")),
+                          timeouts=ollama_http.Timeouts(read=0.2), feedback=None)
     assert "no new line for 0.2 s" in str(caught.value)  # the read timeout's words: it ended the wait
     assert len(shown) == 1
 
@@ -448,9 +450,8 @@ def test_a_slow_reader_of_our_output_is_not_the_servers_silence(sim):
         if len(flushes) == 1:
             time.sleep(0.6)  # stdout blocked by a slow consumer, longer than the read timeout
 
-    result = generate.complete([_core_instance(a)], "/api/generate", {"model": "llama3.2", "prompt": "hi"},
-                             lambda line, obj: bool(obj.get("response")), timeouts=ollama_http.Timeouts(read=0.3),
-                             feedback=None, flush=slow_flush)
+    result = generate.complete([_core_instance(a)], HI, lambda line, obj: bool(obj.get("response")),
+                               timeouts=ollama_http.Timeouts(read=0.3), feedback=None, flush=slow_flush)
     assert result.final["done"] is True and len(flushes) >= 1
 
 
@@ -536,7 +537,7 @@ def test_an_https_instance_is_verified_and_an_http_one_needs_no_tls(sim, https_u
     from ollamactl.core.proxy.plain_transport import PlainTransport
 
     shown = []
-    body = {"model": "llama3.2", "prompt": "hi"}
+    body = {"model": "llama3.2", "prompt": "hi"}  # HI's
 
     def emit(line, obj):
         shown.append(obj.get("response"))
@@ -544,14 +545,15 @@ def test_an_https_instance_is_verified_and_an_http_one_needs_no_tls(sim, https_u
 
     tls = registry.Instance(id="tls", name="tls", url=https_url)
     with pytest.raises(ollama_http.OllamaError, match="TLS certificate not trusted"):
-        generate.complete([tls], "/api/generate", body, emit, timeouts=ollama_http.Timeouts(), tries=1)
+        generate.complete([tls], generate.GenerateRequest("llama3.2", "hi", tries=1), emit,
+                          timeouts=ollama_http.Timeouts())
     assert shown == []
     plain = sim.add(tokens=3)  # no https instance: served through PlainTransport, the same answer
     contexts = []  # every TLS context httpx's own transport builds (verify=False included)
     real_context = httpx_transports.create_ssl_context
     monkeypatch.setattr(httpx_transports, "create_ssl_context",
                         lambda *args, **kwargs: contexts.append(real_context(*args, **kwargs)) or contexts[-1])
-    result = generate.complete([_core_instance(plain)], "/api/generate", body, emit, timeouts=ollama_http.Timeouts())
+    result = generate.complete([_core_instance(plain)], HI, emit, timeouts=ollama_http.Timeouts())
     assert result.instance.id == "core" and len([text for text in shown if text]) == 3
     assert contexts == []  # no TLS context was made for an http-only client
     # Should an https URL reach the plain transport after all, httpcore verifies it by default.

@@ -118,9 +118,10 @@ def test_weighted_continues_from_persisted_weights():
 def test_least_latency_prefers_recent_request_latency_over_probe_latency():
     candidates = [inst("a"), inst("b")]
     health = {"a": healthy(latency=5.0), "b": healthy(latency=50.0)}
-    picks, _ = selection.choose("least-latency", candidates, 1, health=health, latency={})
+    picks, _ = selection.choose("least-latency", candidates, 1, signals=selection.Signals(health, latency={}))
     assert picks[0].id == "a"
-    picks, _ = selection.choose("least-latency", candidates, 1, health=health, latency={"a": 900.0, "b": 20.0})
+    picks, _ = selection.choose("least-latency", candidates, 1,
+                                signals=selection.Signals(health, latency={"a": 900.0, "b": 20.0}))
     assert picks[0].id == "b"
 
 
@@ -135,9 +136,9 @@ def test_warm_prefers_instances_with_the_model_loaded_and_rotates_among_them():
     candidates = [inst("a"), inst("b"), inst("c")]
     health = {"a": healthy("m:latest"), "b": healthy("m:latest", loaded=["m:latest"]),
               "c": healthy("m:latest", loaded=["m:latest"])}
-    picks, _ = selection.choose("warm", candidates, 4, model="m", health=health, positions={})
+    picks, _ = selection.choose("warm", candidates, 4, model="m", signals=selection.Signals(health), positions={})
     assert [i.id for i in picks] == ["b", "c", "b", "c"]
-    cold, _ = selection.choose("warm", candidates, 2, model="other", health=health, positions={})
+    cold, _ = selection.choose("warm", candidates, 2, model="other", signals=selection.Signals(health), positions={})
     assert [i.id for i in cold] == ["a", "b"]
 
 

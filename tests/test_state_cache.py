@@ -139,7 +139,8 @@ def test_every_reader_survives_any_state(tmp_path, doc):
         for strategy in selection.STRATEGIES:
             if screening.candidates:
                 selection.choose(strategy, screening.candidates, 2, request_type=request_type, model="llama3.2",
-                                 health=entries, positions=data, latency=data["latency"], entropy=b"\0" * 8)
+                                 signals=selection.Signals(entries, data["latency"]), positions=data,
+                                 entropy=b"\0" * 8)
     model_map(INSTANCES, results)
     ejected = {iid: until for iid, entry in data["breaker"].items()
                if (until := selection.ejected_until(entry, NOW)) is not None}

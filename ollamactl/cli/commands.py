@@ -3,12 +3,20 @@ also have a Typer-free route (a body callable with the parsed options, see cli/f
 
 `COMMANDS`: command -> the module (dotted, under ollamactl.cli) whose Typer sub-app defines it, in the order
 of `--help`; cli/app.py loads only the invoked command's module from it. `BODIES`: command ->
-"module:function" of the body its Typer command forwards every parameter to (by keyword, through
-the module attribute); scripts/gen_completions.py writes those commands' option specs into
-cli/command_specs.py, and the launcher answers ordinary invocations of them without Typer.
+"module:function" of the body its Typer command forwards every parameter to (by keyword, looked up
+by `body` at each call, as the fast route does; `forwarded` makes a Typer declaration do that);
+scripts/gen_completions.py writes those commands' option specs into cli/command_specs.py, and the
+launcher answers ordinary invocations of them without Typer.
 """
 
 from __future__ import annotations
+
+import functools
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover  # typing costs the pick fast route (tests/test_pick.py HEAVY)
+    from collections.abc import Callable
+    from typing import Any
 
 COMMANDS = {
     **dict.fromkeys(("add", "list", "update", "enable", "disable", "remove", "paths"), "registry.registry_cmds"),
@@ -38,3 +46,24 @@ BODIES = {
     "run": "routing.run_stream:run",
     "embed": "routing.embed_batches:embed",
 }
+
+
+def body(command: str) -> Callable[..., Any]:
+    """The function `command`'s Typer declaration forwards its parameters to (see BODIES)."""
+    module, function = BODIES[command].split(":")
+    return getattr(__import__(f"ollamactl.cli.{module}", fromlist=[function]), function)  # importlib costs pick
+
+
+def forwarded(command: str) -> Callable[[Callable[..., None]], Callable[..., Any]]:
+    """Make a Typer declaration (parameters, help and docstring only) call `command`'s body with the
+    values Typer parsed, by keyword, as the fast route calls it: the options are listed in the
+    declaration and in the body's signature, not restated a third time in a forwarding call."""
+
+    def declare(declaration: Callable[..., None]) -> Callable[..., Any]:
+        @functools.wraps(declaration)  # Typer reads the declaration's signature through __wrapped__
+        def forward(**values: Any) -> Any:
+            return body(command)(**values)
+
+        return forward
+
+    return declare

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ollamactl.cli.commands import BODIES
+from ollamactl.cli.commands import BODIES, body
 
 
 def main(args: list[str]) -> int | None:
@@ -35,11 +35,6 @@ def main(args: list[str]) -> int | None:
         return None
     from ollamactl.cli import exits
 
-    body = _body(args[0])
-    return exits.guarded(lambda: body(**values))
+    run = body(args[0])
+    return exits.guarded(lambda: run(**values))
 
-
-def _body(command: str):  # type: ignore[no-untyped-def]
-    """The function `command`'s Typer declaration forwards its parameters to (see cli/commands.py)."""
-    module, function = BODIES[command].split(":")
-    return getattr(__import__(f"ollamactl.cli.{module}", fromlist=[function]), function)  # importlib costs pick

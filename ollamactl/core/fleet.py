@@ -39,12 +39,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.discover import Found
     from ollamactl.core.export.common import Exported
     from ollamactl.core.health.probe import HealthResult, OnResult
-    from ollamactl.core.http import Timeouts
     from ollamactl.core.metrics.report import InstanceMetrics
     from ollamactl.core.metrics.speed import Measured
     from ollamactl.core.models.ops import OnProgress, Outcome, Survey
     from ollamactl.core.paths import Locations
-    from ollamactl.core.proxy.embed import EmbedSummary, Write
+    from ollamactl.core.proxy.embed import EmbedRequest, EmbedSummary, Write
     from ollamactl.core.proxy.generate import Completion, Emit, Flush, GenerateRequest, Log
     from ollamactl.core.routing.leases import Lease, Notice, Take
     from ollamactl.core.state.store import Store
@@ -153,24 +152,21 @@ class Fleet:
         """The instance used when nothing is registered: OLLAMA_HOST, else registry.DEFAULT_URL."""
         return registry.default_instance(self._ollama_host)
 
-    def add(self, url: str, *, name: str | None = None, id: str | None = None, type: str = "both",  # noqa: A002
-            weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
-            api_key: str | None = None, priority: int | str = 0, max_inflight: int | None = None,
-            check: bool = False) -> Instance:
+    def add(self, url: str, *, check: bool = False, **fields: Any) -> Instance:
         """Register an instance (the URL is normalised, a pasted API path such as /api or /v1 dropped
         with a warning; the id is derived from it unless given).
 
-        `priority`: its tier (lower is preferred; "backup": below every other); `max_inflight`:
-        leases at once (None: unlimited). `check`: probe it first and refuse (OllamactlError,
-        nothing written) unless it answers like Ollama."""
+        `fields` (registry.edits.NewInstance): name, id, type (chat, embedding, both), weight,
+        enabled, api_key_env or api_key, priority (its tier: lower is preferred; "backup": below
+        every other), max_inflight (leases at once; None: unlimited). `check`: probe it first and
+        refuse (OllamactlError, nothing written) unless it answers like Ollama."""
         from ollamactl.core.registry import edits as registry_ops
 
+        new = registry_ops.NewInstance(**params.fields(registry_ops.NewInstance, fields))
         url, note = self._base_url(url)
         if check:
-            self._check_answers(url, api_key_env, api_key)
-        added = registry_ops.add(self.locations, url, name=name, instance_id=id, kind=type, weight=weight,
-                                 enabled=enabled, api_key_env=api_key_env, api_key=api_key, priority=priority,
-                                 max_inflight=max_inflight)
+            self._check_answers(url, new.api_key_env, new.api_key)
+        added = registry_ops.add(self.locations, url, new)
         if note:
             self.warn(note)
         return added
@@ -201,10 +197,7 @@ class Fleet:
         (None: unlimited), api_key_env, api_key (api_key_env=None / api_key=None drop the key settings)."""
         from ollamactl.core.registry import edits as registry_ops
 
-        unknown = sorted(set(changes) - set(registry_ops.Changes.__dataclass_fields__))
-        if unknown:
-            raise InvalidValue(tuple(unknown), "cannot be changed",
-                               f"change {', '.join(registry_ops.Changes.__dataclass_fields__)}")
+        params.fields(registry_ops.Changes, changes, "cannot be changed", "change")
         note = None
         if "url" in changes:
             changes["url"], note = self._base_url(changes["url"])
@@ -324,15 +317,16 @@ class Fleet:
         if not chosen:
             raise NoInstanceError(f"no healthy chat instance holds {model}",
                                   f"pull it first (`ollamactl pull {model}`), or name another model")
-        request = GenerateRequest(model, prompt or speed.DEFAULT_PROMPT, options={"num_predict": tokens})
         results: list[Measured] = []
 
         def measure(instance: Instance) -> None:
+            request = GenerateRequest(model, prompt or speed.DEFAULT_PROMPT, options={"num_predict": tokens},
+                                      instance=instance.id, tries=1)
             runs: list[speed.Run] = []
             error = None
             for _ in range(repeat):
                 try:
-                    done = self.stream(request, _shown_text, instance=instance.id, tries=1)
+                    done = self.stream(request, _shown_text)
                 except OllamactlError as failed:
                     error = failed.headline()
                     break
@@ -448,10 +442,10 @@ class Fleet:
             settings.checked("timeout", timeout)
         reg = self.registry()
         listed = [] if callable(instances) else list(instances)
-        monitor.watch(instances, timeout=timeout if timeout is not None else float(reg.setting("timeout")),
-                      interval=interval, concurrency=int(reg.setting("concurrency")), store=self.store,
-                      on_start=on_start, on_result=on_result, on_tick=on_tick, tick=tick, stop=stop,
-                      keys=keys_of([*reg.instances, *listed]), sleep=sleep)
+        schedule = monitor.Schedule(interval, timeout if timeout is not None else float(reg.setting("timeout")),
+                                    int(reg.setting("concurrency")), tick)
+        monitor.watch(instances, schedule, monitor.Hooks(on_start, on_result, on_tick, stop, sleep), store=self.store,
+                      keys=keys_of([*reg.instances, *listed]))
 
     def following(self, refs: Sequence[str] = (), include_disabled: bool = False) -> Callable[[], list[Instance]]:
         """`targets(refs, include_disabled)` now, as a function a watch calls every tick to follow the
@@ -616,8 +610,7 @@ class Fleet:
 
     def select(self, request: routing.Request) -> routing.Decision:
         """The routing decision for `request`: picks, and why each instance was kept or dropped."""
-        if not isinstance(request, routing.Request):
-            raise InvalidValue(("request",), f"must be a routing.Request, got {params.shown(request)}")
+        _routing_request(request)
         reg = self.registry()
         return routing.select(request, reg, self._store_for(reg), self.warn, self.default_instance,
                               revalidate=self._revalidate)
@@ -663,14 +656,12 @@ class Fleet:
 
     # -- leases -------------------------------------------------------------------------------
 
-    def lease(self, request_type: str | None = None, model: str | None = None, *, instance: str | None = None,
-              strategy: str | None = None, key: str | None = None, strict: bool = False, refresh: bool = False,
-              wait: float | None = None, take: Take | None = None, need_model: bool = False,
-              notice: Notice | None = None) -> tuple[Lease, routing.Decision]:
-        """Choose an instance as `pick` does (or the named `instance`) and hold a lease on it.
+    def lease(self, request: routing.Request | None = None, *, instance: str | None = None, wait: float | None = None,
+              take: Take | None = None, notice: Notice | None = None) -> tuple[Lease, routing.Decision]:
+        """Choose an instance for `request` as `pick` does (or the named `instance`) and hold a lease on it.
 
-        `need_model` (run, embed): a model on no healthy instance (after one refresh) is a
-        routing.ModelMissing, so nothing is sent.
+        `request.need_model` (run, embed): a model on no healthy instance (after one refresh) is a
+        routing.ModelMissing, so nothing is sent. `request.count` is not used: one lease.
 
         While every eligible instance is at its max_inflight, wait up to `wait` seconds (default:
         [settings] wait) in FIFO order, then raise BusyError (exit 3). Release the lease with
@@ -682,6 +673,7 @@ class Fleet:
         """
         from ollamactl.core.routing import leases, selection
 
+        request = _routing_request(routing.Request() if request is None else request)
         if wait is not None and (problem := settings.problem("wait", wait)):
             raise InvalidValue(("wait",), problem, "use 0 to give up at once")
         reg = self.registry()
@@ -691,8 +683,6 @@ class Fleet:
             line = f"instance|{target.id}" if target.max_inflight is not None else None
             return leases.hold(self.store, lambda: routing.named(target, self.store), line, wait,
                                take or leases.first_free, notice or self._lapsed)
-        request = routing.Request(request_type=request_type, model=model, strategy=strategy, key=key, strict=strict,
-                                  refresh=refresh, need_model=need_model)
         routing.validate(request, reg)
         requests = [request]
 
@@ -703,7 +693,7 @@ class Fleet:
                                   revalidate=self._revalidate)
 
         limited = any(i.max_inflight is not None for i in reg.instances)  # else nobody ever waits
-        line = selection.pool_key(request_type, model, "round-robin") if limited else None
+        line = selection.pool_key(request.request_type, request.model, "round-robin") if limited else None
         return leases.hold(self.store, choose, line, wait, take or leases.first_free, notice or self._lapsed)
 
     def _lapsed(self, instance: Instance, lost: bool,
@@ -743,8 +733,8 @@ class Fleet:
             self._lapsed(instance, lost, "COMMAND is paused", ": COMMAND resumed")
 
         command = params.command("command", command)
-        lease, _ = self.lease(type, model, instance=instance, strategy=strategy, key=key, strict=strict,
-                              refresh=refresh, wait=wait, notice=notice)
+        lease, _ = self.lease(routing.Request(type, model, strategy=strategy, key=key, strict=strict, refresh=refresh),
+                              instance=instance, wait=wait, notice=notice)
         with lease:
             target = lease.instance
             env = dict(os.environ, OLLAMA_HOST=target.url, OLLAMACTL_INSTANCE=target.id, OLLAMACTL_URL=target.url)
@@ -769,48 +759,48 @@ class Fleet:
 
     # -- work -----------------------------------------------------------------------------------
 
-    def stream(self, request: GenerateRequest, emit: Emit, *, instance: str | None = None,
-               strategy: str | None = None, key: str | None = None, tries: int = 3,
-               timeouts: Timeouts | None = None, log: Log | None = None, flush: Flush | None = None,
-               wait: float | None = None, strict: bool = False) -> Completion:
+    def stream(self, request: GenerateRequest, emit: Emit, *, log: Log | None = None,
+               flush: Flush | None = None) -> Completion:
         """Send a generate/chat request to the fleet with failover before output; `emit(raw, obj)` sees
-        every NDJSON line (see generate.complete). A lease is held on the instance being tried
-        (waiting up to `wait` s for one, see `lease`). A model on no healthy instance sends nothing
-        (routing.ModelMissing); `strict`: no default-instance fallback."""
+        every NDJSON line (see generate.complete). The request says where it may go (its instance,
+        strategy, key, tries, wait, strict, timeouts). A lease is held on the instance being tried
+        (waiting up to `request.wait` s for one, see `lease`). A model on no healthy instance sends
+        nothing (routing.ModelMissing); `strict`: no default-instance fallback."""
         from ollamactl.core.health.breaker import Feedback
         from ollamactl.core.http import Timeouts
         from ollamactl.core.proxy import generate
 
-        settings.checked("tries", tries)
-        lease, decision = self.lease("chat", request.model, instance=instance, strategy=strategy, key=key, wait=wait,
-                                     strict=strict, need_model=True)
+        if not isinstance(request, generate.GenerateRequest):
+            raise InvalidValue(("request",), f"must be a GenerateRequest, got {params.shown(request)}")
+        settings.checked("tries", request.tries)
+        lease, decision = self.lease(
+            routing.Request("chat", request.model, strategy=request.strategy, key=request.key, strict=request.strict,
+                            need_model=True), instance=request.instance, wait=request.wait)
         with lease:
             try:
-                return generate.complete(decision.failover_order(lease.instance), request.path, request.body(), emit,
-                                         timeouts=timeouts or Timeouts.from_settings(self.registry()), tries=tries,
+                return generate.complete(decision.failover_order(lease.instance), request, emit,
+                                         timeouts=request.timeouts or Timeouts.from_settings(self.registry()),
                                          log=log, feedback=Feedback(self.store), flush=flush, on_attempt=lease.move)
             except OllamactlError as error:
                 raise self._default_down(error) from None
 
-    def generate(self, model: str, prompt: str, *, chat: bool = False, system: str | None = None,
-                 options: dict[str, Any] | None = None, format: Any = None, keep_alive: Any = None,  # noqa: A002
-                 think: bool | None = None, **routing_options: Any) -> Iterator[str]:
+    def generate(self, model: str, prompt: str, **fields: Any) -> Iterator[str]:
         """The answer's text fragments as they arrive, from the first instance that serves the model.
 
-        `routing_options`: instance, strategy, key, tries, timeouts (as for `stream`). Arguments are
-        checked here, before the first fragment is asked for.
+        `fields`: the rest of a GenerateRequest (chat, system, options, format, keep_alive, think;
+        instance, strategy, key, tries, wait, strict, timeouts). Arguments are checked here, before
+        the first fragment is asked for.
         """
         from ollamactl.core.proxy.generate import GenerateRequest
 
         params.text("model", model)
         if not isinstance(prompt, str):
             raise InvalidValue(("prompt",), f"must be a string, got {params.shown(prompt)}")
-        settings.checked("tries", routing_options.get("tries", 3))
-        request = GenerateRequest(model, prompt, chat=chat, system=system, format=format, options=options,
-                                  keep_alive=keep_alive, think=think)
-        return self._fragments(request, routing_options)
+        request = GenerateRequest(model, prompt, **params.fields(GenerateRequest, fields))
+        settings.checked("tries", request.tries)
+        return self._fragments(request)
 
-    def _fragments(self, request: GenerateRequest, routing_options: dict[str, Any]) -> Iterator[str]:
+    def _fragments(self, request: GenerateRequest) -> Iterator[str]:
         import queue
         import threading
 
@@ -828,7 +818,7 @@ class Fleet:
 
         def work() -> None:
             try:
-                self.stream(request, emit, **routing_options)
+                self.stream(request, emit)
             except BaseException as error:  # noqa: BLE001 - handed to the consumer's thread
                 fragments.put(error)
                 return
@@ -840,62 +830,69 @@ class Fleet:
                 raise item
             yield item
 
-    def embed_batches(self, model: str, batches: Iterable[list[str]], write: Write, *, instance: str | None = None,
-                      allow_mixed: bool = False, per_instance: int = 2, timeouts: Timeouts | None = None,
-                      log: Log | None = None, progress: Callable[[int], None] | None = None,
-                      wait: float | None = None, strict: bool = False) -> EmbedSummary:
-        """Embed `batches` on every eligible instance at once; `write(start, vectors)` gets them in input order.
+    def embed_batches(self, request: EmbedRequest, batches: Iterable[list[str]], write: Write, *,
+                      log: Log | None = None, progress: Callable[[int], None] | None = None) -> EmbedSummary:
+        """Embed `batches` on every eligible instance at once (or `request.instance`); `write(start,
+        vectors)` gets them in input order.
 
-        Instances holding different builds (digests) of the model are refused unless `allow_mixed`.
-        A lease is held on each instance used; those at their max_inflight are left out (while all
-        are, it waits up to `wait` s, see `lease`). A model on no healthy instance sends nothing
-        (routing.ModelMissing); `strict`: no default-instance fallback.
+        Instances holding different builds (digests) of the model are refused unless
+        `request.allow_mixed`. A lease is held on each instance used; those at their max_inflight are
+        left out (while all are, it waits up to `request.wait` s, see `lease`). A model on no healthy
+        instance sends nothing (routing.ModelMissing); `strict`: no default-instance fallback.
         """
+        from ollamactl.core.proxy.embed import EmbedRequest
         from ollamactl.core.routing import leases
 
-        settings.checked("per_instance", per_instance)
-        lease, decision = self.lease("embedding", model, instance=instance, wait=wait, take=leases.every_free,
-                                     strict=strict, need_model=True)
+        if not isinstance(request, EmbedRequest):
+            raise InvalidValue(("request",), f"must be an EmbedRequest, got {params.shown(request)}")
+        settings.checked("per_instance", request.per_instance)
+        lease, decision = self.lease(routing.Request("embedding", request.model, strict=request.strict,
+                                                     need_model=True),
+                                     instance=request.instance, wait=request.wait, take=leases.every_free)
         with lease:
             try:
-                return self._embed(lease.instances, decision, instance is None, model, batches, write,
-                                   allow_mixed=allow_mixed, per_instance=per_instance, timeouts=timeouts, log=log,
-                                   progress=progress)
+                return self._embed(lease.instances, decision, request, batches, write, log=log, progress=progress)
             except OllamactlError as error:
                 raise self._default_down(error) from None
 
-    def _embed(self, instances: list[Instance], decision: routing.Decision, routed: bool, model: str,
-               batches: Iterable[list[str]], write: Write, *, allow_mixed: bool, per_instance: int,
-               timeouts: Timeouts | None, log: Log | None, progress: Callable[[int], None] | None) -> EmbedSummary:
+    def _embed(self, instances: list[Instance], decision: routing.Decision, request: EmbedRequest,
+               batches: Iterable[list[str]], write: Write, *, log: Log | None,
+               progress: Callable[[int], None] | None) -> EmbedSummary:
         from ollamactl.core.health.breaker import Feedback
         from ollamactl.core.http import Timeouts, label
         from ollamactl.core.proxy import embed
 
-        if routed:
+        model = request.model
+        if request.instance is None:
             digests = embed.model_digests(instances, decision.health, model)
             if len(set(digests.values())) > 1:
                 listing = ", ".join(f"{iid} {digest[:12]}" for iid, digest in digests.items())
-                if not allow_mixed:
+                if not request.allow_mixed:
                     raise OllamactlError(f"the instances hold different builds of {model}: {listing}",
                                          "vectors from different builds do not mix; pull the same build"
                                          " everywhere, pick one with --instance, or pass --allow-mixed")
                 self.warn(f"mixing different builds of {model} (--allow-mixed): {listing}")
         if log is not None:
-            log("embedding on " + ", ".join(label(i) for i in instances) + f" ({per_instance} in flight each)")
+            log("embedding on " + ", ".join(label(i) for i in instances) + f" ({request.per_instance} in flight each)")
         return embed.embed(instances, model, batches, write,
-                           timeouts=timeouts or Timeouts.from_settings(self.registry()),
-                           per_instance=per_instance, log=log, progress=progress, feedback=Feedback(self.store))
+                           timeouts=request.timeouts or Timeouts.from_settings(self.registry()),
+                           per_instance=request.per_instance, log=log, progress=progress,
+                           feedback=Feedback(self.store))
 
-    def embed(self, model: str, texts: Iterable[str], *, batch_size: int = 64, **options: Any) -> list[list[float]]:
-        """One vector per text, in input order (`options` as for `embed_batches`)."""
-        from ollamactl.core.proxy.embed import batched
+    def embed(self, model: str, texts: Iterable[str], *, batch_size: int = 64, log: Log | None = None,
+              progress: Callable[[int], None] | None = None, **fields: Any) -> list[list[float]]:
+        """One vector per text, in input order. `fields`: the rest of an EmbedRequest (instance,
+        allow_mixed, per_instance, wait, strict, timeouts); `log` and `progress` as for `embed_batches`."""
+        from ollamactl.core.proxy.embed import EmbedRequest, batched
 
         settings.checked("batch_size", batch_size)
         if isinstance(texts, str):
             raise InvalidValue(("texts",), f"must be a list of strings, got {params.shown(texts)}",
                                "wrap one text in a list: [text]")
+        request = EmbedRequest(model, **params.fields(EmbedRequest, fields))
         vectors: list[list[float]] = []
-        self.embed_batches(model, batched(texts, batch_size), lambda start, chunk: vectors.extend(chunk), **options)
+        self.embed_batches(request, batched(texts, batch_size), lambda start, chunk: vectors.extend(chunk), log=log,
+                           progress=progress)
         return vectors
 
     # -- export ---------------------------------------------------------------------------------
@@ -933,6 +930,13 @@ class Fleet:
         # itself is never scrubbed: only the secrets file (written 0600, for nginx) holds keys.
         health = scrubbed_entries(self.store.read()["health"], keys_of(reg.instances))
         return export.export(fmt, reg.instances, health, options)
+
+
+def _routing_request(request: Any) -> routing.Request:
+    """`request` when it is a routing.Request (an InvalidValue otherwise)."""
+    if not isinstance(request, routing.Request):
+        raise InvalidValue(("request",), f"must be a routing.Request, got {params.shown(request)}")
+    return request
 
 
 def _shown_text(raw: bytes, line: dict) -> bool:

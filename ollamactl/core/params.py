@@ -75,3 +75,14 @@ def flag(param: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise InvalidValue((param,), f"must be True or False, got {shown(value)}")
     return value
+
+
+def fields(record: Any, given: dict[str, Any], problem: str = "is not a parameter here",
+           verb: str = "use") -> dict[str, Any]:
+    """`given` (keyword arguments), when each of its names is a field of the dataclass `record`;
+    else an InvalidValue naming the others (`problem`) and listing the fields (`verb` them)."""
+    known = record.__dataclass_fields__
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InvalidValue(tuple(unknown), problem, f"{verb} {', '.join(known)}")
+    return given

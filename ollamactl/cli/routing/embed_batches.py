@@ -9,7 +9,7 @@ were written ends the command with exit 1 and a message saying so; the JSON obje
 unclosed, so no parser takes the partial output for a whole one.
 
 Typer-free: the launcher's fast route (cli/fast_route.py) calls `embed` directly; the Typer
-command in cli/routing/embed_cmd.py forwards its parameters to it.
+declaration in cli/routing/embed_cmd.py forwards its parameters to it (cli/commands.py `forwarded`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import itertools
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
@@ -27,6 +27,12 @@ from ollamactl.cli.routing.request_input import open_inputs
 from ollamactl.core import settings
 from ollamactl.core.errors import OllamactlError, UsageError
 from ollamactl.core.routing.router import ModelMissing
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable
+
+    from ollamactl.core.fleet import Fleet
+    from ollamactl.core.proxy.embed import EmbedRequest, EmbedSummary
 
 _PROGRESS_MIN_BATCHES = 4
 
@@ -91,9 +97,10 @@ class _Progress:
 def embed(model: str, texts: list[str] | None, file: str | None, batch_size: int, ndjson: bool, allow_mixed: bool,
           instance_ref: str | None, per_instance: int, connect_timeout: float | None,
           first_byte_timeout: float | None, wait: float | None, strict: bool, verbose: bool) -> None:
-    """Embed the texts with every eligible instance at once (see `ollamactl embed --help`)."""
+    """Embed the texts with every eligible instance at once (see `ollamactl embed --help`): the
+    options become one EmbedRequest here; nothing below takes them one by one."""
     from ollamactl.core.http import Timeouts
-    from ollamactl.core.proxy import embed
+    from ollamactl.core.proxy.embed import EmbedRequest
 
     began = time.perf_counter()
     settings.checked("batch_size", batch_size)  # before the input is read
@@ -101,36 +108,44 @@ def embed(model: str, texts: list[str] | None, file: str | None, batch_size: int
     if not model.strip():
         raise UsageError("the model name is empty", "give a model such as nomic-embed-text")
     current = fleet()
-    timeouts = Timeouts.from_settings(current.registry(), connect_timeout, first_byte_timeout)
+    request = EmbedRequest(model, instance=instance_ref, allow_mixed=allow_mixed, per_instance=per_instance,
+                           wait=wait, strict=strict,
+                           timeouts=Timeouts.from_settings(current.registry(), connect_timeout, first_byte_timeout))
     inputs, total, handle = open_inputs(texts, file)
     try:
-        batches = embed.batched(inputs, batch_size)
-        first = next(batches, None)
-        if first is None:
-            raise UsageError("no texts to embed", "give texts as arguments, with --file, or on stdin")
-        out = _EmbedOut(model, ndjson)
-        progress = _Progress(total, batch_size)
-        try:
-            summary = current.embed_batches(model, itertools.chain([first], batches), out.write,
-                                            instance=instance_ref, allow_mixed=allow_mixed,
-                                            per_instance=per_instance, timeouts=timeouts, strict=strict,
-                                            log=output.say if verbose else None, progress=progress,
-                                            wait=wait)
-        except ModelMissing as error:
-            raise with_pull_hint(error) from None
-        except UsageError as late:
-            if out.written:  # piped input is checked as it streams: exit 2 would claim nothing was written
-                raise OllamactlError(f"{late.message}, found after {out.written} vectors had been written: the"
-                                     " output is incomplete", late.hint) from None
-            raise
-        finally:
-            progress.stop()
-        out.finish()
+        summary = _embed_all(current, request, inputs, total, batch_size, ndjson, verbose)
     finally:
         if handle is not None:
             handle.close()
     if verbose:
         served = ", ".join(f"{iid}: {count}" for iid, count in sorted(summary.per_instance.items()))
         output.say(f"{summary.texts} texts in {summary.batches} batches in {time.perf_counter() - began:.3f} s"
-             f" (batches per instance: {served}; failed requests: {len(summary.failures)};"
-             f" hedged: {summary.hedged})")
+                   f" (batches per instance: {served}; failed requests: {len(summary.failures)};"
+                   f" hedged: {summary.hedged})")
+
+
+def _embed_all(current: Fleet, request: EmbedRequest, inputs: Iterable[str], total: int | None, batch_size: int,
+               ndjson: bool, verbose: bool) -> EmbedSummary:
+    """Embed `inputs` in batches of `batch_size` through `current`, the vectors to stdout as they come."""
+    from ollamactl.core.proxy.embed import batched
+
+    batches = batched(inputs, batch_size)
+    first = next(batches, None)
+    if first is None:
+        raise UsageError("no texts to embed", "give texts as arguments, with --file, or on stdin")
+    out = _EmbedOut(request.model, ndjson)
+    progress = _Progress(total, batch_size)
+    try:
+        summary = current.embed_batches(request, itertools.chain([first], batches), out.write,
+                                        log=output.say if verbose else None, progress=progress)
+    except ModelMissing as error:
+        raise with_pull_hint(error) from None
+    except UsageError as late:
+        if out.written:  # piped input is checked as it streams: exit 2 would claim nothing was written
+            raise OllamactlError(f"{late.message}, found after {out.written} vectors had been written: the"
+                                 " output is incomplete", late.hint) from None
+        raise
+    finally:
+        progress.stop()
+    out.finish()
+    return summary

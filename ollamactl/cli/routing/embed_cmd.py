@@ -1,14 +1,15 @@
 """`ollamactl embed`'s Typer declaration: its options, help and completion. The body is
-cli/routing/embed_batches.py's `embed`, which the launcher's fast route also calls for ordinary command lines.
+cli/routing/embed_batches.py's `embed` (cli/commands.py BODIES), which Typer calls through `forwarded`
+and the launcher's fast route calls for ordinary command lines.
 """
 
 from __future__ import annotations
 
 import typer
 
+from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.help_style import setting_default
-from ollamactl.cli.routing import embed_batches
 from ollamactl.cli.routing.exec_cmd import WAIT_HELP
 from ollamactl.core.errors import ExitCode
 
@@ -16,6 +17,7 @@ app = typer.Typer()  # this module's commands; cli.app composes them
 
 
 @app.command()
+@forwarded("embed")
 def embed(
     model: str = typer.Argument(..., help="Embedding model, e.g. nomic-embed-text.", autocompletion=complete_model),
     texts: list[str] | None = typer.Argument(None, metavar="TEXT",
@@ -43,7 +45,3 @@ def embed(
 
     Example: ollamactl embed nomic-embed-text --file docs.txt --ndjson > vectors.ndjson
     """
-    embed_batches.embed(model=model, texts=texts, file=file, batch_size=batch_size, ndjson=ndjson,
-                        allow_mixed=allow_mixed, instance_ref=instance_ref, per_instance=per_instance,
-                        connect_timeout=connect_timeout, first_byte_timeout=first_byte_timeout, wait=wait,
-                        strict=strict, verbose=verbose)

@@ -1,14 +1,15 @@
 """`ollamactl run`'s Typer declaration: its options, help and completion. The body is
-cli/routing/run_stream.py's `run`, which the launcher's fast route also calls for ordinary command lines.
+cli/routing/run_stream.py's `run` (cli/commands.py BODIES), which Typer calls through `forwarded`
+and the launcher's fast route calls for ordinary command lines.
 """
 
 from __future__ import annotations
 
 import typer
 
+from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import choices, complete_instance, complete_model
 from ollamactl.cli.help_style import setting_default
-from ollamactl.cli.routing import run_stream
 from ollamactl.cli.routing.exec_cmd import WAIT_HELP
 from ollamactl.core.errors import ExitCode
 from ollamactl.core.routing.selection import STRATEGIES
@@ -17,6 +18,7 @@ app = typer.Typer()  # this module's commands; cli.app composes them
 
 
 @app.command()
+@forwarded("run")
 def run(
     model: str = typer.Argument(..., help="Model name, e.g. llama3.2.", autocompletion=complete_model),
     prompt: list[str] | None = typer.Argument(None, help="Prompt words (joined by spaces); none or - reads stdin."),
@@ -57,7 +59,3 @@ def run(
 
     Example: ollamactl run llama3.2 "Why is the sky blue?"
     """
-    run_stream.run(model=model, prompt=prompt, chat=chat, system=system, json_output=json_output,
-                   no_stream=no_stream, fmt=fmt, option=option, keep_alive=keep_alive, think=think,
-                   instance_ref=instance_ref, strategy=strategy, key=key, tries=tries, wait=wait, strict=strict,
-                   connect_timeout=connect_timeout, first_byte_timeout=first_byte_timeout, verbose=verbose)

@@ -1,16 +1,18 @@
 """`ollamactl run`'s body: generate or chat with a model on the fleet, streamed to stdout as it arrives.
 
-It builds a typed GenerateRequest from the parsed options and hands it to `Fleet.stream`; the
-text is written straight to sys.stdout here (no rich per line), thinking dimmed on stderr. Typer-
-free: the launcher's fast route (cli/fast_route.py) calls `run` directly, the Typer command in
-cli/routing/run_cmd.py forwards its parameters to it.
+It builds one typed GenerateRequest (what is sent and where it may go) and a _View (how it is
+shown) from the parsed options, and hands the request to `Fleet.stream`; the text is written
+straight to sys.stdout here (no rich per line), thinking dimmed on stderr. Typer-free: the
+launcher's fast route (cli/fast_route.py) calls `run` directly, the Typer declaration in
+cli/routing/run_cmd.py forwards its parameters to it (cli/commands.py `forwarded`).
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
@@ -21,6 +23,10 @@ from ollamactl.cli.routing.spinner import Spinner
 from ollamactl.core import settings
 from ollamactl.core.errors import UsageError
 from ollamactl.core.routing.router import ModelMissing
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ollamactl.core.fleet import Fleet
+    from ollamactl.core.proxy.generate import GenerateRequest
 
 
 class _BufferedOut:
@@ -116,11 +122,21 @@ class _JsonOut(_BufferedOut):
         self.flush()
 
 
+@dataclass(frozen=True)
+class _View:
+    """How `run` shows the answer: presentation only (the GenerateRequest says what is sent, and where)."""
+
+    json_output: bool  # the raw NDJSON objects instead of the text
+    show_thinking: bool  # a thinking model's thoughts, dimmed on stderr
+    verbose: bool  # instance, failovers and timings on stderr
+
+
 def run(model: str, prompt: list[str] | None, chat: bool, system: str | None, json_output: bool, no_stream: bool,
         fmt: str | None, option: list[str] | None, keep_alive: str | None, think: bool | None,
         instance_ref: str | None, strategy: str | None, key: str | None, tries: int, wait: float | None,
         strict: bool, connect_timeout: float | None, first_byte_timeout: float | None, verbose: bool) -> None:
-    """Stream MODEL's answer to the prompt (see `ollamactl run --help` for the options)."""
+    """Stream MODEL's answer to the prompt (see `ollamactl run --help` for the options): the options
+    become one GenerateRequest and a _View here; nothing below takes them one by one."""
     from ollamactl.core.http import Timeouts
     from ollamactl.core.proxy.generate import GenerateRequest
 
@@ -131,20 +147,26 @@ def run(model: str, prompt: list[str] | None, chat: bool, system: str | None, js
     options = typed_options((parse_option(item) for item in option or ()), output.warn)
     if (not prompt or prompt == ["-"]) and sys.stdin.isatty():
         output.say("reading the prompt from the terminal; end it with Ctrl-D")
-    request = GenerateRequest(
-        model=model, chat=chat, system=system, stream=not no_stream, format=parse_format(fmt),
-        options=options, keep_alive=keep_alive_value(keep_alive), think=think,
-        prompt=read_prompt(prompt),
-    )
+    text = read_prompt(prompt)
     current = fleet()
-    timeouts = Timeouts.from_settings(current.registry(), connect_timeout, first_byte_timeout)
-    writer = _JsonOut() if json_output else _TextOut(chat, show_thinking=think is not False)
+    request = GenerateRequest(
+        model=model, prompt=text, chat=chat, system=system, stream=not no_stream, format=parse_format(fmt),
+        options=options, keep_alive=keep_alive_value(keep_alive), think=think,
+        instance=instance_ref, strategy=strategy, key=key, tries=tries, wait=wait, strict=strict,
+        timeouts=Timeouts.from_settings(current.registry(), connect_timeout, first_byte_timeout),
+    )
+    _stream(current, request, _View(json_output, show_thinking=think is not False, verbose=verbose), began)
+
+
+def _stream(current: Fleet, request: GenerateRequest, view: _View, began: float) -> None:
+    """Send `request` through `current`, the answer to stdout as `view` says, as it arrives."""
+    writer = _JsonOut() if view.json_output else _TextOut(request.chat, view.show_thinking)
     spinner = Spinner("choosing an instance") if sys.stderr.isatty() else None
 
     def log(text: str) -> None:
         if spinner is not None:
             spinner.show(text)
-        if verbose:
+        if view.verbose:
             (spinner.say if spinner is not None else output.say)(text)
 
     def emit(line: bytes, obj: dict) -> bool:
@@ -153,16 +175,14 @@ def run(model: str, prompt: list[str] | None, chat: bool, system: str | None, js
         return writer.emit(line, obj)
 
     try:
-        result = current.stream(request, emit, instance=instance_ref, strategy=strategy, key=key, tries=tries,
-                                strict=strict, timeouts=timeouts, log=log if spinner or verbose else None,
-                                flush=writer.flush, wait=wait)
+        result = current.stream(request, emit, log=log if spinner or view.verbose else None, flush=writer.flush)
     except ModelMissing as error:
         raise with_pull_hint(error) from None
     finally:
         if spinner is not None:
             spinner.stop()
         writer.finish()  # what arrived before a failure or Ctrl-C stays on screen
-    if verbose:
+    if view.verbose:
         _report_timing(result, began)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ollamactl.core.health import probe as health
@@ -25,34 +26,56 @@ Roster = Callable[[], "Sequence[Instance]"]  # the instances to watch now (calle
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def watch(instances: Sequence[Instance] | Roster, *, timeout: float, interval: float, concurrency: int,
-          store: Store | None, on_start: OnStart, on_result: OnResult, on_tick: Callable[[], None], tick: float = 1.0,
-          stop: Callable[[], bool] | None = None, keys: Sequence[str] | None = None,
-          sleep: Sleep | None = None) -> None:
-    """Probe each instance every `interval` s (start to start) until `stop()` is true (checked after
-    every result and tick) or for ever. A callback that raises ends the watch with that error.
+@dataclass(frozen=True)
+class Schedule:
+    """When a watch probes: each instance every `interval` s (start to start), each probe within
+    `timeout` s, at most `concurrency` at once; the ticker calls back every `tick` s."""
+
+    interval: float
+    timeout: float
+    concurrency: int
+    tick: float = 1.0
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What a watch tells its caller (a probe begins, a result, a tick), when it ends (`stop()`
+    true, checked after every result and tick; None: never) and how it waits (`sleep`; None:
+    asyncio.sleep; a test drives the loop with its own)."""
+
+    on_start: OnStart
+    on_result: OnResult
+    on_tick: Callable[[], None]
+    stop: Callable[[], bool] | None = None
+    sleep: Sleep | None = None
+
+
+def watch(instances: Sequence[Instance] | Roster, schedule: Schedule, hooks: Hooks, *, store: Store | None,
+          keys: Sequence[str] | None = None) -> None:
+    """Probe each instance as `schedule` says until `hooks.stop()` is true or for ever, saving
+    results to `store` as they arrive. A callback that raises ends the watch with that error.
     `instances` may be a function, asked again before every tick: the watch follows its answer (an
     instance that appears is probed from then on, one that goes stops being probed, one that changed
     is probed as it is now). Every key in `keys` and of the instances watched is scrubbed from what
-    the servers said. `sleep` waits between probes and ticks (default asyncio.sleep; a test drives
-    the loop with its own)."""
+    the servers said."""
     import asyncio
 
     roster = instances if callable(instances) else (lambda: instances)
     first = list(roster())
     if not first and not callable(instances):
         return
-    asyncio.run(_watch(roster, first, timeout, interval, concurrency, store, on_start, on_result, on_tick, tick,
-                       stop or (lambda: False), keys, sleep or asyncio.sleep, callable(instances)))
+    asyncio.run(_watch(roster, first, schedule, hooks, store, keys, callable(instances)))
 
 
-async def _watch(roster: Roster, first: list[Instance], timeout: float, interval: float, concurrency: int,
-                 store: Store | None, on_start: OnStart, on_result: OnResult, on_tick: Callable[[], None], tick: float,
-                 stop: Callable[[], bool], keys: Sequence[str] | None, sleep: Sleep, follows: bool) -> None:
+async def _watch(roster: Roster, first: list[Instance], schedule: Schedule, hooks: Hooks, store: Store | None,
+                 keys: Sequence[str] | None, follows: bool) -> None:
     import asyncio
 
     from ollamactl.core.registry.keys import keys_of
 
+    stop = hooks.stop or (lambda: False)
+    sleep = hooks.sleep or asyncio.sleep
+    concurrency = schedule.concurrency
     slots = health.probe_slots(concurrency, concurrency if follows else len(first))  # as in health.check
     semaphore = asyncio.Semaphore(slots)
     secrets = set(keys_of(first) if keys is None else keys)
@@ -64,15 +87,15 @@ async def _watch(roster: Roster, first: list[Instance], timeout: float, interval
         while not finished.is_set():
             began = time.monotonic()
             async with semaphore:
-                on_start(instance.id)
+                hooks.on_start(instance.id)
                 result: HealthResult = health.scrubbed(
-                    await health.probe(client, instance, timeout), tuple(secrets))  # type: ignore[arg-type]
+                    await health.probe(client, instance, schedule.timeout), tuple(secrets))  # type: ignore[arg-type]
             if saver is not None:
                 saver.add(result)
-            on_result(result)
+            hooks.on_result(result)
             if stop():
                 finished.set()
-            await sleep(max(0.0, interval - (time.monotonic() - began)))
+            await sleep(max(0.0, schedule.interval - (time.monotonic() - began)))
 
     def ended(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -100,10 +123,10 @@ async def _watch(roster: Roster, first: list[Instance], timeout: float, interval
 
     async def ticker(client: object) -> None:
         while not finished.is_set():
-            await sleep(tick)
+            await sleep(schedule.tick)
             if follows:
                 start(client, roster())
-            on_tick()
+            hooks.on_tick()
             if stop():
                 finished.set()
 

@@ -78,6 +78,19 @@ def model_digests(candidates: Sequence[Instance], health: dict[str, dict], model
     return digests
 
 
+@dataclass(frozen=True)
+class EmbedRequest:
+    """One fleet-wide embedding job, as typed values: the model and where its batches may go."""
+
+    model: str
+    instance: str | None = None  # only this instance; else every eligible one at once
+    allow_mixed: bool = False  # use instances whose builds (digests) of the model differ
+    per_instance: int = 2  # requests in flight per instance
+    wait: float | None = None  # seconds to wait while every instance is at its max_inflight
+    strict: bool = False  # no fallback to the default instance
+    timeouts: Timeouts | None = None  # None: the registry's settings
+
+
 @dataclass
 class EmbedSummary:
     texts: int = 0

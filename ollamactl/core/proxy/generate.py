@@ -78,7 +78,8 @@ Flush = Callable[[], None]
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """One generate or chat call, as typed values; `path` and `body()` are its wire form."""
+    """One generate or chat call, as typed values: what is sent (`path` and `body()` are its wire
+    form) and where it may go (how `Fleet.stream` chooses and fails over). Built once, by the caller."""
 
     model: str
     prompt: str
@@ -89,6 +90,14 @@ class GenerateRequest:
     options: dict[str, Any] | None = None
     keep_alive: Any = None  # a duration string or seconds
     think: bool | None = None
+    # Where it goes: the named instance (no selection, no failover), else chosen as `pick` chooses.
+    instance: str | None = None
+    strategy: str | None = None  # None: [settings] strategy
+    key: str | None = None  # sticky: the same key gets the same instance
+    tries: int = 3  # instances to try before giving up
+    wait: float | None = None  # seconds to wait for a free slot (None: [settings] wait)
+    strict: bool = False  # no fallback to the default instance
+    timeouts: Timeouts | None = None  # None: the registry's settings
 
     @property
     def path(self) -> str:
@@ -244,10 +253,11 @@ class _Attempt:
         self.dog = dog
 
 
-def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *, timeouts: Timeouts,
-             tries: int = 3, log: Log | None = None, feedback: Feedback | None = None,
-             flush: Flush | None = None, on_attempt: Callable[[Instance], bool] | None = None) -> Completion:
-    """POST `body` to `path` on the first instance that serves it, failing over before any output.
+def complete(instances: Sequence[Instance], request: GenerateRequest, emit: Emit, *, timeouts: Timeouts,
+             log: Log | None = None, feedback: Feedback | None = None, flush: Flush | None = None,
+             on_attempt: Callable[[Instance], bool] | None = None) -> Completion:
+    """Send `request` to the first of `instances` that serves it (at most `request.tries` of them),
+    failing over before any output.
 
     `emit(raw_line, obj)` is called for every NDJSON line that is not an error and returns True once
     it has shown something to the user; from then on a failure raises StreamBroken (never retried).
@@ -261,10 +271,10 @@ def complete(instances: Sequence[Instance], path: str, body: dict, emit: Emit, *
     """
     import httpx
 
-    order = list(instances)[: max(1, tries)]
-    payload = json.dumps(body).encode()
+    order = list(instances)[: max(1, request.tries)]
+    path, payload = request.path, json.dumps(request.body()).encode()
     failed: list[tuple[Instance, OllamaError]] = []
-    model = body.get("model")
+    model = request.model
     options = client_options(timeouts, order, 2)
     if not options["verify"]:  # no instance speaks https: no TLS context (core/proxy/plain_transport.py)
         from ollamactl.core.proxy.plain_transport import PlainTransport

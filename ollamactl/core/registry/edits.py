@@ -36,6 +36,21 @@ class Changes:
     api_key: Any = UNSET  # a key value, or None to drop key settings
 
 
+@dataclass(frozen=True)
+class NewInstance:
+    """What `add` registers besides the URL, as given (checked by `add` before anything is written)."""
+
+    name: str | None = None  # None: the id
+    id: str | None = None  # None: derived from the URL
+    type: str = "both"  # chat, embedding or both
+    weight: int = 1
+    enabled: bool = True
+    api_key_env: str | None = None  # the variable holding its key
+    api_key: str | None = None  # or the key itself
+    priority: int | str = 0  # its tier: lower is preferred, "backup" below every other
+    max_inflight: int | None = None  # leases at once (None: unlimited)
+
+
 def check_type(kind: str) -> str:
     problem = registry.type_problem(kind)
     if problem:
@@ -111,40 +126,37 @@ def _check_unique(reg: Registry, url: str | None, name: str | None, instance_id:
             raise UsageError(f"name {name!r} is already used by instance {other.id!r}", "choose another --name")
 
 
-def add(locations: Locations, url: str, *, name: str | None = None, instance_id: str | None = None, kind: str = "both",
-        weight: int = 1, enabled: bool = True, api_key_env: str | None = None,
-        api_key: str | None = None, priority: int | str = 0, max_inflight: int | None = None) -> Instance:
+def add(locations: Locations, url: str, new: NewInstance) -> Instance:
     normalised = normalise_url(params.text("url", url))
-    params.flag("enabled", enabled)
-    check_key_source(api_key_env, api_key is not None)
-    if api_key is not None:
-        api_key = check_key(api_key)
-    check_type(kind)
-    check_weight(weight)
-    tier = check_priority(priority)
-    check_max_inflight(max_inflight)
-    if instance_id is not None:
-        validate_id(params.text("id", instance_id))
-    if name is not None:
-        check_name(name)
-    if api_key_env is not None:
-        check_env_name(api_key_env)
+    params.flag("enabled", new.enabled)
+    check_key_source(new.api_key_env, new.api_key is not None)
+    api_key = None if new.api_key is None else check_key(new.api_key)
+    check_type(new.type)
+    check_weight(new.weight)
+    tier = check_priority(new.priority)
+    check_max_inflight(new.max_inflight)
+    if new.id is not None:
+        validate_id(params.text("id", new.id))
+    if new.name is not None:
+        check_name(new.name)
+    if new.api_key_env is not None:
+        check_env_name(new.api_key_env)
     with registry.edit(locations, _last_table) as editor:
         reg = editor.registry
         taken = {i.id for i in reg.instances} | {i.name for i in reg.instances}
-        new_id = instance_id or derive_id(normalised, taken)
-        new_name = name or new_id
-        _check_unique(reg, normalised, None if name is None else new_name, new_id)
+        new_id = new.id or derive_id(normalised, taken)
+        new_name = new.name or new_id
+        _check_unique(reg, normalised, None if new.name is None else new_name, new_id)
         editor.append({
             "id": new_id,
             "name": new_name,
             "url": normalised,
-            "type": kind,
-            "enabled": enabled,
-            "weight": weight,
+            "type": new.type,
+            "enabled": new.enabled,
+            "weight": new.weight,
             "priority": tier if tier != 0 else None,
-            "max_inflight": max_inflight,
-            "api_key_env": api_key_env,
+            "max_inflight": new.max_inflight,
+            "api_key_env": new.api_key_env,
             "api_key": api_key,
             "created_at": registry.now_utc(),
         })

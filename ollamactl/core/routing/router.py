@@ -224,21 +224,21 @@ def apply_strategy(strategy: str, candidates: Sequence[Instance], request: Reque
                    store: Store, inflight: dict[str, int]) -> list:
     """The picks of `strategy` among `candidates`, moving its shared position on in `store`.
     `data`: the state's latency and positions sections (weighted rewrites them in `store`)."""
-    kwargs = dict(request_type=request.request_type, model=request.model, key=request.key, health=health,
-                  latency=data["latency"], inflight=inflight, measured=data.get("metrics", {}))
+    signals = selection.Signals(health, data["latency"], inflight, data.get("metrics", {}))
+
+    def choose(positions: dict, entropy: bytes = b"") -> tuple[list, dict]:
+        return selection.choose(strategy, candidates, request.count, request_type=request.request_type,
+                                model=request.model, key=request.key, signals=signals, positions=positions,
+                                entropy=entropy)
+
     if request.key is not None or strategy not in selection.STATEFUL:
-        picks, _ = selection.choose(strategy, candidates, request.count, entropy=os.urandom(4 * request.count),
-                                    positions=data, **kwargs)
-        return picks
+        return choose(data, os.urandom(4 * request.count))[0]
     if strategy in selection.ROTATING:  # one atomic step of a shared cursor (INCRBY on Redis)
         pool = selection.rotation_pool(strategy, candidates, request.request_type, request.model, health)
-        cursor = store.advance(pool, request.count)
-        picks, _ = selection.choose(strategy, candidates, request.count, positions={"cursors": {pool: cursor}},
-                                    **kwargs)
-        return picks
+        return choose({"cursors": {pool: store.advance(pool, request.count)}})[0]
 
     def advance(current: dict) -> list:
-        picks, updates = selection.choose(strategy, candidates, request.count, positions=current, **kwargs)
+        picks, updates = choose(current)
         for section, values in updates.items():
             current[section].update(values)
         return picks

@@ -16,6 +16,9 @@ from ollamactl.model_names import normalise_model
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Sequence
+    from typing import NamedTuple as Record
+else:
+    from ollamactl.core.records import Record
 
 STRATEGIES = ("round-robin", "weighted", "least-latency", "least-busy", "random", "warm", "fastest")
 STATEFUL = ("round-robin", "weighted", "warm", "least-busy")
@@ -252,18 +255,24 @@ def rendezvous(candidates: Sequence, key: str) -> list:
     return sorted(candidates, key=score, reverse=True)
 
 
+class Signals(Record):
+    """What the state says about the candidates, for the strategies that read it (None: nothing)."""
+
+    health: dict | None = None  # the cached health entries by instance id (warm, least-latency, fastest)
+    latency: dict | None = None  # measured request latency by instance id, ms (least-latency, fastest)
+    inflight: dict | None = None  # the live lease count by instance id (least-busy, fastest)
+    measured: dict | None = None  # the state's metrics section (fastest)
+
+
 def choose(strategy: str, candidates: Sequence, count: int, *, request_type: str | None = None,
-           model: str | None = None, key: str | None = None, health: dict | None = None,
-           positions: dict | None = None, latency: dict | None = None, inflight: dict | None = None,
-           entropy: bytes = b"", measured: dict | None = None) -> tuple[list, dict]:
+           model: str | None = None, key: str | None = None, signals: Signals = Signals(),
+           positions: dict | None = None, entropy: bytes = b"") -> tuple[list, dict]:
     """Pick `count` instances from the non-empty `candidates`.
 
     `positions` is the persisted strategy state: {"cursors": {pool: int}, "weights": {pool: {...}}};
     the returned dict holds only the entries to write back (empty for stateless strategies).
-    `inflight` is the live lease count per instance id (least-busy, fastest); `measured` the
-    state's metrics section (fastest).
     """
-    health = health or {}
+    health = signals.health or {}
     positions = positions or {}
     if key is not None:
         ranked = rendezvous(candidates, key)
@@ -271,16 +280,17 @@ def choose(strategy: str, candidates: Sequence, count: int, *, request_type: str
     if strategy == "random":
         return random_picks(candidates, count, entropy), {}
     if strategy == "least-latency":
-        return least_latency(candidates, health, latency or {}, count), {}
+        return least_latency(candidates, health, signals.latency or {}, count), {}
     if strategy == "fastest":
-        return fastest(candidates, model, measured or {}, health, latency or {}, inflight or {}, count, entropy), {}
+        return fastest(candidates, model, signals.measured or {}, health, signals.latency or {},
+                       signals.inflight or {}, count, entropy), {}
     pool = rotation_pool(strategy, candidates, request_type, model, health)
     if strategy == "weighted":
         picks, currents = smooth_weighted(candidates, positions.get("weights", {}).get(pool, {}), count)
         return picks, {"weights": {pool: currents}}
     cursor = positions.get("cursors", {}).get(pool, 0)
     if strategy == "least-busy":
-        return least_busy(candidates, inflight or {}, cursor, count), {"cursors": {pool: cursor + count}}
+        return least_busy(candidates, signals.inflight or {}, cursor, count), {"cursors": {pool: cursor + count}}
     if strategy == "warm":
         candidates = [i for i in candidates if has_loaded(health.get(i.id), model)] or candidates
     picks, cursor = round_robin(candidates, cursor, count)
