@@ -47,7 +47,12 @@ class OllamactlGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         outcome: list[Any] = []
-        code = exits.guarded(lambda: outcome.append(super(OllamactlGroup, self).invoke(ctx)))
+
+        def command() -> int | None:  # a body's int is its exit code (see commands.forwarded)
+            outcome.append(super(OllamactlGroup, self).invoke(ctx))
+            return outcome[0] if isinstance(outcome[0], int) else None
+
+        code = exits.guarded(command)
         if code:
             raise typer.Exit(code)
         return outcome[0] if outcome else None

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import typer
 
+from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import complete_instance
-from ollamactl.cli.health import health_show
 from ollamactl.cli.help_style import setting_default
 from ollamactl.core import settings
 
@@ -14,6 +14,7 @@ app = typer.Typer()  # this module's commands; cli.app composes them
 
 
 @app.command()
+@forwarded("health")
 def health(
     refs: list[str] | None = typer.Argument(None, metavar="ID_OR_NAME", autocompletion=complete_instance,
                                             show_default=False),
@@ -34,13 +35,10 @@ def health(
 
     Example: ollamactl health --timeout 2 --json | jq -r '.[] | select(.healthy | not) | .id'
     """
-    code = health_show.health(refs=refs, watch=watch, interval=interval, timeout=timeout,
-                              json_output=json_output, include_all=include_all)
-    if code:
-        raise typer.Exit(code)
 
 
 @app.command()
+@forwarded("refresh")
 def refresh(json_output: bool = typer.Option(False, "--json", help="Print a JSON object.")) -> None:
     """Check every enabled instance now and update the health cache.
 
@@ -49,12 +47,10 @@ def refresh(json_output: bool = typer.Option(False, "--json", help="Print a JSON
 
     Example: ollamactl refresh; ollamactl pick -m llama3.2
     """
-    code = health_show.refresh(json_output=json_output)
-    if code:
-        raise typer.Exit(code)
 
 
 @app.command()
+@forwarded("models")
 def models(
     json_output: bool = typer.Option(False, "--json", help="Print a JSON array."),
     diff: bool = typer.Option(False, "--diff", help="Only the models missing somewhere or at several digests."),
@@ -67,4 +63,3 @@ def models(
 
     Example: ollamactl models --json | jq -r '.[] | select(any(.instances[]; .digest_differs)) | .model'
     """
-    health_show.models(json_output=json_output, diff=diff)

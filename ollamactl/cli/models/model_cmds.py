@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ollamactl.cli import output
+from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
 from ollamactl.cli.help_style import setting_default
-from ollamactl.cli.models import ps_show
 from ollamactl.cli.models.model_options import keep_alive_value
 from ollamactl.cli.models.model_plans import plan_table, step_json
 from ollamactl.core import params, settings
@@ -102,6 +102,7 @@ def run_pulls(current: Fleet, jobs: list[tuple[Instance, str]], concurrency: int
 
 
 @app.command()
+@forwarded("ps")
 def ps(refs: list[str] | None = REFS,
        json_output: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
     r"""Show the loaded models on every enabled (or named) instance, from /api/ps.
@@ -111,9 +112,6 @@ def ps(refs: list[str] | None = REFS,
 
     Example: ollamactl ps --json | jq -r '.[] | .id as $i | .models[]? | "\(.name) on \($i)"'
     """
-    code = ps_show.ps(refs=refs, json_output=json_output)
-    if code:
-        raise typer.Exit(code)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,10 +7,10 @@ import sys
 import typer
 
 from ollamactl.cli import output
+from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import choices, complete_instance, complete_priority
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
-from ollamactl.cli.registry import quick
 from ollamactl.core.errors import ExitCode, UsageError
 from ollamactl.core.registry.instances import TYPES, Instance
 
@@ -121,12 +121,12 @@ def _probe_added(current: Fleet, instance: Instance) -> None:
 
 
 @app.command("list")
+@forwarded("list")
 def list_instances(json_output: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
     """Show the registered instances (keys are never shown).
 
     Example: ollamactl list --json | jq -r '.[].url'
     """
-    quick.list_instances(json_output=json_output)
 
 
 @app.command()
@@ -217,9 +217,9 @@ def remove(
 
 
 @app.command("paths")
+@forwarded("paths")
 def show_paths(json_output: bool = typer.Option(False, "--json", help="Print a JSON object.")) -> None:
     """Show where the registry, its backup and the state file live.
 
     Example: ollamactl paths --json
     """
-    quick.paths(json_output=json_output)

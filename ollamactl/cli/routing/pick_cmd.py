@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import typer
 
+from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import choices, complete_model
 from ollamactl.cli.help_style import setting_default
-from ollamactl.cli.routing import pick_exec
 from ollamactl.cli.routing.pick_exec import FORMATS
 from ollamactl.core.errors import ExitCode
 from ollamactl.core.routing.selection import REQUEST_TYPES, STRATEGIES
@@ -25,6 +25,7 @@ KEY = typer.Option(None, "--key", help="Sticky: the same key gets the same insta
 
 
 @app.command()
+@forwarded("pick")
 def pick(
     model: str | None = MODEL,
     request_type: str | None = TYPE,
@@ -43,7 +44,3 @@ def pick(
 
     Example: curl "$(ollamactl pick -m llama3.2)/api/generate" -d '{"model":"llama3.2","prompt":"hi"}'
     """
-    code = pick_exec.pick(model=model, request_type=request_type, strategy=strategy, key=key, count=count, fmt=fmt,
-                          strict=strict, explain=explain, refresh=refresh)
-    if code:
-        raise typer.Exit(code)
