@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
+from ollamactl import ExitCode, InvalidValue, OllamactlError
 from ollamactl.cli import output
-from ollamactl.core.errors import ExitCode, InvalidValue, OllamactlError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,7 +66,7 @@ FLAGS = {"count": "-n/--count", "tries": "--tries", "timeout": "--timeout", "int
          "batch_size": "--batch-size", "per_instance": "--per-instance", "concurrency": "--concurrency",
          "api_key_env": "--api-key-env", "api_key": "--api-key-stdin", "id": "--id", "name": "--name",
          "url": "URL", "model": "MODEL", "models": "MODEL", "ref": "ID_OR_NAME", "refs": "ID_OR_NAME",
-         "tokens": "--tokens", "repeat": "--repeat"}
+         "tokens": "--tokens", "repeat": "--repeat", "instances": "--instances", "pull_speed": "--pull-speed"}
 
 
 def failed(error: OllamactlError) -> int:
@@ -97,7 +97,7 @@ def leave(code: int) -> NoReturn:
     ends it quietly with 1, any other error (a full disk) is said, with 1 (a failing code stays)."""
     import os
 
-    from ollamactl.core.fleet import Fleet
+    from ollamactl import Fleet
 
     try:
         sys.stdout.flush()

@@ -8,10 +8,9 @@ from typing import Any
 
 import typer
 
+from ollamactl import ExitCode
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
-from ollamactl.core import settings
-from ollamactl.core.errors import ExitCode
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -67,9 +66,6 @@ def discover(
 
     Example: ollamactl discover 192.168.1.0/24 --port 11434 --port 11435 --add
     """
-    settings.checked("timeout", timeout, "--timeout")
-    settings.checked("connect_timeout", connect_timeout, "--connect-timeout")
-    settings.checked("concurrency", concurrency, "--concurrency")
     current = fleet()
     found: list[Any] = []
     progress = Progress(found) if sys.stderr.isatty() else None
@@ -82,7 +78,7 @@ def discover(
     finally:
         if progress is not None:
             progress.stop()
-    from ollamactl.core.discover import url_order
+    from ollamactl import url_order
 
     found.sort(key=url_order)
     fresh = [item for item in found if item.registered is None]

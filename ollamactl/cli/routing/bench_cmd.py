@@ -7,11 +7,11 @@ from typing import Any
 
 import typer
 
+from ollamactl import ExitCode
 from ollamactl.cli import output
 from ollamactl.cli.completers import complete_model
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
-from ollamactl.core.errors import ExitCode
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -64,9 +64,9 @@ def _table(results: list[Any]) -> None:
 
 
 def _set_weights(current: Any, results: list[Any], yes: bool) -> None:
-    from ollamactl.core.metrics.speed import weights
+    from ollamactl import speed_weights
 
-    wanted = weights(results)
+    wanted = speed_weights(results)
     now = {i.id: i for i in current.instances()}
     changes = {iid: weight for iid, weight in wanted.items() if iid in now and now[iid].weight != weight}
     if not changes:

@@ -20,13 +20,12 @@ import sys
 import time
 from typing import Any
 
+from ollamactl import ModelMissing, OllamactlError, UsageError
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 from ollamactl.cli.models.missing_model import with_pull_hint
 from ollamactl.cli.routing.request_input import open_inputs
 from ollamactl.core import settings
-from ollamactl.core.errors import OllamactlError, UsageError
-from ollamactl.core.routing.router import ModelMissing
 
 _PROGRESS_MIN_BATCHES = 4
 
@@ -92,7 +91,7 @@ def embed(model: str, texts: list[str] | None, file: str | None, batch_size: int
           instance_ref: str | None, per_instance: int, connect_timeout: float | None,
           first_byte_timeout: float | None, wait: float | None, strict: bool, verbose: bool) -> None:
     """Embed the texts with every eligible instance at once (see `ollamactl embed --help`)."""
-    from ollamactl.core.http import Timeouts
+    from ollamactl import Timeouts
     from ollamactl.core.proxy import embed
 
     began = time.perf_counter()

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import typer
 
+from ollamactl import REQUEST_TYPES, STRATEGIES
 from ollamactl.cli.completers import choices, complete_model
 from ollamactl.cli.routing import pick_exec
 from ollamactl.cli.routing.pick_exec import FORMATS
-from ollamactl.core.routing.selection import REQUEST_TYPES, STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import typer
 
+from ollamactl import STRATEGIES
 from ollamactl.cli.completers import choices, complete_instance, complete_model
 from ollamactl.cli.routing import run_stream
 from ollamactl.cli.routing.exec_cmd import WAIT_HELP
-from ollamactl.core.routing.selection import STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 

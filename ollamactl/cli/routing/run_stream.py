@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any
 
+from ollamactl import ModelMissing, UsageError
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 from ollamactl.cli.models.missing_model import with_pull_hint
@@ -19,8 +20,6 @@ from ollamactl.cli.models.model_options import keep_alive_value, typed_options
 from ollamactl.cli.routing.request_input import parse_format, parse_option, read_prompt
 from ollamactl.cli.routing.spinner import Spinner
 from ollamactl.core import settings
-from ollamactl.core.errors import UsageError
-from ollamactl.core.routing.router import ModelMissing
 
 
 class _BufferedOut:
@@ -121,8 +120,7 @@ def run(model: str, prompt: list[str] | None, chat: bool, system: str | None, js
         instance_ref: str | None, strategy: str | None, key: str | None, tries: int, wait: float | None,
         strict: bool, connect_timeout: float | None, first_byte_timeout: float | None, verbose: bool) -> None:
     """Stream MODEL's answer to the prompt (see `ollamactl run --help` for the options)."""
-    from ollamactl.core.http import Timeouts
-    from ollamactl.core.proxy.generate import GenerateRequest
+    from ollamactl import GenerateRequest, Timeouts
 
     began = time.monotonic()
     settings.checked("tries", tries)  # before the prompt is read

@@ -25,12 +25,13 @@ class ExportFiles:
     secrets: Path | None
 
 
-def checked_paths(fmt: str, output: str | None, secrets: str | None) -> ExportFiles:
+def checked_paths(fmt: str, output: str | os.PathLike[str] | None, secrets: str | os.PathLike[str] | None
+                  ) -> ExportFiles:
     """Absolute paths for -o and --secrets-file; UsageError (nothing written) when they cannot be used."""
     if secrets is not None and fmt in FORMATS and fmt != "nginx":
         raise UsageError(f"--secrets-file is for --format nginx, not {fmt}",
                          "LiteLLM and HAProxy read keys from the environment; leave it out")
-    paths = [_checked(path, flag) if path is not None else None
+    paths = [_checked(os.fspath(path), flag) if path is not None else None
              for path, flag in ((output, "--output"), (secrets, "--secrets-file"))]
     if paths[0] is not None and paths[0] == paths[1]:
         raise UsageError(f"--output and --secrets-file are the same file ({paths[0]})",
