@@ -18,7 +18,7 @@ from ollamactl.core import __version__
 _HOMES = {  # name -> the module under ollamactl.core defining it ("module:attribute" when named otherwise there)
     "Fleet": "fleet",
     "OllamactlError": "errors", "UsageError": "errors", "InvalidValue": "errors", "RegistryError": "errors",
-    "NoInstanceError": "errors", "BusyError": "errors", "ExitCode": "errors",
+    "Said": "errors", "NoInstanceError": "errors", "BusyError": "errors", "ExitCode": "errors",
     "ModelMissing": "routing.router", "Request": "routing.router", "Decision": "routing.router",
     "STRATEGIES": "routing.selection", "REQUEST_TYPES": "routing.selection",
     "OllamaError": "http", "AllFailed": "http", "Timeouts": "http",
@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover - what a type checker sees of each lazy na
         NoInstanceError,
         OllamactlError,
         RegistryError,
+        Said,
         UsageError,
     )
     from ollamactl.core.export.build import FORMATS

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 
 from ollamactl.core import params, paths, settings
-from ollamactl.core.errors import InvalidValue, NoInstanceError, OllamactlError, UsageError
+from ollamactl.core.errors import InvalidValue, NoInstanceError, OllamactlError, Said, UsageError
 from ollamactl.core.health import cache as health_cache
 from ollamactl.core.registry import instances as registry
 from ollamactl.core.registry.instances import Instance, Registry
@@ -201,7 +201,8 @@ class Fleet:
         result = health.check([candidate], float(self.registry().setting("timeout")))[0]
         if not result.healthy:
             raise OllamactlError(f"{candidate.url} does not answer like Ollama ({result.error}); nothing registered",
-                                 "check the URL and that the server runs (without --check it is registered anyway)")
+                                 Said("check the URL and that the server runs (without {check=True} it is"
+                                      " registered anyway)"))
 
     def update(self, ref: str, **changes: Any) -> Instance:
         """Change fields of one instance: url, name, type, weight, enabled, priority, max_inflight
@@ -395,7 +396,8 @@ class Fleet:
         chosen = [i for i in reg.instances if include_disabled or i.enabled]
         if not chosen:
             raise NoInstanceError(f"all {len(reg.instances)} registered instances are disabled",
-                                  "pass --all to include them anyway, or `ollamactl enable ID_OR_NAME`")
+                                  Said("pass {include_disabled=True} to include them anyway, or"
+                                       " `ollamactl enable ID_OR_NAME`"))
         return chosen
 
     # -- health ---------------------------------------------------------------------------------
@@ -901,9 +903,10 @@ class Fleet:
                 listing = ", ".join(f"{iid} {digest[:12]}" for iid, digest in digests.items())
                 if not allow_mixed:
                     raise OllamactlError(f"the instances hold different builds of {model}: {listing}",
-                                         "vectors from different builds do not mix; pull the same build"
-                                         " everywhere, pick one with --instance, or pass --allow-mixed")
-                self.warn(f"mixing different builds of {model} (--allow-mixed): {listing}")
+                                         Said("vectors from different builds do not mix; pull the same build"
+                                              " everywhere, pick one with {instance}, or pass {allow_mixed=True}"))
+                self.warn(Said("mixing different builds of {model} ({allow_mixed=True}): {listing}", model=model,
+                               listing=listing))
         if log is not None:
             log("embedding on " + ", ".join(label(i) for i in instances) + f" ({per_instance} in flight each)")
         return embed.embed(instances, model, batches, write,
@@ -947,7 +950,7 @@ class Fleet:
             params.model(model)
         files = export_files.checked_paths(fmt, output, secrets_file)
         if listen is not None and fmt == "json":
-            raise UsageError("--listen applies to the gateway formats, not json", "leave it out")
+            raise UsageError(Said("{listen} applies to the gateway formats, not json"), "leave it out")
         reg = self.registry()
         keyed = [i for i in reg.instances if i.api_key or i.api_key_env] if secrets_file else []
         options = export.Options(model=model, request_type=type, include_all=include_disabled,

@@ -49,7 +49,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ollamactl.core.errors import UsageError
+from ollamactl.core.errors import Said, UsageError
 from ollamactl.core.export.common import (
     Exported,
     Options,
@@ -121,7 +121,7 @@ def export(fmt: str, instances: Sequence[Instance], health: dict[str, Any], opti
     if options.request_type is not None and options.request_type not in REQUEST_TYPES:
         raise UsageError(f"unknown type {options.request_type!r}", f"choose one of: {', '.join(REQUEST_TYPES)}")
     if options.model is not None and not options.model.strip():
-        raise UsageError("--model is empty", "give a model name such as llama3.2")
+        raise UsageError(Said("{model} is empty"), "give a model name such as llama3.2")
     if fmt == "nginx":
         from ollamactl.core.export.nginx import nginx as writer
     elif fmt == "haproxy":
