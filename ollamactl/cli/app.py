@@ -16,8 +16,8 @@ import typer
 from typer.completion import completion_init
 from typer.core import TyperGroup
 
+from ollamactl import UsageError
 from ollamactl.cli import commands, exits, help_style, output
-from ollamactl.core.errors import UsageError
 
 
 class OllamactlGroup(TyperGroup):

@@ -17,7 +17,7 @@ def choices(values: Sequence[str]) -> Callable[[str], list[str]]:
 
 def complete_instance(incomplete: str) -> list[str]:
     """Ids and names from the local registry, for shell completion."""
-    from ollamactl.core.fleet import Fleet
+    from ollamactl import Fleet
 
     try:
         instances = Fleet().instances()
@@ -31,8 +31,7 @@ def complete_instance(incomplete: str) -> list[str]:
 
 def complete_priority(incomplete: str) -> list[str]:
     """The tiers the local registry uses, the default 0 and `backup`, for shell completion."""
-    from ollamactl.core.fleet import Fleet
-    from ollamactl.core.registry.instances import BACKUP
+    from ollamactl import BACKUP, Fleet
 
     try:
         used = {instance.priority for instance in Fleet().instances() if instance.tier_name != BACKUP}
@@ -44,16 +43,10 @@ def complete_priority(incomplete: str) -> list[str]:
 
 def complete_model(incomplete: str) -> list[str]:
     """Model names from the health cache, for shell completion (none that holds a configured key)."""
-    from ollamactl.core.fleet import Fleet
-    from ollamactl.core.registry.keys import holds, keys_of
+    from ollamactl import Fleet
 
     try:
-        fleet = Fleet()
-        keys = keys_of(fleet.instances())
-        entries = fleet.store.read()["health"].values()
-        names = sorted({m["name"] for entry in entries for m in entry.get("models") or ()
-                        if isinstance(m.get("name"), str) and m["name"].isprintable()  # no escapes into a shell
-                        and not holds(m["name"], keys)})
+        names = Fleet().cached_models()
     except Exception:  # completion must never fail loudly
         return []
-    return [name for name in names if name.startswith(incomplete)]
+    return [name for name in names if name.isprintable() and name.startswith(incomplete)]  # no escapes into a shell

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from ollamactl import UsageError
 from ollamactl.cli import output
-from ollamactl.core.errors import UsageError
 
 
 def confirm(question: str, yes: bool, verb: str) -> None:

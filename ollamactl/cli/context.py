@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ollamactl import Fleet
 from ollamactl.cli import output
-from ollamactl.core.fleet import Fleet
 
 
 def fleet() -> Fleet:

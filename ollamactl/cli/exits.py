@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import sys
 
+from ollamactl import ExitCode, OllamactlError
 from ollamactl.cli import output
-from ollamactl.core.errors import ExitCode, InvalidValue, OllamactlError
+from ollamactl.cli.flags import FLAGS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,19 +61,9 @@ def _output_error(error: OSError) -> bool:
     return not error.filename and error.errno in (errno.EIO, errno.EFBIG, errno.ENOSPC, errno.EDQUOT)
 
 
-# The library's parameters as the command line spells them (core errors name the parameter).
-FLAGS = {"count": "-n/--count", "tries": "--tries", "timeout": "--timeout", "interval": "--interval",
-         "wait": "--wait", "connect_timeout": "--connect-timeout", "first_byte_timeout": "--first-byte-timeout",
-         "batch_size": "--batch-size", "per_instance": "--per-instance", "concurrency": "--concurrency",
-         "api_key_env": "--api-key-env", "api_key": "--api-key-stdin", "id": "--id", "name": "--name",
-         "url": "URL", "model": "MODEL", "models": "MODEL", "ref": "ID_OR_NAME", "refs": "ID_OR_NAME",
-         "tokens": "--tokens", "repeat": "--repeat"}
-
-
 def failed(error: OllamactlError) -> int:
     """The error line, then each of its details on an indented line of its own."""
-    if isinstance(error, InvalidValue):
-        error = error.named(FLAGS)
+    error = error.named(FLAGS)
     output.error(error.headline())
     for line in error.details:
         output.message(f"  {line}")
@@ -97,7 +88,7 @@ def leave(code: int) -> NoReturn:
     ends it quietly with 1, any other error (a full disk) is said, with 1 (a failing code stays)."""
     import os
 
-    from ollamactl.core.fleet import Fleet
+    from ollamactl import Fleet
 
     try:
         sys.stdout.flush()

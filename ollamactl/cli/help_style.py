@@ -21,9 +21,7 @@ from typing import Any
 
 from typer.core import TyperArgument, TyperCommand
 
-from ollamactl.core.errors import EXIT_MEANINGS, ExitCode
-from ollamactl.core.registry import DEFAULT_PORT
-from ollamactl.core.settings import DEFAULTS
+from ollamactl import DEFAULT_PORT, EXIT_MEANINGS, SETTING_DEFAULTS, ExitCode
 
 _FACT = re.compile(r"\{(ExitCode\.[A-Z_]+|EXIT_CODES|DEFAULT_PORT|DEFAULTS\[[a-z_]+\])\}")
 
@@ -66,13 +64,13 @@ def _fact(name: str) -> str:
     if name == "DEFAULT_PORT":
         return str(DEFAULT_PORT)
     if name.startswith("DEFAULTS["):
-        return _shown(DEFAULTS[name[len("DEFAULTS["):-1]])
+        return _shown(SETTING_DEFAULTS[name[len("DEFAULTS["):-1]])
     return str(getattr(ExitCode, name.removeprefix("ExitCode.")))
 
 
 def setting_default(key: str) -> str:
     """How an option's help names the `[settings]` value it defaults to: `(default: the wait setting, 60)`."""
-    return f"(default: the {key} setting, {_shown(DEFAULTS[key])})"
+    return f"(default: the {key} setting, {_shown(SETTING_DEFAULTS[key])})"
 
 
 def _shown(value: object) -> str:

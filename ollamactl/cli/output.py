@@ -72,7 +72,9 @@ def message(text: str) -> None:
 
 
 def warn(text: str) -> None:
-    _write(f"{PREFIX}: warning: {clean(text, MAX_MESSAGE)}", vital=True)
+    from ollamactl.cli.flags import in_flags
+
+    _write(f"{PREFIX}: warning: {clean(in_flags(text), MAX_MESSAGE)}", vital=True)
 
 
 def error(text: str) -> None:

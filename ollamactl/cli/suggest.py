@@ -4,7 +4,7 @@ app, so each command line reads the same on both routes. difflib loads only on a
 
 from __future__ import annotations
 
-from ollamactl.core.errors import UsageError
+from ollamactl import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover

@@ -11,5 +11,8 @@ and the modules they share: errors (error types and exit codes), settings (every
 default and the one check of every number), params (the rules for other arguments), paths (where
 the files live), http (client settings, headers and errors for every call to a server),
 server_json (the one parser of servers' JSON), records (NamedTuple's class syntax without typing),
-timefmt (times in words and RFC 3339), discover (finding servers on hosts and networks).
+discover (finding servers on hosts and networks). `__version__` is here, where the core's requests
+say it (User-Agent); the package exports it.
 """
+
+__version__ = "0.1.0"

@@ -17,7 +17,7 @@ import ipaddress
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from ollamactl.core.errors import UsageError
+from ollamactl.core.errors import Said, UsageError
 from ollamactl.core.registry.urls import DEFAULT_PORT, normalise_url
 
 TYPE_CHECKING = False
@@ -172,7 +172,7 @@ class Plan:
                              "scan smaller blocks, e.g. the /24s your servers are on")
         if self.addresses > WITHOUT_YES and not yes:
             raise UsageError(f"the targets hold {self.addresses:,} addresses, more than a /16 ({WITHOUT_YES:,})",
-                             "name a smaller block, or pass --yes if you mean to scan them all")
+                             Said("name a smaller block, or pass {yes=True} if you mean to scan them all"))
 
     def urls(self) -> Iterator[str | None]:
         """Each URL to try, in the order the targets were given; None for one given before (a host

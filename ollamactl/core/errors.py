@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
 
 class ExitCode:
     """The exit codes, as plain ints (an IntEnum would cost `pick` the import of enum); what each
@@ -23,11 +27,49 @@ EXIT_MEANINGS = {  # as `ollamactl --help` lists them; docs/output.md says more 
     ExitCode.SOME_UNHEALTHY: "some instances unhealthy (health)",
     ExitCode.INTERRUPTED: "interrupted",
 }
+class Said(str):
+    """Words that name a parameter, which a front end may call otherwise (the CLI: by its flag).
+
+    `template` is a `str.format` template: a field given in `values` is a value (quoted user
+    input, never read as a template itself; a Said among them is named with the rest); any other
+    field is a parameter, `{listen}`, or passing a value to it, `{include_disabled=True}`. The
+    string itself is the library's words (`listen`, `include_disabled=True`); `named(names)` gives
+    a front end's: each parameter under its name in `names`, `{p=True}` as that name alone,
+    `{p=v}` as the name and `v` (`--format nginx`).
+    """
+
+    template: str
+    values: dict[str, Any]
+
+    def __new__(cls, template: str, **values: Any) -> Said:
+        said = super().__new__(cls, template.format_map(_Spelled(values, {})))
+        said.template = template
+        said.values = values
+        return said
+
+    def named(self, names: dict[str, str]) -> str:
+        values = {key: value.named(names) if isinstance(value, Said) else value for key, value in self.values.items()}
+        return self.template.format_map(_Spelled(values, names))
+
+
+class _Spelled(dict):  # type: ignore[type-arg]
+    """The fields of a Said: its values, then each parameter as `names` (else the library) spells it."""
+
+    def __init__(self, values: dict[str, Any], names: dict[str, str]):
+        super().__init__(values)
+        self.names = names
+
+    def __missing__(self, field: str) -> str:
+        param, passed, value = field.partition("=")
+        if param not in self.names:
+            return field
+        return self.names[param] if not passed or value == "True" else f"{self.names[param]} {value}"
 
 
 class OllamactlError(Exception):
     """An error the user can act on: `message` says what went wrong, `hint` what to do, and
-    `details` holds facts that belong on lines of their own (one per attempt, one per instance)."""
+    `details` holds facts that belong on lines of their own (one per attempt, one per instance).
+    A message or hint that names a parameter is a `Said`; `named` gives the error in a front end's words."""
 
     exit_code = ExitCode.FAILED
     details: tuple[str, ...] = ()
@@ -36,6 +78,14 @@ class OllamactlError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+    def named(self, names: dict[str, str]) -> OllamactlError:
+        """The same error, each parameter its message and hint name under its name in `names`."""
+        shown = type(self).__new__(type(self))
+        shown.__dict__.update(self.__dict__)
+        shown.message = self.message.named(names) if isinstance(self.message, Said) else self.message
+        shown.hint = self.hint.named(names) if isinstance(self.hint, Said) else self.hint
+        return shown
 
     def headline(self) -> str:
         """The message and the hint, without the details."""
@@ -60,13 +110,10 @@ class InvalidValue(UsageError):
     `named`."""
 
     def __init__(self, params: tuple[str, ...], problem: str, hint: str | None = None):
-        super().__init__(f"{' and '.join(params)} {problem}", hint)
+        subject = " and ".join(f"{{{param}}}" for param in params)
+        super().__init__(Said(subject + " {problem}", problem=problem), hint)
         self.params = params
         self.problem = problem
-
-    def named(self, names: dict[str, str]) -> InvalidValue:
-        """The same error, each parameter under its name in `names` (when it has one there)."""
-        return InvalidValue(tuple(names.get(param, param) for param in self.params), self.problem, self.hint)
 
 
 class RegistryError(OllamactlError):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 
 from ollamactl.core import params, paths, settings
-from ollamactl.core.errors import InvalidValue, NoInstanceError, OllamactlError, UsageError
+from ollamactl.core.errors import InvalidValue, NoInstanceError, OllamactlError, Said, UsageError
 from ollamactl.core.health import cache as health_cache
 from ollamactl.core.registry import instances as registry
 from ollamactl.core.registry.instances import Instance, Registry
@@ -33,7 +33,6 @@ from ollamactl.core.state.store import FileStore
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-    from pathlib import Path
     from typing import Any
 
     from ollamactl.core.discover import Found
@@ -147,6 +146,14 @@ class Fleet:
         """The instance whose id, else name, is `ref` (a UsageError with close matches otherwise)."""
         return self.registry().find(ref)
 
+    def registered(self, url: str) -> Instance | None:
+        """The registered instance that is the server at `url` under any spelling of it (localhost,
+        127.0.0.1, [::1], ...), or None."""
+        from ollamactl.core.registry.urls import normalise_url, server_key
+
+        key = server_key(normalise_url(params.text("url", url)))
+        return next((i for i in self.instances() if server_key(i.url) == key), None)
+
     @property
     def default_instance(self) -> Instance:
         """The instance used when nothing is registered: OLLAMA_HOST, else registry.DEFAULT_URL."""
@@ -190,7 +197,8 @@ class Fleet:
         result = health.check([candidate], float(self.registry().setting("timeout")))[0]
         if not result.healthy:
             raise OllamactlError(f"{candidate.url} does not answer like Ollama ({result.error}); nothing registered",
-                                 "check the URL and that the server runs (without --check it is registered anyway)")
+                                 Said("check the URL and that the server runs (without {check=True} it is"
+                                      " registered anyway)"))
 
     def update(self, ref: str, **changes: Any) -> Instance:
         """Change fields of one instance: url, name, type, weight, enabled, priority, max_inflight
@@ -382,7 +390,8 @@ class Fleet:
         chosen = [i for i in reg.instances if include_disabled or i.enabled]
         if not chosen:
             raise NoInstanceError(f"all {len(reg.instances)} registered instances are disabled",
-                                  "pass --all to include them anyway, or `ollamactl enable ID_OR_NAME`")
+                                  Said("pass {include_disabled=True} to include them anyway, or"
+                                       " `ollamactl enable ID_OR_NAME`"))
         return chosen
 
     # -- health ---------------------------------------------------------------------------------
@@ -494,6 +503,23 @@ class Fleet:
         keys = keys_of([*reg.instances, *instances])  # the cache's words hid the keys known when stored
         return {i.id: scrubbed(HealthResult.from_cache(i.id, lookup.entries[i.id]), keys) for i in instances}
 
+    def ejections(self, now: float) -> dict[str, float]:
+        """Instance id -> epoch until which the circuit breaker keeps it out (only those out at `now`)."""
+        from ollamactl.core.routing.selection import ejected_until
+
+        ejected = ((i, ejected_until(entry, now)) for i, entry in self.store.read()["breaker"].items())
+        return {instance_id: float(until) for instance_id, until in ejected if until is not None}
+
+    def cached_models(self) -> list[str]:
+        """The model names in the health cache, sorted: the state's files only, never the network (for
+        shell completion); none that holds a configured key."""
+        from ollamactl.core.registry.keys import holds, keys_of
+
+        keys = keys_of(self.instances())
+        entries = self.store.read()["health"].values()
+        return sorted({m["name"] for entry in entries for m in entry.get("models") or ()
+                       if isinstance(m.get("name"), str) and not holds(m["name"], keys)})
+
     def models(self, results: dict[str, HealthResult] | None = None) -> list[dict[str, Any]]:
         """Per model: the healthy instances holding it, loaded or not, and digest mismatches."""
         from ollamactl.core.models.inventory import model_map
@@ -548,7 +574,7 @@ class Fleet:
         """
         import time
 
-        from ollamactl.core.timefmt import age
+        from ollamactl.timefmt import age
 
         reg = self.registry()
         keep = {i.id for i in named}
@@ -869,9 +895,10 @@ class Fleet:
                 listing = ", ".join(f"{iid} {digest[:12]}" for iid, digest in digests.items())
                 if not request.allow_mixed:
                     raise OllamactlError(f"the instances hold different builds of {model}: {listing}",
-                                         "vectors from different builds do not mix; pull the same build"
-                                         " everywhere, pick one with --instance, or pass --allow-mixed")
-                self.warn(f"mixing different builds of {model} (--allow-mixed): {listing}")
+                                         Said("vectors from different builds do not mix; pull the same build"
+                                              " everywhere, pick one with {instance}, or pass {allow_mixed=True}"))
+                self.warn(Said("mixing different builds of {model} ({allow_mixed=True}): {listing}", model=model,
+                               listing=listing))
         if log is not None:
             log("embedding on " + ", ".join(label(i) for i in instances) + f" ({request.per_instance} in flight each)")
         return embed.embed(instances, model, batches, write,
@@ -898,38 +925,45 @@ class Fleet:
     # -- export ---------------------------------------------------------------------------------
 
     def export(self, fmt: str, *, model: str | None = None, type: str | None = None,  # noqa: A002
-               include_disabled: bool = False, listen: str | None = None, output: Path | None = None,
-               secrets_file: Path | None = None) -> Exported:
+               include_disabled: bool = False, listen: str | None = None,
+               output: str | os.PathLike[str] | None = None, secrets_file: str | os.PathLike[str] | None = None,
+               write: bool = False) -> Exported:
         """The fleet as a gateway config (litellm, nginx, haproxy) or JSON, from the registry and the
         health cache; its `warnings` say what was left out and why. `listen` (ADDR:PORT, default
         DEFAULT_LISTEN: loopback, Ollama's port) is where the gateway listens; `output` the path the
-        config will be written to (named in its header); nginx with `secrets_file` also gets the keys
-        of keyed instances, in `Exported.secrets`, for that file (see core/export/files.py for writing
-        them)."""
+        config goes to (named in its header); nginx with `secrets_file` also gets the keys of keyed
+        instances, in `Exported.secrets`, for that file. Both paths are checked before anything is
+        built; with `write`, the secrets file (mode 0600) and then the config are written to them,
+        atomically (core/export/files.py)."""
         import time
 
         from ollamactl.core.export import build as export
+        from ollamactl.core.export import files as export_files
         from ollamactl.core.export.common import DEFAULT_LISTEN
         from ollamactl.core.health.probe import scrubbed_entries
         from ollamactl.core.registry.keys import keys_of
 
         if model is not None:
             params.model(model)
+        files = export_files.checked_paths(fmt, output, secrets_file)
         if listen is not None and fmt == "json":
-            raise UsageError("--listen applies to the gateway formats, not json", "leave it out")
+            raise UsageError(Said("{listen} applies to the gateway formats, not json"), "leave it out")
         reg = self.registry()
         keyed = [i for i in reg.instances if i.api_key or i.api_key_env] if secrets_file else []
         options = export.Options(model=model, request_type=type, include_all=include_disabled,
                                  strategy=str(reg.setting("strategy")),
                                  health_ttl=health_cache.Freshness.of(reg).stale,  # older: a warning
                                  now=time.time(), listen=listen or DEFAULT_LISTEN,
-                                 output=str(output) if output else None,
-                                 secrets_file=str(secrets_file) if secrets_file else None,
+                                 output=str(files.output) if files.output else None,
+                                 secrets_file=str(files.secrets) if files.secrets else None,
                                  keys={i.id: key for i in keyed if (key := i.resolve_api_key())})
         # The cache's words hid the keys known when stored; keys may have changed since. The config
         # itself is never scrubbed: only the secrets file (written 0600, for nginx) holds keys.
         health = scrubbed_entries(self.store.read()["health"], keys_of(reg.instances))
-        return export.export(fmt, reg.instances, health, options)
+        result = export.export(fmt, reg.instances, health, options)
+        if write:
+            export_files.write(files, result)
+        return result
 
 
 def _routing_request(request: Any) -> routing.Request:

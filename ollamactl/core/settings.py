@@ -1,9 +1,10 @@
 """The `[settings]` of a registry and every number a user can give: defaults, bounds and the one check.
 
-Flags that override a setting (`--timeout`, `--connect-timeout`, ...) and the other numbers a
-command takes (`--weight`, `-n`, `--per-instance`, ...) are checked by the same function, so a value
-is accepted or refused in the same words wherever it comes from: finite, in range, whole where a
-count is meant. A refused flag is a usage error (exit 2) that quotes the value.
+Arguments that override a setting (`timeout`, `connect_timeout`, ...) and the other numbers a
+method takes (`weight`, `count`, `per_instance`, ...) are checked by the same function (exported
+as `checked_number`), so a value is accepted or refused in the same words wherever it comes from:
+finite, in range, whole where a count is meant. A refused number is an InvalidValue (exit 2) that
+names the parameter (the CLI: its flag) and quotes the value.
 """
 
 from __future__ import annotations

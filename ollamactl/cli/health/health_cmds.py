@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import typer
 
+from ollamactl import NUMBER_RULES
 from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import complete_instance
 from ollamactl.cli.help_style import setting_default
-from ollamactl.core import settings
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -21,7 +21,7 @@ def health(
     watch: bool = typer.Option(False, "--watch", help="Keep checking and update the table (Ctrl-C to stop)."),
     interval: float = typer.Option(2.0, "--interval", metavar="S",
                                    help="Seconds between checks with --watch"
-                                        f" (at least {settings.NUMBERS['interval'].low:g})."),
+                                        f" (at least {NUMBER_RULES['interval'].low:g})."),
     timeout: float | None = typer.Option(None, "--timeout", metavar="S",
                                          help=f"Deadline per instance, seconds {setting_default('timeout')}."),
     json_output: bool = typer.Option(False, "--json",

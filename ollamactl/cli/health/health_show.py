@@ -10,17 +10,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ollamactl import ExitCode, Fleet, Instance, checked_number
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 from ollamactl.cli.health import health_view
-from ollamactl.core import settings
-from ollamactl.core.errors import ExitCode
-from ollamactl.core.fleet import Fleet
-from ollamactl.core.registry.instances import Instance
-from ollamactl.core.routing.selection import ejected_until
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.core.health.probe import HealthResult
+    from ollamactl import HealthResult
 
 
 # ---------------------------------------------------------------------------------------------
@@ -32,12 +28,6 @@ def _exit_code(results: Sequence[HealthResult]) -> int:
     if healthy == len(results):
         return ExitCode.OK
     return ExitCode.NO_INSTANCE if healthy == 0 else ExitCode.SOME_UNHEALTHY
-
-
-def _ejections(current: Fleet, now: float) -> dict[str, float]:
-    """Instance id -> epoch until which the circuit breaker keeps it out (only those in the future)."""
-    ejected = ((i, ejected_until(entry, now)) for i, entry in current.store.read()["breaker"].items())
-    return {instance_id: float(until) for instance_id, until in ejected if until is not None}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +42,7 @@ def _watch(current: Fleet, refs: list[str] | None, include_all: bool, timeout: f
 
     registered = current.following(refs or (), include_all)
     view = health_view.WatchView(registered())
-    ejected = _ejections(current, time.time())
+    ejected = current.ejections(time.time())
 
     def instances() -> list[Instance]:
         view.follow(registered())
@@ -68,7 +58,7 @@ def _watch(current: Fleet, refs: list[str] | None, include_all: bool, timeout: f
 
     def on_tick() -> None:
         ejected.clear()
-        ejected.update(_ejections(current, time.time()))
+        ejected.update(current.ejections(time.time()))
 
     if json_output:
         current.watch(instances, interval=interval, timeout=timeout, on_start=view.started, on_result=on_result,
@@ -112,8 +102,8 @@ def health(refs: list[str] | None, watch: bool, interval: float, timeout: float 
            include_all: bool) -> int:
     """Check `refs` (else every enabled instance) now; show the results; the exit code."""
     if timeout is not None:
-        settings.checked("timeout", timeout)
-    settings.checked("interval", interval)
+        checked_number("timeout", timeout)
+    checked_number("interval", interval)
     current = fleet()
     if watch:
         _watch(current, refs, include_all, timeout, interval, json_output)
@@ -121,7 +111,7 @@ def health(refs: list[str] | None, watch: bool, interval: float, timeout: float 
     instances = current.targets(refs or (), include_all)
     results = current.probe(instances, timeout=timeout)
     now = time.time()
-    ejected = _ejections(current, now)
+    ejected = current.ejections(now)
     if json_output:
         output.print_json([health_view.json_row(i, r, ejected, now) for i, r in zip(instances, results, strict=True)])
     else:

@@ -12,13 +12,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ollamactl import Instance
 from ollamactl.cli import output
-from ollamactl.core.registry.instances import Instance
-from ollamactl.core.timefmt import age, clock, iso_utc
 from ollamactl.model_names import normalise_model
+from ollamactl.timefmt import age, clock, iso_utc
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.core.health.probe import HealthResult
+    from ollamactl import HealthResult
 
 Row = tuple[Instance, "HealthResult | None", "float | None"]  # instance, last result, probe running since
 COLUMNS = ("INSTANCE", "URL", "TYPE", "STATUS", "LATENCY", "AGE", "VERSION", "MODELS", "LOADED", "ERROR")

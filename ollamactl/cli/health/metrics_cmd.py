@@ -7,10 +7,10 @@ from typing import Any
 
 import typer
 
+from ollamactl import OllamactlError, UsageError
 from ollamactl.cli import output
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
-from ollamactl.core.errors import OllamactlError, UsageError
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -20,7 +20,7 @@ DEFAULT_PORT = 9464  # the port OpenTelemetry's Prometheus exporter uses; free o
 
 def current_text() -> str:
     """The exposition of the fleet now: every enabled instance's health fresh (probed where stale)."""
-    from ollamactl.core.metrics.report import exposition
+    from ollamactl import exposition
 
     current = fleet()
     current.health()

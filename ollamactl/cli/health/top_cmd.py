@@ -15,9 +15,9 @@ from typing import Any
 
 import typer
 
+from ollamactl import checked_number
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
-from ollamactl.core import settings
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -149,7 +149,7 @@ def top(
 
     Example: ollamactl top --once | grep DOWN
     """
-    settings.checked("interval", interval, "--interval")
+    checked_number("interval", interval)
     poller = Poller(interval)
     if once:
         poller.once()

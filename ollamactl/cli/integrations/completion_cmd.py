@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import typer
 
+from ollamactl import UsageError
 from ollamactl.cli.completers import choices
-from ollamactl.core.errors import UsageError
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import typer
 
+from ollamactl import DEFAULT_LISTEN, REQUEST_TYPES
 from ollamactl.cli import output
 from ollamactl.cli.completers import complete_model
 from ollamactl.cli.context import fleet
-from ollamactl.core.export.common import DEFAULT_LISTEN
-from ollamactl.core.routing.selection import REQUEST_TYPES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
 
 def _complete_format(incomplete: str) -> list[str]:
-    from ollamactl.core.export.build import FORMATS
+    from ollamactl import FORMATS
 
     return [fmt for fmt in FORMATS if fmt.startswith(incomplete)]
 
@@ -58,19 +57,16 @@ def export(
 
     Example: ollamactl export --format haproxy -o /etc/haproxy/ollama.cfg
     """
-    from ollamactl.core.export import files as export_files
-    from ollamactl.core.export.common import NothingToExport
+    from ollamactl import NothingToExport
 
-    files = export_files.checked_paths(fmt, output_path, secrets_file)
     try:
         result = fleet().export(fmt, model=model, type=request_type, include_disabled=include_all, listen=listen,
-                                output=files.output, secrets_file=files.secrets)
+                                output=output_path, secrets_file=secrets_file, write=True)
     except NothingToExport as nothing:
         for message in nothing.warnings:
             output.warn(message)
         raise
     for message in result.warnings:
         output.warn(message)
-    if files.output is None:
+    if output_path is None:
         typer.echo(result.text, nl=False)
-    export_files.write(files, result)

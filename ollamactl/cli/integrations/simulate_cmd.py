@@ -9,10 +9,9 @@ from typing import Any
 
 import typer
 
+from ollamactl import OllamactlError, UsageError, checked_number
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
-from ollamactl.core import settings
-from ollamactl.core.errors import OllamactlError, UsageError
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -86,20 +85,16 @@ def _complete_fault(incomplete: str) -> list[str]:
 def _register(urls: list[str]) -> tuple[list[str], dict[str, str]]:
     """Add sim-1..sim-N for these URLs, reusing an entry that already has the URL; returns the ids,
     and {id: url} of the entries added here (the ones to unregister on stop)."""
-    from ollamactl.core.registry.urls import normalise_url, server_key
-
     current = fleet()
     ids, added = [], {}
     for number, url in enumerate(urls, start=1):
-        key = server_key(normalise_url(url))
-        instances = current.instances()  # once per URL: each add below changes the registry
-        existing = next((i for i in instances if server_key(i.url) == key), None)
+        existing = current.registered(url)  # once per URL: each add below changes the registry
         if existing is not None:
             output.message(f"{url} is already registered as {existing.id}; reusing it (it stays registered)")
             ids.append(existing.id)
             continue
         name = f"sim-{number}"
-        taken = {ref for i in instances for ref in (i.id, i.name)}
+        taken = {ref for i in current.instances() for ref in (i.id, i.name)}
         instance = current.add(url, name=name if name not in taken else None)
         ids.append(instance.id)
         added[instance.id] = instance.url
@@ -177,8 +172,8 @@ def simulate(
 
     Example: ollamactl simulate --instances 3 --base-port 11500 --register --fault 2=http500
     """
-    settings.checked("sim_instances", count, "--instances")
-    settings.checked("pull_speed", pull_speed, "--pull-speed")
+    checked_number("sim_instances", count, "instances")
+    checked_number("pull_speed", pull_speed)
     if base_port < 0 or base_port + count - 1 > 65535:
         raise UsageError(f"--base-port {base_port} does not leave room for {count} ports")
     from ollamactl import sim as simulator

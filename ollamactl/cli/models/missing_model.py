@@ -4,8 +4,8 @@ the command table at run time, not assumed)."""
 
 from __future__ import annotations
 
+from ollamactl import ModelMissing
 from ollamactl.cli import commands
-from ollamactl.core.routing.router import ModelMissing
 
 
 def with_pull_hint(error: ModelMissing) -> ModelMissing:

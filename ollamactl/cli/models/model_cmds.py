@@ -15,6 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ollamactl import (
+    DEFAULT_PULL_CONCURRENCY,
+    NoInstanceError,
+    OllamactlError,
+    UsageError,
+    checked_model,
+    checked_models,
+    checked_number,
+)
 from ollamactl.cli import output
 from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import complete_instance, complete_model
@@ -23,14 +32,9 @@ from ollamactl.cli.context import fleet
 from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.models.model_options import keep_alive_value
 from ollamactl.cli.models.model_plans import plan_table, step_json
-from ollamactl.core import params, settings
-from ollamactl.core.errors import NoInstanceError, OllamactlError, UsageError
-from ollamactl.core.models.ops import DEFAULT_PULL_CONCURRENCY
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.core.fleet import Fleet
-    from ollamactl.core.models.ops import Outcome
-    from ollamactl.core.registry.instances import Instance
+    from ollamactl import Fleet, Instance, Outcome
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -82,11 +86,11 @@ def _report(outcomes: Sequence[Outcome], done: str, json_output: bool, absent_fa
 def run_pulls(current: Fleet, jobs: list[tuple[Instance, str]], concurrency: int, json_output: bool,
               timeout: float | None = None) -> None:
     """Pull every (instance, model) job with the fitting progress view; report; exit 1 on failures."""
+    from ollamactl import PullProgress
     from ollamactl.cli.models.pull_view import LineView, LiveView
-    from ollamactl.core.models import ops as model_ops
 
     if sys.stdout.isatty() and not json_output:
-        view: Any = LiveView([model_ops.PullProgress(i, m) for i, m in jobs])
+        view: Any = LiveView([PullProgress(i, m) for i, m in jobs])
     else:
         view = LineView(json_output)
     view.start()
@@ -137,9 +141,9 @@ def pull(
 
     Example: ollamactl pull qwen3:4b && ollamactl pick -m qwen3:4b
     """
-    settings.checked("pull_concurrency", concurrency, "concurrency")  # before any network
+    checked_number("pull_concurrency", concurrency, "concurrency")  # before any network
     _check_timeout(timeout)
-    name = params.model(model)
+    name = checked_model(model)
     if refs and everywhere:
         raise UsageError("name instances or pass --all, not both")
     current = fleet()
@@ -158,7 +162,7 @@ def pull(
 
 def _check_timeout(timeout: float | None) -> None:
     if timeout is not None:
-        settings.checked("first_byte_timeout", timeout, "timeout")
+        checked_number("first_byte_timeout", timeout, "timeout")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,8 +189,8 @@ def sync(
 
     Example: ollamactl sync --dry-run && ollamactl sync --yes
     """
-    settings.checked("pull_concurrency", concurrency, "concurrency")  # before any network
-    wanted = params.models(models or ())
+    checked_number("pull_concurrency", concurrency, "concurrency")  # before any network
+    wanted = checked_models(models or ())
     current = fleet()
     origin = current.find(source) if source else None
     survey = current.survey(include=[origin] if origin else [])
@@ -231,7 +235,7 @@ def remove_model(
 
     Example: ollamactl rm qwen2.5:7b gpu2 --yes
     """
-    name = params.model(model)
+    name = checked_model(model)
     if bool(refs) == everywhere:
         raise UsageError("name the instances to remove it from, or pass --all", f"e.g. ollamactl rm {name} gpu2")
     if not yes and not sys.stdin.isatty():
@@ -257,7 +261,7 @@ def remove_model(
 def _warm(model: str, refs: list[str] | None, load: bool, keep_alive: str | None, json_output: bool,
           timeout: float | None) -> None:
     _check_timeout(timeout)
-    name = params.model(model)
+    name = checked_model(model)
     value = keep_alive_value(keep_alive)
     current = fleet()
     survey = current.survey(*(refs or ()))

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ollamactl.core.errors import UsageError
+from ollamactl import UsageError
 
 INT, FLOAT, BOOL, STRINGS = "a whole number", "a number", "true or false", "text"
 

@@ -9,10 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ollamactl.cli import output
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.core.fleet import Fleet
-    from ollamactl.core.health.probe import HealthResult
-    from ollamactl.core.models.ops import Step
-    from ollamactl.core.registry.instances import Instance
+    from ollamactl import Fleet, HealthResult, Instance, Step
 
 ACTION_STYLE = {"ok": "green", "pull": "yellow", "update": "yellow"}
 

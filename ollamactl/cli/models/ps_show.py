@@ -9,9 +9,9 @@ import re
 import time
 from typing import Any
 
+from ollamactl import ExitCode
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
-from ollamactl.core.errors import ExitCode
 
 
 def ps(refs: list[str] | None, json_output: bool) -> int:

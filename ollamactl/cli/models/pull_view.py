@@ -1,7 +1,7 @@
 """How running pulls are shown: live rows on a terminal (output.TransferView), plain lines or
 NDJSON events off one.
 
-Each view takes the `PullProgress` rows of ollamactl.core.models.ops as they change (`update`)
+Each view takes the `PullProgress` rows of `Fleet.pull` as they change (`update`)
 between `start()` and `stop()`. Server text (status words, errors) goes through `output.clean`.
 """
 
@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ollamactl.cli import output
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.core.models.ops import PullProgress
+    from ollamactl import PullProgress
 
 JSON_PROGRESS_EVERY_S = 1.0  # NDJSON: byte counts at most this often per row (status changes always)
 

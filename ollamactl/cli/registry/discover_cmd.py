@@ -8,12 +8,9 @@ from typing import Any
 
 import typer
 
+from ollamactl import DEFAULT_PORT, DISCOVER_CONCURRENCY, DISCOVER_CONNECT_TIMEOUT, DISCOVER_TIMEOUT, ExitCode
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
-from ollamactl.core import settings
-from ollamactl.core.discover import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT
-from ollamactl.core.errors import ExitCode
-from ollamactl.core.registry import DEFAULT_PORT
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -54,11 +51,11 @@ def discover(
     ports: list[int] | None = typer.Option(None, "--port", "-p", metavar="N",
                                            help="Port to try on every address; repeat for more"
                                                 f" (default {DEFAULT_PORT})."),
-    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", metavar="S",
+    timeout: float = typer.Option(DISCOVER_TIMEOUT, "--timeout", metavar="S",
                                   help="Seconds a server that accepted a connection may take to answer."),
-    connect_timeout: float = typer.Option(DEFAULT_CONNECT_TIMEOUT, "--connect-timeout", metavar="S",
+    connect_timeout: float = typer.Option(DISCOVER_CONNECT_TIMEOUT, "--connect-timeout", metavar="S",
                                           help="Seconds an address may take to accept a connection."),
-    concurrency: int = typer.Option(DEFAULT_CONCURRENCY, "--concurrency", metavar="N",
+    concurrency: int = typer.Option(DISCOVER_CONCURRENCY, "--concurrency", metavar="N",
                                     help="Addresses tried at once."),
     add: bool = typer.Option(False, "--add", help="Register every server found that is not registered yet."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Allow a scan of more than a /16 (65,536 addresses)."),
@@ -71,9 +68,6 @@ def discover(
 
     Example: ollamactl discover 192.168.1.0/24 --port {DEFAULT_PORT} --port 11435 --add
     """
-    settings.checked("timeout", timeout, "--timeout")
-    settings.checked("connect_timeout", connect_timeout, "--connect-timeout")
-    settings.checked("concurrency", concurrency, "--concurrency")
     current = fleet()
     found: list[Any] = []
     progress = Progress(found) if sys.stderr.isatty() else None
@@ -86,7 +80,7 @@ def discover(
     finally:
         if progress is not None:
             progress.stop()
-    from ollamactl.core.discover import url_order
+    from ollamactl import url_order
 
     found.sort(key=url_order)
     fresh = [item for item in found if item.registered is None]

@@ -37,9 +37,9 @@ def paths(json_output: bool) -> None:
 
 def list_instances(json_output: bool) -> None:
     """The registered instances as a table, or a JSON array (keys are never shown)."""
+    from ollamactl import DEFAULT_URL
     from ollamactl.cli import output
     from ollamactl.cli.context import fleet
-    from ollamactl.core.registry.instances import DEFAULT_URL
 
     current = fleet()
     instances = current.instances()

@@ -6,17 +6,16 @@ import sys
 
 import typer
 
+from ollamactl import TYPES, ExitCode, Instance, UsageError
 from ollamactl.cli import output
 from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import choices, complete_instance, complete_priority
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
-from ollamactl.core.errors import ExitCode, UsageError
-from ollamactl.core.registry.instances import TYPES, Instance
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.core.fleet import Fleet
+    from ollamactl import Fleet
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -35,7 +34,7 @@ def _inflight(value: int | None) -> int | None:
 
 def _say_respelled(url: str, stored: str) -> None:
     """Tell the user when the host they typed is kept under another spelling (a numeric IPv4 form)."""
-    from ollamactl.core.registry.urls import respelled_host
+    from ollamactl import respelled_host
 
     respelled = respelled_host(url)
     if respelled:
@@ -91,7 +90,7 @@ def add(
 
     Example: ollamactl add http://cpu1:{DEFAULT_PORT} --name "CPU box" --priority backup --max-inflight 2 --check
     """
-    from ollamactl.core.registry.edits import check_key_source
+    from ollamactl import check_key_source
 
     check_key_source(api_key_env, api_key_stdin)  # before a key is read
     key = read_api_key(name or url) if api_key_stdin else None
@@ -108,7 +107,7 @@ def add(
 def _probe_added(current: Fleet, instance: Instance) -> None:
     """Warn when the instance just registered does not answer like Ollama (a typo in the host or
     port, a server not started yet); the result is cached as any probe's."""
-    from ollamactl.core.registry.lookup import unresolvable_host
+    from ollamactl import unresolvable_host
 
     later = f"registered anyway, see `ollamactl health {instance.id}` once it is up"
     host = unresolvable_host(instance.url)

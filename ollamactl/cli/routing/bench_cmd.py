@@ -7,12 +7,11 @@ from typing import Any
 
 import typer
 
+from ollamactl import BENCH_TOKENS, ExitCode
 from ollamactl.cli import output
 from ollamactl.cli.completers import complete_model
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
-from ollamactl.core.errors import ExitCode
-from ollamactl.core.metrics.speed import DEFAULT_TOKENS
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 
@@ -24,7 +23,7 @@ def bench(
     model: str | None = typer.Option(None, "--model", "-m", metavar="MODEL", autocompletion=complete_model,
                                      help="The model to measure (default: the chat model most instances hold)."),
     prompt: str | None = typer.Option(None, "--prompt", metavar="TEXT", help="The prompt sent to each instance."),
-    tokens: int = typer.Option(DEFAULT_TOKENS, "--tokens", metavar="N",
+    tokens: int = typer.Option(BENCH_TOKENS, "--tokens", metavar="N",
                                help="Tokens to generate per request (num_predict)."),
     repeat: int = typer.Option(1, "--repeat", metavar="N", help="Requests per instance, one after the other."),
     set_weights: bool = typer.Option(False, "--set-weights",
@@ -66,9 +65,9 @@ def _table(results: list[Any]) -> None:
 
 
 def _set_weights(current: Any, results: list[Any], yes: bool) -> None:
-    from ollamactl.core.metrics.speed import weights
+    from ollamactl import speed_weights
 
-    wanted = weights(results)
+    wanted = speed_weights(results)
     now = {i.id: i for i in current.instances()}
     changes = {iid: weight for iid, weight in wanted.items() if iid in now and now[iid].weight != weight}
     if not changes:

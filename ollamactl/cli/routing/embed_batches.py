@@ -20,19 +20,16 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from ollamactl import ModelMissing, OllamactlError, UsageError, checked_number
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 from ollamactl.cli.models.missing_model import with_pull_hint
 from ollamactl.cli.routing.request_input import open_inputs
-from ollamactl.core import settings
-from ollamactl.core.errors import OllamactlError, UsageError
-from ollamactl.core.routing.router import ModelMissing
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterable
 
-    from ollamactl.core.fleet import Fleet
-    from ollamactl.core.proxy.embed import EmbedRequest, EmbedSummary
+    from ollamactl import EmbedRequest, EmbedSummary, Fleet
 
 _PROGRESS_MIN_BATCHES = 4
 
@@ -99,12 +96,11 @@ def embed(model: str, texts: list[str] | None, file: str | None, batch_size: int
           first_byte_timeout: float | None, wait: float | None, strict: bool, verbose: bool) -> None:
     """Embed the texts with every eligible instance at once (see `ollamactl embed --help`): the
     options become one EmbedRequest here; nothing below takes them one by one."""
-    from ollamactl.core.http import Timeouts
-    from ollamactl.core.proxy.embed import EmbedRequest
+    from ollamactl import EmbedRequest, Timeouts
 
     began = time.perf_counter()
-    settings.checked("batch_size", batch_size)  # before the input is read
-    settings.checked("per_instance", per_instance)
+    checked_number("batch_size", batch_size)  # before the input is read
+    checked_number("per_instance", per_instance)
     if not model.strip():
         raise UsageError("the model name is empty", "give a model such as nomic-embed-text")
     current = fleet()
@@ -127,7 +123,7 @@ def embed(model: str, texts: list[str] | None, file: str | None, batch_size: int
 def _embed_all(current: Fleet, request: EmbedRequest, inputs: Iterable[str], total: int | None, batch_size: int,
                ndjson: bool, verbose: bool) -> EmbedSummary:
     """Embed `inputs` in batches of `batch_size` through `current`, the vectors to stdout as they come."""
-    from ollamactl.core.proxy.embed import batched
+    from ollamactl import batched
 
     batches = batched(inputs, batch_size)
     first = next(batches, None)

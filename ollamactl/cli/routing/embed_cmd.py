@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import typer
 
+from ollamactl import ExitCode
 from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.routing.exec_cmd import WAIT_HELP
-from ollamactl.core.errors import ExitCode
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import typer
 
+from ollamactl import ExitCode
 from ollamactl.cli.completers import complete_instance
 from ollamactl.cli.context import fleet
 from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.routing.pick_cmd import KEY, MODEL, STRATEGY, TYPE
-from ollamactl.core.errors import ExitCode
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 

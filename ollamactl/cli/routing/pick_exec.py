@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import sys
 
+from ollamactl import CLIENT_KEY_VAR, Decision, NoInstanceError, Request, UsageError, sent_key
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
-from ollamactl.core.errors import NoInstanceError, UsageError
-from ollamactl.core.registry.keys import CLIENT_KEY_VAR, sent_key
-from ollamactl.core.routing.router import Decision, Request
 
 FORMATS = ("url", "env", "openai", "json")
 

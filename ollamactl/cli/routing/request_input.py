@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ollamactl.core import server_json
-from ollamactl.core.errors import UsageError
+from ollamactl import JsonRefused, UsageError, load_json
 
 MAX_TEXT = 64 * 1024 * 1024  # bytes of one line to embed (held in memory while it is read)
 _INT = re.compile(r"[-+]?\d+")
@@ -26,7 +25,7 @@ def parse_option(text: str) -> tuple[str, Any]:
     shown = value.strip() if len(value.strip()) <= 40 else value.strip()[:39] + "…"
     try:
         typed = typed_value(value)
-    except server_json.Refused as exc:
+    except JsonRefused as exc:
         raise UsageError(f"-o {key}={shown}: the value holds {exc}",
                          "give a flatter value, with finite numbers") from None
     if isinstance(typed, float) and typed - typed != 0.0:  # 1e400, read as infinity
@@ -44,8 +43,8 @@ def typed_value(value: str) -> Any:
         return stripped == "true"
     if stripped[:1] in ('[', '{', '"') or stripped == "null":
         try:
-            return server_json.loads(stripped.encode())
-        except server_json.Refused:
+            return load_json(stripped.encode())
+        except JsonRefused:
             raise  # JSON, but too deep or not finite: not to be sent as a string either
         except ValueError:
             pass
@@ -64,8 +63,8 @@ def parse_format(value: str | None) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--format: cannot read {value!r}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        schema = server_json.loads(raw.encode())
-    except server_json.Refused as exc:
+        schema = load_json(raw.encode())
+    except JsonRefused as exc:
         raise UsageError(f"--format: {value} holds {exc}", "give a JSON-schema object") from None
     except ValueError as exc:
         raise UsageError(f"--format: {value} is not valid JSON ({exc})", "give a JSON-schema object") from None

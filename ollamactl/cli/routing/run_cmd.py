@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import typer
 
+from ollamactl import STRATEGIES, ExitCode
 from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import choices, complete_instance, complete_model
 from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.routing.exec_cmd import WAIT_HELP
-from ollamactl.core.errors import ExitCode
-from ollamactl.core.routing.selection import STRATEGIES
 
 app = typer.Typer()  # this module's commands; cli.app composes them
 

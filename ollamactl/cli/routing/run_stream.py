@@ -14,19 +14,16 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ollamactl import ModelMissing, UsageError, checked_number
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 from ollamactl.cli.models.missing_model import with_pull_hint
 from ollamactl.cli.models.model_options import keep_alive_value, typed_options
 from ollamactl.cli.routing.request_input import parse_format, parse_option, read_prompt
 from ollamactl.cli.routing.spinner import Spinner
-from ollamactl.core import settings
-from ollamactl.core.errors import UsageError
-from ollamactl.core.routing.router import ModelMissing
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ollamactl.core.fleet import Fleet
-    from ollamactl.core.proxy.generate import GenerateRequest
+    from ollamactl import Fleet, GenerateRequest
 
 
 class _BufferedOut:
@@ -135,13 +132,12 @@ def run(model: str, prompt: list[str] | None, chat: bool, system: str | None, js
         fmt: str | None, option: list[str] | None, keep_alive: str | None, think: bool | None,
         instance_ref: str | None, strategy: str | None, key: str | None, tries: int, wait: float | None,
         strict: bool, connect_timeout: float | None, first_byte_timeout: float | None, verbose: bool) -> None:
-    """Stream MODEL's answer to the prompt (see `ollamactl run --help` for the options): the options
-    become one GenerateRequest and a _View here; nothing below takes them one by one."""
-    from ollamactl.core.http import Timeouts
-    from ollamactl.core.proxy.generate import GenerateRequest
+    """Stream MODEL's answer to the prompt (see `ollamactl run --help` for the options): the
+    options become one GenerateRequest and a _View here; nothing below takes them one by one."""
+    from ollamactl import GenerateRequest, Timeouts
 
     began = time.monotonic()
-    settings.checked("tries", tries)  # before the prompt is read
+    checked_number("tries", tries)  # before the prompt is read
     if not model.strip():
         raise UsageError("the model name is empty", "give a model such as llama3.2")
     options = typed_options((parse_option(item) for item in option or ()), output.warn)

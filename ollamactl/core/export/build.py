@@ -49,8 +49,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ollamactl.core import timefmt
-from ollamactl.core.errors import UsageError
+from ollamactl.core.errors import Said, UsageError
 from ollamactl.core.export.common import (
     Exported,
     Options,
@@ -71,8 +70,9 @@ from ollamactl.core.export.common import (
 )
 from ollamactl.core.registry.instances import Instance
 from ollamactl.core.routing.selection import REQUEST_TYPES
-from ollamactl.core.timefmt import iso_utc
 from ollamactl.model_names import normalise_model
+from ollamactl.timefmt import age as age_words
+from ollamactl.timefmt import iso_utc
 
 FORMATS = ("litellm", "nginx", "haproxy", "json")
 JSON_SCHEMA = 1
@@ -121,7 +121,7 @@ def export(fmt: str, instances: Sequence[Instance], health: dict[str, Any], opti
     if options.request_type is not None and options.request_type not in REQUEST_TYPES:
         raise UsageError(f"unknown type {options.request_type!r}", f"choose one of: {', '.join(REQUEST_TYPES)}")
     if options.model is not None and not options.model.strip():
-        raise UsageError("--model is empty", "give a model name such as llama3.2")
+        raise UsageError(Said("{model} is empty"), "give a model name such as llama3.2")
     if fmt == "nginx":
         from ollamactl.core.export.nginx import nginx as writer
     elif fmt == "haproxy":
@@ -154,7 +154,7 @@ def _staleness(instance: Instance, entry: dict[str, Any], options: Options, warn
         return
     age = options.now - checked
     if age > options.health_ttl:
-        warnings.append(f"{instance.id}: its model list is from a check {timefmt.age(age)} old;"
+        warnings.append(f"{instance.id}: its model list is from a check {age_words(age)} old;"
                         " `ollamactl refresh` updates it")
 
 

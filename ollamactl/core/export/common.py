@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ollamactl.core.errors import NoInstanceError, UsageError
+from ollamactl.core.errors import NoInstanceError, Said, UsageError
 from ollamactl.core.registry import DEFAULT_PORT
 from ollamactl.core.registry.instances import Instance
 from ollamactl.model_names import normalise_model
@@ -74,8 +74,8 @@ def key_warnings(instances: Sequence[Instance], engine: str) -> list[str]:
                             f" reads it from ${key_variable(instance)}, so export that variable where {engine} runs")
     for variable, ids in readers.items():
         if len(ids) > 1:
-            warnings.append(f"{' and '.join(ids)} would both read ${variable}; give one of them its own variable"
-                            " with `ollamactl update ID --api-key-env VAR`")
+            warnings.append(Said("{ids} would both read ${variable}; give one of them its own variable with"
+                                 " `ollamactl update ID {api_key_env=VAR}`", ids=" and ".join(ids), variable=variable))
     return warnings
 
 
@@ -145,7 +145,7 @@ def nothing_to_export(what: str, instances: Sequence[Instance], options: Options
     scope = f" for {' and '.join(filters)}" if filters else ""
     hint = "run `ollamactl refresh` to update the health cache"
     if fmt != "litellm" and not options.include_all and any(not i.enabled for i in instances):
-        hint += ", or pass --all to include disabled instances"
+        hint = Said(hint + ", or pass {include_disabled=True} to include disabled instances")
     return NothingToExport(f"nothing to export{scope}: {what}", hint, warnings)
 
 
@@ -187,7 +187,7 @@ def split_listen(listen: str) -> tuple[str, int]:
     except ValueError:
         number = 0
     if not 0 < number < 65536 or (":" in host and not listen.startswith("[")):
-        raise UsageError(f"--listen must be ADDR:PORT with an IP address ({comment_safe(listen)!r})",
+        raise UsageError(Said("{listen} must be ADDR:PORT with an IP address ({given!r})", given=comment_safe(listen)),
                          f"for example {DEFAULT_LISTEN}, [::1]:{DEFAULT_PORT}, or 0.0.0.0:{DEFAULT_PORT}"
                          " for every interface")
     return str(address), number

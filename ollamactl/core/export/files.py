@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ollamactl.core.errors import OllamactlError, UsageError
+from ollamactl.core.errors import OllamactlError, Said, UsageError
 from ollamactl.core.export.build import FORMATS, Exported
 from ollamactl.core.state.atomic_files import atomic_write
 
@@ -25,27 +25,29 @@ class ExportFiles:
     secrets: Path | None
 
 
-def checked_paths(fmt: str, output: str | None, secrets: str | None) -> ExportFiles:
+def checked_paths(fmt: str, output: str | os.PathLike[str] | None, secrets: str | os.PathLike[str] | None
+                  ) -> ExportFiles:
     """Absolute paths for -o and --secrets-file; UsageError (nothing written) when they cannot be used."""
     if secrets is not None and fmt in FORMATS and fmt != "nginx":
-        raise UsageError(f"--secrets-file is for --format nginx, not {fmt}",
+        raise UsageError(Said("{secrets_file} is for {fmt=nginx}, not {given}", given=fmt),
                          "LiteLLM and HAProxy read keys from the environment; leave it out")
-    paths = [_checked(path, flag) if path is not None else None
-             for path, flag in ((output, "--output"), (secrets, "--secrets-file"))]
+    paths = [_checked(os.fspath(path), param) if path is not None else None
+             for path, param in ((output, "output"), (secrets, "secrets_file"))]
     if paths[0] is not None and paths[0] == paths[1]:
-        raise UsageError(f"--output and --secrets-file are the same file ({paths[0]})",
+        raise UsageError(Said("{output} and {secrets_file} are the same file ({path})", path=paths[0]),
                          "keep the keys in a file of their own")
     return ExportFiles(paths[0], paths[1])
 
 
-def _checked(path: str, flag: str) -> Path:
+def _checked(path: str, param: str) -> Path:
+    subject = "{" + param + "}"
     if not path.strip():
-        raise UsageError(f"{flag} is empty", "give a file path")
+        raise UsageError(Said(subject + " is empty"), "give a file path")
     absolute = Path(os.path.abspath(os.path.expanduser(path)))
     if absolute.is_dir():
-        raise UsageError(f"{flag} is a directory ({absolute})", "give a file path")
+        raise UsageError(Said(subject + " is a directory ({path})", path=absolute), "give a file path")
     if not absolute.parent.is_dir():
-        raise UsageError(f"{flag}: no such directory ({absolute.parent})", "create it first")
+        raise UsageError(Said(subject + ": no such directory ({path})", path=absolute.parent), "create it first")
     return absolute
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ollamactl.core.errors import Said
 from ollamactl.core.export.common import (
     Options,
     cache_entry,
@@ -162,7 +163,7 @@ def build_pools(instances: Sequence[Instance], health: dict[str, Any], options: 
         variable = key_variable_of(instance)
         problem = key_problem(instance) if variable else None
         if problem:
-            warnings.append(f"{instance.id} is left out: {problem}")
+            warnings.append(Said("{id} is left out: {problem}", id=instance.id, problem=problem))
             continue
         note = _health_note(instance, health) if instance.enabled else "disabled in ollamactl"
         if note and instance.enabled:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ollamactl.core.errors import UsageError
+from ollamactl.core.errors import Said, UsageError
 from ollamactl.core.export.common import (
     Exported,
     Options,
@@ -62,7 +62,7 @@ _PATH_UNSAFE = re.compile(r"[^\x21-\x7e]|[;{}#$\"'\\]")  # the path goes unquote
 def nginx(instances: Sequence[Instance], health: dict[str, Any], options: Options) -> Exported:
     """The nginx config (and, with options.secrets_file, the secrets file's text)."""
     if options.secrets_file and _PATH_UNSAFE.search(options.secrets_file):
-        raise UsageError(f"--secrets-file cannot go into an nginx directive ({options.secrets_file!r})",
+        raise UsageError(Said("{secrets_file} cannot go into an nginx directive ({path!r})", path=options.secrets_file),
                          "choose a path without spaces, quotes, ;, {, }, # or $")
     pools = build_pools(instances, health, options, "nginx", HEALTH_ADVICE, lambda i: _key_problem(i, options))
     directive = NGINX_BALANCE.get(options.strategy)
@@ -129,8 +129,8 @@ def nginx(instances: Sequence[Instance], health: dict[str, Any], options: Option
 
 def _key_problem(instance: Instance, options: Options) -> str | None:
     if not options.secrets_file:
-        return ("nginx cannot read the environment, so its API key could only be written into this config; pass"
-                " --secrets-file PATH to give nginx its key in a separate 0600 file")
+        return Said("nginx cannot read the environment, so its API key could only be written into this config;"
+                    " pass {secrets_file=PATH} to give nginx its key in a separate 0600 file")
     key = options.keys.get(instance.id)
     if not key:
         return f"its key variable ${key_variable_of(instance)} is not set here; set it and export again"

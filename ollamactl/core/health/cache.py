@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ollamactl.core.settings import DEFAULTS
 from ollamactl.core.state import schema as state
-from ollamactl.core.timefmt import age as age_words
+from ollamactl.timefmt import age as age_words
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ollamactl.core import params, server_json
-from ollamactl.core.errors import NoInstanceError, UsageError
+from ollamactl.core.errors import NoInstanceError, Said, UsageError
 from ollamactl.core.health import liveness
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
@@ -546,11 +546,12 @@ class Survey:
         wanted = params.models(models)
         if source is not None:
             if source.id not in self.held:
-                raise NoInstanceError(f"--from {source.id} is unhealthy; its models are unknown",
+                raise NoInstanceError(Said("{source} {id} is unhealthy; its models are unknown", id=source.id),
                                       f"see `ollamactl health {source.id}`")
             missing = [m for m in wanted if m not in self.held[source.id]]
             if missing:
-                raise UsageError(f"{', '.join(missing)} not on --from {source.id}", "pull it there first")
+                raise UsageError(Said("{missing} not on {source} {id}", missing=", ".join(missing), id=source.id),
+                                 "pull it there first")
             wanted = wanted or sorted(self.held[source.id])
         wanted = wanted or sorted({m for names in self.held.values() for m in names})
         targets = [i for i in self.instances if source is None or i.id != source.id or i.enabled]
@@ -569,7 +570,7 @@ class Survey:
         if holding and not keepers and not force:
             who = ", ".join(i.id for i in holding)
             raise UsageError(f"{who} hold{'s' if len(holding) == 1 else ''} the last copy of {model} in the fleet",
-                             "pass --force to remove it anyway")
+                             Said("pass {force=True} to remove it anyway"))
         others = [Outcome(i, model, error=self.skipped[i.id]) if i.id not in self.results
                   else Outcome(i, model, absent=True, error="not on this instance") if self.results[i.id].healthy
                   else Outcome(i, model, error=self.results[i.id].error) for i in targets if i not in holding]

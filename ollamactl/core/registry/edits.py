@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ollamactl.core import params
-from ollamactl.core.errors import InvalidValue, UsageError
+from ollamactl.core.errors import InvalidValue, Said, UsageError
 from ollamactl.core.paths import Locations
 from ollamactl.core.registry import instances as registry
 from ollamactl.core.registry.instances import Instance, Registry
@@ -121,9 +121,11 @@ def _check_unique(reg: Registry, url: str | None, name: str | None, instance_id:
             raise UsageError(f"{url} is the same server as {other.url}, already registered as {other.id!r}",
                              f"one server counts once in the rotation; use `ollamactl update {other.id}` to change it")
         if instance_id is not None and instance_id in (other.id, other.name):
-            raise UsageError(f"id {instance_id!r} is already taken by instance {other.id!r}", "choose another --id")
+            raise UsageError(f"id {instance_id!r} is already taken by instance {other.id!r}",
+                             Said("choose another {id}"))
         if name is not None and name in (other.id, other.name):
-            raise UsageError(f"name {name!r} is already used by instance {other.id!r}", "choose another --name")
+            raise UsageError(f"name {name!r} is already used by instance {other.id!r}",
+                             Said("choose another {name}"))
 
 
 def add(locations: Locations, url: str, new: NewInstance) -> Instance:

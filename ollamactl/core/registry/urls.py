@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 
-from ollamactl.core.errors import UsageError
+from ollamactl.core.errors import Said, UsageError
 from ollamactl.core.registry import DEFAULT_PORT
 
 SCHEME_PORTS = {"http": 80, "https": 443}
@@ -36,7 +36,7 @@ def normalise_url(text: str) -> str:
     if at:  # checked first: no other message may echo a password (which may hold spaces, '?' or '#')
         shown = f"{scheme}{sep}***@{rest[len(userinfo) + 1:]}"
         raise UsageError(f"URL {shown!r} carries credentials",
-                         "remove them and use --api-key-env VAR or --api-key-stdin")
+                         Said("remove them and use {api_key_env=VAR} or {api_key}"))
     if any(ch.isspace() or not ch.isprintable() for ch in raw):
         raise UsageError(f"URL {raw!r} contains spaces or control characters", "remove them")
     if sep:

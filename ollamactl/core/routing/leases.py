@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ollamactl.core.errors import BusyError, OllamactlError
+from ollamactl.core.errors import BusyError, OllamactlError, Said
 from ollamactl.core.state.store import REFUSED
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -176,7 +176,7 @@ def hold(store: Store, choose: Callable[[], Decision], line: str | None, wait: f
             if time.monotonic() >= deadline:
                 raise busy if busy and not ahead else BusyError(
                     "every instance is busy" + (f" and {ahead} earlier caller{'s' if ahead != 1 else ''} waited"
-                                                " first" if ahead else ""), "raise --wait, or max_inflight")
+                                                " first" if ahead else ""), Said("raise {wait}, or max_inflight"))
             if not place.joined:  # in line before the first wait; after each wait the place is renewed below
                 place.take()
             time.sleep(max(0.0, min(POLL_S, deadline - time.monotonic())))

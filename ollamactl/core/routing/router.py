@@ -16,7 +16,7 @@ import os
 import time
 
 from ollamactl.core import params, settings
-from ollamactl.core.errors import BusyError, InvalidValue, NoInstanceError, UsageError
+from ollamactl.core.errors import BusyError, InvalidValue, NoInstanceError, Said, UsageError
 from ollamactl.core.health import cache as health_cache
 from ollamactl.core.registry.instances import DEFAULT_URL, Instance, Registry
 from ollamactl.core.registry.keys import holds, keys_of, redact
@@ -50,7 +50,8 @@ class ModelMissing(NoInstanceError):
     """The model is on no healthy instance; `details` names each instance and what it holds."""
 
     def __init__(self, model: str, details: list[str], strict: bool):
-        super().__init__(f"model {model} is on no healthy instance{' (--strict)' if strict else ''}",
+        super().__init__(Said("model {model} is on no healthy instance" + (" ({strict=True})" if strict else ""),
+                              model=model),
                          "use a model listed below, or pull it onto an instance")
         self.model = model
         self.details = tuple(details)
@@ -114,8 +115,8 @@ def checked(request: Request, default_strategy: str) -> str:
         if not isinstance(getattr(request, param), (str, type(None))):
             raise InvalidValue((param,), f"must be a string, got {params.shown(getattr(request, param))}")
     if request.key is not None and not request.key.strip():
-        raise UsageError("empty key: --key was given an empty value (an unset variable?)",
-                         "give a non-empty key, or leave --key out for no stickiness")
+        raise UsageError(Said("empty key: {key} was given an empty value (an unset variable?)"),
+                         Said("give a non-empty key, or leave {key} out for no stickiness"))
     if request.model is not None and not request.model.strip():
         raise UsageError("the model name is empty", "give a model such as llama3.2")
     return strategy
@@ -199,11 +200,12 @@ def _speed_notes(candidates: Sequence[Instance], model: str | None, measured: di
 
 
 def named(instance: Instance, store: Store) -> Decision:
-    """The decision for `--instance`: that instance, or BusyError when it is at its max_inflight."""
+    """The decision for an instance named by the caller: that instance, or BusyError when it is at
+    its max_inflight."""
     inflight = store.inflight([instance.id]) if instance.max_inflight is not None else {}
     if not selection.has_room(instance, inflight):
         raise BusyError(f"{instance.id} is busy ({inflight[instance.id]}/{instance.max_inflight} in flight)")
-    return Decision([instance], {instance.id: "chosen (--instance)"}, (instance,), [instance], {})
+    return Decision([instance], {instance.id: "chosen (named by the caller)"}, (instance,), [instance], {})
 
 
 def _aged(dropped: dict[str, str], lookup: health_cache.Lookup, reg: Registry) -> dict[str, str]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-from ollamactl.core.timefmt import clock
 from ollamactl.model_names import normalise_model
+from ollamactl.timefmt import clock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
