@@ -1,4 +1,4 @@
-"""The probes' own HTTP client (core/probe_http) against raw servers on 127.0.0.1: the answers a
+"""The probes' own HTTP clients (core/probe_threads, core/probe_http) against raw servers on 127.0.0.1: the answers a
 real server may give (chunked, compressed, over TLS), the ones a hostile or broken one gives
 (endless, oversized, not HTTP, cut short), and kept-alive connections while `health --watch` runs.
 
@@ -16,6 +16,7 @@ it, valid until 2126, made with:
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import socket
 import ssl
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from ollamactl.core import health, monitor
+from ollamactl.core import health, monitor, probe_threads
 from ollamactl.core.registry import Instance
 
 TLS = Path(__file__).parent / "data" / "tls"
@@ -142,11 +143,22 @@ def raw() -> Iterator[Callable[..., RawServer]]:
         server.stop()
 
 
-def probe(url: str, timeout: float = 3.0) -> health.HealthResult:
-    return health.check([Instance(id="x", name="x", url=url)], timeout=timeout)[0]
+@pytest.fixture(params=["threads", "asyncio"])
+def probe(request) -> Callable[..., health.HealthResult]:
+    """A probe of one instance by the one-shot commands' client (threads, core/probe_threads) or
+    by `--watch`'s (asyncio, core/probe_http): both read answers alike (core/probe_wire)."""
+    import asyncio
+
+    def by_threads(url: str, timeout: float = 3.0) -> health.HealthResult:
+        return health.check([Instance(id="x", name="x", url=url)], timeout=timeout)[0]
+
+    def by_asyncio(url: str, timeout: float = 3.0) -> health.HealthResult:
+        return asyncio.run(health.check_async([Instance(id="x", name="x", url=url)], timeout=timeout))[0]
+
+    return by_threads if request.param == "threads" else by_asyncio
 
 
-def test_chunked_and_compressed_answers_are_read_as_the_same_json(raw):
+def test_chunked_and_compressed_answers_are_read_as_the_same_json(raw, probe):
     def reply(path: str) -> bytes:
         if path == "/api/version":
             return chunked(VERSION)
@@ -161,7 +173,7 @@ def test_chunked_and_compressed_answers_are_read_as_the_same_json(raw):
     assert result.loaded == ["llama3.2:latest"]
 
 
-def test_endless_and_oversized_answers_stop_at_the_cap(raw):
+def test_endless_and_oversized_answers_stop_at_the_cap(raw, probe):
     def endless_chunks() -> Iterator[bytes]:
         yield b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
         while True:
@@ -182,12 +194,12 @@ def test_endless_and_oversized_answers_stop_at_the_cap(raw):
     (lambda path: whole(b"{}", "Location: http://elsewhere:1/", status="307 Temporary Redirect"),
      "HTTP 307: redirected to http://elsewhere:1/ (not followed)"),
 ])
-def test_broken_answers_in_the_same_words(raw, reply, words):
+def test_broken_answers_in_the_same_words(raw, probe, reply, words):
     result = probe(raw(reply).url)
     assert (result.healthy, result.error) == (False, words)
 
 
-def test_the_words_shown_do_not_depend_on_which_answer_comes_back_first(raw):
+def test_the_words_shown_do_not_depend_on_which_answer_comes_back_first(raw, probe):
     def reply(path: str) -> bytes:
         if path == "/api/version":  # the first request fails last: its words are still the ones shown
             time.sleep(0.3)
@@ -198,7 +210,7 @@ def test_the_words_shown_do_not_depend_on_which_answer_comes_back_first(raw):
     assert (result.healthy, result.error) == (False, "HTTP 500: runner crashed")
 
 
-def test_https_is_verified_with_the_trust_store_httpx_would_use(raw, monkeypatch):
+def test_https_is_verified_with_the_trust_store_httpx_would_use(raw, probe, monkeypatch):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(TLS / "server.pem", TLS / "server.key")
     server = raw(ollama, tls=context)
@@ -217,3 +229,75 @@ def test_watch_keeps_each_instance_connections_alive_between_checks(raw):
                   stop=lambda: len(results) >= 3)
     assert [r.healthy for r in results] == [True, True, True]
     assert len(server.paths) == 9 and server.connections == 3  # three requests at once, then reused
+
+
+# ---------------------------------------------------------------------------------------------
+# The threads' client (one-shot `health` and `ps`): the deadline and the caps, by the code path
+
+
+def test_a_server_trickling_past_the_deadline_is_cut_there(raw):
+    cut = threading.Event()
+
+    def trickle(path: str) -> Iterator[bytes]:
+        try:
+            yield b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n"
+            for _ in range(2000):  # a byte every 5 ms: a read timeout alone would never fire
+                time.sleep(0.005)
+                yield b"x"
+        finally:
+            cut.set()  # the client hung up (or the test ended)
+
+    server = raw(trickle)
+    looks = itertools.count()
+    client = probe_threads.Client({}, clock=lambda: next(looks) * 0.5)  # each look at the clock: 0.5 s later
+    with pytest.raises(probe_threads.Late):
+        client.get(server.url + "/api/tags", {}, health.BODY_LIMIT, 1024, deadline=client.clock() + 3.0)
+    assert next(looks) <= 8  # connect, send, a few reads: the clock was looked at before each, until the deadline
+    assert cut.wait(10)  # and the connection was closed while the server still had bytes to send
+
+
+@pytest.mark.parametrize("answer", [
+    lambda: iter([b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n", *(b"x" * 65536 for _ in range(40))]),
+    lambda: iter([b"HTTP/1.1 200 OK\r\n\r\n", *(b"x" * 65536 for _ in range(40))]),  # ends when the server closes
+    lambda: iter([b"HTTP/1.1 500 Oops\r\nContent-Length: 1000000000000\r\n\r\n", *(b"x" * 65536 for _ in range(40))]),
+])
+def test_a_body_claimed_or_sent_beyond_the_cap_is_cut_at_the_cap(raw, answer):
+    server = raw(lambda path: answer())
+    got = probe_threads.Client({}).get(server.url + "/api/tags", {}, 1000, 100, deadline=time.monotonic() + 30)
+    assert (got.whole, len(got.body)) == (False, 1000 if got.status == 200 else 100)
+
+
+@pytest.mark.parametrize("command", ["health", "ps"])
+def test_hung_instances_are_waited_for_together_each_under_one_deadline(raw, monkeypatch, command):
+    release = threading.Event()
+    servers = [raw(lambda path: None if release.wait(30) else None) for _ in range(4)]
+    starts: list[tuple[str, float]] = []
+    started_when_one_ended: list[int] = []
+    real_get = probe_threads.Client.get
+
+    def get(self, url, headers, limit, error_limit, deadline, timer=None):  # type: ignore[no-untyped-def]
+        starts.append((url.split("/api/")[0], deadline))
+        try:
+            return real_get(self, url, headers, limit, error_limit, deadline, timer)
+        finally:
+            started_when_one_ended.append(len(starts))
+
+    monkeypatch.setattr(probe_threads.Client, "get", get)
+    instances = [Instance(id=f"h{n}", name=f"h{n}", url=server.url) for n, server in enumerate(servers)]
+    requests = 4 * (3 if command == "health" else 1)
+    try:
+        errors = [r.error for r in health.check(instances, timeout=0.5)] if command == "health" \
+            else [error for _, error in health.loaded_models(instances, timeout=0.5)]
+        assert errors == ["timed out after 0.5 s"] * 4
+        for _ in range(1000):  # the requests' threads end at their deadline, just after the waiters
+            if len(started_when_one_ended) == requests:
+                break
+            time.sleep(0.01)
+    finally:
+        release.set()
+    assert min(started_when_one_ended) == requests  # every request had started before any ended
+    deadlines: dict[str, set[float]] = {}
+    for url, deadline in starts:
+        deadlines.setdefault(url, set()).add(deadline)
+    assert sorted(deadlines) == sorted(s.url for s in servers)
+    assert all(len(given) == 1 for given in deadlines.values())  # one deadline for all of an instance's requests

@@ -36,7 +36,7 @@ async def silent(instance: Instance, within: float) -> str | None:
     import asyncio
 
     from ollamactl.core.health import probe_client
-    from ollamactl.core.probe_http import ProbeError
+    from ollamactl.core.probe_wire import ProbeError
 
     async with probe_client(1) as client:
         try:
