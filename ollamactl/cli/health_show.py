@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from ollamactl.cli import health_view, output
 from ollamactl.cli.context import fleet
@@ -18,7 +16,10 @@ from ollamactl.core.fleet import Fleet
 from ollamactl.core.registry import Instance
 from ollamactl.core.selection import ejected_until
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
     from ollamactl.core.health import HealthResult
 
 

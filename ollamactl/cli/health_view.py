@@ -9,15 +9,17 @@ running for a while shows `checking… N s` on its row while the other rows keep
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from ollamactl.cli import output
 from ollamactl.core.registry import Instance
 from ollamactl.core.timefmt import age, clock, iso_utc
 from ollamactl.model_names import normalise_model
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+    from typing import Any
+
     from ollamactl.core.health import HealthResult
 
 Row = tuple[Instance, "HealthResult | None", "float | None"]  # instance, last result, probe running since

@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from ollamactl.core import server_json
 from ollamactl.core.http import (
@@ -47,7 +46,10 @@ from ollamactl.core.keys import holds, keys_of, redact
 from ollamactl.core.settings import DEFAULTS
 from ollamactl.core.state import MAX_MODELS
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable, Sequence
+    from typing import Any
     from typing import NamedTuple as Record
 
     from ollamactl.core.probe_http import ProbeClient

@@ -15,10 +15,9 @@ Cheap to import: asyncio and the probe client load only when a check is due.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ollamactl.core.http import Unresponsive, headers_for, seconds
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Awaitable
     from typing import TypeVar

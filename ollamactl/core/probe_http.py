@@ -40,7 +40,6 @@ from ollamactl.core.probe_wire import (
     AnswerTimer,
     Origin,
     ProbeError,
-    Reading,
     read_answer,
     request,
     split,
@@ -49,6 +48,8 @@ from ollamactl.core.probe_wire import (
 
 if TYPE_CHECKING:  # pragma: no cover
     import ssl
+
+    from ollamactl.core.probe_wire import Reading
 
 IDLE_EXPIRY_S = 5.0  # an idle kept-alive connection is closed after this (httpx's default)
 HAPPY_EYEBALLS_S = 0.25  # a name with IPv6 and IPv4 addresses: try the next after this (as anyio did)

@@ -16,8 +16,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ollamactl.core.http import CLOSED_EARLY, NOT_OLLAMA, network_words
 from ollamactl.core.probe_wire import (
@@ -28,18 +26,22 @@ from ollamactl.core.probe_wire import (
     Answer,
     AnswerTimer,
     ProbeError,
-    Reading,
     read_answer,
     request,
     split,
     verifying_context,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     import ssl
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any, TypeVar
 
-T = TypeVar("T")
-R = TypeVar("R")
+    from ollamactl.core.probe_wire import Reading
+
+    T = TypeVar("T")
+    R = TypeVar("R")
 
 
 class Late(Exception):
@@ -185,17 +187,17 @@ class _Reader:
         return self._take(size)
 
 
-class Asked(Generic[T]):
+class Asked:
     """`call()` running on a daemon thread: `wait(deadline)`, then its `value` or its `failure`."""
 
-    def __init__(self, call: Callable[[], T], clock: Callable[[], float] = time.monotonic):
-        self.value: T | None = None
+    def __init__(self, call: Callable[[], Any], clock: Callable[[], float] = time.monotonic):
+        self.value: Any = None
         self.failure: BaseException | None = None
         self.clock = clock
         self.finished = threading.Event()  # not set by a call that ended with Late: it never answered
         threading.Thread(target=self._run, args=(call,), daemon=True).start()
 
-    def _run(self, call: Callable[[], T]) -> None:
+    def _run(self, call: Callable[[], Any]) -> None:
         try:
             self.value = call()
         except Late:

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     import ssl
+    from collections.abc import Generator
+    from typing import Any
+
+    Reading = Generator[int, bytes, Any]
 
 ANSWER_HEAD_LIMIT = 100 * 1024  # status line and headers of one answer (httpcore's limit)
 READ_SIZE = 64 * 1024  # bytes asked of the network at once
@@ -29,8 +32,6 @@ LINE = -1  # read_answer's needs: a line, whatever has arrived, or (a positive n
 SOME = 0
 
 Origin = tuple[str, str, int]  # scheme, host (IPv6 without brackets), port
-Reading = Generator[int, bytes, Any]
-
 
 class ProbeError(Exception):
     """A probe failed; `words` is the message shown to people."""
