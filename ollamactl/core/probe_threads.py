@@ -13,7 +13,7 @@ timeout) holds a daemon thread, never the command. Each connection carries one r
 
 from __future__ import annotations
 
-import socket
+import _socket  # socket.py's enums and helpers cost ~4 ms to import; only https needs them (ssl)
 import threading
 import time
 
@@ -90,16 +90,21 @@ class Client:
             raise Late()
         return left
 
-    def _connect(self, origin: tuple[str, str, int], deadline: float) -> socket.socket:
+    def _connect(self, origin: tuple[str, str, int], deadline: float) -> _socket.socket:
         """A connection to `origin`, tried address by address (as getaddrinfo orders them) until the deadline."""
         scheme, host, port = origin
         try:  # ASCII as bytes: a str would go through the idna codec (an import of it and of unicodedata)
             name = host.encode("ascii") if host.isascii() else host.encode("idna")
         except UnicodeError:  # a label the codec refuses (empty, or 64+ characters): no such host
-            raise socket.gaierror(socket.EAI_NONAME, "not a usable host name") from None
+            raise _socket.gaierror(_socket.EAI_NONAME, "not a usable host name") from None
         error: OSError = ConnectionRefusedError("no address")
-        for family, kind, proto, _, address in socket.getaddrinfo(name, port, type=socket.SOCK_STREAM):
-            sock = socket.socket(family, kind, proto)
+        make: Any = _socket.socket
+        if scheme == "https":
+            import socket
+
+            make = socket.socket  # ssl wraps only socket.py's sockets
+        for family, kind, proto, _, address in _socket.getaddrinfo(name, port, type=_socket.SOCK_STREAM):
+            sock = make(family, kind, proto)
             try:
                 sock.settimeout(self._left(deadline))
                 sock.connect(address)
@@ -113,7 +118,7 @@ class Client:
                 sock.close()
                 raise
             try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
                 if scheme != "https":
                     return sock
                 sock.settimeout(self._left(deadline))
@@ -134,7 +139,7 @@ class _Reader:
     """Bytes from a socket for probe_wire's reader: lines capped at ANSWER_HEAD_LIMIT, every wait
     until the deadline at most, the end of the stream before a need is met `CLOSED_EARLY`."""
 
-    def __init__(self, sock: socket.socket, client: Client, deadline: float):
+    def __init__(self, sock: _socket.socket, client: Client, deadline: float):
         self.sock, self.client, self.deadline = sock, client, deadline
         self.buffer = bytearray()
         self.ended = False
@@ -217,9 +222,9 @@ def each(work: Callable[[T], R], items: Sequence[T], at_once: int,
     """(index, work(item)) for every item, as each ends, with `work` running on `at_once` daemon
     threads; an exception in `work` is raised here. While nothing ends for `patience()` seconds
     (None: no limit), `on_idle()` is called."""
-    import queue
+    import _queue  # queue.py adds what SimpleQueue does not need (heapq, its other queues)
 
-    ended: queue.SimpleQueue[tuple[int, Any, BaseException | None]] = queue.SimpleQueue()
+    ended: _queue.SimpleQueue[tuple[int, Any, BaseException | None]] = _queue.SimpleQueue()
     indexes = iter(range(len(items)))
     taking = threading.Lock()
 
@@ -242,7 +247,7 @@ def each(work: Callable[[T], R], items: Sequence[T], at_once: int,
             try:
                 index, value, failure = ended.get(timeout=None if wait is None else max(0.0, wait))
                 break
-            except queue.Empty:
+            except _queue.Empty:
                 on_idle()
         if failure is not None:
             raise failure
