@@ -301,3 +301,24 @@ def test_hung_instances_are_waited_for_together_each_under_one_deadline(raw, mon
         deadlines.setdefault(url, set()).add(deadline)
     assert sorted(deadlines) == sorted(s.url for s in servers)
     assert all(len(given) == 1 for given in deadlines.values())  # one deadline for all of an instance's requests
+
+
+@pytest.mark.parametrize("threads_up_to, on_threads", [(32, True), (2, False)])
+def test_a_fleet_over_threads_up_to_is_probed_on_an_event_loop_with_the_same_answers(raw, monkeypatch, threads_up_to,
+                                                                                      on_threads):
+    monkeypatch.setattr(health, "THREADS_UP_TO", threads_up_to)  # 3 instances: on threads, or (over 2) not
+    used: list[int] = []
+    real_each = probe_threads.each
+    monkeypatch.setattr(probe_threads, "each", lambda *args: (used.append(1), real_each(*args))[1])
+    good = raw(ollama)
+    no_ps = whole(b"404 page not found", status="404 Not Found")  # Ollama before 0.1.38
+    legacy = raw(lambda path: ollama(path) if path != "/api/ps" else no_ps)
+    failing = raw(lambda path: whole(json.dumps({"error": "boom"}).encode(), status="500 Internal Server Error"))
+    instances = [Instance(id=name, name=name, url=server.url)
+                 for name, server in (("good", good), ("legacy", legacy), ("failing", failing))]
+    results = health.check(instances, timeout=3.0)
+    assert [(r.healthy, r.error, r.loaded) for r in results] == [
+        (True, None, ["llama3.2:latest"]), (True, None, None), (False, "HTTP 500: boom", None)]
+    assert health.loaded_models(instances, timeout=3.0) == [
+        ([{"name": "llama3.2:latest"}], None), (None, None), (None, "HTTP 500: boom")]
+    assert bool(used) == on_threads

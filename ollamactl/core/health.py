@@ -4,10 +4,11 @@ A probe of one instance is `GET /api/version`, `GET /api/tags` and `GET /api/ps`
 and bounded by ONE overall deadline (a read timeout only measures the silence between bytes, so
 a server dripping a byte a second would otherwise hold a probe for ever). All instances
 are probed concurrently, up to a cap: `check` (the one-shot commands) on threads over
-core/probe_threads, `check_async` (`health --watch`, `top`, discovery, pulls) on an event loop over
-one shared core/probe_http client; both small stdlib HTTP/1.1 clients reading answers alike
-(core/probe_wire), as the probes' CPU cost with httpx was ~5x a bare prober's. The whole check
-costs about as much as the slowest instance, never the sum.
+core/probe_threads for up to THREADS_UP_TO instances (no asyncio to import), else, like
+`check_async` (`health --watch`, `top`, discovery, pulls), on an event loop over one shared
+core/probe_http client; both small stdlib HTTP/1.1 clients reading answers alike (core/probe_wire),
+as the probes' CPU cost with httpx was ~5x a bare prober's. The whole check costs about as much as
+the slowest instance, never the sum.
 
 Errors are words a person can act on: `connection refused`, `timed out after 2.0 s`,
 `HTTP 401: unauthorized (check the API key)`, `not an Ollama server`, `HTTP 500: <message>`,
@@ -62,12 +63,16 @@ else:
 
 DEFAULT_CONCURRENCY = DEFAULTS["concurrency"]
 REQUESTS_PER_PROBE = 3  # version, tags, ps: at most three connections per instance at once
+# `check` probes up to this many instances on threads, more on an event loop: a thread per request
+# costs ~0.65 ms more CPU per instance than asyncio, whose import costs ~40 ms (break-even ~60)
+THREADS_UP_TO = 32
 BODY_LIMIT = 8 * MB  # one probe answer (/api/tags of a thousand models is well under 1 MB)
 MAX_NAME = 512  # characters of a model name; longer ones are not Ollama's
 MAX_VERSION = 100  # characters of a version string
 SAVE_EVERY_S = 0.2  # probe results are saved in batches at most this often while a check runs
 
 OnResult = Callable[["HealthResult"], None]
+Loaded = tuple["list[dict[str, Any]] | None", "str | None"]  # an instance's /api/ps models, or the error in words
 
 
 class HealthResult(Record):
@@ -152,8 +157,9 @@ def check(
     keys: Sequence[str] | None = None,
     store: Store | None = None,
 ) -> list[HealthResult]:
-    """Probe `instances` concurrently (on threads); results in the same order. `on_result` sees each
-    as it ends, on the caller's thread.
+    """Probe `instances` concurrently; results in the same order. `on_result` sees each as it ends,
+    on the caller's thread. Up to THREADS_UP_TO instances on threads (core/probe_threads: no
+    asyncio to import), more with `check_async` on an event loop; the same requests and words.
 
     Every key in `keys` (default: those of `instances`) is scrubbed from what the servers said.
     With a `store`, results are saved as they arrive (see `Saver`), so one hung instance does not
@@ -166,6 +172,10 @@ def check(
         return []
     if timeout <= 0:
         raise ValueError("timeout must be positive")
+    if len(instances) > THREADS_UP_TO:
+        import asyncio
+
+        return asyncio.run(check_async(instances, timeout, concurrency, on_result, keys, store))
     secrets = keys_of(instances) if keys is None else tuple(keys)
     saver = Saver(store) if store is not None else None
     client = probe_threads.Client(client_headers())
@@ -366,15 +376,20 @@ def _result(instance: Instance, timer: AnswerTimer, error: str | None, answers: 
 
 
 def loaded_models(instances: Sequence[Instance], timeout: float,
-                  concurrency: int = DEFAULT_CONCURRENCY) -> list[tuple[list[dict[str, Any]] | None, str | None]]:
-    """`GET /api/ps` of every instance at once over the probes' client (on threads), each within
-    `timeout` s: per instance, in order, (the loaded-model objects as the server sent them, or None
-    when it has no /api/ps; None, or the error in words). Never raises for a network or server fault."""
+                  concurrency: int = DEFAULT_CONCURRENCY) -> list[Loaded]:
+    """`GET /api/ps` of every instance at once over the probes' client (on threads, or for more than
+    THREADS_UP_TO instances on an event loop, as `check`), each within `timeout` s: per instance,
+    in order, (the loaded-model objects as the server sent them, or None when it has no /api/ps;
+    None, or the error in words). Never raises for a network or server fault."""
     from ollamactl.core import probe_threads
 
+    if len(instances) > THREADS_UP_TO:
+        import asyncio
+
+        return asyncio.run(_loaded_models_async(instances, timeout, concurrency))
     client = probe_threads.Client(client_headers())
 
-    def one(instance: Instance) -> tuple[list[dict[str, Any]] | None, str | None]:
+    def one(instance: Instance) -> Loaded:
         try:
             headers = headers_for(instance)
         except OllamaError as refused:
@@ -383,16 +398,48 @@ def loaded_models(instances: Sequence[Instance], timeout: float,
         ask = probe_threads.Asked(lambda: _json(client.get(instance.url.rstrip("/") + "/api/ps", headers, BODY_LIMIT,
                                                            ERROR_BODY_LIMIT, deadline), _loaded_objects, True),
                                   client.clock)
-        if not ask.wait(deadline):
-            return None, f"timed out after {seconds(timeout)} s"
-        if ask.failure is not None:
-            return None, redact(_words(ask.failure), keys_of([instance]))  # a server may quote the key it got
+        if not ask.wait(deadline) or ask.failure is not None:
+            return _unanswered(instance, ask.failure, timeout)
         return ask.value, None
 
-    answers: list[tuple[list[dict[str, Any]] | None, str | None]] = [(None, None)] * len(instances)
+    answers: list[Loaded] = [(None, None)] * len(instances)
     for index, answer in probe_threads.each(one, instances, probe_slots(concurrency, len(instances))):
         answers[index] = answer
     return answers
+
+
+async def _loaded_models_async(instances: Sequence[Instance], timeout: float, concurrency: int) -> list[Loaded]:
+    import asyncio
+
+    from ollamactl.core.probe_wire import ProbeError
+
+    cap = probe_slots(concurrency, len(instances))
+    semaphore = asyncio.Semaphore(cap)
+
+    async def one(client: ProbeClient, instance: Instance) -> Loaded:
+        try:
+            headers = headers_for(instance)
+        except OllamaError as refused:
+            return None, refused.reason
+        async with semaphore:
+            try:
+                answer = await asyncio.wait_for(client.get(instance.url.rstrip("/") + "/api/ps", headers, BODY_LIMIT,
+                                                           ERROR_BODY_LIMIT), timeout)
+                return _json(answer, _loaded_objects, True), None
+            except ProbeError as failed:
+                return _unanswered(instance, failed, timeout)
+            except asyncio.TimeoutError:
+                return _unanswered(instance, None, timeout)
+
+    async with probe_client(cap) as client:
+        return list(await asyncio.gather(*(one(client, i) for i in instances)))
+
+
+def _unanswered(instance: Instance, failure: BaseException | None, timeout: float) -> Loaded:
+    """An /api/ps that failed (`failure`), or got no answer within `timeout` (None)."""
+    if failure is None:
+        return None, f"timed out after {seconds(timeout)} s"
+    return None, redact(_words(failure), keys_of([instance]))  # a server may quote the key it got
 
 
 def _loaded_objects(data: Any) -> list[dict[str, Any]]:

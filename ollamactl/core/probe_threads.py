@@ -1,5 +1,7 @@
-"""The probes' HTTP client for one-shot commands (`health`, `ps`, `refresh`): plain blocking sockets,
-each request on its own thread, no asyncio (importing asyncio cost ~40 ms, half of such a command).
+"""The probes' HTTP client for one-shot commands (`health`, `ps`, `refresh`) on a fleet of up to
+health.THREADS_UP_TO instances: plain blocking sockets, each request on its own thread, no asyncio
+(importing asyncio cost ~40 ms, half of such a command; beyond that size its lower CPU per request
+repays it).
 
 The requests and the reading of answers are core/probe_wire's, as in the asyncio client
 (core/probe_http), with the same guarantees: no proxy, redirects not followed, https verified
