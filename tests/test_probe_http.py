@@ -322,3 +322,20 @@ def test_a_fleet_over_threads_up_to_is_probed_on_an_event_loop_with_the_same_ans
     assert health.loaded_models(instances, timeout=3.0) == [
         ([{"name": "llama3.2:latest"}], None), (None, None), (None, "HTTP 500: boom")]
     assert bool(used) == on_threads
+
+
+@pytest.mark.parametrize("first", ["refusing", "silent"])
+def test_a_name_whose_first_address_does_not_answer_is_reached_through_the_next(raw, probe, monkeypatch, first):
+    server = raw(ollama)
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as dead, socket.socket() as filler:
+        address = dead.getsockname()
+        if first == "refusing":
+            dead.close()
+        else:  # its one place in the accept queue taken: further SYNs go unanswered, as behind a dropping firewall
+            filler.connect(address)
+        answers = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address),
+                   (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", server.port))]
+        monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: answers)  # both clients ask it here
+        result = probe(f"http://ollama.test:{server.port}", timeout=5.0)
+    assert result.healthy, result.error
+    assert server.paths  # and it was this server that answered

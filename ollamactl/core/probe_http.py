@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ollamactl.core.http import CLOSED_EARLY, NOT_OLLAMA, network_words
 from ollamactl.core.probe_wire import (
     ANSWER_HEAD_LIMIT,
+    HAPPY_EYEBALLS_S,
     LINE,
     READ_SIZE,
     SOME,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.probe_wire import Reading
 
 IDLE_EXPIRY_S = 5.0  # an idle kept-alive connection is closed after this (httpx's default)
-HAPPY_EYEBALLS_S = 0.25  # a name with IPv6 and IPv4 addresses: try the next after this (as anyio did)
 
 
 class ProbeClient:

@@ -22,6 +22,7 @@ import time
 from ollamactl.core.http import CLOSED_EARLY, NOT_OLLAMA, network_words
 from ollamactl.core.probe_wire import (
     ANSWER_HEAD_LIMIT,
+    HAPPY_EYEBALLS_S,
     LINE,
     READ_SIZE,
     SOME,
@@ -93,48 +94,103 @@ class Client:
         return left
 
     def _connect(self, origin: tuple[str, str, int], deadline: float) -> _socket.socket:
-        """A connection to `origin`, tried address by address (as getaddrinfo orders them) until the deadline."""
+        """A connection to `origin` by the deadline: to its one address, or the first of several to
+        accept (`_race`)."""
         scheme, host, port = origin
         try:  # ASCII as bytes: a str would go through the idna codec (an import of it and of unicodedata)
             name = host.encode("ascii") if host.isascii() else host.encode("idna")
         except UnicodeError:  # a label the codec refuses (empty, or 64+ characters): no such host
             raise _socket.gaierror(_socket.EAI_NONAME, "not a usable host name") from None
-        error: OSError = ConnectionRefusedError("no address")
         make: Any = _socket.socket
         if scheme == "https":
             import socket
 
             make = socket.socket  # ssl wraps only socket.py's sockets
-        for family, kind, proto, _, address in _socket.getaddrinfo(name, port, type=_socket.SOCK_STREAM):
+        addresses = _socket.getaddrinfo(name, port, type=_socket.SOCK_STREAM)
+        sock: Any  # socket.py's for https
+        if len(addresses) > 1:
+            sock = self._race(make, addresses, deadline)
+        else:
+            family, kind, proto, _, address = addresses[0]
             sock = make(family, kind, proto)
             try:
                 sock.settimeout(self._left(deadline))
                 sock.connect(address)
-            except OSError as exc:
-                sock.close()
-                if isinstance(exc, TimeoutError) and exc.errno is None:  # the deadline
-                    raise
-                error = exc  # refused, unreachable: the next address
-                continue
             except BaseException:
                 sock.close()
                 raise
+        try:
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            if scheme != "https":
+                return sock
+            sock.settimeout(self._left(deadline))
+            return self._tls().wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _race(self, make: Any, addresses: list[Any], deadline: float) -> _socket.socket:
+        """The first of `addresses` to accept a connection (happy eyeballs, RFC 8305, as asyncio does
+        for the other client): families interleaved, the next attempt begun HAPPY_EYEBALLS_S after the
+        last, or at once when one fails; the error of the last failure when all do."""
+        import errno
+        import os
+        import selectors
+
+        waiting = _interleaved(addresses)
+        trying: list[Any] = []
+        error: OSError = ConnectionRefusedError(errno.ECONNREFUSED, "no address accepted")
+        next_at = self.clock()
+        with selectors.DefaultSelector() as selector:
             try:
-                sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-                if scheme != "https":
-                    return sock
-                sock.settimeout(self._left(deadline))
-                return self._tls().wrap_socket(sock, server_hostname=host)
-            except BaseException:
-                sock.close()
-                raise
-        raise error
+                while waiting or trying:
+                    if waiting and self.clock() >= next_at:
+                        family, kind, proto, _, address = waiting.pop(0)
+                        sock = make(family, kind, proto)
+                        sock.setblocking(False)
+                        code = sock.connect_ex(address)
+                        if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                            selector.register(sock, selectors.EVENT_WRITE, sock)
+                            trying.append(sock)
+                            next_at = self.clock() + HAPPY_EYEBALLS_S
+                        else:
+                            sock.close()
+                            error = OSError(code, os.strerror(code))  # OSError picks the subclass the code names
+                        continue
+                    wait = self._left(deadline)
+                    if waiting:
+                        wait = max(0.0, min(wait, next_at - self.clock()))
+                    for key, _ in selector.select(wait):
+                        sock = key.data
+                        selector.unregister(sock)
+                        trying.remove(sock)
+                        code = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
+                        if code == 0:
+                            return sock  # blocking again at its next settimeout
+                        sock.close()
+                        error = OSError(code, os.strerror(code))
+                        next_at = self.clock()
+                raise error
+            finally:
+                for sock in trying:
+                    sock.close()
 
     def _tls(self) -> ssl.SSLContext:
         with self.tls_lock:
             if self.tls is None:
                 self.tls = verifying_context()
             return self.tls
+
+
+def _interleaved(addresses: list[Any]) -> list[Any]:
+    """getaddrinfo's answers with their families taking turns (IPv6, IPv4, IPv6, ...: the first
+    answer's family first), each family's in its order."""
+    import itertools
+
+    families: dict[int, list[Any]] = {}
+    for info in addresses:
+        families.setdefault(info[0], []).append(info)
+    return [info for turn in itertools.zip_longest(*families.values()) for info in turn if info is not None]
 
 
 class _Reader:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ANSWER_HEAD_LIMIT = 100 * 1024  # status line and headers of one answer (httpcore's limit)
 READ_SIZE = 64 * 1024  # bytes asked of the network at once
+HAPPY_EYEBALLS_S = 0.25  # a name with several addresses: the next is tried after this (as anyio did)
 LINE = -1  # read_answer's needs: a line, whatever has arrived, or (a positive number) exactly that many bytes
 SOME = 0
 
