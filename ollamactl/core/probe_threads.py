@@ -47,6 +47,9 @@ if TYPE_CHECKING:  # pragma: no cover
     R = TypeVar("R")
 
 
+_WINDOWS_IN_PROGRESS = 10035  # WSAEWOULDBLOCK: a non-blocking connect under way, in Windows' numbers
+
+
 class Late(Exception):
     """A request reached its deadline (the waiter says so, in its own words)."""
 
@@ -149,7 +152,7 @@ class Client:
                         sock = make(family, kind, proto)
                         sock.setblocking(False)
                         code = sock.connect_ex(address)
-                        if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                        if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, _WINDOWS_IN_PROGRESS):
                             selector.register(sock, selectors.EVENT_WRITE, sock)
                             trying.append(sock)
                             next_at = self.clock() + HAPPY_EYEBALLS_S
