@@ -34,10 +34,14 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setattr("ollamactl.core.registry.lookup._reverse", fake_reverse)  # `discover --add` names what it found
     monkeypatch.setattr(socket, "getaddrinfo", loopback_getaddrinfo)  # `add` probes what it registers:
     monkeypatch.setattr(socket.socket, "connect", loopback_connect)  # gpu1, 10.1.2.3 ... must stay unasked
+    monkeypatch.setattr(socket.socket, "connect_ex", loopback_connect_ex)
+    # the probes' thread client makes its sockets from _socket, whose C type no test can guard: here it
+    # gets socket.py (the same sockets and lookups, through the guards above)
+    monkeypatch.setattr("ollamactl.core.health.probe_threads._socket", socket)
     return {"config": config, "state": state}
 
 
-_getaddrinfo, _connect = socket.getaddrinfo, socket.socket.connect
+_getaddrinfo, _connect, _connect_ex = socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
 
 
@@ -64,6 +68,13 @@ def loopback_connect(sock, address):
     if isinstance(address, tuple) and not _loopback(address[0]):
         raise OSError(errno.ENETUNREACH, "Network is unreachable (tests stay on loopback)")
     return _connect(sock, address)
+
+
+def loopback_connect_ex(sock, address):
+    """`loopback_connect` for a non-blocking connect (an error number, not an exception)."""
+    if isinstance(address, tuple) and not _loopback(address[0]):
+        return errno.ENETUNREACH
+    return _connect_ex(sock, address)
 
 
 def fake_resolver(host, port):

@@ -1,4 +1,4 @@
-"""The probes' own HTTP client (core/probe_http) against raw servers on 127.0.0.1: the answers a
+"""The probes' own HTTP clients (core/probe_threads, core/probe_http) against raw servers on 127.0.0.1: the answers a
 real server may give (chunked, compressed, over TLS), the ones a hostile or broken one gives
 (endless, oversized, not HTTP, cut short), and kept-alive connections while `health --watch` runs.
 
@@ -16,6 +16,7 @@ it, valid until 2126, made with:
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import socket
 import ssl
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from ollamactl.core.health import monitor
+from ollamactl.core.health import monitor, probe_threads
 from ollamactl.core.health import probe as health
 from ollamactl.core.registry.instances import Instance
 
@@ -143,11 +144,22 @@ def raw() -> Iterator[Callable[..., RawServer]]:
         server.stop()
 
 
-def probe(url: str, timeout: float = 3.0) -> health.HealthResult:
-    return health.check([Instance(id="x", name="x", url=url)], timeout=timeout)[0]
+@pytest.fixture(params=["threads", "asyncio"])
+def probe(request) -> Callable[..., health.HealthResult]:
+    """A probe of one instance by the one-shot commands' client (threads, core/probe_threads) or
+    by `--watch`'s (asyncio, core/probe_http): both read answers alike (core/probe_wire)."""
+    import asyncio
+
+    def by_threads(url: str, timeout: float = 3.0) -> health.HealthResult:
+        return health.check([Instance(id="x", name="x", url=url)], timeout=timeout)[0]
+
+    def by_asyncio(url: str, timeout: float = 3.0) -> health.HealthResult:
+        return asyncio.run(health.check_async([Instance(id="x", name="x", url=url)], timeout=timeout))[0]
+
+    return by_threads if request.param == "threads" else by_asyncio
 
 
-def test_chunked_and_compressed_answers_are_read_as_the_same_json(raw):
+def test_chunked_and_compressed_answers_are_read_as_the_same_json(raw, probe):
     def reply(path: str) -> bytes:
         if path == "/api/version":
             return chunked(VERSION)
@@ -162,7 +174,7 @@ def test_chunked_and_compressed_answers_are_read_as_the_same_json(raw):
     assert result.loaded == ["llama3.2:latest"]
 
 
-def test_endless_and_oversized_answers_stop_at_the_cap(raw):
+def test_endless_and_oversized_answers_stop_at_the_cap(raw, probe):
     def endless_chunks() -> Iterator[bytes]:
         yield b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
         while True:
@@ -183,12 +195,12 @@ def test_endless_and_oversized_answers_stop_at_the_cap(raw):
     (lambda path: whole(b"{}", "Location: http://elsewhere:1/", status="307 Temporary Redirect"),
      "HTTP 307: redirected to http://elsewhere:1/ (not followed)"),
 ])
-def test_broken_answers_in_the_same_words(raw, reply, words):
+def test_broken_answers_in_the_same_words(raw, probe, reply, words):
     result = probe(raw(reply).url)
     assert (result.healthy, result.error) == (False, words)
 
 
-def test_the_words_shown_do_not_depend_on_which_answer_comes_back_first(raw):
+def test_the_words_shown_do_not_depend_on_which_answer_comes_back_first(raw, probe):
     def reply(path: str) -> bytes:
         if path == "/api/version":  # the first request fails last: its words are still the ones shown
             time.sleep(0.3)
@@ -199,7 +211,7 @@ def test_the_words_shown_do_not_depend_on_which_answer_comes_back_first(raw):
     assert (result.healthy, result.error) == (False, "HTTP 500: runner crashed")
 
 
-def test_https_is_verified_with_the_trust_store_httpx_would_use(raw, monkeypatch):
+def test_https_is_verified_with_the_trust_store_httpx_would_use(raw, probe, monkeypatch):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(TLS / "server.pem", TLS / "server.key")
     server = raw(ollama, tls=context)
@@ -219,3 +231,115 @@ def test_watch_keeps_each_instance_connections_alive_between_checks(raw):
                                 stop=lambda: len(results) >= 3), store=None)
     assert [r.healthy for r in results] == [True, True, True]
     assert len(server.paths) == 9 and server.connections == 3  # three requests at once, then reused
+
+
+# ---------------------------------------------------------------------------------------------
+# The threads' client (one-shot `health` and `ps`): the deadline and the caps, by the code path
+
+
+def test_a_server_trickling_past_the_deadline_is_cut_there(raw):
+    cut = threading.Event()
+    sent: list[int] = []
+
+    def trickle(path: str) -> Iterator[bytes]:
+        try:
+            yield b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n"
+            for _ in range(2000):  # a byte every 5 ms: a read timeout alone would never fire
+                time.sleep(0.005)
+                yield b"x"
+                sent.append(1)
+        finally:
+            cut.set()  # the client hung up, or all was sent
+
+    server = raw(trickle)
+    looks = itertools.count()
+    client = probe_threads.Client({}, clock=lambda: next(looks) * 0.5)  # each look at the clock: 0.5 s later
+    with pytest.raises(probe_threads.Late):
+        client.get(server.url + "/api/tags", {}, health.BODY_LIMIT, 1024, deadline=client.clock() + 3.0)
+    assert next(looks) <= 8  # connect, send, a few reads: the clock was looked at before each, until the deadline
+    assert cut.wait(30) and len(sent) < 2000  # and it hung up while the server still had bytes to send
+
+
+@pytest.mark.parametrize("answer", [
+    lambda: iter([b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n", *(b"x" * 65536 for _ in range(40))]),
+    lambda: iter([b"HTTP/1.1 200 OK\r\n\r\n", *(b"x" * 65536 for _ in range(40))]),  # ends when the server closes
+    lambda: iter([b"HTTP/1.1 500 Oops\r\nContent-Length: 1000000000000\r\n\r\n", *(b"x" * 65536 for _ in range(40))]),
+])
+def test_a_body_claimed_or_sent_beyond_the_cap_is_cut_at_the_cap(raw, answer):
+    server = raw(lambda path: answer())
+    got = probe_threads.Client({}).get(server.url + "/api/tags", {}, 1000, 100, deadline=time.monotonic() + 30)
+    assert (got.whole, len(got.body)) == (False, 1000 if got.status == 200 else 100)
+
+
+@pytest.mark.parametrize("command", ["health", "ps"])
+def test_hung_instances_are_waited_for_together_each_under_one_deadline(raw, monkeypatch, command):
+    release = threading.Event()
+    servers = [raw(lambda path: None if release.wait(30) else None) for _ in range(4)]
+    starts: list[tuple[str, float]] = []
+    started_when_one_ended: list[int] = []
+    real_get = probe_threads.Client.get
+
+    def get(self, url, headers, limit, error_limit, deadline, timer=None):  # type: ignore[no-untyped-def]
+        starts.append((url.split("/api/")[0], deadline))
+        try:
+            return real_get(self, url, headers, limit, error_limit, deadline, timer)
+        finally:
+            started_when_one_ended.append(len(starts))
+
+    monkeypatch.setattr(probe_threads.Client, "get", get)
+    instances = [Instance(id=f"h{n}", name=f"h{n}", url=server.url) for n, server in enumerate(servers)]
+    requests = 4 * (3 if command == "health" else 1)
+    try:
+        errors = [r.error for r in health.check(instances, timeout=0.5)] if command == "health" \
+            else [error for _, error in health.loaded_models(instances, timeout=0.5)]
+        assert errors == ["timed out after 0.5 s"] * 4
+        for _ in range(1000):  # the requests' threads end at their deadline, just after the waiters
+            if len(started_when_one_ended) == requests:
+                break
+            time.sleep(0.01)
+    finally:
+        release.set()
+    assert min(started_when_one_ended) == requests  # every request had started before any ended
+    deadlines: dict[str, set[float]] = {}
+    for url, deadline in starts:
+        deadlines.setdefault(url, set()).add(deadline)
+    assert sorted(deadlines) == sorted(s.url for s in servers)
+    assert all(len(given) == 1 for given in deadlines.values())  # one deadline for all of an instance's requests
+
+
+@pytest.mark.parametrize("threads_up_to, on_threads", [(32, True), (2, False)])
+def test_a_fleet_over_threads_up_to_is_probed_on_an_event_loop_with_the_same_answers(raw, monkeypatch, threads_up_to,
+                                                                                      on_threads):
+    monkeypatch.setattr(health, "THREADS_UP_TO", threads_up_to)  # 3 instances: on threads, or (over 2) not
+    used: list[int] = []
+    real_each = probe_threads.each
+    monkeypatch.setattr(probe_threads, "each", lambda *args: (used.append(1), real_each(*args))[1])
+    good = raw(ollama)
+    no_ps = whole(b"404 page not found", status="404 Not Found")  # Ollama before 0.1.38
+    legacy = raw(lambda path: ollama(path) if path != "/api/ps" else no_ps)
+    failing = raw(lambda path: whole(json.dumps({"error": "boom"}).encode(), status="500 Internal Server Error"))
+    instances = [Instance(id=name, name=name, url=server.url)
+                 for name, server in (("good", good), ("legacy", legacy), ("failing", failing))]
+    results = health.check(instances, timeout=3.0)
+    assert [(r.healthy, r.error, r.loaded) for r in results] == [
+        (True, None, ["llama3.2:latest"]), (True, None, None), (False, "HTTP 500: boom", None)]
+    assert health.loaded_models(instances, timeout=3.0) == [
+        ([{"name": "llama3.2:latest"}], None), (None, None), (None, "HTTP 500: boom")]
+    assert bool(used) == on_threads
+
+
+@pytest.mark.parametrize("first", ["refusing", "silent"])
+def test_a_name_whose_first_address_does_not_answer_is_reached_through_the_next(raw, probe, monkeypatch, first):
+    server = raw(ollama)
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as dead, socket.socket() as filler:
+        address = dead.getsockname()
+        if first == "refusing":
+            dead.close()
+        else:  # its one place in the accept queue taken: further SYNs go unanswered, as behind a dropping firewall
+            filler.connect(address)
+        answers = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address),
+                   (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", server.port))]
+        monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: answers)  # both clients ask it here
+        result = probe(f"http://ollama.test:{server.port}", timeout=5.0)
+    assert result.healthy, result.error
+    assert server.paths  # and it was this server that answered

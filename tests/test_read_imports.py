@@ -1,7 +1,7 @@
 """The everyday read commands start like tools: in a script (stdout not a terminal), `health`,
-`models` and `ps` answer by the Typer-free route and load neither Typer nor rich; `ps` asks its
-servers without httpx; `models` from a fresh cache loads no asyncio. Proved by the modules a real
-process loaded, not by a timing."""
+`models` and `ps` answer by the Typer-free route and load neither Typer nor rich; `health` and `ps`
+ask their (http) servers on threads, without httpx, asyncio or ssl; `models` from a fresh cache asks
+none. Proved by the modules a real process loaded, not by a timing."""
 
 from __future__ import annotations
 
@@ -39,8 +39,7 @@ def test_read_commands_load_no_typer_nor_rich_in_a_script(four, args):
     assert "llama3.2" in result.stdout or args[0] == "health"
 
 
-def test_ps_asks_without_httpx_and_models_from_the_cache_without_asyncio(four):
-    result, modules = loaded("ps")
-    assert result.returncode == 0 and "httpx" not in modules and "asyncio" in modules  # the probes' client
-    result, modules = loaded("models")
-    assert result.returncode == 0 and not {"asyncio", "httpx", "ssl"} & modules
+@pytest.mark.parametrize("args", [["health"], ["health", "--json"], ["ps"], ["ps", "--json"], ["models"]])
+def test_one_shot_reads_load_no_asyncio_httpx_nor_ssl(four, args):
+    result, modules = loaded(*args)
+    assert result.returncode == 0 and not {"asyncio", "httpx", "ssl"} & modules, args

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from ollamactl.core import server_json
 from ollamactl.core.errors import OllamactlError
 from ollamactl.core.registry.keys import keys_of, redact, sent_key
 from ollamactl.core.settings import DEFAULTS
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+    from typing import Any
     from typing import NamedTuple as Record
 
     import httpx

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from ollamactl import ExitCode, Fleet, Instance, checked_number
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 from ollamactl.cli.health import health_view
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
     from ollamactl import HealthResult
 
 

@@ -9,15 +9,17 @@ running for a while shows `checking… N s` on its row while the other rows keep
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from ollamactl import Instance
 from ollamactl.cli import output
 from ollamactl.model_names import normalise_model
 from ollamactl.timefmt import age, clock, iso_utc
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+    from typing import Any
+
     from ollamactl import HealthResult
 
 Row = tuple[Instance, "HealthResult | None", "float | None"]  # instance, last result, probe running since

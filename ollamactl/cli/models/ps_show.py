@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
 from ollamactl import ExitCode
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 
 def ps(refs: list[str] | None, json_output: bool) -> int:

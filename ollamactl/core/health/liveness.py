@@ -15,10 +15,9 @@ Cheap to import: asyncio and the probe client load only when a check is due.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ollamactl.core.http import Unresponsive, headers_for, seconds
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Awaitable
     from typing import TypeVar
@@ -36,7 +35,7 @@ async def silent(instance: Instance, within: float) -> str | None:
     import asyncio
 
     from ollamactl.core.health.probe import probe_client
-    from ollamactl.core.health.probe_http import ProbeError
+    from ollamactl.core.health.probe_wire import ProbeError
 
     async with probe_client(1) as client:
         try:

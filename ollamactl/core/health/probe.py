@@ -3,9 +3,12 @@
 A probe of one instance is `GET /api/version`, `GET /api/tags` and `GET /api/ps`, sent at once
 and bounded by ONE overall deadline (a read timeout only measures the silence between bytes, so
 a server dripping a byte a second would otherwise hold a probe for ever). All instances
-are probed concurrently, up to a cap, over one shared `ProbeClient` (core/probe_http: a small
-stdlib HTTP/1.1 client, as the probes' CPU cost with httpx was ~5x a bare prober's); the whole
-check costs about as much as the slowest instance, never the sum.
+are probed concurrently, up to a cap: `check` (the one-shot commands) on threads over
+core/probe_threads for up to THREADS_UP_TO instances (no asyncio to import), else, like
+`check_async` (`health --watch`, `top`, discovery, pulls), on an event loop over one shared
+core/probe_http client; both small stdlib HTTP/1.1 clients reading answers alike (core/probe_wire),
+as the probes' CPU cost with httpx was ~5x a bare prober's. The whole check costs about as much as
+the slowest instance, never the sum.
 
 Errors are words a person can act on: `connection refused`, `timed out after 2.0 s`,
 `HTTP 401: unauthorized (check the API key)`, `not an Ollama server`, `HTTP 500: <message>`,
@@ -17,16 +20,15 @@ scrubbed from what a server said in words (`scrubbed`, see core/registry/keys.py
 or shown.
 
 Results are kept in the state's `"health"` section (`save`); `health_cache` decides which may be
-used. This module (with asyncio) loads only when probing or reading results; httpx only for the
-TLS context of an https instance.
+used. This module loads only when probing or reading results, asyncio only for `check_async`;
+httpx only for the TLS context of an https instance.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from ollamactl.core import server_json
 from ollamactl.core.http import (
@@ -45,10 +47,15 @@ from ollamactl.core.registry.keys import holds, keys_of, redact
 from ollamactl.core.settings import DEFAULTS
 from ollamactl.core.state.schema import MAX_MODELS
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable, Sequence
+    from typing import Any
     from typing import NamedTuple as Record
 
-    from ollamactl.core.health.probe_http import Answer, AnswerTimer, ProbeClient
+    from ollamactl.core.health.probe_http import ProbeClient
+    from ollamactl.core.health.probe_threads import Client
+    from ollamactl.core.health.probe_wire import Answer, AnswerTimer
     from ollamactl.core.registry.instances import Instance
     from ollamactl.core.state.store import Store
 else:
@@ -56,12 +63,16 @@ else:
 
 DEFAULT_CONCURRENCY = DEFAULTS["concurrency"]
 REQUESTS_PER_PROBE = 3  # version, tags, ps: at most three connections per instance at once
+# `check` probes up to this many instances on threads, more on an event loop: a thread per request
+# costs ~0.65 ms more CPU per instance than asyncio, whose import costs ~40 ms (break-even ~60)
+THREADS_UP_TO = 32
 BODY_LIMIT = 8 * MB  # one probe answer (/api/tags of a thousand models is well under 1 MB)
 MAX_NAME = 512  # characters of a model name; longer ones are not Ollama's
 MAX_VERSION = 100  # characters of a version string
 SAVE_EVERY_S = 0.2  # probe results are saved in batches at most this often while a check runs
 
 OnResult = Callable[["HealthResult"], None]
+Loaded = tuple["list[dict[str, Any]] | None", "str | None"]  # an instance's /api/ps models, or the error in words
 
 
 class HealthResult(Record):
@@ -146,15 +157,39 @@ def check(
     keys: Sequence[str] | None = None,
     store: Store | None = None,
 ) -> list[HealthResult]:
-    """Probe `instances` concurrently; results in the same order. `on_result` sees each as it ends.
+    """Probe `instances` concurrently; results in the same order. `on_result` sees each as it ends,
+    on the caller's thread. Up to THREADS_UP_TO instances on threads (core/probe_threads: no
+    asyncio to import), more with `check_async` on an event loop; the same requests and words.
 
     Every key in `keys` (default: those of `instances`) is scrubbed from what the servers said.
     With a `store`, results are saved as they arrive (see `Saver`), so one hung instance does not
     hold back the others' news.
     """
-    import asyncio
+    from ollamactl.core.health import probe_threads
 
-    return asyncio.run(check_async(instances, timeout, concurrency, on_result, keys, store))
+    instances = list(instances)
+    if not instances:
+        return []
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    if len(instances) > THREADS_UP_TO:
+        import asyncio
+
+        return asyncio.run(check_async(instances, timeout, concurrency, on_result, keys, store))
+    secrets = keys_of(instances) if keys is None else tuple(keys)
+    saver = Saver(store) if store is not None else None
+    client = probe_threads.Client(client_headers())
+    results: list[HealthResult] = [None] * len(instances)  # type: ignore[list-item]  # each filled below
+    try:
+        for index, result in probe_threads.each(lambda instance: probe_now(client, instance, timeout), instances,
+                                                probe_slots(concurrency, len(instances)),
+                                                saver.due_in if saver is not None else lambda: None,
+                                                saver.flush if saver is not None else lambda: None):
+            results[index] = _deliver(result, secrets, saver, on_result)
+    finally:
+        if saver is not None:
+            saver.flush()
+    return results
 
 
 async def check_async(
@@ -176,16 +211,12 @@ async def check_async(
     cap = probe_slots(concurrency, len(instances))
     semaphore = asyncio.Semaphore(cap)
     secrets = keys_of(instances) if keys is None else tuple(keys)
-    saver = Saver(store) if store is not None else None
+    saver = Saver(store, asyncio.get_running_loop().call_later) if store is not None else None
 
     async def one(client: ProbeClient, instance: Instance) -> HealthResult:
         async with semaphore:
-            result = scrubbed(await probe(client, instance, timeout), secrets)
-        if saver is not None:
-            saver.add(result)
-        if on_result is not None:
-            on_result(result)
-        return result
+            result = await probe(client, instance, timeout)
+        return _deliver(result, secrets, saver, on_result)
 
     try:
         async with probe_client(cap) as client:
@@ -193,6 +224,17 @@ async def check_async(
     finally:
         if saver is not None:
             saver.flush()
+
+
+def _deliver(result: HealthResult, secrets: Sequence[str], saver: Saver | None,
+             on_result: OnResult | None) -> HealthResult:
+    """A check's result as it ends: the keys scrubbed out, then saved (in a batch) and told."""
+    result = scrubbed(result, secrets)
+    if saver is not None:
+        saver.add(result)
+    if on_result is not None:
+        on_result(result)
+    return result
 
 
 def probe_client(at_once: int) -> ProbeClient:
@@ -207,23 +249,27 @@ def probe_client(at_once: int) -> ProbeClient:
 class Saver:
     """Saves probe results to the store as they arrive, in batches: the first result at once, then
     what arrived since at most every SAVE_EVERY_S (one state write per batch, not per instance),
-    and the rest on `flush`. Runs on the probing event loop."""
+    and the rest on `flush`. With `later` (an event loop's call_later) it schedules its own next
+    save; without, its owner calls `flush` when `due_in` says. Runs on the prober's one thread."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, later: Callable[[float, Callable[[], None]], Any] | None = None):
         self.store = store
+        self.later = later
         self.pending: list[HealthResult] = []
         self.saved_at = 0.0
         self.timer: Any = None
 
-    def add(self, result: HealthResult) -> None:
-        import asyncio
+    def due_in(self) -> float | None:
+        """Seconds until what is pending should be saved (None: nothing is)."""
+        return self.saved_at + SAVE_EVERY_S - time.monotonic() if self.pending else None
 
+    def add(self, result: HealthResult) -> None:
         self.pending.append(result)
-        wait = self.saved_at + SAVE_EVERY_S - time.monotonic()
+        wait = self.saved_at + SAVE_EVERY_S - time.monotonic()  # due_in, now that something is pending
         if wait <= 0:
             self.flush()
-        elif self.timer is None:
-            self.timer = asyncio.get_running_loop().call_later(wait, self.flush)
+        elif self.timer is None and self.later is not None:
+            self.timer = self.later(wait, self.flush)
 
     def flush(self) -> None:
         if self.timer is not None:
@@ -242,38 +288,82 @@ async def probe(client: ProbeClient, instance: Instance, timeout: float) -> Heal
     """
     import asyncio
 
-    from ollamactl.core.health.probe_http import AnswerTimer, ProbeError
+    from ollamactl.core.health.probe_wire import AnswerTimer
 
     try:
         headers = headers_for(instance)  # the same key rules as run/embed: trimmed, or refused in words
     except OllamaError as refused:
-        return HealthResult(id=instance.id, url=instance.url, healthy=False, error=refused.reason,
-                            checked_at=time.time())
+        return _refused(instance, refused)
     base = instance.url.rstrip("/")
     timer = AnswerTimer()
-    tasks = [
-        asyncio.ensure_future(_get_json(client, base, "/api/version", headers, _parse_version, timer=timer)),
-        asyncio.ensure_future(_get_json(client, base, "/api/tags", headers, _model_list)),
-        asyncio.ensure_future(_get_json(client, base, "/api/ps", headers, _parse_ps, optional=True)),
-    ]
+
+    async def get_json(path: str, parse: Callable[[Any], Any], optional: bool = False,
+                       timer: AnswerTimer | None = None) -> Any:
+        return _json(await client.get(base + path, headers, BODY_LIMIT, ERROR_BODY_LIMIT, timer), parse, optional)
+
+    tasks = [asyncio.ensure_future(get_json(*ask, timer=timer if n == 0 else None)) for n, ask in enumerate(_ASKS)]
     for task in tasks:  # whatever happens below, no task's outcome is left unretrieved (no asyncio noise)
         task.add_done_callback(retrieve)
     error: str | None = None
     try:
         failed = await _first_failure(tasks, timeout)
         if failed is not None:
-            exc = failed.exception()
-            error = exc.words if isinstance(exc, ProbeError) \
-                else f"probe failed: {short(str(exc)) or type(exc).__name__}"
+            error = _words(failed.exception())
         elif not all(task.done() for task in tasks):
             error = f"timed out after {seconds(timeout)} s"
     finally:
         for task in tasks:
             task.cancel()  # on success a no-op; on a timeout, an error or Ctrl-C it ends the others
-    if error is not None:
+    return _result(instance, timer, error, None if error is not None else [task.result() for task in tasks])
+
+
+def probe_now(client: Client, instance: Instance, timeout: float) -> HealthResult:
+    """`probe` on threads (core/probe_threads): the three requests at once, each on its own, all
+    under one deadline; the same words, from the same rules (see `_first_failure`)."""
+    from ollamactl.core.health.probe_threads import Asked
+    from ollamactl.core.health.probe_wire import AnswerTimer
+
+    try:
+        headers = headers_for(instance)
+    except OllamaError as refused:
+        return _refused(instance, refused)
+    base = instance.url.rstrip("/")
+    timer = AnswerTimer()
+    deadline = client.clock() + timeout
+
+    def get_json(path: str, parse: Callable[[Any], Any], optional: bool = False,
+                 timer: AnswerTimer | None = None) -> Callable[[], Any]:
+        return lambda: _json(client.get(base + path, headers, BODY_LIMIT, ERROR_BODY_LIMIT, deadline, timer),
+                             parse, optional)
+
+    asks = [Asked(get_json(*ask, timer=timer if n == 0 else None), client.clock) for n, ask in enumerate(_ASKS)]
+    for ask in asks:  # in order, until one fails or the deadline: a failure waits only for those before it
+        if not ask.wait(deadline) or ask.failure is not None:
+            break
+    ended = [ask.finished.is_set() for ask in asks]  # once: a late answer does not change the verdict
+    failed = next((ask.failure for ask, done in zip(asks, ended, strict=True) if done and ask.failure), None)
+    error = _words(failed) if failed is not None else None if all(ended) else f"timed out after {seconds(timeout)} s"
+    return _result(instance, timer, error, None if error is not None else [ask.value for ask in asks])
+
+
+def _refused(instance: Instance, refused: OllamaError) -> HealthResult:
+    return HealthResult(id=instance.id, url=instance.url, healthy=False, error=refused.reason, checked_at=time.time())
+
+
+def _words(failure: BaseException | None) -> str:
+    from ollamactl.core.health.probe_wire import ProbeError
+
+    if isinstance(failure, ProbeError):
+        return failure.words
+    return f"probe failed: {short(str(failure)) or type(failure).__name__}"
+
+
+def _result(instance: Instance, timer: AnswerTimer, error: str | None, answers: list[Any] | None) -> HealthResult:
+    """The HealthResult of a probe that failed with `error`, or got `answers` (version, models, loaded)."""
+    if error is not None or answers is None:
         return HealthResult(id=instance.id, url=instance.url, healthy=False, error=error,
                             latency_ms=timer.milliseconds(), checked_at=time.time())
-    version, models, loaded = (task.result() for task in tasks)
+    version, models, loaded = answers
     models = models or []
     note = None
     if len(models) > MAX_MODELS:
@@ -286,35 +376,70 @@ async def probe(client: ProbeClient, instance: Instance, timeout: float) -> Heal
 
 
 def loaded_models(instances: Sequence[Instance], timeout: float,
-                  concurrency: int = DEFAULT_CONCURRENCY) -> list[tuple[list[dict[str, Any]] | None, str | None]]:
-    """`GET /api/ps` of every instance at once over the probes' client, each within `timeout` s:
-    per instance, in order, (the loaded-model objects as the server sent them, or None when it
-    has no /api/ps; None, or the error in words). Never raises for a network or server fault."""
+                  concurrency: int = DEFAULT_CONCURRENCY) -> list[Loaded]:
+    """`GET /api/ps` of every instance at once over the probes' client (on threads, or for more than
+    THREADS_UP_TO instances on an event loop, as `check`), each within `timeout` s: per instance,
+    in order, (the loaded-model objects as the server sent them, or None when it has no /api/ps;
+    None, or the error in words). Never raises for a network or server fault."""
+    from ollamactl.core.health import probe_threads
+
+    if len(instances) > THREADS_UP_TO:
+        import asyncio
+
+        return asyncio.run(_loaded_models_async(instances, timeout, concurrency))
+    client = probe_threads.Client(client_headers())
+
+    def one(instance: Instance) -> Loaded:
+        try:
+            headers = headers_for(instance)
+        except OllamaError as refused:
+            return None, refused.reason
+        deadline = client.clock() + timeout
+        ask = probe_threads.Asked(lambda: _json(client.get(instance.url.rstrip("/") + "/api/ps", headers, BODY_LIMIT,
+                                                           ERROR_BODY_LIMIT, deadline), _loaded_objects, True),
+                                  client.clock)
+        if not ask.wait(deadline) or ask.failure is not None:
+            return _unanswered(instance, ask.failure, timeout)
+        return ask.value, None
+
+    answers: list[Loaded] = [(None, None)] * len(instances)
+    for index, answer in probe_threads.each(one, instances, probe_slots(concurrency, len(instances))):
+        answers[index] = answer
+    return answers
+
+
+async def _loaded_models_async(instances: Sequence[Instance], timeout: float, concurrency: int) -> list[Loaded]:
     import asyncio
 
-    from ollamactl.core.health.probe_http import ProbeError
+    from ollamactl.core.health.probe_wire import ProbeError
 
-    async def ask_all() -> list[tuple[list[dict[str, Any]] | None, str | None]]:
-        cap = probe_slots(concurrency, len(instances))
-        semaphore = asyncio.Semaphore(cap)
+    cap = probe_slots(concurrency, len(instances))
+    semaphore = asyncio.Semaphore(cap)
 
-        async def one(client: ProbeClient, instance: Instance) -> tuple[list[dict[str, Any]] | None, str | None]:
+    async def one(client: ProbeClient, instance: Instance) -> Loaded:
+        try:
+            headers = headers_for(instance)
+        except OllamaError as refused:
+            return None, refused.reason
+        async with semaphore:
             try:
-                headers = headers_for(instance)
-                async with semaphore:
-                    return await asyncio.wait_for(_get_json(client, instance.url.rstrip("/"), "/api/ps", headers,
-                                                            _loaded_objects, optional=True), timeout), None
-            except OllamaError as refused:
-                return None, refused.reason
+                answer = await asyncio.wait_for(client.get(instance.url.rstrip("/") + "/api/ps", headers, BODY_LIMIT,
+                                                           ERROR_BODY_LIMIT), timeout)
+                return _json(answer, _loaded_objects, True), None
             except ProbeError as failed:
-                return None, redact(failed.words, keys_of([instance]))  # a server may quote the key it got
+                return _unanswered(instance, failed, timeout)
             except asyncio.TimeoutError:
-                return None, f"timed out after {seconds(timeout)} s"
+                return _unanswered(instance, None, timeout)
 
-        async with probe_client(cap) as client:
-            return list(await asyncio.gather(*(one(client, i) for i in instances)))
+    async with probe_client(cap) as client:
+        return list(await asyncio.gather(*(one(client, i) for i in instances)))
 
-    return asyncio.run(ask_all()) if instances else []
+
+def _unanswered(instance: Instance, failure: BaseException | None, timeout: float) -> Loaded:
+    """An /api/ps that failed (`failure`), or got no answer within `timeout` (None)."""
+    if failure is None:
+        return None, f"timed out after {seconds(timeout)} s"
+    return None, redact(_words(failure), keys_of([instance]))  # a server may quote the key it got
 
 
 def _loaded_objects(data: Any) -> list[dict[str, Any]]:
@@ -377,14 +502,14 @@ def scrubbed_entries(health: dict[str, Any], keys: Sequence[str]) -> dict[str, d
             for instance_id, entry in health.items() if isinstance(entry, dict)}
 
 
-async def _get_json(client: ProbeClient, base: str, path: str, headers: dict[str, str],
-                    parse: Callable[[Any], Any], optional: bool = False, timer: AnswerTimer | None = None) -> Any:
-    from ollamactl.core.health.probe_http import ProbeError
+def _json(answer: Answer, parse: Callable[[Any], Any], optional: bool = False) -> Any:
+    """`parse` of an answer's JSON; ProbeError in words when it is not a 200 of JSON `parse` accepts
+    (an `optional` route's 404 is None: /api/ps is missing before 0.1.38, "unknown", not unhealthy)."""
+    from ollamactl.core.health.probe_wire import ProbeError
 
-    answer = await client.get(base + path, headers, BODY_LIMIT, ERROR_BODY_LIMIT, timer)
     status = answer.status
     if optional and status == 404:
-        return None  # /api/ps is missing before 0.1.38: "unknown", not unhealthy
+        return None
     if status == 200:
         if not answer.whole:
             raise ProbeError(too_large(BODY_LIMIT))
@@ -445,6 +570,11 @@ def _model_list(data: Any) -> list[dict[str, Any]]:
 
 def _parse_ps(data: Any) -> list[str]:
     return [m["name"] for m in _model_list(data)]
+
+
+# a probe's requests (path, parse, whether a 404 means "unknown"), in the order their failures count
+_ASKS: tuple[tuple[str, Callable[[Any], Any], bool], ...] = (
+    ("/api/version", _parse_version, False), ("/api/tags", _model_list, False), ("/api/ps", _parse_ps, True))
 
 
 def probe_slots(concurrency: int, count: int) -> int:

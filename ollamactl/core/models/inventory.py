@@ -4,12 +4,14 @@ and the build (digest) the fleet agrees on."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from ollamactl.model_names import normalise_model
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable, Sequence
+    from typing import Any
+
     from ollamactl.core.health.probe import HealthResult
     from ollamactl.core.registry.instances import Instance
 

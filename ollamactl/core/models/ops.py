@@ -19,9 +19,7 @@ each command's targets from a fresh probe of the fleet.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable
 
 from ollamactl.core import params, server_json
 from ollamactl.core.errors import NoInstanceError, Said, UsageError
@@ -43,12 +41,19 @@ from ollamactl.core.http import (
 from ollamactl.core.models.inventory import held_models, reference_digest
 from ollamactl.model_names import normalise_model
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable, Sequence
+    from typing import Any
+    from typing import NamedTuple as Record
+
     import httpx
 
     from ollamactl.core.health.probe import HealthResult
     from ollamactl.core.registry.instances import Instance
     from ollamactl.core.state.store import Store
+else:
+    from ollamactl.core.records import Record  # not dataclasses nor typing: `ps` imports this module
 
 DEFAULT_PULL_CONCURRENCY = 3
 BODY_LIMIT = 4 * 1024 * 1024  # /api/ps, /api/show and friends: far more than a real answer
@@ -64,7 +69,7 @@ Held = dict[str, dict[str, "str | None"]]  # instance id -> {model: digest}
 # Inventory and plans (pure)
 
 
-class Step(NamedTuple):
+class Step(Record):
     """What one instance needs for one model: `ok`, `pull` (absent) or `update` (another digest)."""
 
     instance_id: str
@@ -180,8 +185,7 @@ def forget(store: Store, instance: Instance, model: str) -> None:
 # Requests
 
 
-@dataclass
-class Outcome:
+class Outcome(Record):
     """The result of one call on one instance: ok, or `error` in words (`absent`: it lacked the model)."""
 
     instance: Instance
@@ -342,19 +346,21 @@ def warm(store: Store, instances: Sequence[Instance], model: str, kind: str, loa
 # Pulls
 
 
-@dataclass
 class PullProgress:
-    """The live state of one pull (instance x model), as the progress view shows it."""
+    """The live state of one pull (instance x model), as the progress view shows it (changed in place)."""
 
-    instance: Instance
-    model: str
-    state: str = "waiting"  # waiting | running | done | failed
-    status: str = "waiting"  # the server's last status text
-    completed: int = 0  # bytes, summed over the layers seen so far
-    total: int = 0
-    error: str | None = None
-    layers: dict[str, tuple[int, int]] = field(default_factory=dict)  # digest -> (completed, total)
-    layer_total: int = 0  # the size of the layer the last line was about (0: not a layer line)
+    __slots__ = ("instance", "model", "state", "status", "completed", "total", "error", "layers", "layer_total")
+
+    def __init__(self, instance: Instance, model: str) -> None:
+        self.instance = instance
+        self.model = model
+        self.state = "waiting"  # waiting | running | done | failed
+        self.status = "waiting"  # the server's last status text
+        self.completed = 0  # bytes, summed over the layers seen so far
+        self.total = 0
+        self.error: str | None = None
+        self.layers: dict[str, tuple[int, int]] = {}  # digest -> (completed, total)
+        self.layer_total = 0  # the size of the layer the last line was about (0: not a layer line)
 
     @property
     def key(self) -> tuple[str, str]:
