@@ -102,3 +102,20 @@ def test_a_warning_names_the_parameter_to_the_library_and_the_flag_on_the_comman
     result = run("export", "--format", "nginx")
     assert "warning: gpu1 is left out: nginx cannot read the environment" in result.stderr
     assert "pass --secrets-file PATH to give nginx its key" in result.stderr
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["pick", "-m", " "], "--model is blank"),  # the fast route's command: its own option
+    (["export", "-f", "litellm", "-m", " "], "--model is blank"),  # a Typer command's own option
+    (["bench", "-m", " "], "--model is blank"),  # refused before anything is measured (was: `:latest`)
+    (["run", " ", "hi"], "MODEL is blank"),  # an argument where the command takes one
+    (["embed", "", "x"], "MODEL is blank"),
+])
+def test_a_parameter_is_named_as_the_running_command_spells_it(argv, named):
+    """One rule for a blank model, shown under the running command's own name for it (before: pick
+    and run said `the model name is empty`, export `MODEL is blank` for its -m, and bench -m ' '
+    measured a model called `:latest`)."""
+    Fleet().add("http://127.0.0.1:9", check=False)
+    result = run(*argv)
+    assert result.exit_code == 2
+    assert one_error_line(result).startswith(f"ollamactl: error: {named}, got "), result.stderr

@@ -97,7 +97,7 @@ def test_model_found_nowhere_warns_or_fails_with_strict():
     (["-s", "quickest"], "unknown strategy 'quickest'"),
     (["-t", "vision"], "unknown type 'vision'"),
     (["--format", "yaml"], "unknown format 'yaml'"),
-    (["-n", "0"], "-n/--count must be a whole number from 1 to 10000, got 0"),
+    (["-n", "0"], "--count must be a whole number from 1 to 10000, got 0"),
     (["-n", "1000000000"], "got 1000000000"),  # before: a MemoryError after 3.8 GB
     (["-n", "many"], "'many' is not a valid int"),
     (["--bogus"], "no such option: --bogus"),

@@ -43,7 +43,12 @@ class OllamactlGroup(TyperGroup):
             from ollamactl.cli.suggest import unknown_command
 
             raise unknown_command(args[0], commands.COMMANDS)
-        return super().resolve_command(ctx, args)
+        name, command, rest = super().resolve_command(ctx, args)
+        from ollamactl.cli import flags
+
+        flags.running({p.name: [o for o in p.opts if o.startswith("-")] for p in getattr(command, "params", ())
+                       if p.param_type_name == "option" and p.name})
+        return name, command, rest
 
     def invoke(self, ctx: Any) -> Any:
         outcome: list[Any] = []

@@ -14,8 +14,7 @@ from __future__ import annotations
 import sys
 
 from ollamactl import ExitCode, OllamactlError
-from ollamactl.cli import output
-from ollamactl.cli.flags import FLAGS
+from ollamactl.cli import flags, output
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,7 +62,7 @@ def _output_error(error: OSError) -> bool:
 
 def failed(error: OllamactlError) -> int:
     """The error line, then each of its details on an indented line of its own."""
-    error = error.named(FLAGS)
+    error = error.named(flags.names())
     output.error(error.headline())
     for line in error.details:
         output.message(f"  {line}")

@@ -30,11 +30,17 @@ def main(args: list[str]) -> int | None:
     from ollamactl.cli.command_specs import SPECS
     from ollamactl.cli.spec_parser import parse
 
-    values = parse(SPECS[args[0]], args[1:])  # type: ignore[arg-type]  # generated: each spec is a dict
+    spec: dict = SPECS[args[0]]  # type: ignore[assignment]  # generated: each spec is a dict
+    values = parse(spec, args[1:])
     if values is None:
         return None
-    from ollamactl.cli import exits
+    from ollamactl.cli import exits, flags
 
+    own: dict[str, list[str]] = {}
+    for spelling, (param, kind, _) in spec["options"].items():
+        if kind is not False:  # `--no-think` sets think too, but is not its name
+            own.setdefault(param, []).append(spelling)
+    flags.running(own)
     run = body(args[0])
     return exits.guarded(lambda: run(**values))
 

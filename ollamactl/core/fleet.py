@@ -313,6 +313,8 @@ class Fleet:
 
         settings.checked("count", repeat, "repeat")
         tokens = settings.checked("count", speed.DEFAULT_TOKENS if tokens is None else tokens, "tokens")
+        if model is not None:
+            params.model(model)
         health = self.health()
         instances = self.targets()
         holders = {i.id: {normalise_model(m["name"]) for m in health[i.id].models}

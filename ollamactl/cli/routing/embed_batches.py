@@ -20,7 +20,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from ollamactl import ModelMissing, OllamactlError, UsageError, checked_number
+from ollamactl import ModelMissing, OllamactlError, UsageError, checked_model, checked_number
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 from ollamactl.cli.models.missing_model import with_pull_hint
@@ -101,8 +101,7 @@ def embed(model: str, texts: list[str] | None, file: str | None, batch_size: int
     began = time.perf_counter()
     checked_number("batch_size", batch_size)  # before the input is read
     checked_number("per_instance", per_instance)
-    if not model.strip():
-        raise UsageError("the model name is empty", "give a model such as nomic-embed-text")
+    checked_model(model)
     current = fleet()
     request = EmbedRequest(model, instance=instance_ref, allow_mixed=allow_mixed, per_instance=per_instance,
                            wait=wait, strict=strict,

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ollamactl import ModelMissing, UsageError, checked_number
+from ollamactl import ModelMissing, checked_model, checked_number
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 from ollamactl.cli.models.missing_model import with_pull_hint
@@ -138,8 +138,7 @@ def run(model: str, prompt: list[str] | None, chat: bool, system: str | None, js
 
     began = time.monotonic()
     checked_number("tries", tries)  # before the prompt is read
-    if not model.strip():
-        raise UsageError("the model name is empty", "give a model such as llama3.2")
+    checked_model(model)
     options = typed_options((parse_option(item) for item in option or ()), output.warn)
     if (not prompt or prompt == ["-"]) and sys.stdin.isatty():
         output.say("reading the prompt from the terminal; end it with Ctrl-D")

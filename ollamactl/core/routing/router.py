@@ -117,8 +117,8 @@ def checked(request: Request, default_strategy: str) -> str:
     if request.key is not None and not request.key.strip():
         raise UsageError(Said("empty key: {key} was given an empty value (an unset variable?)"),
                          Said("give a non-empty key, or leave {key} out for no stickiness"))
-    if request.model is not None and not request.model.strip():
-        raise UsageError("the model name is empty", "give a model such as llama3.2")
+    if request.model is not None:
+        params.model(request.model)
     return strategy
 
 
