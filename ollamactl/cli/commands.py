@@ -11,8 +11,6 @@ launcher answers ordinary invocations of them without Typer.
 
 from __future__ import annotations
 
-import functools
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover  # typing costs the pick fast route (tests/test_pick.py HEAVY)
     from collections.abc import Callable
@@ -58,6 +56,8 @@ def forwarded(command: str) -> Callable[[Callable[..., None]], Callable[..., Any
     """Make a Typer declaration (parameters, help and docstring only) call `command`'s body with the
     values Typer parsed, by keyword, as the fast route calls it: the options are listed in the
     declaration and in the body's signature, not restated a third time in a forwarding call."""
+
+    import functools  # here: the fast route imports this module, and only Typer's declarations need it
 
     def declare(declaration: Callable[..., None]) -> Callable[..., Any]:
         @functools.wraps(declaration)  # Typer reads the declaration's signature through __wrapped__

@@ -87,8 +87,6 @@ def leave(code: int) -> NoReturn:
     ends it quietly with 1, any other error (a full disk) is said, with 1 (a failing code stays)."""
     import os
 
-    from ollamactl import Fleet
-
     try:
         sys.stdout.flush()
     except BrokenPipeError:
@@ -102,7 +100,9 @@ def leave(code: int) -> NoReturn:
         sys.stderr.flush()
     except (OSError, ValueError):  # nowhere left to say anything
         pass
-    Fleet.start_deferred_refreshes()
+    fleet = sys.modules.get("ollamactl.core.fleet")  # a command that made no Fleet put nothing off
+    if fleet is not None:
+        fleet.Fleet.start_deferred_refreshes()
     os._exit(code)
 
 
