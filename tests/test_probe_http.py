@@ -1,6 +1,7 @@
-"""The probes' own HTTP clients (core/probe_threads, core/probe_http) against raw servers on 127.0.0.1: the answers a
-real server may give (chunked, compressed, over TLS), the ones a hostile or broken one gives
-(endless, oversized, not HTTP, cut short), and kept-alive connections while `health --watch` runs.
+"""The probes' own HTTP clients (core/health/probe_threads, core/health/probe_http) against raw
+servers on 127.0.0.1: the answers a real server may give (chunked, compressed, over TLS), the ones a
+hostile or broken one gives (endless, oversized, not HTTP, cut short), and kept-alive connections
+while `health --watch` runs.
 
 The TLS files under tests/data/tls are a throwaway CA and a certificate for 127.0.0.1 signed by
 it, valid until 2126, made with:
@@ -146,8 +147,8 @@ def raw() -> Iterator[Callable[..., RawServer]]:
 
 @pytest.fixture(params=["threads", "asyncio"])
 def probe(request) -> Callable[..., health.HealthResult]:
-    """A probe of one instance by the one-shot commands' client (threads, core/probe_threads) or
-    by `--watch`'s (asyncio, core/probe_http): both read answers alike (core/probe_wire)."""
+    """A probe of one instance by the one-shot commands' client (threads, core/health/probe_threads) or
+    by `--watch`'s (asyncio, core/health/probe_http): both read answers alike (core/health/probe_wire)."""
     import asyncio
 
     def by_threads(url: str, timeout: float = 3.0) -> health.HealthResult:

@@ -56,7 +56,7 @@ class Fleet:
     def __init__(self, config: str | os.PathLike[str] | None = None, state_dir: str | os.PathLike[str] | None = None,
                  *, warn: Warn | None = None, store: Store | None = None, refresh_at_exit: bool = False):
         """`refresh_at_exit`: a background refresh asked for by a stale pick starts when this process
-        ends instead of at once (for commands that answer and end: see core/background)."""
+        ends instead of at once (for commands that answer and end: see core/health/background)."""
         self._registry_file, self._state_dir = paths.where(config, state_dir)  # strings: no pathlib for pick
         self._locations: Locations | None = None
         self._last_registry: Registry | None = None  # what warn redacts with: the registry being worked on
@@ -133,7 +133,7 @@ class Fleet:
 
     def registry(self) -> Registry:
         """The registry as it is on disk now (validated; a missing file is an empty registry), from
-        its snapshot in the state dir when the file has not changed since (core/registry_snapshot)."""
+        its snapshot in the state dir when the file has not changed since (core/registry/snapshot)."""
         from ollamactl.core.registry import snapshot as registry_snapshot
 
         self._last_registry = registry_snapshot.load(self._registry_file, self._state_dir)
@@ -442,7 +442,7 @@ class Fleet:
               timeout: float | None = None, tick: float = 1.0, stop: Callable[[], bool] | None = None,
               sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         """Probe `instances` each on its own schedule, every `interval` s, saving results as they
-        arrive, until `stop()` is true or Ctrl-C (see core/monitor). `instances` may be a function
+        arrive, until `stop()` is true or Ctrl-C (see core/health/monitor). `instances` may be a function
         asked before every tick (`following` makes one that follows the registry); `sleep` replaces
         the waits (a test drives the loop)."""
         from ollamactl.core.health import monitor

@@ -354,7 +354,7 @@ async def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool
 
 def client_headers() -> dict[str, str]:
     """What every request ollamactl sends carries, whichever client sends it (httpx or the probes'
-    core/probe_http): who is asking, and no compression wanted."""
+    core/health/probe_http): who is asking, and no compression wanted."""
     from ollamactl.core import __version__
 
     return {"User-Agent": f"ollamactl/{__version__}", "Accept-Encoding": "identity"}

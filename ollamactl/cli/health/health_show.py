@@ -37,7 +37,7 @@ def _exit_code(results: Sequence[HealthResult]) -> int:
 
 def _watch(current: Fleet, refs: list[str] | None, include_all: bool, timeout: float | None, interval: float,
            json_output: bool) -> None:
-    """Each instance probed on its own schedule (core/monitor); the view changes row by row and
+    """Each instance probed on its own schedule (core/health/monitor); the view changes row by row and
     follows the registry (an instance added or removed meanwhile appears or goes at the next tick)."""
     import json
 

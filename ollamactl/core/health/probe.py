@@ -4,9 +4,9 @@ A probe of one instance is `GET /api/version`, `GET /api/tags` and `GET /api/ps`
 and bounded by ONE overall deadline (a read timeout only measures the silence between bytes, so
 a server dripping a byte a second would otherwise hold a probe for ever). All instances
 are probed concurrently, up to a cap: `check` (the one-shot commands) on threads over
-core/probe_threads for up to THREADS_UP_TO instances (no asyncio to import), else, like
+core/health/probe_threads for up to THREADS_UP_TO instances (no asyncio to import), else, like
 `check_async` (`health --watch`, `top`, discovery, pulls), on an event loop over one shared
-core/probe_http client; both small stdlib HTTP/1.1 clients reading answers alike (core/probe_wire),
+core/health/probe_http client; both small stdlib HTTP/1.1 clients reading answers alike (core/health/probe_wire),
 as the probes' CPU cost with httpx was ~5x a bare prober's. The whole check costs about as much as
 the slowest instance, never the sum.
 
@@ -158,7 +158,7 @@ def check(
     store: Store | None = None,
 ) -> list[HealthResult]:
     """Probe `instances` concurrently; results in the same order. `on_result` sees each as it ends,
-    on the caller's thread. Up to THREADS_UP_TO instances on threads (core/probe_threads: no
+    on the caller's thread. Up to THREADS_UP_TO instances on threads (core/health/probe_threads: no
     asyncio to import), more with `check_async` on an event loop; the same requests and words.
 
     Every key in `keys` (default: those of `instances`) is scrubbed from what the servers said.
@@ -239,7 +239,7 @@ def _deliver(result: HealthResult, secrets: Sequence[str], saver: Saver | None,
 
 def probe_client(at_once: int) -> ProbeClient:
     """The one client a check's probes share (`at_once` probes in flight): no proxies, no
-    redirects, connections kept alive per origin (see core/probe_http); the per-probe deadline in
+    redirects, connections kept alive per origin (see core/health/probe_http); the per-probe deadline in
     `probe` bounds every request."""
     from ollamactl.core.health.probe_http import ProbeClient
 
@@ -318,7 +318,7 @@ async def probe(client: ProbeClient, instance: Instance, timeout: float) -> Heal
 
 
 def probe_now(client: Client, instance: Instance, timeout: float) -> HealthResult:
-    """`probe` on threads (core/probe_threads): the three requests at once, each on its own, all
+    """`probe` on threads (core/health/probe_threads): the three requests at once, each on its own, all
     under one deadline; the same words, from the same rules (see `_first_failure`)."""
     from ollamactl.core.health.probe_threads import Asked
     from ollamactl.core.health.probe_wire import AnswerTimer

@@ -1,6 +1,6 @@
 """The health probes' HTTP client on the stdlib's asyncio streams (`health --watch`, `top`, discovery,
-liveness checks); the one-shot `health` and `ps` use core/probe_threads, the same requests and the
-same reading of answers (core/probe_wire) on plain sockets, without asyncio's import cost.
+liveness checks); the one-shot `health` and `ps` use core/health/probe_threads, the same requests and the
+same reading of answers (core/health/probe_wire) on plain sockets, without asyncio's import cost.
 
 Why not httpx here: a probe is three small GETs, and httpx (with httpcore, anyio and h11 under
 it) spent ~2.7 ms of CPU on each, ~8 ms per instance: a 200-instance check cost 1.6 s of CPU

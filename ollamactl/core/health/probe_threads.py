@@ -3,8 +3,8 @@ health.THREADS_UP_TO instances: plain blocking sockets, each request on its own 
 (importing asyncio cost ~40 ms, half of such a command; beyond that size its lower CPU per request
 repays it).
 
-The requests and the reading of answers are core/probe_wire's, as in the asyncio client
-(core/probe_http), with the same guarantees: no proxy, redirects not followed, https verified
+The requests and the reading of answers are core/health/probe_wire's, as in the asyncio client
+(core/health/probe_http), with the same guarantees: no proxy, redirects not followed, https verified
 with httpx's context (ssl and httpx are imported only for an https instance), every read capped
 (the head ANSWER_HEAD_LIMIT, the body the caller's limit). The deadline is an absolute time on
 `clock`, one for all of a probe's requests: every socket operation (connect, TLS handshake, each

@@ -1,6 +1,6 @@
 """The probes' HTTP/1.1 without I/O: the request they send and the reading of one answer, for both
-of their clients (core/probe_http on asyncio streams for `health --watch`, `top`, discovery and
-the liveness checks; core/probe_threads on plain sockets for the one-shot `health` and `ps`).
+of their clients (core/health/probe_http on asyncio streams for `health --watch`, `top`, discovery and
+the liveness checks; core/health/probe_threads on plain sockets for the one-shot `health` and `ps`).
 
 `read_answer` is a generator that does no I/O: it yields what it needs next (LINE: bytes up to and
 including the next b"\\n"; SOME: whatever has arrived, b"" once the server closed; a positive n:
