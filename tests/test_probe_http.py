@@ -344,3 +344,16 @@ def test_a_name_whose_first_address_does_not_answer_is_reached_through_the_next(
         result = probe(f"http://ollama.test:{server.port}", timeout=5.0)
     assert result.healthy, result.error
     assert server.paths  # and it was this server that answered
+
+
+def test_a_name_whose_first_address_cannot_have_a_socket_is_reached_through_the_next(raw, probe, monkeypatch):
+    # as `localhost` (::1, then 127.0.0.1) on a kernel without IPv6: socket(AF_INET6) itself fails
+    server = raw(ollama)
+    unmakeable = (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_UDP, "", ("::1", server.port, 0, 0))
+    with pytest.raises(OSError):
+        socket.socket(*unmakeable[:3]).close()
+    answers = [unmakeable, (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", server.port))]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: answers)
+    result = probe(f"http://ollama.test:{server.port}", timeout=5.0)
+    assert result.healthy, result.error
+    assert server.paths

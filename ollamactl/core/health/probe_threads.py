@@ -149,7 +149,11 @@ class Client:
                 while waiting or trying:
                     if waiting and self.clock() >= next_at:
                         family, kind, proto, _, address = waiting.pop(0)
-                        sock = make(family, kind, proto)
+                        try:
+                            sock = make(family, kind, proto)
+                        except OSError as exc:  # a family this host cannot use (IPv6 disabled): the next one
+                            error, next_at = exc, self.clock()
+                            continue
                         sock.setblocking(False)
                         code = sock.connect_ex(address)
                         if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, _WINDOWS_IN_PROGRESS):
