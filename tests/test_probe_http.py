@@ -357,3 +357,15 @@ def test_a_name_whose_first_address_cannot_have_a_socket_is_reached_through_the_
     result = probe(f"http://ollama.test:{server.port}", timeout=5.0)
     assert result.healthy, result.error
     assert server.paths
+
+
+def test_endless_interim_answers_are_refused_at_the_head_cap(raw, probe):
+    sent: list[int] = []
+
+    def interim(path: str) -> Iterator[bytes]:
+        while True:  # `100 Continue` heads for ever: each is small, together they are an endless head
+            sent.append(1)
+            yield b"HTTP/1.1 100 Continue\r\nX-Filler: " + b"a" * 1000 + b"\r\n\r\n"
+
+    result = probe(raw(interim).url, timeout=20)
+    assert (result.healthy, result.error) == (False, "not an Ollama server")  # refused, not read until the deadline

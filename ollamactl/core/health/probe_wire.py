@@ -8,8 +8,9 @@ exactly n bytes) and is sent those bytes; a client's driver does the reading wit
 deadline, so both clients parse answers in the very same way:
 - the response head is capped at ANSWER_HEAD_LIMIT, the body at the caller's limit (after undoing
   a gzip or deflate encoding a server sent unasked, the decoded size too);
-- chunked, content-length and close-delimited bodies; 1xx answers are skipped; a 3xx is an answer
-  like any other (redirects are not followed: a key goes only to its instance);
+- chunked, content-length and close-delimited bodies; 1xx answers are skipped (their heads count
+  toward the head's cap); a 3xx is an answer like any other (redirects are not followed: a key goes
+  only to its instance);
 - bytes that are not HTTP raise ValueError (the clients' words: `not an Ollama server`).
 """
 
@@ -115,10 +116,11 @@ def read_answer(limit: int, error_limit: int, timer: AnswerTimer | None) -> Read
 
 
 def _head() -> Reading:
-    """The status line and headers of the next final (non-1xx) answer. ValueError: not HTTP."""
+    """The status line and headers of the next final (non-1xx) answer. ValueError: not HTTP, or
+    heads (interim ones included) beyond ANSWER_HEAD_LIMIT."""
+    size = 0  # over every head: endless `100 Continue`s are an endless head
     while True:
         lines: list[bytes] = []
-        size = 0
         while True:
             line = yield LINE
             size += len(line)
