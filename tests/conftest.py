@@ -48,10 +48,12 @@ _LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
 def _loopback(host) -> bool:
     import ipaddress
 
+    if isinstance(host, bytes):  # the probes' thread client asks for ASCII names as bytes
+        host = host.decode("ascii", "replace")
     if host is None or host in _LOOPBACK_NAMES or (isinstance(host, str) and host.endswith(".localhost")):
         return True
     try:
-        return ipaddress.ip_address(host.decode() if isinstance(host, bytes) else host).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 

@@ -369,3 +369,10 @@ def test_endless_interim_answers_are_refused_at_the_head_cap(raw, probe):
 
     result = probe(raw(interim).url, timeout=20)
     assert (result.healthy, result.error) == (False, "not an Ollama server")  # refused, not read until the deadline
+
+
+def test_localhost_is_probed_whichever_of_its_addresses_the_server_listens_on(raw, probe):
+    server = raw(ollama)  # on 127.0.0.1 only: where `localhost` is ::1 first, that one refuses
+    result = probe(f"http://localhost:{server.port}")
+    assert result.healthy, result.error
+    assert server.paths
