@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -321,3 +322,27 @@ def test_following_the_registry_reads_it_only_when_it_changed_and_survives_a_bad
     path.write_text(good)
     fleet.add(a.url, name="a")
     assert [i.name for i in everything()] == ["b", "a"]
+
+
+def test_the_thread_client_and_the_event_loop_show_the_same(sim, monkeypatch):
+    """Up to THREADS_UP_TO instances are probed on threads, more on an event loop: what a person or
+    a script sees is the same either way (only the timings differ)."""
+    servers = {"good": sim.add(loaded=["qwen2.5:7b"]), "old": sim.add(legacy=True), "boom": sim.add(fault="http500"),
+               "junk": sim.add(fault="garbage"), "gone": sim.add(fault="refuse")}
+    for name, server in servers.items():
+        Fleet().add(server.url, name=name)
+    timings = re.compile(r'"(latency_ms|checked_at|age_s|expires_at)": [^,\n]+|\b\d+(\.\d+)? ?(ms|s)\b|\d+m \d+s')
+
+    def seen(threads_up_to: int) -> list[tuple[int, str, str]]:
+        monkeypatch.setattr(health, "THREADS_UP_TO", threads_up_to)
+        shown = []
+        for args in (["health", "--json"], ["health"], ["refresh", "--json"], ["ps", "--json", *servers], ["ps"]):
+            result = run(*args)
+            shown.append((result.exit_code, *(re.sub(" +", " ", timings.sub("T", text))  # a table's widths follow them
+                                              for text in (result.stdout, result.stderr))))
+        return shown
+
+    on_threads = seen(len(servers))
+    assert on_threads == seen(len(servers) - 1)
+    assert [code for code, _, _ in on_threads] == [4, 4, 4, 1, 1]
+    assert "HTTP 500" in on_threads[0][1] and "not an Ollama server" in on_threads[0][1]
