@@ -376,3 +376,23 @@ def test_localhost_is_probed_whichever_of_its_addresses_the_server_listens_on(ra
     result = probe(f"http://localhost:{server.port}")
     assert result.healthy, result.error
     assert server.paths
+
+
+@pytest.mark.parametrize("command", ["health", "ps"])
+def test_a_hung_name_lookup_holds_a_thread_not_the_command(monkeypatch, command):
+    release, asked = threading.Event(), threading.Event()
+
+    def hung(host, *args, **kwargs):  # a resolver that does not answer (getaddrinfo takes no timeout)
+        asked.set()
+        release.wait(60)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    instances = [Instance(id="stuck", name="stuck", url="http://stuck.test:11434")]
+    try:
+        error = health.check(instances, timeout=0.5)[0].error if command == "health" \
+            else health.loaded_models(instances, timeout=0.5)[0][1]
+        assert asked.is_set() and not release.is_set()  # the lookup still hangs: the answer did not wait for it
+        assert error == "timed out after 0.5 s"
+    finally:
+        release.set()
