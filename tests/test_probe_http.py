@@ -396,3 +396,11 @@ def test_a_hung_name_lookup_holds_a_thread_not_the_command(monkeypatch, command)
         assert error == "timed out after 0.5 s"
     finally:
         release.set()
+
+
+def test_an_ipv6_literal_is_reached_with_its_bracketed_host_header(sim, probe):
+    server = sim.add(host="::1")
+    result = probe(server.url)
+    assert result.healthy, result.error
+    port = server.url.rsplit(":", 1)[1]
+    assert {r.headers.get("host") for r in server.requests} == {f"[::1]:{port}"}
