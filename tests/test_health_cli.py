@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from cli_helpers import run
@@ -346,3 +347,24 @@ def test_the_thread_client_and_the_event_loop_show_the_same(sim, monkeypatch):
     assert on_threads == seen(len(servers) - 1)
     assert [code for code, _, _ in on_threads] == [4, 4, 4, 1, 1]
     assert "HTTP 500" in on_threads[0][1] and "not an Ollama server" in on_threads[0][1]
+
+
+@pytest.mark.parametrize("command", ["health", "ps"])
+def test_ctrl_c_while_hung_instances_are_probed_exits_130_in_one_line(sim, command):
+    hung = [sim.add(fault="hang") for _ in range(3)]
+    for n, server in enumerate(hung):
+        Fleet().add(server.url, name=f"hung{n}")
+    config = Path(os.environ["OLLAMACTL_CONFIG"])
+    config.write_text(config.read_text() + "\n[settings]\ntimeout = 600.0\n")  # the probes would wait 10 minutes
+    process = subprocess.Popen([sys.executable, "-m", "ollamactl", command], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        for _ in range(1000):  # until every instance has been asked (the probe threads are all waiting)
+            if all(server.requests for server in hung):
+                break
+            time.sleep(0.01)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)  # only against a hang of the test itself
+    assert (process.returncode, err, out) == (130, "ollamactl: error: interrupted\n", "")
