@@ -92,6 +92,24 @@ def test_a_hint_names_the_parameter_to_pass_or_the_flag(fleet):
     assert one_error_line(result).endswith("; pass --all to include them anyway, or `ollamactl enable ID_OR_NAME`")
 
 
+@pytest.mark.parametrize("argv", [["refresh"], ["models"], ["ps"], ["metrics"], ["sync", "--dry-run"], ["load", "x"],
+                                  ["pull", "x", "--all"], ["rm", "x", "--all", "-y"]])
+def test_every_instance_disabled_offers_no_flag_the_command_lacks(fleet, argv):
+    """Only `health` can include disabled instances (its --all). Before, every command said `pass --all
+    to include them anyway`: refresh, models, ps ... have no --all, and pull's and rm's --all (every
+    enabled instance) had been passed; Fleet.refresh() and the like offered an include_disabled they
+    do not take."""
+    fleet.disable("gpu1")
+    result = run(*argv)
+    assert result.exit_code == 3
+    assert one_error_line(result) == ("ollamactl: error: all 1 registered instances are disabled;"
+                                      " enable one with `ollamactl enable ID_OR_NAME`")
+    for method in (fleet.refresh, fleet.health, fleet.models, fleet.survey, fleet.running, fleet.bench):
+        with pytest.raises(NoInstanceError) as refused:
+            method()
+        assert "include_disabled" not in str(refused.value), method
+
+
 def test_a_warning_names_the_parameter_to_the_library_and_the_flag_on_the_command_line(fleet, sim):
     fleet.add(sim.add().url, id="gpu2")
     fleet.check()

@@ -241,8 +241,9 @@ def remove_model(
     if not yes and not sys.stdin.isatty():
         raise UsageError("refusing to remove without confirmation: stdin is not a terminal", "pass --yes")
     current = fleet()
-    targets = current.targets(refs or ())
-    survey = current.survey(include=targets if refs else ())
+    named = current.targets(refs) if refs else []
+    survey = current.survey(include=named)  # refuses first when every instance is disabled, without offering --all
+    targets = named or current.targets()
     holding, others = survey.removal(name, targets, force)
     if holding:
         confirm(f"Remove {name} from {', '.join(i.id for i in holding)}?", yes, "remove")
