@@ -547,7 +547,12 @@ class Fleet:
         from ollamactl.core.http import Timeouts
         from ollamactl.core.models.ops import Survey
 
-        targets = self._targets(refs)
+        try:
+            targets = self._targets(refs)
+        except NoInstanceError:  # every instance disabled: `include` alone, if given
+            if not include:
+                raise
+            targets = []
         instances = list({i.id: i for i in [*targets, *include]}.values())
         skipped: dict[str, str] = {}
         if results is None:
