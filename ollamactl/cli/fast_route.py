@@ -21,10 +21,10 @@ def main(args: list[str]) -> int | None:
     if "_OLLAMACTL_COMPLETE" in os.environ or not args:
         return None
     if args in (["--version"], ["-V"]):
+        from ollamactl.cli import exits
         from ollamactl.cli.registry.quick import version_line
 
-        sys.stdout.write(version_line() + "\n")
-        return 0
+        return exits.guarded(lambda: sys.stdout.write(version_line() + "\n") and 0)
     if args[0] not in BODIES:
         return None
     from ollamactl.cli.command_specs import SPECS
