@@ -96,6 +96,7 @@ class OllamactlGroup(TyperGroup):
             return usage.exit_code
         except click.UsageError as usage:
             message = usage.format_message().rstrip(".")
+            message = message[:1].lower() + message[1:]  # `error: missing argument`, as every other error reads
             output.error(UsageError(message, f"see `{_where(usage, args)} --help`").headline())
             return usage.exit_code
         except click.ClickException as problem:
