@@ -36,7 +36,7 @@ from ollamactl.cli.models.model_plans import plan_table, step_json
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl import Fleet, Instance, Outcome
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 REFS = typer.Argument(None, metavar="ID_OR_NAME", autocompletion=complete_instance, show_default=False)
 MODEL = typer.Argument(..., metavar="MODEL", autocompletion=complete_model)
