@@ -98,3 +98,23 @@ def test_version_and_help_that_cannot_be_written_are_said_not_a_traceback(regist
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (1, "")
+
+
+STDIN_READERS = [
+    (["run", "llama3.2"], "the prompt is empty; give it as arguments or on stdin"),
+    (["embed", "nomic-embed-text"], "no texts to embed"),
+    (["add", "127.0.0.1:8", "--api-key-stdin"], "no API key on stdin"),
+    (["remove", "a"], "refusing to remove without confirmation: stdin is not a terminal; pass --yes"),
+    (["metrics", "--reset"], "refusing to clear the metrics without confirmation: stdin is not a terminal"),
+]
+
+
+@pytest.mark.parametrize("args, words", STDIN_READERS, ids=[" ".join(args) for args, _ in STDIN_READERS])
+def test_a_closed_stdin_reads_as_empty(registered, args, words):
+    """`<&-` is read as `</dev/null`: before, each of these ended in a traceback (`'NoneType' object
+    has no attribute 'isatty'`, or `'buffer'`)."""
+    before = registered.read_bytes()
+    result = started_with(args, (0,))
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.startswith(f"ollamactl: error: {words}"), result.stderr
+    assert registered.read_bytes() == before
