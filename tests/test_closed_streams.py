@@ -118,3 +118,10 @@ def test_a_closed_stdin_reads_as_empty(registered, args, words):
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
     assert result.stderr.startswith(f"ollamactl: error: {words}"), result.stderr
     assert registered.read_bytes() == before
+
+
+def test_exec_gives_its_command_dev_null_for_a_closed_stdin(isolated_env):
+    """The child's stdin is /dev/null (before the fix: none at all, or whatever file took fd 0)."""
+    child = "import os; print(os.path.samestat(os.fstat(0), os.stat(os.devnull)))"
+    result = started_with(["exec", "--", sys.executable, "-c", child], (0,))
+    assert (result.returncode, result.stdout) == (0, "True\n"), result.stderr
