@@ -60,6 +60,9 @@ BAD_CALLS = [
     ("update(bogus=1)", lambda f: f.update("one", bogus=1), "bogus"),
     ("add(bogus=1)", lambda f: f.add("127.0.0.1:9", bogus=1), "bogus"),
     ("export(model=5)", lambda f: f.export("json", model=5), "model"),
+    ("export(listen=5)", lambda f: f.export("nginx", listen=5), "listen"),  # these three: a bare
+    ("export(output=5)", lambda f: f.export("nginx", output=5), "output"),  # AttributeError or
+    ("export(secrets_file=5)", lambda f: f.export("nginx", secrets_file=5), "secrets_file"),  # TypeError
     ("select(None)", lambda f: f.select(None), "request"),
     ("run_command('ls')", lambda f: f.run_command("ls"), "command"),
     ("run_command([])", lambda f: f.run_command([]), "command"),

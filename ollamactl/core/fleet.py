@@ -961,6 +961,8 @@ class Fleet:
         files = export_files.checked_paths(fmt, output, secrets_file)
         if listen is not None and fmt == "json":
             raise UsageError(Said("{listen} applies to the gateway formats, not json"), "leave it out")
+        if listen is not None:
+            params.text("listen", listen)
         reg = self.registry()
         keyed = [i for i in reg.instances if i.api_key or i.api_key_env] if secrets_file else []
         options = export.Options(model=model, request_type=type, include_all=include_disabled,
