@@ -48,6 +48,7 @@ BAD_CALLS = [
     ("embed(per_instance=0)", lambda f: f.embed("nomic-embed-text", ["x"], per_instance=0), "per_instance"),
     ("embed(batch_size=0)", lambda f: f.embed("nomic-embed-text", ["x"], batch_size=0), "batch_size"),
     ("embed('text')", lambda f: f.embed("nomic-embed-text", "one text"), "texts"),
+    ("embed([5])", lambda f: f.embed("nomic-embed-text", ["x", 5]), "texts"),  # was sent: HTTP 400 from the server
     ("embed(bogus=1)", lambda f: f.embed("nomic-embed-text", ["x"], bogus=1), "bogus"),
     ("embed_batches(str)", lambda f: f.embed_batches("nomic-embed-text", [["x"]], print), "request"),
     ("embed_batches(per_instance=0)",

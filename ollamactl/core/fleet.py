@@ -931,6 +931,7 @@ class Fleet:
                                "wrap one text in a list: [text]")
         request = EmbedRequest(model, **params.fields(EmbedRequest, fields))
         vectors: list[list[float]] = []
+        texts = [params.text("texts", text) for text in texts]  # before anything is sent (the vectors outweigh them)
         self.embed_batches(request, batched(texts, batch_size), lambda start, chunk: vectors.extend(chunk), log=log,
                            progress=progress)
         return vectors
