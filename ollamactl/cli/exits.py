@@ -51,7 +51,7 @@ def stdin_from_devnull() -> None:
         os.dup2(fd, 0)
         os.close(fd)
     os.set_inheritable(0, True)  # a child's stdin too: os.open's descriptors are not inherited
-    sys.stdin = open(0, closefd=False)  # noqa: SIM115  # the process's stdin, never closed here
+    sys.stdin = open(0, closefd=False)  # the process's stdin, as Python opens it
 
 
 def broken_pipe() -> int:
