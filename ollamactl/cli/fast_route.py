@@ -11,7 +11,6 @@ have one author. The body's outcome goes through `cli.exits`, as under Typer.
 from __future__ import annotations
 
 import os
-import sys
 
 from ollamactl.cli.commands import BODIES, body
 
@@ -24,7 +23,7 @@ def main(args: list[str]) -> int | None:
         from ollamactl.cli import exits
         from ollamactl.cli.registry.quick import version_line
 
-        return exits.guarded(lambda: sys.stdout.write(version_line() + "\n") and 0)
+        return exits.guarded(lambda: print(version_line()))
     if args[0] not in BODIES:
         return None
     from ollamactl.cli.command_specs import SPECS
