@@ -125,3 +125,24 @@ def test_the_package_exports_its_names_lazily_and_leaves_the_host_modules_alone(
                             env=dict(os.environ))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["[]", "False"]  # a None entry there would break the host's httpx CLI
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["pick", "-s", ""], "unknown strategy ''"),
+    (["run", "llama3.2", "hi", "--strategy", ""], "unknown strategy ''"),
+    (["export", "-f", "nginx", "--listen", ""], "--listen must be ADDR:PORT with an IP address ('')"),
+    (["sync", "--from", "", "--dry-run"], "no instance with id or name ''"),
+])
+def test_an_empty_value_is_refused_not_taken_for_the_default(sim, argv, words):
+    """An empty value (an unset variable: `-s "$STRATEGY"`) is refused as `-t ''` already was; before,
+    these four went on as if the option had not been given (the default strategy, listen address,
+    every instance's models)."""
+    fleet = Fleet()
+    fleet.add(sim.add().url, id="one")
+    result = run(*argv)
+    assert result.exit_code == 2
+    assert one_error_line(result).startswith(f"ollamactl: error: {words}"), result.stderr
+    with pytest.raises(UsageError, match="unknown strategy ''"):
+        fleet.pick(strategy="")
+    with pytest.raises(UsageError, match=r"^listen must be ADDR:PORT with an IP address \(''\)"):
+        fleet.export("nginx", listen="")

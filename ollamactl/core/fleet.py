@@ -969,7 +969,7 @@ class Fleet:
         options = export.Options(model=model, request_type=type, include_all=include_disabled,
                                  strategy=str(reg.setting("strategy")),
                                  health_ttl=health_cache.Freshness.of(reg).stale,  # older: a warning
-                                 now=time.time(), listen=listen or DEFAULT_LISTEN,
+                                 now=time.time(), listen=DEFAULT_LISTEN if listen is None else listen,
                                  output=str(files.output) if files.output else None,
                                  secrets_file=str(files.secrets) if files.secrets else None,
                                  keys={i.id: key for i in keyed if (key := i.resolve_api_key())})

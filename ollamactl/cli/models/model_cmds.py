@@ -192,7 +192,7 @@ def sync(
     checked_number("pull_concurrency", concurrency, "concurrency")  # before any network
     wanted = checked_models(models or ())
     current = fleet()
-    origin = current.find(source) if source else None
+    origin = current.find(source) if source is not None else None
     survey = current.survey(include=[origin] if origin else [])
     pool = survey.instances
     steps = survey.sync_plan(wanted, origin)
