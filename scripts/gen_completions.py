@@ -109,8 +109,6 @@ def command_spec(command) -> dict:  # type: ignore[no-untyped-def]
     order, the defaults. A parameter it could not honour exactly stops the generator."""
     spec: dict = {"options": {}, "arguments": [], "defaults": {}}
     for param in command.params:
-        if not param.expose_value:  # Typer's --install-completion/--show-completion: left to Typer
-            continue
         where = f"{command.name} {param.name}"
         kind = "flag" if getattr(param, "is_bool_flag", False) else \
             SPEC_TYPES.get(type(param.type).__name__.removesuffix("ParamType").upper())

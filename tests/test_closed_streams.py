@@ -73,3 +73,55 @@ def test_a_full_stdout_is_exit_1_in_words(registered):
                                     env=os.environ.copy(), timeout=60, text=True)
             assert result.returncode == 1, (args, result.stderr)
             assert "cannot write the output (No space left on device)" in result.stderr, (args, result.stderr)
+
+
+# --version on either route (`-V x`: Typer's eager option), help, and the help a bare `ollamactl` prints
+PRINTED_BEFORE_ANY_COMMAND = (["--version"], ["-V", "x"], ["--help"], ["pick", "--help"], [])
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"], ids=["buffered", "PYTHONUNBUFFERED"])
+@pytest.mark.parametrize("args", PRINTED_BEFORE_ANY_COMMAND, ids=" ".join)
+def test_version_and_help_that_cannot_be_written_are_said_not_a_traceback(registered, args, unbuffered):
+    """Before, `--version >/dev/full` and `--help >/dev/full` ended in a traceback and exit 120 (the
+    version under PYTHONUNBUFFERED on the fast route too, and `--version | head -0` likewise)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "ollamactl", *args], stdout=full, stderr=subprocess.PIPE,
+                                env=env, timeout=60, text=True)
+    assert (result.returncode, result.stderr) == (
+        1, "ollamactl: error: cannot write the output (No space left on device); check where stdout goes\n")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left before anything was written (`| head -0`)
+    try:
+        result = subprocess.run([sys.executable, "-m", "ollamactl", *args], stdout=write_end, stderr=subprocess.PIPE,
+                                env=env, timeout=60, text=True)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (1, "")
+
+
+STDIN_READERS = [
+    (["run", "llama3.2"], "the prompt is empty; give it as arguments or on stdin"),
+    (["embed", "nomic-embed-text"], "no texts to embed"),
+    (["add", "127.0.0.1:8", "--api-key-stdin"], "no API key on stdin"),
+    (["remove", "a"], "refusing to remove without confirmation: stdin is not a terminal; pass --yes"),
+    (["metrics", "--reset"], "refusing to clear the metrics without confirmation: stdin is not a terminal"),
+]
+
+
+@pytest.mark.parametrize("args, words", STDIN_READERS, ids=[" ".join(args) for args, _ in STDIN_READERS])
+def test_a_closed_stdin_reads_as_empty(registered, args, words):
+    """`<&-` is read as `</dev/null`: before, each of these ended in a traceback (`'NoneType' object
+    has no attribute 'isatty'`, or `'buffer'`)."""
+    before = registered.read_bytes()
+    result = started_with(args, (0,))
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.startswith(f"ollamactl: error: {words}"), result.stderr
+    assert registered.read_bytes() == before
+
+
+def test_exec_gives_its_command_dev_null_for_a_closed_stdin(isolated_env):
+    """The child's stdin is /dev/null (before the fix: none at all, or whatever file took fd 0)."""
+    child = "import os; print(os.path.samestat(os.fstat(0), os.stat(os.devnull)))"
+    result = started_with(["exec", "--", sys.executable, "-c", child], (0,))
+    assert (result.returncode, result.stdout) == (0, "True\n"), result.stderr

@@ -189,7 +189,7 @@ def test_the_generator_refuses_a_parameter_the_spec_parser_could_not_honour():
     spec.loader.exec_module(generator)
 
     def command_of(function):  # type: ignore[no-untyped-def]
-        sub = typer.Typer()
+        sub = typer.Typer(add_completion=False)  # as every command module (a completion option would stop it)
         sub.command()(function)
         return get_command(sub)
 

@@ -48,6 +48,7 @@ BAD_CALLS = [
     ("embed(per_instance=0)", lambda f: f.embed("nomic-embed-text", ["x"], per_instance=0), "per_instance"),
     ("embed(batch_size=0)", lambda f: f.embed("nomic-embed-text", ["x"], batch_size=0), "batch_size"),
     ("embed('text')", lambda f: f.embed("nomic-embed-text", "one text"), "texts"),
+    ("embed([5])", lambda f: f.embed("nomic-embed-text", ["x", 5]), "texts"),  # was sent: HTTP 400 from the server
     ("embed(bogus=1)", lambda f: f.embed("nomic-embed-text", ["x"], bogus=1), "bogus"),
     ("embed_batches(str)", lambda f: f.embed_batches("nomic-embed-text", [["x"]], print), "request"),
     ("embed_batches(per_instance=0)",
@@ -60,6 +61,9 @@ BAD_CALLS = [
     ("update(bogus=1)", lambda f: f.update("one", bogus=1), "bogus"),
     ("add(bogus=1)", lambda f: f.add("127.0.0.1:9", bogus=1), "bogus"),
     ("export(model=5)", lambda f: f.export("json", model=5), "model"),
+    ("export(listen=5)", lambda f: f.export("nginx", listen=5), "listen"),  # these three: a bare
+    ("export(output=5)", lambda f: f.export("nginx", output=5), "output"),  # AttributeError or
+    ("export(secrets_file=5)", lambda f: f.export("nginx", secrets_file=5), "secrets_file"),  # TypeError
     ("select(None)", lambda f: f.select(None), "request"),
     ("run_command('ls')", lambda f: f.run_command("ls"), "command"),
     ("run_command([])", lambda f: f.run_command([]), "command"),
@@ -121,3 +125,24 @@ def test_the_package_exports_its_names_lazily_and_leaves_the_host_modules_alone(
                             env=dict(os.environ))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["[]", "False"]  # a None entry there would break the host's httpx CLI
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["pick", "-s", ""], "unknown strategy ''"),
+    (["run", "llama3.2", "hi", "--strategy", ""], "unknown strategy ''"),
+    (["export", "-f", "nginx", "--listen", ""], "--listen must be ADDR:PORT with an IP address ('')"),
+    (["sync", "--from", "", "--dry-run"], "no instance with id or name ''"),
+])
+def test_an_empty_value_is_refused_not_taken_for_the_default(sim, argv, words):
+    """An empty value (an unset variable: `-s "$STRATEGY"`) is refused as `-t ''` already was; before,
+    these four went on as if the option had not been given (the default strategy, listen address,
+    every instance's models)."""
+    fleet = Fleet()
+    fleet.add(sim.add().url, id="one")
+    result = run(*argv)
+    assert result.exit_code == 2
+    assert one_error_line(result).startswith(f"ollamactl: error: {words}"), result.stderr
+    with pytest.raises(UsageError, match="unknown strategy ''"):
+        fleet.pick(strategy="")
+    with pytest.raises(UsageError, match=r"^listen must be ADDR:PORT with an IP address \(''\)"):
+        fleet.export("nginx", listen="")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import one_error_line, run
 
-from ollamactl import Fleet, NoInstanceError, Said, UsageError
+from ollamactl import Fleet, NoInstanceError, OllamactlError, Said, UsageError
 
 CORE = Path(__file__).resolve().parent.parent / "ollamactl" / "core"
 FLAG = re.compile(r"(?<![\w-])--[a-z]")
@@ -90,6 +90,50 @@ def test_a_hint_names_the_parameter_to_pass_or_the_flag(fleet):
     result = run("health")
     assert result.exit_code == 3
     assert one_error_line(result).endswith("; pass --all to include them anyway, or `ollamactl enable ID_OR_NAME`")
+
+
+@pytest.mark.parametrize("argv", [["refresh"], ["models"], ["ps"], ["metrics"], ["sync", "--dry-run"], ["load", "x"],
+                                  ["pull", "x", "--all"], ["rm", "x", "--all", "-y"]])
+def test_every_instance_disabled_offers_no_flag_the_command_lacks(fleet, argv):
+    """Only `health` can include disabled instances (its --all). Before, every command said `pass --all
+    to include them anyway`: refresh, models, ps ... have no --all, and pull's and rm's --all (every
+    enabled instance) had been passed; Fleet.refresh() and the like offered an include_disabled they
+    do not take."""
+    fleet.disable("gpu1")
+    result = run(*argv)
+    assert result.exit_code == 3
+    assert one_error_line(result) == ("ollamactl: error: all 1 registered instances are disabled;"
+                                      " enable one with `ollamactl enable ID_OR_NAME`")
+    for method in (fleet.refresh, fleet.health, fleet.models, fleet.survey, fleet.running, fleet.bench):
+        with pytest.raises(NoInstanceError) as refused:
+            method()
+        assert "include_disabled" not in str(refused.value), method
+
+
+@pytest.mark.parametrize("field, value, flag, words", [
+    ("weight", 0, "--weight", "must be a whole number from 1 to 1000, got 0"),
+    ("type", "gpu", "--type", "must be one of chat, embedding, both, got 'gpu'"),
+    ("priority", 5000, "--priority", "5000 is not a whole number from -1000 to 1000 or 'backup'"),
+    ("max_inflight", 200000, "--max-inflight", "200000 is not a whole number from 1 to 100000"),
+])
+def test_an_instance_field_is_named_as_the_caller_gives_it(fleet, tmp_path, field, value, flag, words):
+    """Fleet.add/update name the parameter, the command line its flag, the registry file its key.
+    Before, `add --max-inflight 200000` said `max_inflight 200000 is not ...` and `--weight 0` said
+    `weight must be ...`: the library's names on the command line."""
+    for call in (lambda: fleet.add("http://127.0.0.1:9", **{field: value}),
+                 lambda: fleet.update("gpu1", **{field: value})):
+        with pytest.raises(UsageError) as refused:
+            call()
+        assert str(refused.value).startswith(f"{field} {words}")
+    for command in (["add", "127.0.0.1:9", "--no-check"], ["update", "gpu1"]):
+        result = run(*command, flag, str(value))
+        assert result.exit_code == 2
+        assert one_error_line(result).startswith(f"ollamactl: error: {flag} {words}"), result.stderr
+    edited = tmp_path / "edited.toml"
+    edited.write_text(f'[[instances]]\nid = "a"\nurl = "http://a:1"\n{field} = {value!r}\n'.replace("'", '"'))
+    with pytest.raises(OllamactlError) as unreadable:
+        Fleet(edited, tmp_path).instances()
+    assert f"{field} {words}" in str(unreadable.value)
 
 
 def test_a_warning_names_the_parameter_to_the_library_and_the_flag_on_the_command_line(fleet, sim):

@@ -134,6 +134,16 @@ def test_rm_protects_the_last_copy_unless_forced_and_reports_absent_instances(si
     assert [m.name for m in sims[1].config.models] == []
 
 
+def test_rm_from_a_named_disabled_instance_when_every_instance_is_disabled(sim):
+    """A named instance is worked on even when disabled (as pull, ps, load do); rm refused it with
+    `all 1 registered instances are disabled` once no instance was enabled."""
+    sims, ids = fleet(sim, ["llama3.2", "qwen3:4b"])
+    Fleet().disable(ids[0])
+    result = ok("rm", "qwen3:4b", ids[0], "--yes", "--force")
+    assert "removed" in result.stdout
+    assert [m.name for m in sims[0].config.models] == ["llama3.2:latest"]
+
+
 def test_load_and_unload_move_the_warm_strategy(sim):
     sims, ids = fleet(sim, ["llama3.2"], ["llama3.2"])
     ok("refresh")

@@ -389,6 +389,19 @@ def test_a_usage_error_reads_the_same_from_the_command_as_in_typer(argv):
     assert command.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["pick", "-m"], "option '-m' requires an argument"), (["run"], "missing argument 'MODEL'"),
+    (["pick", "-n", "x"], "invalid value for '--count' / '-n'"), (["list", "extra"], "got unexpected extra argument"),
+    (["pick", "--strict=yes"], "option '--strict' does not take a value"), (["export"], "missing option '--format'"),
+])
+def test_a_usage_error_reads_as_every_other_error(argv, words):
+    """Lower case after `error:`, as `no such option`, `no such command` and every message of
+    ollamactl's own (before: Click's `Missing argument 'MODEL'`, `Invalid value for ...`)."""
+    result = run(*argv)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"ollamactl: error: {words}"), result.stderr
+
+
 def test_a_mistyped_option_or_command_gets_a_suggestion():
     fake_fleet(1)
     assert "did you mean --model?" in run_pick("--mod", "llama3.2").stderr

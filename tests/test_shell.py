@@ -88,6 +88,17 @@ def test_completion_command_prints_the_script_and_rejects_other_shells():
     assert "unsupported shell 'tcsh'; choose one of: bash, zsh, fish" in result.stderr
 
 
+def test_only_the_completion_command_installs_completion():
+    """Before, 11 commands (pick, run, top, export ...) offered Typer's own --install-completion and
+    --show-completion, in their help and to `run m --ins<TAB>`: Typer's stock bash script, without
+    the quoting `ollamactl completion bash` adds (BASH_QUOTING)."""
+    _, ctx, commands = _commands()
+    offered = {name: [o for p in command.params for o in p.opts if "completion" in o] for name, command in commands}
+    assert {name: options for name, options in offered.items() if options} == {}
+    result = make_runner().invoke(app, ["top", "--install-completion"])
+    assert result.exit_code == 2 and "no such option: --install-completion" in result.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # Real completion
 

@@ -22,7 +22,6 @@ from ollamactl.cli.app import app
 from ollamactl.cli.commands import BODIES, body
 
 LIMIT = 10
-TYPER_OWN = ("install_completion", "show_completion")  # options Typer adds to a command itself
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "ollamactl"
 
 
@@ -69,7 +68,6 @@ def test_each_body_takes_exactly_its_typer_declarations_parameters():
     group = get_command(app)
     root = typer.Context(group, info_name="ollamactl")
     for command, target in BODIES.items():
-        declared = [param.name for param in group.get_command(root, command).params
-                    if param.name not in TYPER_OWN]
+        declared = [param.name for param in group.get_command(root, command).params]
         taken = list(inspect.signature(body(command)).parameters)
         assert sorted(taken) == sorted(declared), (command, target)

@@ -66,7 +66,13 @@ class OllamactlGroup(TyperGroup):
              standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        sys.exit(self._checked_main(args, prog_name, complete_var, **extra))
+
+        def checked() -> int:  # help and --version print before any command: guarded like its output
+            code = self._checked_main(args, prog_name, complete_var, **extra)
+            sys.stdout.flush()
+            return code
+
+        sys.exit(exits.guarded(checked))
 
     def _checked_main(self, args: Any, prog_name: Any, complete_var: Any, **extra: Any) -> int:
         from typer.exceptions import Abort
@@ -90,6 +96,7 @@ class OllamactlGroup(TyperGroup):
             return usage.exit_code
         except click.UsageError as usage:
             message = usage.format_message().rstrip(".")
+            message = message[:1].lower() + message[1:]  # `error: missing argument`, as every other error reads
             output.error(UsageError(message, f"see `{_where(usage, args)} --help`").headline())
             return usage.exit_code
         except click.ClickException as problem:

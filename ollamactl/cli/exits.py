@@ -6,7 +6,8 @@ attempt, indented below), its exit code; Ctrl-C -> 130 without a
 traceback; a reader that left stdout (`| head -1`) -> quiet exit 1; stdout that cannot take the
 output (a full disk) -> one line, exit 1; a warning that stderr could not take -> exit 1 (the
 command's own failing code stays); stdout or stderr closed at the start (`>&-`) -> exit 1 at once,
-said on stderr when it is open. Stdlib only: the fast path uses it.
+said on stderr when it is open; stdin closed (`<&-`) -> read as empty, as from /dev/null. Stdlib
+only: the fast path uses it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,20 @@ def closed_at_start() -> int:
         closed = "stdout" if sys.stdout is None else "stderr"
         output.error(f"{closed} is closed; give it somewhere to go (>/dev/null to discard it)")
     return int(ExitCode.FAILED)
+
+
+def stdin_from_devnull() -> None:
+    """stdin was closed when the process started (`<&-`): read it as /dev/null, as a prompt, a key
+    or a confirmation read from a file that ended; on fd 0 itself, which the next file the command
+    opens would otherwise take (and pass on to a child as its stdin)."""
+    import os
+
+    fd = os.open(os.devnull, os.O_RDONLY)
+    if fd != 0:
+        os.dup2(fd, 0)
+        os.close(fd)
+    os.set_inheritable(0, True)  # a child's stdin too: os.open's descriptors are not inherited
+    sys.stdin = open(0, closefd=False)  # the process's stdin, as Python opens it
 
 
 def broken_pipe() -> int:

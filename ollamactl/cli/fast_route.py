@@ -11,7 +11,6 @@ have one author. The body's outcome goes through `cli.exits`, as under Typer.
 from __future__ import annotations
 
 import os
-import sys
 
 from ollamactl.cli.commands import BODIES, body
 
@@ -21,10 +20,10 @@ def main(args: list[str]) -> int | None:
     if "_OLLAMACTL_COMPLETE" in os.environ or not args:
         return None
     if args in (["--version"], ["-V"]):
+        from ollamactl.cli import exits
         from ollamactl.cli.registry.quick import version_line
 
-        sys.stdout.write(version_line() + "\n")
-        return 0
+        return exits.guarded(lambda: print(version_line()))
     if args[0] not in BODIES:
         return None
     from ollamactl.cli.command_specs import SPECS

@@ -5,10 +5,10 @@
 path keeps it near a bare interpreter (the other commands: see cli/fast_route.py). Help and shell
 completion always go to Typer. Every path ends in `cli.exits`, so errors, Ctrl-C and broken pipes
 give the same codes and words; so does a command started with stdout or stderr closed (exit 1
-before anything is done). Ctrl-C during start-up is handled too: `main` runs every import under
-the same guard (one line, 130), and an interrupt that lands before the guard is up (on the way
-into `main`) reaches the hook this module sets, with the same line and code. A hook, not a SIGINT
-handler: the `signal` module would cost `pick` the import of enum.
+before anything is done; a closed stdin reads as empty). Ctrl-C during start-up is handled too:
+`main` runs every import under the same guard (one line, 130), and an interrupt that lands before
+the guard is up (on the way into `main`) reaches the hook this module sets, with the same line and
+code. A hook, not a SIGINT handler: the `signal` module would cost `pick` the import of enum.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ if "httpx" not in sys.modules:
 def main(argv: list[str] | None = None) -> None:
     try:
         args = sys.argv[1:] if argv is None else list(argv)
+        if sys.stdin is None:  # started with `<&-`
+            from ollamactl.cli import exits
+
+            exits.stdin_from_devnull()
         if sys.stdout is None or sys.stderr is None:  # started with `>&-` or `2>&-`
             from ollamactl.cli import exits
 

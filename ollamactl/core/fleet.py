@@ -316,7 +316,7 @@ class Fleet:
         if model is not None:
             params.model(model)
         health = self.health()
-        instances = self.targets()
+        instances = self._targets()
         holders = {i.id: {normalise_model(m["name"]) for m in health[i.id].models}
                    for i in instances if i.serves("chat") and health[i.id].healthy}
         model = normalise_model(model) if model else _most_held(holders)
@@ -378,6 +378,11 @@ class Fleet:
     def targets(self, refs: Sequence[str] = (), include_disabled: bool = False) -> list[Instance]:
         """The instances a fleet-wide command works on: the named ones (even disabled), else the
         enabled ones (all with `include_disabled`), else, with nothing registered, the default."""
+        return self._targets(refs, include_disabled, offer=True)
+
+    def _targets(self, refs: Sequence[str] = (), include_disabled: bool = False, offer: bool = False) -> list[Instance]:
+        """`targets`; when every instance is disabled, the error offers `include_disabled` only to a
+        caller that takes it (`offer`): refresh(), health() ... work on the enabled ones alone."""
         reg = self.registry()
         if refs:
             from ollamactl.core.registry.edits import resolve_all
@@ -393,7 +398,8 @@ class Fleet:
         if not chosen:
             raise NoInstanceError(f"all {len(reg.instances)} registered instances are disabled",
                                   Said("pass {include_disabled=True} to include them anyway, or"
-                                       " `ollamactl enable ID_OR_NAME`"))
+                                       " `ollamactl enable ID_OR_NAME`") if offer
+                                  else "enable one with `ollamactl enable ID_OR_NAME`")
         return chosen
 
     # -- health ---------------------------------------------------------------------------------
@@ -488,7 +494,7 @@ class Fleet:
     def refresh(self) -> list[HealthResult]:
         """Probe every enabled instance now and update the cache as results arrive (what the
         background refresher runs)."""
-        return self.probe(self.targets(), save_each=True)
+        return self.probe(self._targets(), save_each=True)
 
     def health(self, refresh: bool = False) -> dict[str, HealthResult]:
         """Every enabled instance's health, by id: from the cache where fresh, probed otherwise; no
@@ -499,7 +505,7 @@ class Fleet:
         from ollamactl.core.registry.keys import keys_of
 
         reg = self.registry()
-        instances = self.targets()
+        instances = self._targets()
         lookup = health_cache.current(instances, reg, self.store, self.store.read(), time.time(), refresh,
                                       warn=self.warn)
         keys = keys_of([*reg.instances, *instances])  # the cache's words hid the keys known when stored
@@ -527,7 +533,7 @@ class Fleet:
         from ollamactl.core.models.inventory import model_map
 
         results = self.health() if results is None else results
-        return model_map(self.targets(), results)
+        return model_map(self._targets(), results)
 
     # -- models ---------------------------------------------------------------------------------
 
@@ -541,7 +547,12 @@ class Fleet:
         from ollamactl.core.http import Timeouts
         from ollamactl.core.models.ops import Survey
 
-        targets = self.targets(refs)
+        try:
+            targets = self._targets(refs)
+        except NoInstanceError:  # every instance disabled: `include` alone, if given
+            if not include:
+                raise
+            targets = []
         instances = list({i.id: i for i in [*targets, *include]}.values())
         skipped: dict[str, str] = {}
         if results is None:
@@ -559,7 +570,7 @@ class Fleet:
         from ollamactl.core.models import ops as model_ops
 
         reg = self.registry()
-        targets = self.targets(refs)
+        targets = self._targets(refs)
         asked, skipped = self.answering(targets, named=targets if refs else ())
         answers = {o.instance.id: o for o in model_ops.running(self.store, asked, float(reg.setting("timeout")),
                                                                int(reg.setting("concurrency")))}
@@ -920,6 +931,7 @@ class Fleet:
                                "wrap one text in a list: [text]")
         request = EmbedRequest(model, **params.fields(EmbedRequest, fields))
         vectors: list[list[float]] = []
+        texts = [params.text("texts", text) for text in texts]  # before anything is sent (the vectors outweigh them)
         self.embed_batches(request, batched(texts, batch_size), lambda start, chunk: vectors.extend(chunk), log=log,
                            progress=progress)
         return vectors
@@ -950,12 +962,14 @@ class Fleet:
         files = export_files.checked_paths(fmt, output, secrets_file)
         if listen is not None and fmt == "json":
             raise UsageError(Said("{listen} applies to the gateway formats, not json"), "leave it out")
+        if listen is not None:
+            params.text("listen", listen)
         reg = self.registry()
         keyed = [i for i in reg.instances if i.api_key or i.api_key_env] if secrets_file else []
         options = export.Options(model=model, request_type=type, include_all=include_disabled,
                                  strategy=str(reg.setting("strategy")),
                                  health_ttl=health_cache.Freshness.of(reg).stale,  # older: a warning
-                                 now=time.time(), listen=listen or DEFAULT_LISTEN,
+                                 now=time.time(), listen=DEFAULT_LISTEN if listen is None else listen,
                                  output=str(files.output) if files.output else None,
                                  secrets_file=str(files.secrets) if files.secrets else None,
                                  keys={i.id: key for i in keyed if (key := i.resolve_api_key())})

@@ -10,7 +10,7 @@ from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import complete_instance
 from ollamactl.cli.help_style import setting_default
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 
 @app.command()

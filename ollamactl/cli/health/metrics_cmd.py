@@ -12,7 +12,7 @@ from ollamactl.cli import output
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the Prometheus text format
 DEFAULT_PORT = 9464  # the port OpenTelemetry's Prometheus exporter uses; free on most machines

@@ -19,7 +19,7 @@ from ollamactl import checked_number
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 SPARK = "▁▂▃▄▅▆▇█"
 TREND_MINUTES = 15

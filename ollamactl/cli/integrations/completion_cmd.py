@@ -13,7 +13,7 @@ import typer
 from ollamactl import UsageError
 from ollamactl.cli.completers import choices
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 SHELLS = ("bash", "zsh", "fish")
 PROG_NAME = "ollamactl"

@@ -9,7 +9,7 @@ from ollamactl.cli import output
 from ollamactl.cli.completers import complete_model
 from ollamactl.cli.context import fleet
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 
 def _complete_format(incomplete: str) -> list[str]:

@@ -13,7 +13,7 @@ from ollamactl import OllamactlError, UsageError, checked_number
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 
 def _per_instance(specs: Sequence[str], count: int, flag: str, shape: str, example: str) -> dict[int, str]:

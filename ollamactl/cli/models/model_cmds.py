@@ -36,7 +36,7 @@ from ollamactl.cli.models.model_plans import plan_table, step_json
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl import Fleet, Instance, Outcome
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 REFS = typer.Argument(None, metavar="ID_OR_NAME", autocompletion=complete_instance, show_default=False)
 MODEL = typer.Argument(..., metavar="MODEL", autocompletion=complete_model)
@@ -192,7 +192,7 @@ def sync(
     checked_number("pull_concurrency", concurrency, "concurrency")  # before any network
     wanted = checked_models(models or ())
     current = fleet()
-    origin = current.find(source) if source else None
+    origin = current.find(source) if source is not None else None
     survey = current.survey(include=[origin] if origin else [])
     pool = survey.instances
     steps = survey.sync_plan(wanted, origin)
@@ -241,8 +241,9 @@ def remove_model(
     if not yes and not sys.stdin.isatty():
         raise UsageError("refusing to remove without confirmation: stdin is not a terminal", "pass --yes")
     current = fleet()
-    targets = current.targets(refs or ())
-    survey = current.survey(include=targets if refs else ())
+    named = current.targets(refs) if refs else []
+    survey = current.survey(include=named)  # refuses first when every instance is disabled, without offering --all
+    targets = named or current.targets()
     holding, others = survey.removal(name, targets, force)
     if holding:
         confirm(f"Remove {name} from {', '.join(i.id for i in holding)}?", yes, "remove")

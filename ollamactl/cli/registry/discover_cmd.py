@@ -12,7 +12,7 @@ from ollamactl import DEFAULT_PORT, DISCOVER_CONCURRENCY, DISCOVER_CONNECT_TIMEO
 from ollamactl.cli import output
 from ollamactl.cli.context import fleet
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 PROGRESS_EVERY_S = 0.1  # the progress line is redrawn at most this often
 

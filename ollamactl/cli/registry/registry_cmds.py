@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from ollamactl import Fleet
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 TYPE_HELP = "What the instance serves: chat, embedding or both."
 PRIORITY_HELP = "Tier: lower is preferred; `backup` is used only when every other tier is out (default 0)."

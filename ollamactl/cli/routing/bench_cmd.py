@@ -13,7 +13,7 @@ from ollamactl.cli.completers import complete_model
 from ollamactl.cli.confirm import confirm
 from ollamactl.cli.context import fleet
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 BAR_WIDTH = 20
 

@@ -13,7 +13,7 @@ from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.routing.exec_cmd import WAIT_HELP
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 
 @app.command()

@@ -14,7 +14,7 @@ from ollamactl.cli.context import fleet
 from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.routing.pick_cmd import KEY, MODEL, STRATEGY, TYPE
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 WAIT_HELP = (f"Seconds to wait for a free instance while all are at max_inflight {setting_default('wait')};"
              f" 0: exit {ExitCode.NO_INSTANCE} at once.")

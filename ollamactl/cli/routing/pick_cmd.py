@@ -13,7 +13,7 @@ from ollamactl.cli.completers import choices, complete_model
 from ollamactl.cli.help_style import setting_default
 from ollamactl.cli.routing.pick_exec import FORMATS
 
-app = typer.Typer()  # this module's commands; cli.app composes them
+app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 # The selection options `pick` shares with `exec`.
 MODEL = typer.Option(None, "--model", "-m", help="Only instances serving this model.", autocompletion=complete_model)

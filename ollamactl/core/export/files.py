@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ollamactl.core import params
 from ollamactl.core.errors import OllamactlError, Said, UsageError
 from ollamactl.core.export.build import FORMATS, Exported
 from ollamactl.core.state.atomic_files import atomic_write
@@ -31,8 +32,8 @@ def checked_paths(fmt: str, output: str | os.PathLike[str] | None, secrets: str 
     if secrets is not None and fmt in FORMATS and fmt != "nginx":
         raise UsageError(Said("{secrets_file} is for {fmt=nginx}, not {given}", given=fmt),
                          "LiteLLM and HAProxy read keys from the environment; leave it out")
-    paths = [_checked(os.fspath(path), param) if path is not None else None
-             for path, param in ((output, "output"), (secrets, "secrets_file"))]
+    paths = [_checked(params.text(param, os.fspath(path) if isinstance(path, os.PathLike) else path), param)
+             if path is not None else None for path, param in ((output, "output"), (secrets, "secrets_file"))]
     if paths[0] is not None and paths[0] == paths[1]:
         raise UsageError(Said("{output} and {secrets_file} are the same file ({path})", path=paths[0]),
                          "keep the keys in a file of their own")

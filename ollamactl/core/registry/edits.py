@@ -54,14 +54,14 @@ class NewInstance:
 def check_type(kind: str) -> str:
     problem = registry.type_problem(kind)
     if problem:
-        raise UsageError(problem)
+        raise InvalidValue(("type",), problem)
     return kind
 
 
 def check_weight(weight: int) -> int:
     problem = registry.weight_problem(weight)
     if problem:
-        raise UsageError(problem)
+        raise InvalidValue(("weight",), problem)
     return weight
 
 
@@ -70,14 +70,16 @@ def check_priority(priority: Any) -> int | str:
     try:
         tier = registry.priority_value(priority)
     except ValueError as exc:
-        raise UsageError(str(exc), "lower is preferred; `backup` is used only when every other tier is out") from None
+        raise InvalidValue(("priority",), str(exc), "lower is preferred; `backup` is used only when every other tier"
+                           " is out") from None
     return registry.BACKUP if tier == registry.BACKUP_TIER else tier
 
 
 def check_max_inflight(value: int | None) -> int | None:
     problem = None if value is None else registry.max_inflight_problem(value)
     if problem:
-        raise UsageError(problem, "set it to the server's OLLAMA_NUM_PARALLEL x the models it runs")
+        raise InvalidValue(("max_inflight",), problem,
+                           "set it to the server's OLLAMA_NUM_PARALLEL x the models it runs")
     return value
 
 

@@ -246,19 +246,22 @@ def _validate(path: Path | str, data: dict[str, Any]) -> Registry:
     return Registry(path, version, usable, tuple(instances))
 
 
+# The problems below are words to follow the field's name: the file names its key (`weight`), Fleet's
+# callers the parameter, each in their own words (registry/edits.py: the CLI shows its flags).
+
 def type_problem(kind: Any) -> str | None:
     """Why `kind` cannot be an instance's type, or None: the one rule for the file and for flags."""
-    return None if kind in TYPES else f"type must be one of {', '.join(TYPES)}, got {kind!r}"
+    return None if kind in TYPES else f"must be one of {', '.join(TYPES)}, got {kind!r}"
 
 
 def weight_problem(weight: Any) -> str | None:
     """Why `weight` cannot be an instance's weight, or None."""
-    problem = settings.number_problem("weight", weight)
-    return None if problem is None else f"weight {problem}"
+    return settings.number_problem("weight", weight)
 
 
 def priority_value(value: Any) -> int:
-    """A priority from the registry or a flag (an integer, or `backup`) as a tier number; ValueError if bad."""
+    """A priority from the registry or a flag (an integer, or `backup`) as a tier number; ValueError
+    (its problem, see above) if bad."""
     if value == BACKUP:
         return BACKUP_TIER
     if isinstance(value, str):
@@ -267,7 +270,7 @@ def priority_value(value: Any) -> int:
         except ValueError:
             pass
     if not isinstance(value, int) or isinstance(value, bool) or not -MAX_PRIORITY <= value <= MAX_PRIORITY:
-        raise ValueError(f"priority {value!r} is not a whole number from {-MAX_PRIORITY} to {MAX_PRIORITY}"
+        raise ValueError(f"{value!r} is not a whole number from {-MAX_PRIORITY} to {MAX_PRIORITY}"
                          f" or {BACKUP!r}")
     return value
 
@@ -275,7 +278,7 @@ def priority_value(value: Any) -> int:
 def max_inflight_problem(value: Any) -> str | None:
     """Why `value` cannot be an instance's max_inflight, or None."""
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_INFLIGHT:
-        return f"max_inflight {value!r} is not a whole number from 1 to {MAX_INFLIGHT}"
+        return f"{value!r} is not a whole number from 1 to {MAX_INFLIGHT}"
     return None
 
 
@@ -296,22 +299,25 @@ def _instance_from(entry: dict[str, Any]) -> Instance:
     kind = entry.get("type", "both")
     problem = type_problem(kind)
     if problem:
-        raise ValueError(problem)
+        raise ValueError(f"type {problem}")
     enabled = entry.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ValueError(f"enabled must be true or false, got {enabled!r}")
     weight = entry.get("weight", 1)
     problem = weight_problem(weight)
     if problem:
-        raise ValueError(problem)
+        raise ValueError(f"weight {problem}")
     priority = entry.get("priority", 0)
     if isinstance(priority, str) and priority != BACKUP:
         raise ValueError(f"priority must be a whole number or {BACKUP!r}, got {priority!r}")
-    priority = priority_value(priority)
+    try:
+        priority = priority_value(priority)
+    except ValueError as exc:
+        raise ValueError(f"priority {exc}") from None
     max_inflight = entry.get("max_inflight")
     problem = None if max_inflight is None else max_inflight_problem(max_inflight)
     if problem:
-        raise ValueError(problem)
+        raise ValueError(f"max_inflight {problem}")
     created = entry.get("created_at")
     return Instance(
         id=instance_id,

@@ -107,7 +107,7 @@ def checked(request: Request, default_strategy: str) -> str:
     """`validate` with the registry's [settings] strategy given (the pick memo keeps it)."""
     if request.request_type is not None and request.request_type not in selection.REQUEST_TYPES:
         raise UsageError(f"unknown type {request.request_type!r}", "use chat or embedding")
-    strategy = request.strategy or default_strategy
+    strategy = default_strategy if request.strategy is None else request.strategy
     if strategy not in selection.STRATEGIES:
         raise UsageError(f"unknown strategy {strategy!r}", f"use one of: {', '.join(selection.STRATEGIES)}")
     settings.checked("count", request.count)
