@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
     from typing import Any
 
+    from typing_extensions import Unpack  # typing's own from Python 3.11
+
     from ollamactl.core.discover import Found
     from ollamactl.core.export.common import Exported
     from ollamactl.core.health.probe import HealthResult, OnResult
@@ -42,8 +44,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.metrics.speed import Measured
     from ollamactl.core.models.ops import OnProgress, Outcome, Survey
     from ollamactl.core.paths import Locations
-    from ollamactl.core.proxy.embed import EmbedRequest, EmbedSummary, Write
-    from ollamactl.core.proxy.generate import Completion, Emit, Flush, GenerateRequest, Log
+    from ollamactl.core.proxy.embed import EmbedFields, EmbedRequest, EmbedSummary, Write
+    from ollamactl.core.proxy.generate import Completion, Emit, Flush, GenerateFields, GenerateRequest, Log
+    from ollamactl.core.registry.edits import NewInstanceFields
     from ollamactl.core.routing.leases import Lease, Notice, Take
     from ollamactl.core.state.store import Store
 
@@ -159,7 +162,7 @@ class Fleet:
         """The instance used when nothing is registered: OLLAMA_HOST, else registry.DEFAULT_URL."""
         return registry.default_instance(self._ollama_host)
 
-    def add(self, url: str, *, check: bool = False, **fields: Any) -> Instance:
+    def add(self, url: str, *, check: bool = False, **fields: Unpack[NewInstanceFields]) -> Instance:
         """Register an instance (the URL is normalised, a pasted API path such as /api or /v1 dropped
         with a warning; the id is derived from it unless given).
 
@@ -169,7 +172,7 @@ class Fleet:
         refuse (OllamactlError, nothing written) unless it answers like Ollama."""
         from ollamactl.core.registry import edits as registry_ops
 
-        new = registry_ops.NewInstance(**params.fields(registry_ops.NewInstance, fields))
+        new = registry_ops.NewInstance(**params.fields(registry_ops.NewInstanceFields, fields))
         url, note = self._base_url(url)
         if check:
             self._check_answers(url, new.api_key_env, new.api_key)
@@ -812,19 +815,19 @@ class Fleet:
             except OllamactlError as error:
                 raise self._default_down(error) from None
 
-    def generate(self, model: str, prompt: str, **fields: Any) -> Iterator[str]:
+    def generate(self, model: str, prompt: str, **fields: Unpack[GenerateFields]) -> Iterator[str]:
         """The answer's text fragments as they arrive, from the first instance that serves the model.
 
         `fields`: the rest of a GenerateRequest (chat, system, options, format, keep_alive, think;
         instance, strategy, key, tries, wait, strict, timeouts). Arguments are checked here, before
         the first fragment is asked for.
         """
-        from ollamactl.core.proxy.generate import GenerateRequest
+        from ollamactl.core.proxy.generate import GenerateFields, GenerateRequest
 
         params.text("model", model)
         if not isinstance(prompt, str):
             raise InvalidValue(("prompt",), f"must be a string, got {params.shown(prompt)}")
-        request = GenerateRequest(model, prompt, **params.fields(GenerateRequest, fields))
+        request = GenerateRequest(model, prompt, **params.fields(GenerateFields, fields))
         settings.checked("tries", request.tries)
         return self._fragments(request)
 
@@ -909,16 +912,16 @@ class Fleet:
                            feedback=Feedback(self.store))
 
     def embed(self, model: str, texts: Iterable[str], *, batch_size: int = 64, log: Log | None = None,
-              progress: Callable[[int], None] | None = None, **fields: Any) -> list[list[float]]:
+              progress: Callable[[int], None] | None = None, **fields: Unpack[EmbedFields]) -> list[list[float]]:
         """One vector per text, in input order. `fields`: the rest of an EmbedRequest (instance,
         allow_mixed, per_instance, wait, strict, timeouts); `log` and `progress` as for `embed_batches`."""
-        from ollamactl.core.proxy.embed import EmbedRequest, batched
+        from ollamactl.core.proxy.embed import EmbedFields, EmbedRequest, batched
 
         settings.checked("batch_size", batch_size)
         if isinstance(texts, str):
             raise InvalidValue(("texts",), f"must be a list of strings, got {params.shown(texts)}",
                                "wrap one text in a list: [text]")
-        request = EmbedRequest(model, **params.fields(EmbedRequest, fields))
+        request = EmbedRequest(model, **params.fields(EmbedFields, fields))
         vectors: list[list[float]] = []
         self.embed_batches(request, batched(texts, batch_size), lambda start, chunk: vectors.extend(chunk), log=log,
                            progress=progress)

@@ -10,7 +10,7 @@ from ollamactl.model_names import normalise_model
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 _SHOWN = 80  # characters of a refused value quoted in the message
@@ -77,12 +77,13 @@ def flag(param: str, value: Any) -> bool:
     return value
 
 
-def fields(record: Any, given: dict[str, Any], problem: str = "is not a parameter here",
+def fields(record: Any, given: Mapping[str, Any], problem: str = "is not a parameter here",
            verb: str = "use") -> dict[str, Any]:
-    """`given` (keyword arguments), when each of its names is a field of the dataclass `record`;
-    else an InvalidValue naming the others (`problem`) and listing the fields (`verb` them)."""
-    known = record.__dataclass_fields__
+    """`given` (keyword arguments), when each of its names is a field of `record` (a dataclass, or
+    the TypedDict of the keywords a method takes); else an InvalidValue naming the others
+    (`problem`) and listing the fields (`verb` them)."""
+    known = list(getattr(record, "__dataclass_fields__", None) or record.__annotations__)
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise InvalidValue(tuple(unknown), problem, f"{verb} {', '.join(known)}")
-    return given
+    return dict(given)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from ollamactl.core import params
 from ollamactl.core.errors import InvalidValue, Said, UsageError
@@ -49,6 +49,21 @@ class NewInstance:
     api_key: str | None = None  # or the key itself
     priority: int | str = 0  # its tier: lower is preferred, "backup" below every other
     max_inflight: int | None = None  # leases at once (None: unlimited)
+
+
+class NewInstanceFields(TypedDict, total=False):
+    """The keywords `Fleet.add` takes besides `check`, typed for a type checker: NewInstance's
+    fields (tests/test_library_types.py holds the two alike)."""
+
+    name: str | None
+    id: str | None
+    type: str
+    weight: int
+    enabled: bool
+    api_key_env: str | None
+    api_key: str | None
+    priority: int | str
+    max_inflight: int | None
 
 
 def check_type(kind: str) -> str:
