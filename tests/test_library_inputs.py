@@ -63,6 +63,17 @@ BAD_CALLS = [
     ("select(None)", lambda f: f.select(None), "request"),
     ("run_command('ls')", lambda f: f.run_command("ls"), "command"),
     ("run_command([])", lambda f: f.run_command([]), "command"),
+    # a keyword of the wrong type, which was sent as given (a bool from its truth, anything else to the wire)
+    ("generate(chat='yes')", lambda f: f.generate("llama3.2", "hi", chat="yes"), "chat"),
+    ("generate(system=5)", lambda f: f.generate("llama3.2", "hi", system=5), "system"),
+    ("generate(options='x')", lambda f: f.generate("llama3.2", "hi", options="x"), "options"),
+    ("generate(think='no')", lambda f: f.generate("llama3.2", "hi", think="no"), "think"),
+    ("generate(instance=3)", lambda f: f.generate("llama3.2", "hi", instance=3), "instance"),
+    ("generate(timeouts=5)", lambda f: f.generate("llama3.2", "hi", timeouts=5), "timeouts"),
+    ("stream(strict='no')", lambda f: f.stream(GenerateRequest("llama3.2", "hi", strict="no"), print), "strict"),
+    ("embed(allow_mixed='no')", lambda f: f.embed("nomic-embed-text", ["x"], allow_mixed="no"), "allow_mixed"),
+    ("embed(timeouts=(1, 2))", lambda f: f.embed("nomic-embed-text", ["x"], timeouts=(1, 2)), "timeouts"),
+    ("add(check='no')", lambda f: f.add("127.0.0.1:9", check="no"), "check"),
 ]
 
 

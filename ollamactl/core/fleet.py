@@ -174,7 +174,7 @@ class Fleet:
 
         new = registry_ops.NewInstance(**params.fields(registry_ops.NewInstanceFields, fields))
         url, note = self._base_url(url)
-        if check:
+        if params.flag("check", check):
             self._check_answers(url, new.api_key_env, new.api_key)
         added = registry_ops.add(self.locations, url, new)
         if note:
@@ -801,8 +801,7 @@ class Fleet:
         from ollamactl.core.http import Timeouts
         from ollamactl.core.proxy import generate
 
-        if not isinstance(request, generate.GenerateRequest):
-            raise InvalidValue(("request",), f"must be a GenerateRequest, got {params.shown(request)}")
+        params.request("request", request, generate.GenerateRequest)
         settings.checked("tries", request.tries)
         lease, decision = self.lease(
             routing.Request("chat", request.model, strategy=request.strategy, key=request.key, strict=request.strict,
@@ -824,10 +823,8 @@ class Fleet:
         """
         from ollamactl.core.proxy.generate import GenerateFields, GenerateRequest
 
-        params.text("model", model)
-        if not isinstance(prompt, str):
-            raise InvalidValue(("prompt",), f"must be a string, got {params.shown(prompt)}")
         request = GenerateRequest(model, prompt, **params.fields(GenerateFields, fields))
+        params.request("request", request, GenerateRequest)
         settings.checked("tries", request.tries)
         return self._fragments(request)
 
@@ -874,8 +871,7 @@ class Fleet:
         from ollamactl.core.proxy.embed import EmbedRequest
         from ollamactl.core.routing import leases
 
-        if not isinstance(request, EmbedRequest):
-            raise InvalidValue(("request",), f"must be an EmbedRequest, got {params.shown(request)}")
+        params.request("request", request, EmbedRequest)
         settings.checked("per_instance", request.per_instance)
         lease, decision = self.lease(routing.Request("embedding", request.model, strict=request.strict,
                                                      need_model=True),

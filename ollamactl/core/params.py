@@ -87,3 +87,29 @@ def fields(record: Any, given: Mapping[str, Any], problem: str = "is not a param
     if unknown:
         raise InvalidValue(tuple(unknown), problem, f"{verb} {', '.join(known)}")
     return dict(given)
+
+
+def request(param: str, value: Any, record: Any) -> Any:
+    """`value` if it is a `record` (a request dataclass such as GenerateRequest) whose fields hold what
+    their types say: True or False for a bool, a string for a str, a dict for a dict, a Timeouts
+    for a Timeouts (None where allowed). Numbers are left to settings.checked, `Any` to the server."""
+    import dataclasses
+    import typing
+
+    if not isinstance(value, record):
+        raise InvalidValue((param,), f"must be a {record.__name__}, got {shown(value)}")
+    hints = typing.get_type_hints(record)
+    for field in dataclasses.fields(record):
+        given = getattr(value, field.name)
+        kinds = [typing.get_origin(kind) or kind for kind in typing.get_args(hints[field.name]) or
+                 (hints[field.name],)]
+        if given is None and type(None) in kinds or any(kind in (typing.Any, int, float) for kind in kinds):
+            continue
+        if bool in kinds:
+            flag(field.name, given)
+        elif str in kinds:
+            text(field.name, given)
+        elif not isinstance(given, tuple(kinds)):
+            wanted = " or ".join(kind.__name__ for kind in kinds if kind is not type(None))
+            raise InvalidValue((field.name,), f"must be a {wanted}, got {shown(given)}")
+    return value
