@@ -69,9 +69,12 @@ class Lease:
     def take(self, instance: Instance) -> bool:
         """Take a lease on `instance` (refused when it is at its max_inflight)."""
         limit = instance.max_inflight
-        if limit is not None and not self.store.acquire(instance.id, limit, self.holder, LEASE_TTL_S):
-            return False
+        # Counted as held before it is asked for: a Ctrl-C that lands after the store wrote it
+        # still releases it (releasing one that was never written costs nothing).
         self.instances.append(instance)
+        if limit is not None and not self.store.acquire(instance.id, limit, self.holder, LEASE_TTL_S):
+            self.instances.remove(instance)
+            return False
         if limit is None:
             threading.Thread(target=self._acquire, args=(instance,), name="ollamactl-lease-write", daemon=True).start()
         if self._thread is None:
