@@ -272,6 +272,30 @@ def test_a_ctrl_c_while_the_lease_is_being_written_leaves_no_lease(tmp_path):
     assert store.inflight(["gpu"]) == {"gpu": 0}
 
 
+def test_a_second_ctrl_c_during_the_release_still_releases(tmp_path):
+    """Ctrl-C pressed twice: the second lands while the first one's release is writing the state
+    file (`timeout -s INT 0.7 ollamactl exec -m llama3.2 -- sleep 10` does it: timeout signals
+    exec, then its whole process group), and the lease stayed counted for LEASE_TTL_S s."""
+    from ollamactl.core.registry.instances import Instance
+    from ollamactl.core.state.store import FileStore
+
+    class InterruptedOnce(FileStore):
+        interrupted = False
+
+        def release(self, instance_id: str, holder: str) -> None:
+            if not self.interrupted:
+                InterruptedOnce.interrupted = True
+                raise KeyboardInterrupt
+            super().release(instance_id, holder)
+
+    store = InterruptedOnce(tmp_path)
+    lease = leases.Lease(store)
+    assert lease.take(Instance(id="gpu", name="gpu", url="http://127.0.0.1:9", max_inflight=2))
+    with pytest.raises(KeyboardInterrupt):
+        lease.release()
+    assert store.inflight(["gpu"]) == {"gpu": 0}
+
+
 def selection_of(instance):
     """A decision that picks `instance` (what `leases.hold` asks its chooser for)."""
     class Picked:

@@ -92,7 +92,11 @@ class Lease:
 
     def release(self) -> None:
         self._stop.set()
-        self._drop()
+        try:
+            self._drop()
+        except KeyboardInterrupt:  # a second Ctrl-C cut the release short: finish it, then stop
+            self._drop()
+            raise
 
     def _acquire(self, instance: Instance) -> None:
         """Write a lease that cannot be refused, unless it was released before this thread ran."""
