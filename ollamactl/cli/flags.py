@@ -18,7 +18,8 @@ FLAGS = {"count": "--count", "tries": "--tries", "timeout": "--timeout", "interv
          "tokens": "--tokens", "repeat": "--repeat", "instances": "--instances", "pull_speed": "--pull-speed",
          "include_disabled": "--all", "listen": "--listen", "fmt": "--format", "output": "--output",
          "secrets_file": "--secrets-file", "strict": "--strict", "key": "--key", "instance": "--instance",
-         "allow_mixed": "--allow-mixed", "yes": "--yes", "source": "--from", "force": "--force", "check": "--check"}
+         "allow_mixed": "--allow-mixed", "yes": "--yes", "source": "--from", "force": "--force", "check": "--check",
+         "type": "--type"}
 
 
 _RUNNING: dict[str, str] = {}  # parameter -> the running command's own spelling of its option

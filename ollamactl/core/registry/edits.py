@@ -66,33 +66,40 @@ class NewInstanceFields(TypedDict, total=False):
     max_inflight: int | None
 
 
+def _refused(param: str, problem: str, hint: str | None = None) -> InvalidValue:
+    """The registry's words for a bad field (`problem`, which starts with the field's name) as an
+    InvalidValue naming `param`, so that the command line shows its flag instead."""
+    return InvalidValue((param,), problem.removeprefix(param + " "), hint)
+
+
 def check_type(kind: str) -> str:
     problem = registry.type_problem(kind)
     if problem:
-        raise UsageError(problem)
+        raise _refused("type", problem)
     return kind
 
 
 def check_weight(weight: int) -> int:
     problem = registry.weight_problem(weight)
     if problem:
-        raise UsageError(problem)
+        raise _refused("weight", problem)
     return weight
 
 
 def check_priority(priority: Any) -> int | str:
-    """The priority as the registry writes it (a whole number or "backup"); UsageError if bad."""
+    """The priority as the registry writes it (a whole number or "backup"); InvalidValue if bad."""
     try:
         tier = registry.priority_value(priority)
     except ValueError as exc:
-        raise UsageError(str(exc), "lower is preferred; `backup` is used only when every other tier is out") from None
+        raise _refused("priority", str(exc),
+                       "lower is preferred; `backup` is used only when every other tier is out") from None
     return registry.BACKUP if tier == registry.BACKUP_TIER else tier
 
 
 def check_max_inflight(value: int | None) -> int | None:
     problem = None if value is None else registry.max_inflight_problem(value)
     if problem:
-        raise UsageError(problem, "set it to the server's OLLAMA_NUM_PARALLEL x the models it runs")
+        raise _refused("max_inflight", problem, "set it to the server's OLLAMA_NUM_PARALLEL x the models it runs")
     return value
 
 
