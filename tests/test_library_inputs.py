@@ -74,6 +74,7 @@ BAD_CALLS = [
     ("embed(allow_mixed='no')", lambda f: f.embed("nomic-embed-text", ["x"], allow_mixed="no"), "allow_mixed"),
     ("embed(timeouts=(1, 2))", lambda f: f.embed("nomic-embed-text", ["x"], timeouts=(1, 2)), "timeouts"),
     ("add(check='no')", lambda f: f.add("127.0.0.1:9", check="no"), "check"),
+    ("generate(wait=-1)", lambda f: f.generate("llama3.2", "hi", wait=-1), "wait"),  # at the call, not the 1st next()
 ]
 
 
@@ -89,6 +90,16 @@ def test_a_bad_argument_is_an_invalid_value_naming_it_and_nothing_is_sent(label,
     assert refused.value.params[0] == param and refused.value.message.startswith(param + " ")
     assert server.requests == [] and fleet.registry().instances == before
     assert fleet.store.read()["health"] == {}  # no probe result (a "timed out after nan s") was cached
+
+
+@pytest.mark.parametrize("routing", [{"strategy": "nope"}, {"key": " "}])
+def test_generate_refuses_a_routing_argument_at_the_call_as_it_says(routing, sim):
+    """`generate` checks its arguments before the first fragment is asked for: a bad strategy or
+    key was refused only by the first `next()`, from the thread that streams."""
+    fleet = Fleet()
+    fleet.add(sim.add().url, id="one")
+    with pytest.raises(UsageError):
+        fleet.generate("llama3.2", "hi", **routing)
 
 
 def test_the_cli_shows_the_same_rule_under_its_flag_names():

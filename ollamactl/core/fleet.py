@@ -705,8 +705,7 @@ class Fleet:
         from ollamactl.core.routing import leases, selection
 
         request = _routing_request(routing.Request() if request is None else request)
-        if wait is not None and (problem := settings.problem("wait", wait)):
-            raise InvalidValue(("wait",), problem, "use 0 to give up at once")
+        _checked_wait(wait)
         reg = self.registry()
         wait = float(reg.setting("wait")) if wait is None else wait
         if instance is not None:
@@ -803,9 +802,7 @@ class Fleet:
 
         params.request("request", request, generate.GenerateRequest)
         settings.checked("tries", request.tries)
-        lease, decision = self.lease(
-            routing.Request("chat", request.model, strategy=request.strategy, key=request.key, strict=request.strict,
-                            need_model=True), instance=request.instance, wait=request.wait)
+        lease, decision = self.lease(_chat_route(request), instance=request.instance, wait=request.wait)
         with lease:
             try:
                 return generate.complete(decision.failover_order(lease.instance), request, emit,
@@ -826,6 +823,9 @@ class Fleet:
         request = GenerateRequest(model, prompt, **params.fields(GenerateFields, fields))
         params.request("request", request, GenerateRequest)
         settings.checked("tries", request.tries)
+        _checked_wait(request.wait)
+        if request.instance is None:  # what `lease` checks, from the fragments' thread: here, now
+            routing.validate(_chat_route(request), self.registry())
         return self._fragments(request)
 
     def _fragments(self, request: GenerateRequest) -> Iterator[str]:
@@ -965,6 +965,18 @@ class Fleet:
         if write:
             export_files.write(files, result)
         return result
+
+
+def _chat_route(request: GenerateRequest) -> routing.Request:
+    """Where a generate or chat `request` may go, as routing chooses (its model on a chat instance)."""
+    return routing.Request("chat", request.model, strategy=request.strategy, key=request.key, strict=request.strict,
+                           need_model=True)
+
+
+def _checked_wait(wait: Any) -> None:
+    """An InvalidValue unless `wait` is None (the setting) or seconds to wait (0: not at all)."""
+    if wait is not None and (problem := settings.problem("wait", wait)):
+        raise InvalidValue(("wait",), problem, "use 0 to give up at once")
 
 
 def _routing_request(request: Any) -> routing.Request:
