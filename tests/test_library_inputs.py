@@ -75,6 +75,10 @@ BAD_CALLS = [
     ("embed(timeouts=(1, 2))", lambda f: f.embed("nomic-embed-text", ["x"], timeouts=(1, 2)), "timeouts"),
     ("add(check='no')", lambda f: f.add("127.0.0.1:9", check="no"), "check"),
     ("generate(wait=-1)", lambda f: f.generate("llama3.2", "hi", wait=-1), "wait"),  # at the call, not the 1st next()
+    # a whole float where a count is meant: a TypeError from deep inside (a slice, a range) before
+    ("generate(tries=2.0)", lambda f: f.generate("llama3.2", "hi", tries=2.0), "tries"),
+    ("embed(per_instance=2.0)", lambda f: f.embed("nomic-embed-text", ["x"], per_instance=2.0), "per_instance"),
+    ("pick(count=2.0)", lambda f: f.pick(count=2.0), "count"),
 ]
 
 
