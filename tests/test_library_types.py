@@ -32,7 +32,8 @@ MISUSES = {  # the line a program writes -> what mypy must say about it
 }
 
 
-def test_mypy_refuses_a_misused_keyword_of_generate_embed_and_add(tmp_path):
+def test_mypy_refuses_a_misused_keyword_of_generate_embed_and_add(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # mypy finds the package (and its cache) from the checkout, as .ci/run runs it
     lines = list(MISUSES)
     program = tmp_path / "program.py"
     program.write_text("from ollamactl import Fleet\n\nfleet = Fleet()\n" + "\n".join(lines) + "\n"
