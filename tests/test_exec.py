@@ -252,6 +252,61 @@ def test_a_release_before_the_leases_write_stays_released(monkeypatch, tmp_path)
     assert store.inflight(["cpu"]) == {"cpu": 0}
 
 
+def test_a_ctrl_c_while_the_lease_is_being_written_leaves_no_lease(tmp_path):
+    """A Ctrl-C that lands once the store has written the lease but before `Lease.take` recorded it
+    (exec, run and embed take theirs so) releases it too: it stayed counted against the instance's
+    max_inflight for LEASE_TTL_S s, by nobody."""
+    from ollamactl.core.registry.instances import Instance
+    from ollamactl.core.state.store import FileStore
+
+    class InterruptedAfterTheWrite(FileStore):
+        def acquire(self, instance_id: str, limit: int | None, holder: str, ttl: float) -> bool:
+            super().acquire(instance_id, limit, holder, ttl)
+            raise KeyboardInterrupt
+
+    store = InterruptedAfterTheWrite(tmp_path)
+    limited = Instance(id="gpu", name="gpu", url="http://127.0.0.1:9", max_inflight=2)
+    decision = selection_of(limited)
+    with pytest.raises(KeyboardInterrupt):
+        leases.hold(store, lambda: decision, None, 0)
+    assert store.inflight(["gpu"]) == {"gpu": 0}
+
+
+def test_a_second_ctrl_c_during_the_release_still_releases(tmp_path):
+    """Ctrl-C pressed twice: the second lands while the first one's release is writing the state
+    file (`timeout -s INT 0.7 ollamactl exec -m llama3.2 -- sleep 10` does it: timeout signals
+    exec, then its whole process group), and the lease stayed counted for LEASE_TTL_S s."""
+    from ollamactl.core.registry.instances import Instance
+    from ollamactl.core.state.store import FileStore
+
+    class InterruptedOnce(FileStore):
+        interrupted = False
+
+        def release(self, instance_id: str, holder: str) -> None:
+            if not self.interrupted:
+                InterruptedOnce.interrupted = True
+                raise KeyboardInterrupt
+            super().release(instance_id, holder)
+
+    store = InterruptedOnce(tmp_path)
+    lease = leases.Lease(store)
+    assert lease.take(Instance(id="gpu", name="gpu", url="http://127.0.0.1:9", max_inflight=2))
+    with pytest.raises(KeyboardInterrupt):
+        lease.release()
+    assert store.inflight(["gpu"]) == {"gpu": 0}
+
+
+def selection_of(instance):
+    """A decision that picks `instance` (what `leases.hold` asks its chooser for)."""
+    class Picked:
+        picks = [instance]
+
+        def failover_order(self, first=None):
+            return [instance]
+
+    return Picked()
+
+
 def test_run_holds_a_lease_and_gives_up_at_once_with_wait_0(sim_instance):
     current = Fleet()
     instance = current.add(sim_instance.url, max_inflight=1)

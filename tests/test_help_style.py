@@ -90,3 +90,13 @@ def test_the_rich_help_keeps_every_bracketed_text_of_the_plain_one():
         shown = " ".join(RUNNER.invoke(app, [name, "--help"], env={"COLUMNS": "400"}).stdout.split())
         for bracketed in re.findall(r"\[[^\]]*\]", " ".join(plain.split())):
             assert bracketed in shown, (name, bracketed)
+
+
+def test_update_states_no_default_for_what_it_leaves_as_it_is():
+    """`update` changes only what it is given: `update --help` said `--priority ... (default 0)`,
+    which an update without --priority does not do (the tier stays). `add` shows its default once."""
+    root, found = commands()
+    options = {name: {param.name: param for param in command.params} for name, command in found}
+    assert [name for name, param in options["update"].items() if "default" in (param.help or "")] == []
+    priority = options["add"]["priority"]
+    assert "default" not in priority.help and priority.default == "0" and priority.show_default

@@ -67,6 +67,22 @@ BAD_CALLS = [
     ("select(None)", lambda f: f.select(None), "request"),
     ("run_command('ls')", lambda f: f.run_command("ls"), "command"),
     ("run_command([])", lambda f: f.run_command([]), "command"),
+    # a keyword of the wrong type, which was sent as given (a bool from its truth, anything else to the wire)
+    ("generate(chat='yes')", lambda f: f.generate("llama3.2", "hi", chat="yes"), "chat"),
+    ("generate(system=5)", lambda f: f.generate("llama3.2", "hi", system=5), "system"),
+    ("generate(options='x')", lambda f: f.generate("llama3.2", "hi", options="x"), "options"),
+    ("generate(think='no')", lambda f: f.generate("llama3.2", "hi", think="no"), "think"),
+    ("generate(instance=3)", lambda f: f.generate("llama3.2", "hi", instance=3), "instance"),
+    ("generate(timeouts=5)", lambda f: f.generate("llama3.2", "hi", timeouts=5), "timeouts"),
+    ("stream(strict='no')", lambda f: f.stream(GenerateRequest("llama3.2", "hi", strict="no"), print), "strict"),
+    ("embed(allow_mixed='no')", lambda f: f.embed("nomic-embed-text", ["x"], allow_mixed="no"), "allow_mixed"),
+    ("embed(timeouts=(1, 2))", lambda f: f.embed("nomic-embed-text", ["x"], timeouts=(1, 2)), "timeouts"),
+    ("add(check='no')", lambda f: f.add("127.0.0.1:9", check="no"), "check"),
+    ("generate(wait=-1)", lambda f: f.generate("llama3.2", "hi", wait=-1), "wait"),  # at the call, not the 1st next()
+    # a whole float where a count is meant: a TypeError from deep inside (a slice, a range) before
+    ("generate(tries=2.0)", lambda f: f.generate("llama3.2", "hi", tries=2.0), "tries"),
+    ("embed(per_instance=2.0)", lambda f: f.embed("nomic-embed-text", ["x"], per_instance=2.0), "per_instance"),
+    ("pick(count=2.0)", lambda f: f.pick(count=2.0), "count"),
 ]
 
 
@@ -82,6 +98,16 @@ def test_a_bad_argument_is_an_invalid_value_naming_it_and_nothing_is_sent(label,
     assert refused.value.params[0] == param and refused.value.message.startswith(param + " ")
     assert server.requests == [] and fleet.registry().instances == before
     assert fleet.store.read()["health"] == {}  # no probe result (a "timed out after nan s") was cached
+
+
+@pytest.mark.parametrize("routing", [{"strategy": "nope"}, {"key": " "}])
+def test_generate_refuses_a_routing_argument_at_the_call_as_it_says(routing, sim):
+    """`generate` checks its arguments before the first fragment is asked for: a bad strategy or
+    key was refused only by the first `next()`, from the thread that streams."""
+    fleet = Fleet()
+    fleet.add(sim.add().url, id="one")
+    with pytest.raises(UsageError):
+        fleet.generate("llama3.2", "hi", **routing)
 
 
 def test_the_cli_shows_the_same_rule_under_its_flag_names():

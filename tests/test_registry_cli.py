@@ -189,9 +189,12 @@ def two_instances(config):
 
 
 BAD_INPUT = [
-    (["add", "gpu2", "--type", "gpu"], None, "'gpu'"),
-    (["update", "box", "--type", "gpu"], None, "'gpu'"),
-    (["add", "gpu2", "--weight", "0"], None, "weight must be a whole number from 1 to 1000, got 0"),
+    # a field the registry refuses is named by its flag, as every other error names it
+    (["add", "gpu2", "--type", "gpu"], None, "error: --type must be one of chat, embedding, both, got 'gpu'"),
+    (["update", "box", "--type", "gpu"], None, "error: --type must be one of"),
+    (["add", "gpu2", "--weight", "0"], None, "error: --weight must be a whole number from 1 to 1000, got 0"),
+    (["update", "box", "--priority", "x"], None, "error: --priority 'x' is not a whole number"),
+    (["add", "gpu2", "--max-inflight", "200000"], None, "error: --max-inflight 200000 is not a whole number"),
     (["add", "gpu2", "--weight", "-1"], None, "got -1"),
     (["update", "box", "--weight", "0"], None, "got 0"),
     (["add", "gpu2", "--weight", "99999999999999999999"], None, "got 99999999999999999999"),

@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
     from typing import Any
 
+    from typing_extensions import Unpack  # typing's own from Python 3.11
+
     from ollamactl.core.discover import Found
     from ollamactl.core.export.common import Exported
     from ollamactl.core.health.probe import HealthResult, OnResult
@@ -42,8 +44,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ollamactl.core.metrics.speed import Measured
     from ollamactl.core.models.ops import OnProgress, Outcome, Survey
     from ollamactl.core.paths import Locations
-    from ollamactl.core.proxy.embed import EmbedRequest, EmbedSummary, Write
-    from ollamactl.core.proxy.generate import Completion, Emit, Flush, GenerateRequest, Log
+    from ollamactl.core.proxy.embed import EmbedFields, EmbedRequest, EmbedSummary, Write
+    from ollamactl.core.proxy.generate import Completion, Emit, Flush, GenerateFields, GenerateRequest, Log
+    from ollamactl.core.registry.edits import NewInstanceFields
     from ollamactl.core.routing.leases import Lease, Notice, Take
     from ollamactl.core.state.store import Store
 
@@ -159,7 +162,7 @@ class Fleet:
         """The instance used when nothing is registered: OLLAMA_HOST, else registry.DEFAULT_URL."""
         return registry.default_instance(self._ollama_host)
 
-    def add(self, url: str, *, check: bool = False, **fields: Any) -> Instance:
+    def add(self, url: str, *, check: bool = False, **fields: Unpack[NewInstanceFields]) -> Instance:
         """Register an instance (the URL is normalised, a pasted API path such as /api or /v1 dropped
         with a warning; the id is derived from it unless given).
 
@@ -169,9 +172,9 @@ class Fleet:
         refuse (OllamactlError, nothing written) unless it answers like Ollama."""
         from ollamactl.core.registry import edits as registry_ops
 
-        new = registry_ops.NewInstance(**params.fields(registry_ops.NewInstance, fields))
+        new = registry_ops.NewInstance(**params.fields(registry_ops.NewInstanceFields, fields))
         url, note = self._base_url(url)
-        if check:
+        if params.flag("check", check):
             self._check_answers(url, new.api_key_env, new.api_key)
         added = registry_ops.add(self.locations, url, new)
         if note:
@@ -713,8 +716,7 @@ class Fleet:
         from ollamactl.core.routing import leases, selection
 
         request = _routing_request(routing.Request() if request is None else request)
-        if wait is not None and (problem := settings.problem("wait", wait)):
-            raise InvalidValue(("wait",), problem, "use 0 to give up at once")
+        _checked_wait(wait)
         reg = self.registry()
         wait = float(reg.setting("wait")) if wait is None else wait
         if instance is not None:
@@ -809,12 +811,9 @@ class Fleet:
         from ollamactl.core.http import Timeouts
         from ollamactl.core.proxy import generate
 
-        if not isinstance(request, generate.GenerateRequest):
-            raise InvalidValue(("request",), f"must be a GenerateRequest, got {params.shown(request)}")
+        params.request("request", request, generate.GenerateRequest)
         settings.checked("tries", request.tries)
-        lease, decision = self.lease(
-            routing.Request("chat", request.model, strategy=request.strategy, key=request.key, strict=request.strict,
-                            need_model=True), instance=request.instance, wait=request.wait)
+        lease, decision = self.lease(_chat_route(request), instance=request.instance, wait=request.wait)
         with lease:
             try:
                 return generate.complete(decision.failover_order(lease.instance), request, emit,
@@ -823,20 +822,21 @@ class Fleet:
             except OllamactlError as error:
                 raise self._default_down(error) from None
 
-    def generate(self, model: str, prompt: str, **fields: Any) -> Iterator[str]:
+    def generate(self, model: str, prompt: str, **fields: Unpack[GenerateFields]) -> Iterator[str]:
         """The answer's text fragments as they arrive, from the first instance that serves the model.
 
         `fields`: the rest of a GenerateRequest (chat, system, options, format, keep_alive, think;
         instance, strategy, key, tries, wait, strict, timeouts). Arguments are checked here, before
         the first fragment is asked for.
         """
-        from ollamactl.core.proxy.generate import GenerateRequest
+        from ollamactl.core.proxy.generate import GenerateFields, GenerateRequest
 
-        params.text("model", model)
-        if not isinstance(prompt, str):
-            raise InvalidValue(("prompt",), f"must be a string, got {params.shown(prompt)}")
-        request = GenerateRequest(model, prompt, **params.fields(GenerateRequest, fields))
+        request = GenerateRequest(model, prompt, **params.fields(GenerateFields, fields))
+        params.request("request", request, GenerateRequest)
         settings.checked("tries", request.tries)
+        _checked_wait(request.wait)
+        if request.instance is None:  # what `lease` checks, from the fragments' thread: here, now
+            routing.validate(_chat_route(request), self.registry())
         return self._fragments(request)
 
     def _fragments(self, request: GenerateRequest) -> Iterator[str]:
@@ -882,8 +882,7 @@ class Fleet:
         from ollamactl.core.proxy.embed import EmbedRequest
         from ollamactl.core.routing import leases
 
-        if not isinstance(request, EmbedRequest):
-            raise InvalidValue(("request",), f"must be an EmbedRequest, got {params.shown(request)}")
+        params.request("request", request, EmbedRequest)
         settings.checked("per_instance", request.per_instance)
         lease, decision = self.lease(routing.Request("embedding", request.model, strict=request.strict,
                                                      need_model=True),
@@ -920,16 +919,16 @@ class Fleet:
                            feedback=Feedback(self.store))
 
     def embed(self, model: str, texts: Iterable[str], *, batch_size: int = 64, log: Log | None = None,
-              progress: Callable[[int], None] | None = None, **fields: Any) -> list[list[float]]:
+              progress: Callable[[int], None] | None = None, **fields: Unpack[EmbedFields]) -> list[list[float]]:
         """One vector per text, in input order. `fields`: the rest of an EmbedRequest (instance,
         allow_mixed, per_instance, wait, strict, timeouts); `log` and `progress` as for `embed_batches`."""
-        from ollamactl.core.proxy.embed import EmbedRequest, batched
+        from ollamactl.core.proxy.embed import EmbedFields, EmbedRequest, batched
 
         settings.checked("batch_size", batch_size)
         if isinstance(texts, str):
             raise InvalidValue(("texts",), f"must be a list of strings, got {params.shown(texts)}",
                                "wrap one text in a list: [text]")
-        request = EmbedRequest(model, **params.fields(EmbedRequest, fields))
+        request = EmbedRequest(model, **params.fields(EmbedFields, fields))
         vectors: list[list[float]] = []
         texts = [params.text("texts", text) for text in texts]  # before anything is sent (the vectors outweigh them)
         self.embed_batches(request, batched(texts, batch_size), lambda start, chunk: vectors.extend(chunk), log=log,
@@ -980,6 +979,18 @@ class Fleet:
         if write:
             export_files.write(files, result)
         return result
+
+
+def _chat_route(request: GenerateRequest) -> routing.Request:
+    """Where a generate or chat `request` may go, as routing chooses (its model on a chat instance)."""
+    return routing.Request("chat", request.model, strategy=request.strategy, key=request.key, strict=request.strict,
+                           need_model=True)
+
+
+def _checked_wait(wait: Any) -> None:
+    """An InvalidValue unless `wait` is None (the setting) or seconds to wait (0: not at all)."""
+    if wait is not None and (problem := settings.problem("wait", wait)):
+        raise InvalidValue(("wait",), problem, "use 0 to give up at once")
 
 
 def _routing_request(request: Any) -> routing.Request:

@@ -10,7 +10,7 @@ from ollamactl.model_names import normalise_model
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 _SHOWN = 80  # characters of a refused value quoted in the message
@@ -77,12 +77,39 @@ def flag(param: str, value: Any) -> bool:
     return value
 
 
-def fields(record: Any, given: dict[str, Any], problem: str = "is not a parameter here",
+def fields(record: Any, given: Mapping[str, Any], problem: str = "is not a parameter here",
            verb: str = "use") -> dict[str, Any]:
-    """`given` (keyword arguments), when each of its names is a field of the dataclass `record`;
-    else an InvalidValue naming the others (`problem`) and listing the fields (`verb` them)."""
-    known = record.__dataclass_fields__
+    """`given` (keyword arguments), when each of its names is a field of `record` (a dataclass, or
+    the TypedDict of the keywords a method takes); else an InvalidValue naming the others
+    (`problem`) and listing the fields (`verb` them)."""
+    known = list(getattr(record, "__dataclass_fields__", None) or record.__annotations__)
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise InvalidValue(tuple(unknown), problem, f"{verb} {', '.join(known)}")
-    return given
+    return dict(given)
+
+
+def request(param: str, value: Any, record: Any) -> Any:
+    """`value` if it is a `record` (a request dataclass such as GenerateRequest) whose fields hold what
+    their types say: True or False for a bool, a string for a str, a dict for a dict, a Timeouts
+    for a Timeouts (None where allowed). Numbers are left to settings.checked, `Any` to the server."""
+    import dataclasses
+    import typing
+
+    if not isinstance(value, record):
+        raise InvalidValue((param,), f"must be a {record.__name__}, got {shown(value)}")
+    hints = typing.get_type_hints(record)
+    for field in dataclasses.fields(record):
+        given = getattr(value, field.name)
+        kinds = [typing.get_origin(kind) or kind for kind in typing.get_args(hints[field.name]) or
+                 (hints[field.name],)]
+        if given is None and type(None) in kinds or any(kind in (typing.Any, int, float) for kind in kinds):
+            continue
+        if bool in kinds:
+            flag(field.name, given)
+        elif str in kinds:
+            text(field.name, given)
+        elif not isinstance(given, tuple(kinds)):
+            wanted = " or ".join(kind.__name__ for kind in kinds if kind is not type(None))
+            raise InvalidValue((field.name,), f"must be a {wanted}, got {shown(given)}")
+    return value

@@ -77,12 +77,13 @@ NUMBERS: dict[str, Bound] = {
 }
 
 
-def number_problem(key: str, value: Any) -> str | None:
-    """Why `value` cannot be the number `key` (a key of NUMBERS), in words, or None."""
+def number_problem(key: str, value: Any, counted: bool = False) -> str | None:
+    """Why `value` cannot be the number `key` (a key of NUMBERS), in words, or None. `counted`: a
+    whole number must be an int (a count that code counts with; a file may write 8.0)."""
     bound = NUMBERS[key]
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if bound.whole:
-        whole = number and (isinstance(value, int) or (math.isfinite(value) and value.is_integer()))
+        whole = number and (isinstance(value, int) or (not counted and math.isfinite(value) and value.is_integer()))
         if whole and bound.low <= value <= bound.high:
             return None
         return f"must be a whole number from {bound.low:g} to {bound.high:g}, got {value!r}"
@@ -95,7 +96,7 @@ def number_problem(key: str, value: Any) -> str | None:
 
 def checked(key: str, value: Any, param: str | None = None) -> Any:
     """`value` if it is a valid `key`, else an InvalidValue (exit 2) naming `param` (or the key) and the value."""
-    problem = number_problem(key, value)
+    problem = number_problem(key, value, counted=True)
     if problem is not None:
         raise InvalidValue((param or key,), problem, "give a value in that range")
     return value

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 app = typer.Typer(add_completion=False)  # this module's commands (cli.app composes them; completion: its own command)
 
 TYPE_HELP = "What the instance serves: chat, embedding or both."
-PRIORITY_HELP = "Tier: lower is preferred; `backup` is used only when every other tier is out (default 0)."
+PRIORITY_HELP = "Tier: lower is preferred; `backup` is used only when every other tier is out."
 ADD_PROBE_S = 2.0  # add's probe of a new instance: a short deadline (a warning, not a verdict)
 INFLIGHT_HELP = "Leases at once (exec, run, embed): the server's OLLAMA_NUM_PARALLEL x models; 0: unlimited."
 

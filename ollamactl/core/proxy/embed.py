@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ollamactl.core import server_json
 from ollamactl.core.health import liveness
@@ -89,6 +89,18 @@ class EmbedRequest:
     wait: float | None = None  # seconds to wait while every instance is at its max_inflight
     strict: bool = False  # no fallback to the default instance
     timeouts: Timeouts | None = None  # None: the registry's settings
+
+
+class EmbedFields(TypedDict, total=False):
+    """The keywords `Fleet.embed` takes, typed for a type checker: EmbedRequest's fields after
+    `model` (tests/test_library_types.py holds the two alike)."""
+
+    instance: str | None
+    allow_mixed: bool
+    per_instance: int
+    wait: float | None
+    strict: bool
+    timeouts: Timeouts | None
 
 
 @dataclass

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ollamactl.core import server_json
 from ollamactl.core.health import liveness
@@ -117,6 +117,26 @@ class GenerateRequest:
                     "think": self.think}
         body.update((key, value) for key, value in optional.items() if value is not None)
         return body
+
+
+class GenerateFields(TypedDict, total=False):
+    """The keywords `Fleet.generate` takes, typed for a type checker: GenerateRequest's fields after
+    `model` and `prompt` (tests/test_library_types.py holds the two alike)."""
+
+    chat: bool
+    system: str | None
+    stream: bool
+    format: Any
+    options: dict[str, Any] | None
+    keep_alive: Any
+    think: bool | None
+    instance: str | None
+    strategy: str | None
+    key: str | None
+    tries: int
+    wait: float | None
+    strict: bool
+    timeouts: Timeouts | None
 
 
 def text_fragment(obj: dict, chat: bool) -> str | None:

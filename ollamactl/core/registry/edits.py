@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from ollamactl.core import params
 from ollamactl.core.errors import InvalidValue, Said, UsageError
@@ -51,6 +51,21 @@ class NewInstance:
     max_inflight: int | None = None  # leases at once (None: unlimited)
 
 
+class NewInstanceFields(TypedDict, total=False):
+    """The keywords `Fleet.add` takes besides `check`, typed for a type checker: NewInstance's
+    fields (tests/test_library_types.py holds the two alike)."""
+
+    name: str | None
+    id: str | None
+    type: str
+    weight: int
+    enabled: bool
+    api_key_env: str | None
+    api_key: str | None
+    priority: int | str
+    max_inflight: int | None
+
+
 def check_type(kind: str) -> str:
     problem = registry.type_problem(kind)
     if problem:
@@ -66,7 +81,7 @@ def check_weight(weight: int) -> int:
 
 
 def check_priority(priority: Any) -> int | str:
-    """The priority as the registry writes it (a whole number or "backup"); UsageError if bad."""
+    """The priority as the registry writes it (a whole number or "backup"); InvalidValue if bad."""
     try:
         tier = registry.priority_value(priority)
     except ValueError as exc:

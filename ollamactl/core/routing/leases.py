@@ -69,9 +69,12 @@ class Lease:
     def take(self, instance: Instance) -> bool:
         """Take a lease on `instance` (refused when it is at its max_inflight)."""
         limit = instance.max_inflight
-        if limit is not None and not self.store.acquire(instance.id, limit, self.holder, LEASE_TTL_S):
-            return False
+        # Counted as held before it is asked for: a Ctrl-C that lands after the store wrote it
+        # still releases it (releasing one that was never written costs nothing).
         self.instances.append(instance)
+        if limit is not None and not self.store.acquire(instance.id, limit, self.holder, LEASE_TTL_S):
+            self.instances.remove(instance)
+            return False
         if limit is None:
             threading.Thread(target=self._acquire, args=(instance,), name="ollamactl-lease-write", daemon=True).start()
         if self._thread is None:
@@ -89,7 +92,11 @@ class Lease:
 
     def release(self) -> None:
         self._stop.set()
-        self._drop()
+        try:
+            self._drop()
+        except KeyboardInterrupt:  # a second Ctrl-C cut the release short: finish it, then stop
+            self._drop()
+            raise
 
     def _acquire(self, instance: Instance) -> None:
         """Write a lease that cannot be refused, unless it was released before this thread ran."""
