@@ -8,6 +8,7 @@ such and holds nothing up). The registry is read again for every frame.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -145,7 +146,8 @@ def top(
     Columns: FLIGHT leases held / max_inflight, RPM requests this minute, ERR% errors of the last
     five minutes, P50 median time to first token, TOK/S the fastest model's generation speed,
     LOADED the models in memory (share in VRAM), TREND requests per minute, the last 15 minutes.
-    Narrow terminals drop columns, never the name. Ctrl-C stops it.
+    Narrow terminals drop columns, never the name. Off a terminal (a pipe, a file) it prints a
+    plain frame every interval, each followed by a blank line. Ctrl-C stops it.
 
     Example: ollamactl top --once | grep DOWN
     """
@@ -156,6 +158,12 @@ def top(
         output.show(render(fleet().metrics(), poller.latest, output.width()))  # plain text when piped
         return
     poller.start()
+    if not sys.stdout.isatty():  # like `top -b`: a plain frame every interval, then a blank line
+        while True:
+            output.show(render(fleet().metrics(), poller.latest, output.width()))
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            time.sleep(interval)
     with output.Live(render(fleet().metrics(), poller.latest, output.width())) as view:
         while True:
             view.update(render(fleet().metrics(), poller.latest, output.width()))
