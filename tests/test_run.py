@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from cli_helpers import one_error_line, run
 from fleet_setup import prime, register
 from lease_helpers import wait_until
 from typer.testing import CliRunner
@@ -560,3 +561,12 @@ def test_an_https_instance_is_verified_and_an_http_one_needs_no_tls(sim, https_u
     with httpx.Client(transport=PlainTransport(httpx.Limits()), trust_env=False) as client:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             client.post(https_url + "/api/generate", json=body)
+
+
+@pytest.mark.parametrize("value, said", [
+    ("", "--format is empty; use json or the path of a JSON-schema file"),  # was: cannot read '': Is a directory
+    ("missing.json", "--format: no such file 'missing.json'; use json or the path of a JSON-schema file"),
+])
+def test_a_format_that_is_neither_json_nor_a_schema_file_is_refused_in_words(value, said):
+    result = run("run", "llama3.2", "--format", value, "hi")
+    assert result.exit_code == 2 and one_error_line(result) == f"ollamactl: error: {said}"

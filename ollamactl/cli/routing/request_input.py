@@ -55,6 +55,8 @@ def parse_format(value: str | None) -> Any:
     """`json`, or a path to a JSON-schema file (its object is sent)."""
     if value is None or value == "json":
         return value
+    if not value.strip():
+        raise UsageError("--format is empty", "use json or the path of a JSON-schema file")
     path = Path(value)
     try:
         raw = path.read_text(encoding="utf-8")
