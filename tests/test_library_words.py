@@ -163,3 +163,13 @@ def test_a_parameter_is_named_as_the_running_command_spells_it(argv, named):
     result = run(*argv)
     assert result.exit_code == 2
     assert one_error_line(result).startswith(f"ollamactl: error: {named}, got "), result.stderr
+
+
+def test_bench_refuses_an_empty_prompt_instead_of_sending_its_own():
+    """Before: `bench --prompt ''` measured with the standard prompt, saying nothing."""
+    Fleet().add("http://127.0.0.1:9", check=False)
+    result = run("bench", "--prompt", " ")
+    assert result.exit_code == 2
+    assert one_error_line(result) == "ollamactl: error: --prompt is empty; leave it out for the standard prompt"
+    with pytest.raises(UsageError, match="^prompt is empty"):
+        Fleet().bench(prompt="")

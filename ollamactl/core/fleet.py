@@ -318,6 +318,8 @@ class Fleet:
         tokens = settings.checked("count", speed.DEFAULT_TOKENS if tokens is None else tokens, "tokens")
         if model is not None:
             params.model(model)
+        if prompt is not None and not params.text("prompt", prompt).strip():
+            raise InvalidValue(("prompt",), "is empty", "leave it out for the standard prompt")
         health = self.health()
         instances = self._targets()
         holders = {i.id: {normalise_model(m["name"]) for m in health[i.id].models}
