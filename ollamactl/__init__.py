@@ -44,6 +44,7 @@ _HOMES = {  # name -> the module under ollamactl.core defining it ("module:attri
     "DISCOVER_TIMEOUT": "discover:DEFAULT_TIMEOUT", "DISCOVER_CONNECT_TIMEOUT": "discover:DEFAULT_CONNECT_TIMEOUT",
     "DISCOVER_CONCURRENCY": "discover:DEFAULT_CONCURRENCY", "BENCH_TOKENS": "metrics.speed:DEFAULT_TOKENS",
     "batched": "proxy.embed",
+    "DEFAULT_TRIES": "settings", "DEFAULT_BATCH_SIZE": "settings", "DEFAULT_PER_INSTANCE": "settings",
 }
 __all__ = ["__version__", *_HOMES]
 
@@ -89,6 +90,7 @@ if TYPE_CHECKING:  # pragma: no cover - what a type checker sees of each lazy na
     from ollamactl.core.routing.selection import REQUEST_TYPES, STRATEGIES
     from ollamactl.core.server_json import Refused as JsonRefused
     from ollamactl.core.server_json import loads as load_json
+    from ollamactl.core.settings import DEFAULT_BATCH_SIZE, DEFAULT_PER_INSTANCE, DEFAULT_TRIES
     from ollamactl.core.settings import DEFAULTS as SETTING_DEFAULTS
     from ollamactl.core.settings import NUMBERS as NUMBER_RULES
     from ollamactl.core.settings import checked as checked_number

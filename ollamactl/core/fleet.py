@@ -920,8 +920,9 @@ class Fleet:
                            per_instance=request.per_instance, log=log, progress=progress,
                            feedback=Feedback(self.store))
 
-    def embed(self, model: str, texts: Iterable[str], *, batch_size: int = 64, log: Log | None = None,
-              progress: Callable[[int], None] | None = None, **fields: Unpack[EmbedFields]) -> list[list[float]]:
+    def embed(self, model: str, texts: Iterable[str], *, batch_size: int = settings.DEFAULT_BATCH_SIZE,
+              log: Log | None = None, progress: Callable[[int], None] | None = None,
+              **fields: Unpack[EmbedFields]) -> list[list[float]]:
         """One vector per text, in input order. `fields`: the rest of an EmbedRequest (instance,
         allow_mixed, per_instance, wait, strict, timeouts); `log` and `progress` as for `embed_batches`."""
         from ollamactl.core.proxy.embed import EmbedFields, EmbedRequest, batched

@@ -40,6 +40,12 @@ DEFAULTS: dict[str, Any] = {
 }
 STORE_SCHEMES = ("redis://", "rediss://", "unix://")
 
+# What a request gets when its caller does not say (the library's request types and the command line's
+# options both take them from here).
+DEFAULT_TRIES = 3  # instances a generation tries before giving up
+DEFAULT_BATCH_SIZE = 64  # texts per embedding request
+DEFAULT_PER_INSTANCE = 2  # embedding requests in flight per instance
+
 DAY = 86400.0
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from ollamactl import ExitCode
+from ollamactl import DEFAULT_BATCH_SIZE, DEFAULT_PER_INSTANCE, ExitCode
 from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import complete_instance, complete_model
 from ollamactl.cli.help_style import setting_default
@@ -23,13 +23,13 @@ def embed(
     texts: list[str] | None = typer.Argument(None, metavar="TEXT",
                                              help="Texts to embed; none: one per line from --file or stdin."),
     file: str | None = typer.Option(None, "--file", metavar="PATH|-", help="Read one text per line."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Texts per request."),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", help="Texts per request."),
     ndjson: bool = typer.Option(False, "--ndjson", help='One line {"index": i, "embedding": [...]} per text.'),
     allow_mixed: bool = typer.Option(False, "--allow-mixed",
                                      help="Use instances whose copies of the model differ (digests)."),
     instance_ref: str | None = typer.Option(None, "--instance", metavar="ID_OR_NAME",
                                             help="Use only this instance.", autocompletion=complete_instance),
-    per_instance: int = typer.Option(2, "--per-instance", help="Requests in flight per instance."),
+    per_instance: int = typer.Option(DEFAULT_PER_INSTANCE, "--per-instance", help="Requests in flight per instance."),
     connect_timeout: float | None = typer.Option(None, "--connect-timeout", metavar="S",
                                                  help=f"Seconds to connect {setting_default('connect_timeout')}."),
     first_byte_timeout: float | None = typer.Option(None, "--first-byte-timeout", metavar="S",

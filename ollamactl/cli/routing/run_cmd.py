@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from ollamactl import STRATEGIES, ExitCode
+from ollamactl import DEFAULT_TRIES, STRATEGIES, ExitCode
 from ollamactl.cli.commands import forwarded
 from ollamactl.cli.completers import choices, complete_instance, complete_model
 from ollamactl.cli.help_style import setting_default
@@ -38,7 +38,7 @@ def run(
     strategy: str | None = typer.Option(None, "--strategy", "-s", autocompletion=choices(STRATEGIES),
                                         help=f"Selection strategy {setting_default('strategy')}."),
     key: str | None = typer.Option(None, "--key", help="Sticky: the same key gets the same instance."),
-    tries: int = typer.Option(3, "--tries", help="Instances to try before giving up."),
+    tries: int = typer.Option(DEFAULT_TRIES, "--tries", help="Instances to try before giving up."),
     wait: float | None = typer.Option(None, "--wait", metavar="S", help=WAIT_HELP),
     strict: bool = typer.Option(False, "--strict",
                                 help=f"Exit {ExitCode.NO_INSTANCE} rather than fall back to the default instance"

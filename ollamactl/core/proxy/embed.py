@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from ollamactl.core import server_json
+from ollamactl.core import server_json, settings
 from ollamactl.core.health import liveness
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
@@ -85,7 +85,7 @@ class EmbedRequest:
     model: str
     instance: str | None = None  # only this instance; else every eligible one at once
     allow_mixed: bool = False  # use instances whose builds (digests) of the model differ
-    per_instance: int = 2  # requests in flight per instance
+    per_instance: int = settings.DEFAULT_PER_INSTANCE  # requests in flight per instance
     wait: float | None = None  # seconds to wait while every instance is at its max_inflight
     strict: bool = False  # no fallback to the default instance
     timeouts: Timeouts | None = None  # None: the registry's settings
@@ -139,7 +139,7 @@ class Embedder:
     """
 
     def __init__(self, instances: Sequence[Instance], model: str, batches: Iterable[list[str]], write: Write, *,
-                 timeouts: Timeouts, per_instance: int = 2, log: Log | None = None,
+                 timeouts: Timeouts, per_instance: int = settings.DEFAULT_PER_INSTANCE, log: Log | None = None,
                  progress: Callable[[int], None] | None = None, feedback: Feedback | None = None):
         if not instances:
             raise ValueError("no instances")

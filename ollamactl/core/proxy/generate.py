@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from ollamactl.core import server_json
+from ollamactl.core import server_json, settings
 from ollamactl.core.health import liveness
 from ollamactl.core.http import (
     ERROR_BODY_LIMIT,
@@ -94,7 +94,7 @@ class GenerateRequest:
     instance: str | None = None
     strategy: str | None = None  # None: [settings] strategy
     key: str | None = None  # sticky: the same key gets the same instance
-    tries: int = 3  # instances to try before giving up
+    tries: int = settings.DEFAULT_TRIES  # instances to try before giving up
     wait: float | None = None  # seconds to wait for a free slot (None: [settings] wait)
     strict: bool = False  # no fallback to the default instance
     timeouts: Timeouts | None = None  # None: the registry's settings
