@@ -22,7 +22,7 @@ else:
     from ollamactl.core.records import Record
 
 DEFAULTS: dict[str, Any] = {
-    # Freshness (see health_cache): a result younger than its ttl is used as it is; one up to
+    # Freshness (see health.cache): a result younger than its ttl is used as it is; one up to
     # stale_ttl old still answers pick/run/embed while ONE background refresh checks again; an
     # older one is probed before answering. The defaults keep the promise that a stopped instance
     # leaves the rotation, and a recovered one rejoins it, within 10 s.
@@ -144,7 +144,7 @@ def conflict(given: dict[str, Any]) -> tuple[str, str] | None:
     """(key, why) when otherwise valid settings do not fit together, else None.
 
     Only a stale_ttl given explicitly is checked: left out, it stretches to the longest ttl
-    (see health_cache.Freshness), so a registry with only `health_ttl = 300` stays valid.
+    (see health.cache.Freshness), so a registry with only `health_ttl = 300` stays valid.
     """
     if "stale_ttl" not in given:
         return None

@@ -7,7 +7,7 @@ Rules shared by every format:
 - A key is never written to the exported text. LiteLLM and HAProxy get an environment variable
   reference (`os.environ/VAR`, `"${VAR}"`: the instance's `api_key_env`, or OLLAMA_KEY_<ID> for a
   stored key, with a warning to export it); nginx cannot read the environment, so its keys go only
-  to a separate secrets file (Exported.secrets, written 0600 by the CLI). See export_gateway.py.
+  to a separate secrets file (Exported.secrets, written 0600 by the CLI). See export/gateway.py.
 - Disabled instances are left out unless `include_all`; then nginx marks them `down` and HAProxy
   `disabled`. LiteLLM has no such flag, so they never go into its `model_list`.
 - Unhealthy and never-checked instances: nginx and HAProxy take them, marked and warned about
@@ -15,7 +15,7 @@ Rules shared by every format:
   model list of a check, so it leaves them out with a warning.
 - The registry weight is exported as is (LiteLLM `weight`, nginx `weight=`, HAProxy `weight`).
 - `max_inflight` becomes nginx `max_conns=`, HAProxy `maxconn` (it queues the rest) and LiteLLM
-  `max_parallel_requests`. Priority tiers (export_common.tier_ranks): nginx and HAProxy mark every
+  `max_parallel_requests`. Priority tiers (export.common.tier_ranks): nginx and HAProxy mark every
   server below the best tier `backup` (nginx's `random` balancing cannot have backups: there the
   tiers are left out); LiteLLM gets `order` (1 = the best tier).
 - Every header comment says exactly how to use the file, with the path it was written to.
@@ -39,8 +39,8 @@ without bumping "schema":
           "checked_at": "2026-11-27T10:00:00.000Z"}}]}
 
 JSON lists every instance (disabled ones too: see "enabled"); --type and --model filter it.
-What the formats share is in export_common.py; nginx and HAProxy configs are written by
-export_nginx.py and export_haproxy.py over the pools of export_gateway.py.
+What the formats share is in export/common.py; nginx and HAProxy configs are written by
+export/nginx.py and export/haproxy.py over the pools of export/gateway.py.
 """
 
 from __future__ import annotations

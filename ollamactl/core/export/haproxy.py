@@ -1,7 +1,7 @@
 """The HAProxy export: a file loaded after haproxy.cfg (`haproxy -f haproxy.cfg -f PATH`).
 
 One frontend routed by path to the chat and embedding backends, and by the body's "model" to the
-backend of a model only some servers hold (export_gateway.ModelRoute); active checks on /api/version
+backend of a model only some servers hold (export.gateway.ModelRoute); active checks on /api/version
 with rise/fall; `http-no-delay`, or HAProxy holds small writes back and a token stream arrives in
 one lump; layer-7 retries on connection failures, empty or timed-out responses, 404 (model not
 found: the pool of a model no server is known to hold) and 5xx, each on

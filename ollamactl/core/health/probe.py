@@ -19,7 +19,7 @@ at most MAX_MODELS models are kept (with a `note` to warn about), and every conf
 scrubbed from what a server said in words (`scrubbed`, see core/registry/keys.py) before a result is cached
 or shown.
 
-Results are kept in the state's `"health"` section (`save`); `health_cache` decides which may be
+Results are kept in the state's `"health"` section (`save`); `health.cache` decides which may be
 used. This module loads only when probing or reading results, asyncio only for `check_async`;
 httpx only for the TLS context of an https instance.
 """

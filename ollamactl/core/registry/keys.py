@@ -9,7 +9,7 @@ server sent (model names, digests) are never rewritten: one that holds a key as 
 left out instead (`holds`); what ollamactl generates (exports, its own tables) is never scrubbed.
 
 Server words are scrubbed with the keys known when they are stored, and again with the keys
-configured now when they are shown (`health_cache`'s readers, routing's reasons, export): a key
+configured now when they are shown (`health.cache`'s readers, routing's reasons, export): a key
 added or changed since, or one this process knows and the process that stored the words did not
 (a background refresh started before the key was set), must not come back out of the cache either.
 

@@ -145,7 +145,7 @@ def malformed_entries(health: dict[str, Any]) -> list[str]:
 def is_current(entry: dict[str, Any], url: str, now: float) -> bool:
     """Whether a well-formed health entry is about an instance now at `url`, and not stamped in
     the future beyond a small slack (a clock that jumped back would otherwise keep an old answer
-    fresh for ever). How old it may be is health_cache's business."""
+    fresh for ever). How old it may be is health.cache's business."""
     return entry["url"] == url and now - entry["checked_at"] >= -FUTURE_SLACK_S
 
 
