@@ -55,3 +55,36 @@ def at_the_end(statement: str) -> str:
 
 
 REPORT_MODULES = at_the_end("print(*sorted(sys.modules), file=sys.stderr)")
+
+
+def written_to_a_terminal(*args: str, columns: int | None = None) -> bytes:
+    """Run `ollamactl ARGS` with stdin and stdout on a pseudo-terminal (`columns` wide when given,
+    COLUMNS and LINES then unset); everything it wrote there, escape sequences included."""
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+    from fcntl import ioctl
+
+    leader, follower = pty.openpty()
+    env = dict(os.environ)
+    if columns is not None:
+        ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+        env = {key: value for key, value in env.items() if key not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen([sys.executable, "-m", "ollamactl", *args], stdin=follower, stdout=follower,
+                               stderr=subprocess.DEVNULL, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the process ended and the terminal closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    process.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks)

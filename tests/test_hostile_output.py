@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 
 import pytest
-from cli_helpers import ok, run
+from cli_helpers import ok, run, written_to_a_terminal
 from hostile_server import BEL, ESC, NASTY, answer, ollama_like, tags
 
 from ollamactl.cli import output
@@ -121,26 +120,6 @@ def test_every_printing_command_shows_hostile_text_safely(hostile_fleet, monkeyp
     assert_safe(watched, "health at", "boom\\x1b]0;OWNED", "[/bad]")
 
 
-def _on_a_terminal(args: list[str]) -> bytes:
-    """Run ollamactl with stdout on a pseudo-terminal; everything it wrote there."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "ollamactl", *args], stdout=follower,
-                               stderr=subprocess.DEVNULL, env=os.environ.copy())
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO: the other side closed
-            break
-        if not data:
-            break
-        chunks.append(data)
-    process.wait(timeout=30)
-    os.close(leader)
-    return b"".join(chunks)
-
-
 def test_a_model_answer_cannot_drive_the_terminal_but_a_pipe_gets_it_exact(hostile):
     lines = [{"response": f"hi{ESC}]0;OWNED{BEL}{ESC}[2J", "done": False}, {"response": "\tthere\n", "done": False},
              {"response": "", "done": True}]
@@ -153,7 +132,7 @@ def test_a_model_answer_cannot_drive_the_terminal_but_a_pipe_gets_it_exact(hosti
 
     server = hostile({**ollama_like(), "/api/generate": generate})
     Fleet().add(server.url, name="talker")
-    shown = _on_a_terminal(["run", "llama3.2", "hi"])
+    shown = written_to_a_terminal("run", "llama3.2", "hi")
     assert b"\x1b" not in shown and b"\x07" not in shown
     assert b"hi\\x1b]0;OWNED\\a\\x1b[2J" in shown and b"\tthere" in shown
     piped = subprocess.run([sys.executable, "-m", "ollamactl", "run", "llama3.2", "hi"], capture_output=True,

@@ -11,7 +11,7 @@ import sys
 import urllib.request
 
 import pytest
-from cli_helpers import ok, one_error_line, run
+from cli_helpers import ok, one_error_line, run, written_to_a_terminal
 from fleet_setup import register
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -235,8 +235,6 @@ def test_each_failure_is_counted_under_the_kind_a_user_would_name_it():
 
 
 def test_a_hostile_model_name_is_exact_in_a_pipe_and_shown_not_obeyed_on_a_terminal(isolated_env):
-    import pty
-
     name = "m\x1b]0;OWNED\x07\x1b[2J[red]x\"y\\z"
     instance = Fleet().add("http://127.0.0.1:1", name="a[/b]")
     Fleet().store.update(lambda data: data["metrics"].update(
@@ -245,22 +243,7 @@ def test_a_hostile_model_name_is_exact_in_a_pipe_and_shown_not_obeyed_on_a_termi
                            timeout=60)
     [speed] = families(piped.stdout)["ollamactl_tokens_per_second"]
     assert speed.labels == {"instance": "a[/b]", "model": name + ":latest"} and speed.value == 20.0
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "ollamactl", "metrics"], stdout=follower,
-                               stderr=subprocess.DEVNULL)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO: the other side closed
-            break
-        if not data:
-            break
-        chunks.append(data)
-    process.wait(timeout=60)
-    os.close(leader)
-    shown = b"".join(chunks)
+    shown = written_to_a_terminal("metrics")
     assert b"\x1b" not in shown and b"\x07" not in shown
     assert b'model="m\\x1b]0;OWNED\\a\\x1b[2J[red]x\\"y\\\\z:latest"' in shown
 

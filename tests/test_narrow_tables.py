@@ -9,7 +9,7 @@ import io
 import json
 
 import pytest
-from cli_helpers import run
+from cli_helpers import run, written_to_a_terminal
 from rich.console import Console
 
 from ollamactl.cli import output
@@ -132,33 +132,9 @@ def test_json_keeps_ids(fleet_of_four):
 
 def on_a_terminal(columns: int, *args: str) -> list[str]:
     """`ollamactl ARGS` run on a pseudo-terminal `columns` wide: its screen lines, styles removed."""
-    import os
-    import pty
     import re
-    import struct
-    import subprocess
-    import sys
-    import termios
-    from fcntl import ioctl
 
-    leader, follower = pty.openpty()
-    ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
-    process = subprocess.Popen([sys.executable, "-m", "ollamactl", *args], stdin=follower, stdout=follower,
-                               stderr=subprocess.DEVNULL, env=env)
-    os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the process ended and the terminal closed
-            break
-        if not chunk:
-            break
-        shown += chunk
-    process.wait(timeout=60)
-    os.close(leader)
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode())
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", written_to_a_terminal(*args, columns=columns).decode())
     return [line for line in text.replace("\r", "").splitlines() if line.strip()]
 
 
