@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from ollamactl.core.fleet import Fleet
@@ -73,6 +74,40 @@ def timed_ms(command: list[str], env: dict[str, str], codes: tuple[int, ...] = (
     if done.returncode not in codes:
         raise SystemExit(f"{' '.join(command)} exited {done.returncode}")
     return elapsed
+
+
+def interleaved_medians(rows: dict[str, tuple[list[str], dict[str, str]]], runs: int, seed: int,
+                        before: Callable[[str], None] | None = None,
+                        after: Callable[[str], None] | None = None) -> dict[str, float]:
+    """Each row's (label: command, env) median wall time in ms: every command run once to warm the
+    page cache, the .pyc files and the snapshots, then `runs` rounds, each in its own shuffled order
+    (`before`/`after` run around each timed call, outside the timing)."""
+    import random
+    import statistics
+
+    for command, env in rows.values():
+        subprocess.run(command, stdout=subprocess.DEVNULL, env=env, check=True)
+    samples: dict[str, list[float]] = {label: [] for label in rows}
+    order = list(rows)
+    shuffle = random.Random(seed).shuffle
+    for _ in range(runs):
+        shuffle(order)
+        for label in order:
+            if before:
+                before(label)
+            samples[label].append(timed_ms(*rows[label]))
+            if after:
+                after(label)
+    return {label: statistics.median(values) for label, values in samples.items()}
+
+
+def print_ratios(results: dict[str, float], base_label: str = "python -c pass") -> None:
+    """A table of each label's ms and its ratio to `base_label`'s."""
+    width = max(len(label) for label in results)
+    base = results[base_label]
+    print(f"{'command':<{width}} {'ms':>7} {'x pass':>7}")
+    for label, ms in results.items():
+        print(f"{label:<{width}} {ms:7.1f} {ms / base:7.2f}")
 
 
 def refresh_done(state_dir: str, limit_s: float = 10.0) -> None:

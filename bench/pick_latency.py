@@ -22,13 +22,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-import random
-import statistics
-import subprocess
 import tempfile
 import time
 
-from _support import refresh_done, simulated, start_up_arguments, timed_ms
+from _support import interleaved_medians, print_ratios, refresh_done, simulated, start_up_arguments
 from _venv import honest_venv
 
 from ollamactl.core.fleet import Fleet
@@ -85,29 +82,21 @@ def main() -> None:
             "ollamactl paths": (tool + ["paths"], four),
             "ollamactl list": (tool + ["list"], four),
         }
-        for command, env in rows.values():  # warm the page cache, the .pyc files, the registry snapshots
-            subprocess.run(command, stdout=subprocess.DEVNULL, env=env, check=True)
-        samples: dict[str, list[float]] = {label: [] for label in rows}
-        order = list(rows)
-        shuffle = random.Random(15).shuffle
-        for _ in range(args.runs):
-            shuffle(order)
-            for label in order:
-                command, env = rows[label]
-                stale = label.endswith("stale cache")
-                if stale:
-                    set_age(stale_fleet, 4000)
-                samples[label].append(timed_ms(command, env))
-                if stale:
-                    refresh_done(stale_env["OLLAMACTL_STATE_DIR"])  # outside the timing
-    results = {label: statistics.median(values) for label, values in samples.items()}
+
+        def aged(label: str) -> None:
+            if label.endswith("stale cache"):
+                set_age(stale_fleet, 4000)
+
+        def settled(label: str) -> None:
+            if label.endswith("stale cache"):
+                refresh_done(stale_env["OLLAMACTL_STATE_DIR"])  # outside the timing
+
+        results = interleaved_medians(rows, args.runs, seed=15, before=aged, after=settled)
     base, pick = results["python -c pass"], results["ollamactl pick"]
     print(f"{venv.ollamactl} (pip install ., not editable); {platform.python_implementation()} "
           f"{platform.python_version()}, {os.cpu_count()} CPUs; median of {args.runs} interleaved rounds"
           " (each in its own shuffled order)\n")
-    print(f"{'command':<36} {'ms':>7} {'x pass':>7}")
-    for label, ms in results.items():
-        print(f"{label:<36} {ms:7.1f} {ms / base:7.2f}")
+    print_ratios(results)
     checks = [
         ("pick <= 2.5x python -c pass", pick / base, 2.5),
         ("stale-cache pick <= 1.2x fresh pick", results["ollamactl pick, stale cache"] / pick, 1.2),

@@ -16,11 +16,8 @@ from __future__ import annotations
 import json
 import os
 import platform
-import random
-import statistics
-import subprocess
 
-from _support import private_registry, register, simulated, start_up_arguments, timed_ms
+from _support import interleaved_medians, print_ratios, private_registry, register, simulated, start_up_arguments
 from _venv import honest_venv
 
 TARGET = 5.0
@@ -36,28 +33,17 @@ def main() -> None:
             handle.write("\n[settings]\nhealth_ttl = 3600\n")  # `models` answers from the cache the whole run
         env = dict(os.environ)
         rows = {
-            "python -c pass": [venv.python, "-c", "pass"],
-            "ollamactl health": [venv.ollamactl, "health"],
-            "ollamactl models": [venv.ollamactl, "models"],
-            "ollamactl ps": [venv.ollamactl, "ps"],
+            "python -c pass": ([venv.python, "-c", "pass"], env),
+            "ollamactl health": ([venv.ollamactl, "health"], env),
+            "ollamactl models": ([venv.ollamactl, "models"], env),
+            "ollamactl ps": ([venv.ollamactl, "ps"], env),
         }
-        for command in rows.values():  # warm the page cache, the .pyc files, the registry snapshot
-            subprocess.run(command, stdout=subprocess.DEVNULL, env=env, check=True)
-        samples: dict[str, list[float]] = {label: [] for label in rows}
-        order = list(rows)
-        shuffle = random.Random(28).shuffle
-        for _ in range(args.runs):
-            shuffle(order)
-            for label in order:
-                samples[label].append(timed_ms(rows[label], env))
-    results = {label: statistics.median(values) for label, values in samples.items()}
+        results = interleaved_medians(rows, args.runs, seed=28)
     base = results["python -c pass"]
     print(f"{venv.ollamactl} (pip install ., not editable); {platform.python_implementation()} "
           f"{platform.python_version()}, {os.cpu_count()} CPUs; {INSTANCES} simulated instances; median of"
           f" {args.runs} interleaved rounds (each in its own shuffled order)\n")
-    print(f"{'command':<20} {'ms':>7} {'x pass':>7}")
-    for label, ms in results.items():
-        print(f"{label:<20} {ms:7.1f} {ms / base:7.2f}")
+    print_ratios(results)
     print()
     for label, ms in results.items():
         if label != "python -c pass":
