@@ -109,3 +109,12 @@ def test_simulate_refuses_a_token_rate_that_is_not_a_speed():
 def test_bench_names_a_bad_count_by_its_flag(flag):
     result = run("bench", flag, "0")
     assert result.exit_code == 2 and one_error_line(result).startswith(f"ollamactl: error: {flag} must be")
+
+
+def test_bench_says_why_an_instance_could_not_be_measured(speeds):
+    """Before: its row said only `the attempt failed`, not what the server answered."""
+    speeds[2].config.fault = "busy503"
+    result = run("bench", "--tokens", "8", "--json")
+    assert result.exit_code == 1
+    failed = [row for row in json.loads(result.stdout) if row["url"] == speeds[2].url]
+    assert failed[0]["tokens_per_second"] is None and "503" in failed[0]["error"], failed

@@ -343,7 +343,7 @@ class Fleet:
                 try:
                     done = self.stream(request, _shown_text)
                 except OllamactlError as failed:
-                    error = failed.headline()
+                    error = failed.details[-1] if failed.details else failed.headline()  # the one try's words
                     break
                 runs.append(speed.run_of(done.final, done.first_output_s))
             results.append(speed.summary(instance, model, runs, error))
