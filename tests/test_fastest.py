@@ -109,3 +109,13 @@ def test_simulate_refuses_a_token_rate_that_is_not_a_speed():
 def test_bench_names_a_bad_count_by_its_flag(flag):
     result = run("bench", flag, "0")
     assert result.exit_code == 2 and one_error_line(result).startswith(f"ollamactl: error: {flag} must be")
+
+
+def test_bench_set_weights_with_nothing_measured_changes_nothing_and_says_so(speeds):
+    for instance in speeds:
+        instance.set_fault("http500")  # healthy in the cache, every generate fails
+    result = run("bench", "--tokens", "8", "--set-weights", "--yes")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "already match" not in result.stderr  # nothing was measured to match
+    assert "no instance was measured: the weights stay as they are" in result.stderr, result.stderr
+    assert [i.weight for i in Fleet().instances()] == [1, 1, 1]
