@@ -11,6 +11,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
+from typing import Any
 
 from ollamactl.core.fleet import Fleet
 
@@ -74,6 +75,17 @@ def timed_ms(command: list[str], env: dict[str, str], codes: tuple[int, ...] = (
     if done.returncode not in codes:
         raise SystemExit(f"{' '.join(command)} exited {done.returncode}")
     return elapsed
+
+
+def wall_s(job: Callable[[Any], object], items: list, parallel: int) -> float:
+    """Seconds it takes to run `job(item)` for every item of `items`, `parallel` at a time."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(job, items))
+    return time.perf_counter() - start
 
 
 def interleaved_medians(rows: dict[str, tuple[list[str], dict[str, str]]], runs: int, seed: int,

@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import time
-from concurrent.futures import ThreadPoolExecutor
 
-from _support import ollamactl_command, private_registry, register, simulated
+from _support import ollamactl_command, private_registry, register, simulated, wall_s
 
 FAST, MEDIUM, SLOW = 400.0, 100.0, 25.0  # tokens per second
 TOKENS = 48
@@ -29,13 +27,6 @@ TOKENS = 48
 def one_run(strategy: str) -> None:
     subprocess.run(ollamactl_command() + ["run", "llama3.2", "hi", "-s", strategy, "-o", f"num_predict={TOKENS}"],
                    check=True, stdout=subprocess.DEVNULL)
-
-
-def timed(strategy: str, runs: int, parallel: int) -> float:
-    start = time.perf_counter()
-    with ThreadPoolExecutor(parallel) as pool:
-        list(pool.map(one_run, [strategy] * runs))
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -57,12 +48,12 @@ def main() -> None:
             one_run("round-robin")  # every instance measured once, by ordinary runs
         for _ in range(args.repeat):
             for strategy, seconds in sequential.items():
-                seconds.append(timed(strategy, args.runs, 1))
+                seconds.append(wall_s(one_run, [strategy] * args.runs, 1))
         for instance in Fleet().instances():
             Fleet().update(instance.id, max_inflight=args.max_inflight)
         for _ in range(args.repeat):
             for strategy, seconds in concurrent.items():
-                seconds.append(timed(strategy, args.runs, args.parallel))
+                seconds.append(wall_s(one_run, [strategy] * args.runs, args.parallel))
     print(f"3 simulated instances at {FAST:g}, {MEDIUM:g} and {SLOW:g} tokens/s; {TOKENS} tokens a run;"
           f" medians of {args.repeat} alternating rounds")
     for title, rounds, baseline, target in (

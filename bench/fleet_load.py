@@ -19,10 +19,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 
-from _support import ollamactl_command, precompile, private_registry, register, simulated
+from _support import ollamactl_command, precompile, private_registry, register, simulated, wall_s
 
 LONG, SHORT = 2.0, 0.2  # seconds of work
 JOB = """
@@ -45,10 +43,7 @@ def run_all(strategy: str, work: list[float], parallel: int, locks: str) -> floa
     def job(seconds: float) -> None:
         subprocess.run(command + [sys.executable, "-c", JOB, locks, str(seconds)], check=True)
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(parallel) as pool:
-        list(pool.map(job, work))
-    return time.perf_counter() - start
+    return wall_s(job, work, parallel)
 
 
 def main() -> None:

@@ -118,3 +118,13 @@ def test_bench_says_why_an_instance_could_not_be_measured(speeds):
     assert result.exit_code == 1
     failed = [row for row in json.loads(result.stdout) if row["url"] == speeds[2].url]
     assert failed[0]["tokens_per_second"] is None and "503" in failed[0]["error"], failed
+
+
+def test_bench_set_weights_with_nothing_measured_changes_nothing_and_says_so(speeds):
+    for instance in speeds:
+        instance.set_fault("http500")  # healthy in the cache, every generate fails
+    result = run("bench", "--tokens", "8", "--set-weights", "--yes")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "already match" not in result.stderr  # nothing was measured to match
+    assert "no instance was measured: the weights stay as they are" in result.stderr, result.stderr
+    assert [i.weight for i in Fleet().instances()] == [1, 1, 1]

@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import json
 
+from cli_helpers import run
 from fleet_setup import register
-from typer.testing import CliRunner
 
-from ollamactl.cli.app import app
 from ollamactl.core.fleet import Fleet
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, list(args))
 
 
 def known_down_fleet(sim):
@@ -29,7 +24,7 @@ def known_down_fleet(sim):
     with Fleet().locations.registry.open("a") as handle:
         handle.write("\n[settings]\ntimeout = 1.0\nunhealthy_ttl = 3600\nstale_ttl = 3600\nhealth_ttl = 3600\n")
     hung.set_fault("hang")
-    assert invoke("refresh").exit_code != 0
+    assert run("refresh").exit_code != 0
     assert Fleet().store.read()["health"][ids[1]]["healthy"] is False
     return good, hung, ids
 
@@ -47,7 +42,7 @@ def test_model_commands_do_not_wait_on_an_instance_known_down(sim):
     commands = [("ps",), ("pull", "llama3.2"), ("sync", "--dry-run"), ("load", "llama3.2"),
                 ("unload", "llama3.2"), ("rm", "qwen2.5:7b", "--all", "--yes", "--force")]
     for command in commands:
-        result = invoke(*command)
+        result = run(*command)
         skipped_line(result, ids[1])
         assert len(hung.requests) == seen, (command, [r.path for r in hung.requests[seen:]])
     assert "qwen2.5:7b" not in {m.name for m in good.config.models}  # rm did its work on the good one
@@ -56,7 +51,7 @@ def test_model_commands_do_not_wait_on_an_instance_known_down(sim):
 def test_ps_lists_the_instance_left_out_and_still_exits_1(sim):
     good, hung, ids = known_down_fleet(sim)
     seen = len(hung.requests)
-    result = invoke("ps", "--json")
+    result = run("ps", "--json")
     assert result.exit_code == 1  # some instance could not be asked, as before
     rows = {row["id"]: row for row in json.loads(result.stdout)}
     assert rows[ids[0]]["error"] is None and rows[ids[0]]["models"]
@@ -67,7 +62,7 @@ def test_ps_lists_the_instance_left_out_and_still_exits_1(sim):
 def test_run_of_a_missing_model_rechecks_the_healthy_but_not_the_instance_known_down(sim):
     good, hung, ids = known_down_fleet(sim)
     seen, tags = len(hung.requests), sum(r.path == "/api/tags" for r in good.requests)
-    result = invoke("run", "nosuch:1b", "hi")
+    result = run("run", "nosuch:1b", "hi")
     assert result.exit_code == 3, result.stderr
     assert sum(r.path == "/api/tags" for r in good.requests) == tags + 1  # pulled since the last check?
     assert len(hung.requests) == seen
@@ -77,6 +72,6 @@ def test_run_of_a_missing_model_rechecks_the_healthy_but_not_the_instance_known_
 def test_naming_an_instance_known_down_asks_it(sim):
     good, hung, ids = known_down_fleet(sim)
     seen = len(hung.requests)
-    result = invoke("ps", ids[1])
+    result = run("ps", ids[1])
     assert result.exit_code == 1 and "skipped" not in result.stderr
     assert [r.path for r in hung.requests[seen:]] == ["/api/ps"]

@@ -12,20 +12,15 @@ from __future__ import annotations
 import json
 import threading
 
+from cli_helpers import run
 from fleet_setup import register
 from lease_helpers import wait_until
-from typer.testing import CliRunner
 
-from ollamactl.cli.app import app
 from ollamactl.core.fleet import Fleet
 from ollamactl.core.http import Timeouts
 from ollamactl.core.proxy.generate import GenerateRequest
 
 QUICK = Timeouts(first_byte=120.0, alive_every=0.1, alive_within=1.0)
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, list(args))
 
 
 def settings(**values) -> None:
@@ -50,7 +45,7 @@ def test_run_fails_over_from_a_server_that_hung_after_its_health_check(sim):
     hung.set_fault("hang")
     said = []
     for _ in range(3):  # every run is answered by the other instance
-        result = invoke("run", "llama3.2", "hi", "--verbose", "--first-byte-timeout", "30")
+        result = run("run", "llama3.2", "hi", "--verbose", "--first-byte-timeout", "30")
         assert result.exit_code == 0, result.stderr
         assert f"served by {ids[1]}" in result.stderr
         said.append(result.stderr)
@@ -67,7 +62,7 @@ def test_the_verbose_line_names_the_hung_server_and_what_it_did_not_answer(sim):
     ids = register(hung, good)
     settings(liveness_interval=0.2, timeout=1.0)
     hung.set_fault("hang")
-    result = invoke("run", "llama3.2", "hi", "--verbose", "--first-byte-timeout", "30")
+    result = run("run", "llama3.2", "hi", "--verbose", "--first-byte-timeout", "30")
     assert result.exit_code == 0, result.stderr
     assert (f"{ids[0]} ({hung.url}) failed: stopped answering while its answer was awaited (no answer to"
             f" /api/version within 1.0 s); trying {ids[1]}") in result.stderr
@@ -120,7 +115,7 @@ def test_load_and_pull_give_up_on_a_hung_server_once_it_stops_answering(sim):
     hung.set_fault("hang")
     for command in (("load", "llama3.2", hung_id), ("unload", "llama3.2", hung_id),
                     ("pull", "qwen3:4b", hung_id)):
-        result = invoke(*command, "--json")
+        result = run(*command, "--json")
         assert result.exit_code == 1, (command, result.stdout, result.stderr)
         [outcome] = json.loads(result.stdout.splitlines()[-1])["outcomes"]
         assert outcome["error"].startswith("stopped answering while its answer was awaited"), (command, outcome)
@@ -134,11 +129,11 @@ def test_timeout_bounds_load_unload_and_pull(sim):
     words = {"load": "no complete answer within 0.5 s", "unload": "no complete answer within 0.5 s",
              "pull": "no answer within the first-byte timeout (0.5 s)"}
     for command, model in (("load", "llama3.2"), ("unload", "llama3.2"), ("pull", "qwen3:4b")):
-        result = invoke(command, model, hung_id, "--timeout", "0.5", "--json")
+        result = run(command, model, hung_id, "--timeout", "0.5", "--json")
         assert result.exit_code == 1, (command, result.stdout, result.stderr)
         [outcome] = json.loads(result.stdout.splitlines()[-1])["outcomes"]
         assert outcome["error"] == words[command], (command, outcome)
-    refused = invoke("load", "llama3.2", hung_id, "--timeout", "0")
+    refused = run("load", "llama3.2", hung_id, "--timeout", "0")
     assert refused.exit_code == 2 and "--timeout" in refused.stderr
 
 
@@ -147,7 +142,7 @@ def test_embed_on_the_command_line_says_which_server_stopped_answering(sim):
     ids = register(hung, cold)
     settings(liveness_interval=0.2, timeout=0.5)
     hung.set_fault("hang")
-    result = invoke("embed", "nomic-embed-text", "one", "two", "--batch-size", "1", "--per-instance", "1",
+    result = run("embed", "nomic-embed-text", "one", "two", "--batch-size", "1", "--per-instance", "1",
                     "--ndjson", "--verbose", "--first-byte-timeout", "30")
     assert result.exit_code == 0, result.stderr
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == [0, 1]

@@ -30,7 +30,8 @@ def strict(text: str):
 
 
 def no_traceback(result, code: int = 1) -> str:
-    assert "Traceback" not in result.stderr and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
     return result.stderr
 

@@ -147,13 +147,13 @@ def models(json_output: bool, diff: bool) -> None:
         show_diff(current, results, json_output)
         return
     listing = current.models(results)
-    names = {i.id: i.name for i in current.instances()}
     if json_output:
         output.print_json(listing)
         return
     if not listing:
         output.message("no models found on any healthy instance")
         return
+    names = {i.id: i.name for i in current.instances()}  # the table's only: --json names instances by id
 
     def rows():  # type: ignore[no-untyped-def]
         for item in listing:

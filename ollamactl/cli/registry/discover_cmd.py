@@ -84,12 +84,12 @@ def discover(
 
     found.sort(key=url_order)
     fresh = [item for item in found if item.registered is None]
-    if fresh and not add and not interrupted and not json_output and sys.stdin.isatty() and sys.stdout.isatty():
+    ask = fresh and not add and not interrupted and not json_output and sys.stdin.isatty() and sys.stdout.isatty()
+    if ask:  # the table first, then the question
         _show(found, {})
         add = typer.confirm(f"Register the {len(fresh)} new server(s)?", default=False, err=True)
-        added = _register(current, found) if add else {}
-    else:
-        added = _register(current, found) if add else {}
+    added = _register(current, found) if add else {}
+    if not ask:
         _show(found, added, json_output)
     if interrupted:
         output.error(f"interrupted; the {len(found)} server(s) found so far are listed")

@@ -68,6 +68,9 @@ def _set_weights(current: Any, results: list[Any], yes: bool) -> None:
     from ollamactl import speed_weights
 
     wanted = speed_weights(results)
+    if not wanted:
+        output.say("no instance was measured: the weights stay as they are")
+        return
     now = {i.id: i for i in current.instances()}
     changes = {iid: weight for iid, weight in wanted.items() if iid in now and now[iid].weight != weight}
     if not changes:
