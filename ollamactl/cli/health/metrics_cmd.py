@@ -79,7 +79,8 @@ def _address(text: str) -> tuple[str, int]:
         raise UsageError(f"--serve {text!r} is not PORT or ADDRESS:PORT",
                          "e.g. --serve 9464 (loopback) or --serve 0.0.0.0:9464 (every interface)") from None
     if not 0 <= port <= 65535:
-        raise UsageError(f"--serve {text!r}: port {port} is out of range", "use a port from 1 to 65535")
+        raise UsageError(f"--serve {text!r}: port {port} is out of range",
+                         "use a port from 1 to 65535, or 0 for any free one")
     return host, port
 
 
