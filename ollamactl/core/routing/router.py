@@ -16,7 +16,7 @@ import os
 import time
 
 from ollamactl.core import params, settings
-from ollamactl.core.errors import BusyError, InvalidValue, NoInstanceError, Said, UsageError
+from ollamactl.core.errors import BusyError, NoInstanceError, Said, UsageError
 from ollamactl.core.health import cache as health_cache
 from ollamactl.core.registry.instances import DEFAULT_URL, Instance, Registry
 from ollamactl.core.registry.keys import holds, keys_of, redact
@@ -112,8 +112,8 @@ def checked(request: Request, default_strategy: str) -> str:
         raise UsageError(f"unknown strategy {strategy!r}", f"use one of: {', '.join(selection.STRATEGIES)}")
     settings.checked("count", request.count)
     for param in ("key", "model"):
-        if not isinstance(getattr(request, param), (str, type(None))):
-            raise InvalidValue((param,), f"must be a string, got {params.shown(getattr(request, param))}")
+        if getattr(request, param) is not None:
+            params.text(param, getattr(request, param))
     if request.key is not None and not request.key.strip():
         raise UsageError(Said("empty key: {key} was given an empty value (an unset variable?)"),
                          Said("give a non-empty key, or leave {key} out for no stickiness"))
