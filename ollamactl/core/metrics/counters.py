@@ -25,6 +25,7 @@ from ollamactl.model_names import normalise_model
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
     from typing import Any
     from typing import NamedTuple as Record
 else:  # the state's checks run on `pick`'s path, which does not import typing or dataclasses
@@ -133,14 +134,14 @@ def decayed(previous: float | None, sample: float) -> float:
     return sample if previous is None else previous + DECAY * (sample - previous)
 
 
-def quantile(entry: dict[str, Any], q: float) -> float | None:
-    """The first-token time below which a share `q` of the counted ones fell, from the histogram
-    (linear inside a bucket, as Prometheus's histogram_quantile does); None before any."""
-    histogram = entry["first_token"]
-    if not histogram["count"]:
+def quantile(buckets: Sequence[int], total: int, q: float) -> float | None:
+    """The first-token time below which a share `q` of the `total` counted ones fell, from the
+    histogram's `buckets` (linear inside a bucket, as Prometheus's histogram_quantile does); None
+    before any."""
+    if not total:
         return None
-    rank, seen, low = q * histogram["count"], 0, 0.0
-    for bound, count in zip(BUCKETS, histogram["buckets"], strict=True):
+    rank, seen, low = q * total, 0, 0.0
+    for bound, count in zip(BUCKETS, buckets, strict=True):
         if count and seen + count >= rank:
             return low + (bound - low) * (rank - seen) / count
         seen, low = seen + count, bound
