@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ollamactl.core.errors import Said, UsageError
-from ollamactl.core.registry.urls import DEFAULT_PORT, normalise_url
+from ollamactl.core.registry.urls import DEFAULT_PORT, host_of, normalise_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -125,11 +125,6 @@ def _one_host(raw: str) -> Target:
 
 def _port_of(url: str) -> int:
     return int(url.partition("://")[2].partition("/")[0].rpartition(":")[2])
-
-
-def host_of(url: str) -> str:
-    """`http://[::1]:8080` -> `::1`; `http://gpu1:8080/x` -> `gpu1`."""
-    return url.partition("://")[2].partition("/")[0].rpartition(":")[0].strip("[]")
 
 
 def url_order(found: Found) -> tuple[int, int, str, int]:

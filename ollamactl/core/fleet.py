@@ -367,10 +367,10 @@ class Fleet:
         registered meanwhile (by another process, or twice in `found`) is skipped."""
         from ollamactl.core import discover
         from ollamactl.core.registry import lookup
-        from ollamactl.core.registry.urls import server_key
+        from ollamactl.core.registry.urls import host_of, server_key
 
         fresh = [item for item in found if item.registered is None]
-        names = lookup.host_names([discover.host_of(item.url) for item in fresh])
+        names = lookup.host_names([host_of(item.url) for item in fresh])
         added: list[Instance] = []
         for item in fresh:
             instances = self.instances()
