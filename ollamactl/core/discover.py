@@ -222,10 +222,8 @@ async def _accepts(url: str, deadline: float) -> bool:
     """Whether something accepts a TCP connection at `url`'s host and port within `deadline`."""
     import asyncio
 
-    authority = url.partition("://")[2].partition("/")[0]
-    host, _, port = authority.rpartition(":")
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), deadline)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host_of(url), _port_of(url)), deadline)
     except (OSError, asyncio.TimeoutError):
         return False
     writer.close()
