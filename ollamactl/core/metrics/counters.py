@@ -36,7 +36,7 @@ KINDS = ("connect", "timeout", "http_4xx", "http_5xx", "midstream", "command")  
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)  # first token, s
 MINUTES = 30  # the per-minute ring: `top`'s sparkline and requests per minute
 MAX_MODELS = 32  # per instance
-DECAY = 0.3  # share of a new sample in a decayed average
+DECAY = 0.3  # share of a new sample in a decayed average (these and the breaker's request latencies)
 MAX_COUNT = 2**53  # beyond this a counter is corrupt
 MAX_NUMBER = 1e15  # beyond this a time or a sum is corrupt
 
