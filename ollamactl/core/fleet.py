@@ -385,10 +385,12 @@ class Fleet:
         enabled ones (all with `include_disabled`), else, with nothing registered, the default."""
         return self._targets(refs, include_disabled, offer=True)
 
-    def _targets(self, refs: Sequence[str] = (), include_disabled: bool = False, offer: bool = False) -> list[Instance]:
-        """`targets`; when every instance is disabled, the error offers `include_disabled` only to a
-        caller that takes it (`offer`): refresh(), health() ... work on the enabled ones alone."""
-        reg = self.registry()
+    def _targets(self, refs: Sequence[str] = (), include_disabled: bool = False, offer: bool = False,
+                 reg: Registry | None = None) -> list[Instance]:
+        """`targets`, from `reg` when the caller has just read it; when every instance is disabled, the
+        error offers `include_disabled` only to a caller that takes it (`offer`): refresh(), health()
+        ... work on the enabled ones alone."""
+        reg = self.registry() if reg is None else reg
         if refs:
             from ollamactl.core.registry.edits import resolve_all
 
@@ -487,7 +489,7 @@ class Fleet:
                 try:
                     reg = self.registry()
                     named = [ref for ref in refs if any(ref in (i.id, i.name) for i in reg.instances)]
-                    seen[1] = self.targets(named, include_disabled) if named or not refs else []
+                    seen[1] = self._targets(named, include_disabled, True, reg) if named or not refs else []
                 except NoInstanceError:
                     seen[1] = []
                 except OllamactlError as exc:
@@ -510,7 +512,7 @@ class Fleet:
         from ollamactl.core.registry.keys import keys_of
 
         reg = self.registry()
-        instances = self._targets()
+        instances = self._targets(reg=reg)
         lookup = health_cache.current(instances, reg, self.store, self.store.read(), time.time(), refresh,
                                       warn=self.warn)
         keys = keys_of([*reg.instances, *instances])  # the cache's words hid the keys known when stored
@@ -575,7 +577,7 @@ class Fleet:
         from ollamactl.core.models import ops as model_ops
 
         reg = self.registry()
-        targets = self._targets(refs)
+        targets = self._targets(refs, reg=reg)
         asked, skipped = self.answering(targets, named=targets if refs else ())
         answers = {o.instance.id: o for o in model_ops.running(self.store, asked, float(reg.setting("timeout")),
                                                                int(reg.setting("concurrency")))}
