@@ -246,12 +246,11 @@ class Fleet:
         from ollamactl.core import discover
         from ollamactl.core.registry.urls import server_key
 
-        timeout = settings.checked("timeout", discover.DEFAULT_TIMEOUT if timeout is None else timeout, "timeout")
+        timeout = settings.checked("timeout", discover.DEFAULT_TIMEOUT if timeout is None else timeout)
         connect_timeout = settings.checked(
-            "connect_timeout", discover.DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout,
-            "connect_timeout")
+            "connect_timeout", discover.DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout)
         concurrency = settings.checked(
-            "concurrency", discover.DEFAULT_CONCURRENCY if concurrency is None else concurrency, "concurrency")
+            "concurrency", discover.DEFAULT_CONCURRENCY if concurrency is None else concurrency)
         if isinstance(targets, str):
             raise UsageError(f"targets {targets!r} is one string", "pass a list of targets, e.g. [\"10.0.0.0/24\"]")
         parsed = [discover.parse_target(text) for text in targets] or self._default_targets()
