@@ -721,11 +721,12 @@ class Fleet:
         request = _routing_request(routing.Request() if request is None else request)
         _checked_wait(wait)
         reg = self.registry()
+        store = self._store_for(reg)
         wait = float(reg.setting("wait")) if wait is None else wait
         if instance is not None:
             target = reg.find(instance)
             line = f"instance|{target.id}" if target.max_inflight is not None else None
-            return leases.hold(self.store, lambda: routing.named(target, self.store), line, wait,
+            return leases.hold(store, lambda: routing.named(target, store), line, wait,
                                take or leases.first_free, notice or self._lapsed)
         routing.validate(request, reg)
         requests = [request]
@@ -733,12 +734,12 @@ class Fleet:
         def choose() -> routing.Decision:
             current = requests[-1]
             requests.append(current._replace(refresh=False))  # probe at most once, however long the wait
-            return routing.select(current, reg, self.store, self.warn, self.default_instance,
+            return routing.select(current, reg, store, self.warn, self.default_instance,
                                   revalidate=self._revalidate)
 
         limited = any(i.max_inflight is not None for i in reg.instances)  # else nobody ever waits
         line = selection.pool_key(request.request_type, request.model, "round-robin") if limited else None
-        return leases.hold(self.store, choose, line, wait, take or leases.first_free, notice or self._lapsed)
+        return leases.hold(store, choose, line, wait, take or leases.first_free, notice or self._lapsed)
 
     def _lapsed(self, instance: Instance, lost: bool,
                 meanwhile: str = "the request, already on the server, carries on over its max_inflight",
