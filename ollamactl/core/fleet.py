@@ -1006,9 +1006,11 @@ def _routing_request(request: Any) -> routing.Request:
 
 
 def _shown_text(raw: bytes, line: dict) -> bool:
-    """A measurement's `emit`: nothing is shown; its first text counts as shown (first token)."""
-    message = line.get("message")
-    return bool(line.get("response") or (isinstance(message, dict) and message.get("content")))
+    """A measurement's `emit` (its requests are generate calls): nothing is shown; its first text
+    counts as shown (first token)."""
+    from ollamactl.core.proxy.generate import text_fragment
+
+    return bool(text_fragment(line, chat=False))
 
 
 def _most_held(holders: dict[str, set[str]]) -> str | None:
