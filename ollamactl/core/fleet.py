@@ -310,6 +310,7 @@ class Fleet:
         import threading
 
         from ollamactl.core.metrics import speed
+        from ollamactl.core.models.inventory import held_models
         from ollamactl.core.proxy.generate import GenerateRequest
         from ollamactl.model_names import normalise_model
 
@@ -321,8 +322,7 @@ class Fleet:
             raise InvalidValue(("prompt",), "is empty", "leave it out for the standard prompt")
         health = self.health()
         instances = self._targets()
-        holders = {i.id: {normalise_model(m["name"]) for m in health[i.id].models}
-                   for i in instances if i.serves("chat") and health[i.id].healthy}
+        holders = held_models(health[i.id] for i in instances if i.serves("chat"))  # id -> {model: digest}
         model = normalise_model(model) if model else _most_held(holders)
         if model is None:
             raise NoInstanceError("no healthy chat instance holds a model to measure",
@@ -1013,7 +1013,7 @@ def _shown_text(raw: bytes, line: dict) -> bool:
     return bool(text_fragment(line, chat=False))
 
 
-def _most_held(holders: dict[str, set[str]]) -> str | None:
+def _most_held(holders: dict[str, dict[str, str | None]]) -> str | None:
     """The generation model most instances hold (ties: the first by name; embedding models, by
     their names, left out), or None."""
     counts: dict[str, int] = {}
