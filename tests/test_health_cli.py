@@ -315,6 +315,8 @@ def test_following_the_registry_reads_it_only_when_it_changed_and_survives_a_bad
     assert [i.name for i in named()] == ["a"] and [i.name for i in everything()] == ["a", "b"]
     assert reads == []  # nothing changed: a stat, no read
     fleet.remove("a")
+    reads.clear()
+    assert [i.name for i in everything()] == ["b"] and len(reads) == 1  # changed: read once, not again for targets
     assert named() == [] and [i.name for i in everything()] == ["b"]
     path = fleet.locations.registry
     good = path.read_text()

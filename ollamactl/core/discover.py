@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ollamactl.core.errors import Said, UsageError
-from ollamactl.core.registry.urls import DEFAULT_PORT, normalise_url
+from ollamactl.core.registry.urls import DEFAULT_PORT, host_of, normalise_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,11 +127,6 @@ def _port_of(url: str) -> int:
     return int(url.partition("://")[2].partition("/")[0].rpartition(":")[2])
 
 
-def host_of(url: str) -> str:
-    """`http://[::1]:8080` -> `::1`; `http://gpu1:8080/x` -> `gpu1`."""
-    return url.partition("://")[2].partition("/")[0].rpartition(":")[0].strip("[]")
-
-
 def url_order(found: Found) -> tuple[int, int, str, int]:
     """Found servers in address order (10.0.0.9 before 10.0.0.10), names after addresses, then by port."""
     host = host_of(found.url)
@@ -227,10 +222,8 @@ async def _accepts(url: str, deadline: float) -> bool:
     """Whether something accepts a TCP connection at `url`'s host and port within `deadline`."""
     import asyncio
 
-    authority = url.partition("://")[2].partition("/")[0]
-    host, _, port = authority.rpartition(":")
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), deadline)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host_of(url), _port_of(url)), deadline)
     except (OSError, asyncio.TimeoutError):
         return False
     writer.close()

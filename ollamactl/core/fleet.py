@@ -246,12 +246,11 @@ class Fleet:
         from ollamactl.core import discover
         from ollamactl.core.registry.urls import server_key
 
-        timeout = settings.checked("timeout", discover.DEFAULT_TIMEOUT if timeout is None else timeout, "timeout")
+        timeout = settings.checked("timeout", discover.DEFAULT_TIMEOUT if timeout is None else timeout)
         connect_timeout = settings.checked(
-            "connect_timeout", discover.DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout,
-            "connect_timeout")
+            "connect_timeout", discover.DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout)
         concurrency = settings.checked(
-            "concurrency", discover.DEFAULT_CONCURRENCY if concurrency is None else concurrency, "concurrency")
+            "concurrency", discover.DEFAULT_CONCURRENCY if concurrency is None else concurrency)
         if isinstance(targets, str):
             raise UsageError(f"targets {targets!r} is one string", "pass a list of targets, e.g. [\"10.0.0.0/24\"]")
         parsed = [discover.parse_target(text) for text in targets] or self._default_targets()
@@ -311,6 +310,7 @@ class Fleet:
         import threading
 
         from ollamactl.core.metrics import speed
+        from ollamactl.core.models.inventory import held_models
         from ollamactl.core.proxy.generate import GenerateRequest
         from ollamactl.model_names import normalise_model
 
@@ -322,8 +322,7 @@ class Fleet:
             raise InvalidValue(("prompt",), "is empty", "leave it out for the standard prompt")
         health = self.health()
         instances = self._targets()
-        holders = {i.id: {normalise_model(m["name"]) for m in health[i.id].models}
-                   for i in instances if i.serves("chat") and health[i.id].healthy}
+        holders = held_models(health[i.id] for i in instances if i.serves("chat"))  # id -> {model: digest}
         model = normalise_model(model) if model else _most_held(holders)
         if model is None:
             raise NoInstanceError("no healthy chat instance holds a model to measure",
@@ -367,10 +366,10 @@ class Fleet:
         registered meanwhile (by another process, or twice in `found`) is skipped."""
         from ollamactl.core import discover
         from ollamactl.core.registry import lookup
-        from ollamactl.core.registry.urls import server_key
+        from ollamactl.core.registry.urls import host_of, server_key
 
         fresh = [item for item in found if item.registered is None]
-        names = lookup.host_names([discover.host_of(item.url) for item in fresh])
+        names = lookup.host_names([host_of(item.url) for item in fresh])
         added: list[Instance] = []
         for item in fresh:
             instances = self.instances()
@@ -385,10 +384,12 @@ class Fleet:
         enabled ones (all with `include_disabled`), else, with nothing registered, the default."""
         return self._targets(refs, include_disabled, offer=True)
 
-    def _targets(self, refs: Sequence[str] = (), include_disabled: bool = False, offer: bool = False) -> list[Instance]:
-        """`targets`; when every instance is disabled, the error offers `include_disabled` only to a
-        caller that takes it (`offer`): refresh(), health() ... work on the enabled ones alone."""
-        reg = self.registry()
+    def _targets(self, refs: Sequence[str] = (), include_disabled: bool = False, offer: bool = False,
+                 reg: Registry | None = None) -> list[Instance]:
+        """`targets`, from `reg` when the caller has just read it; when every instance is disabled, the
+        error offers `include_disabled` only to a caller that takes it (`offer`): refresh(), health()
+        ... work on the enabled ones alone."""
+        reg = self.registry() if reg is None else reg
         if refs:
             from ollamactl.core.registry.edits import resolve_all
 
@@ -487,7 +488,7 @@ class Fleet:
                 try:
                     reg = self.registry()
                     named = [ref for ref in refs if any(ref in (i.id, i.name) for i in reg.instances)]
-                    seen[1] = self.targets(named, include_disabled) if named or not refs else []
+                    seen[1] = self._targets(named, include_disabled, True, reg) if named or not refs else []
                 except NoInstanceError:
                     seen[1] = []
                 except OllamactlError as exc:
@@ -510,7 +511,7 @@ class Fleet:
         from ollamactl.core.registry.keys import keys_of
 
         reg = self.registry()
-        instances = self._targets()
+        instances = self._targets(reg=reg)
         lookup = health_cache.current(instances, reg, self.store, self.store.read(), time.time(), refresh,
                                       warn=self.warn)
         keys = keys_of([*reg.instances, *instances])  # the cache's words hid the keys known when stored
@@ -575,7 +576,7 @@ class Fleet:
         from ollamactl.core.models import ops as model_ops
 
         reg = self.registry()
-        targets = self._targets(refs)
+        targets = self._targets(refs, reg=reg)
         asked, skipped = self.answering(targets, named=targets if refs else ())
         answers = {o.instance.id: o for o in model_ops.running(self.store, asked, float(reg.setting("timeout")),
                                                                int(reg.setting("concurrency")))}
@@ -720,11 +721,12 @@ class Fleet:
         request = _routing_request(routing.Request() if request is None else request)
         _checked_wait(wait)
         reg = self.registry()
+        store = self._store_for(reg)
         wait = float(reg.setting("wait")) if wait is None else wait
         if instance is not None:
             target = reg.find(instance)
             line = f"instance|{target.id}" if target.max_inflight is not None else None
-            return leases.hold(self.store, lambda: routing.named(target, self.store), line, wait,
+            return leases.hold(store, lambda: routing.named(target, store), line, wait,
                                take or leases.first_free, notice or self._lapsed)
         routing.validate(request, reg)
         requests = [request]
@@ -732,12 +734,12 @@ class Fleet:
         def choose() -> routing.Decision:
             current = requests[-1]
             requests.append(current._replace(refresh=False))  # probe at most once, however long the wait
-            return routing.select(current, reg, self.store, self.warn, self.default_instance,
+            return routing.select(current, reg, store, self.warn, self.default_instance,
                                   revalidate=self._revalidate)
 
         limited = any(i.max_inflight is not None for i in reg.instances)  # else nobody ever waits
         line = selection.pool_key(request.request_type, request.model, "round-robin") if limited else None
-        return leases.hold(self.store, choose, line, wait, take or leases.first_free, notice or self._lapsed)
+        return leases.hold(store, choose, line, wait, take or leases.first_free, notice or self._lapsed)
 
     def _lapsed(self, instance: Instance, lost: bool,
                 meanwhile: str = "the request, already on the server, carries on over its max_inflight",
@@ -1004,12 +1006,14 @@ def _routing_request(request: Any) -> routing.Request:
 
 
 def _shown_text(raw: bytes, line: dict) -> bool:
-    """A measurement's `emit`: nothing is shown; its first text counts as shown (first token)."""
-    message = line.get("message")
-    return bool(line.get("response") or (isinstance(message, dict) and message.get("content")))
+    """A measurement's `emit` (its requests are generate calls): nothing is shown; its first text
+    counts as shown (first token)."""
+    from ollamactl.core.proxy.generate import text_fragment
+
+    return bool(text_fragment(line, chat=False))
 
 
-def _most_held(holders: dict[str, set[str]]) -> str | None:
+def _most_held(holders: dict[str, dict[str, str | None]]) -> str | None:
     """The generation model most instances hold (ties: the first by name; embedding models, by
     their names, left out), or None."""
     counts: dict[str, int] = {}

@@ -70,7 +70,7 @@ NUMBERS: dict[str, Bound] = {
     "first_byte_timeout": _SECONDS,
     "liveness_interval": _SECONDS,
     "interval": Bound(False, 0.5, DAY, floor=True),  # health --watch: each instance probed at most twice a second
-    "wait": _SECONDS,  # exec/run/embed: seconds to wait for a lease (0 is allowed: give up at once)
+    "wait": Bound(False, 0.0, DAY, floor=True),  # exec/run/embed: seconds to wait for a lease (0: give up at once)
     "concurrency": Bound(True, 1, 4096),  # health probes at once
     "weight": Bound(True, 1, 1000),  # smooth weighted round-robin sums weights: small integers
     "count": Bound(True, 1, 10_000),  # picks printed by one `pick -n`
@@ -116,8 +116,6 @@ def problem(key: str, value: Any) -> str | None:
         return None
     if key == "store":
         return store_problem(value)
-    if key == "wait" and value == 0 and not isinstance(value, bool):
-        return None  # give up at once
     return number_problem(key, value)
 
 

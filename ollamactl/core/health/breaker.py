@@ -34,7 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
 FAILURE_THRESHOLD = 3
 EJECT_BASE_S = 30.0
 EJECT_CAP_S = 300.0
-LATENCY_WEIGHT = 0.3  # share of a new sample in the moving average
 
 
 def after_success() -> dict[str, Any]:
@@ -51,10 +50,6 @@ def after_failure(entry: dict[str, Any] | None, now: float) -> dict[str, Any]:
     return entry
 
 
-def moving_average(previous: float | None, sample: float) -> float:
-    return sample if previous is None else previous + LATENCY_WEIGHT * (sample - previous)
-
-
 def record(store: Store, instance_id: str, ok: bool | None, latency_ms: float | None = None,
            now: float | None = None, sample: Sample | None = None) -> None:
     """Record one request's outcome for `instance_id` in the store (`ok` None: not a health signal,
@@ -66,7 +61,7 @@ def record(store: Store, instance_id: str, ok: bool | None, latency_ms: float | 
             breaker = data["breaker"]
             breaker[instance_id] = after_success() if ok else after_failure(breaker.get(instance_id), moment)
         if ok and latency_ms is not None:
-            data["latency"][instance_id] = moving_average(data["latency"].get(instance_id), latency_ms)
+            data["latency"][instance_id] = metrics.decayed(data["latency"].get(instance_id), latency_ms)
         if sample is not None:
             data["metrics"][instance_id] = metrics.apply(data["metrics"].get(instance_id), sample, moment)
 

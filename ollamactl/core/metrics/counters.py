@@ -25,6 +25,7 @@ from ollamactl.model_names import normalise_model
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
     from typing import Any
     from typing import NamedTuple as Record
 else:  # the state's checks run on `pick`'s path, which does not import typing or dataclasses
@@ -35,7 +36,7 @@ KINDS = ("connect", "timeout", "http_4xx", "http_5xx", "midstream", "command")  
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)  # first token, s
 MINUTES = 30  # the per-minute ring: `top`'s sparkline and requests per minute
 MAX_MODELS = 32  # per instance
-DECAY = 0.3  # share of a new sample in a decayed average
+DECAY = 0.3  # share of a new sample in a decayed average (these and the breaker's request latencies)
 MAX_COUNT = 2**53  # beyond this a counter is corrupt
 MAX_NUMBER = 1e15  # beyond this a time or a sum is corrupt
 
@@ -133,14 +134,14 @@ def decayed(previous: float | None, sample: float) -> float:
     return sample if previous is None else previous + DECAY * (sample - previous)
 
 
-def quantile(entry: dict[str, Any], q: float) -> float | None:
-    """The first-token time below which a share `q` of the counted ones fell, from the histogram
-    (linear inside a bucket, as Prometheus's histogram_quantile does); None before any."""
-    histogram = entry["first_token"]
-    if not histogram["count"]:
+def quantile(buckets: Sequence[int], total: int, q: float) -> float | None:
+    """The first-token time below which a share `q` of the `total` counted ones fell, from the
+    histogram's `buckets` (linear inside a bucket, as Prometheus's histogram_quantile does); None
+    before any."""
+    if not total:
         return None
-    rank, seen, low = q * histogram["count"], 0, 0.0
-    for bound, count in zip(BUCKETS, histogram["buckets"], strict=True):
+    rank, seen, low = q * total, 0, 0.0
+    for bound, count in zip(BUCKETS, buckets, strict=True):
         if count and seen + count >= rank:
             return low + (bound - low) * (rank - seen) / count
         seen, low = seen + count, bound

@@ -6,7 +6,7 @@ held now and the counters of core/metrics/counters.py; never prints.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ollamactl.core.metrics import counters as metrics
@@ -48,7 +48,6 @@ class InstanceMetrics:
     per_minute_ok: tuple[int, ...] = ()  # the last metrics.MINUTES minutes, oldest first
     per_minute_error: tuple[int, ...] = ()
     since: float | None = None
-    entry: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def errors(self) -> int:
@@ -59,7 +58,7 @@ class InstanceMetrics:
         return sum(self.requests.values())
 
     def first_token_quantile(self, q: float) -> float | None:
-        return metrics.quantile(self.entry, q) if self.entry else None
+        return metrics.quantile(self.first_token_buckets, self.first_token_count, q)
 
     def public(self) -> dict[str, Any]:
         """The JSON form (`metrics --json`): strict JSON, no key value."""
@@ -100,7 +99,7 @@ def build(instance: Any, entry: dict[str, Any] | None, health: dict[str, Any] | 
     return InstanceMetrics(**common, requests=dict(entry["requests"]), first_token_count=histogram["count"],
                            first_token_sum=histogram["sum"], first_token_buckets=tuple(histogram["buckets"]),
                            models=models, embed_inputs=entry["embed_inputs"], per_minute_ok=tuple(ok),
-                           per_minute_error=tuple(errors), since=entry["since"], entry=entry)
+                           per_minute_error=tuple(errors), since=entry["since"])
 
 
 def _bounds() -> list[str]:

@@ -14,8 +14,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ollamactl.core.settings import NUMBERS
+
 COLD_LOAD_S = 0.5  # load_duration above this: the model was loaded for the request (cold)
-MAX_WEIGHT = 1000  # the registry's weight bound
 DEFAULT_PROMPT = "Write one paragraph about the sea."
 DEFAULT_TOKENS = 64
 
@@ -81,5 +82,6 @@ def weights(results: Sequence[Measured]) -> dict[str, int]:
     speeds = {m.id: m.tokens_per_second for m in results if m.tokens_per_second}
     if not speeds:
         return {}
+    bound = NUMBERS["weight"]
     slowest = min(speeds.values())
-    return {iid: max(1, min(MAX_WEIGHT, round(tps / slowest))) for iid, tps in speeds.items()}
+    return {iid: int(max(bound.low, min(bound.high, round(tps / slowest)))) for iid, tps in speeds.items()}

@@ -119,8 +119,7 @@ def check_env_name(name: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str):
-        raise InvalidValue(("name",), f"must be a string, got {params.shown(name)}")
+    params.text("name", name)
     if not name.strip() or any(not ch.isprintable() for ch in name):
         raise UsageError(f"invalid name {name!r}", "use printable text that is not blank")
     return name

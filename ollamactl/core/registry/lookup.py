@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 
-from ollamactl.core.registry.urls import server_key
+from ollamactl.core.registry.urls import host_of, server_key
 
 _resolve = socket.getaddrinfo  # the system resolver (tests put stand-ins here: no DNS queries leave them)
 _reverse = socket.gethostbyaddr
@@ -20,7 +20,7 @@ _reverse = socket.gethostbyaddr
 
 def unresolvable_host(url: str, timeout: float = 1.0) -> str | None:
     """The host of the normalised `url` when the resolver says it does not exist, else None."""
-    host = url.partition("://")[2].partition("/")[0].rpartition(":")[0].strip("[]")
+    host = host_of(url)
     if "://loopback:" in server_key(url):
         return None
     try:

@@ -187,6 +187,11 @@ def server_key(url: str) -> str:
     return f"{scheme}://{host}:{port}{slash}{path}"
 
 
+def host_of(url: str) -> str:
+    """The host of a normalised `url`, brackets off: `http://[::1]:8080` -> `::1`; `http://gpu1:8080/x` -> `gpu1`."""
+    return url.partition("://")[2].partition("/")[0].rpartition(":")[0].strip("[]")
+
+
 def derive_id(url: str, taken: set[str]) -> str:
     """A readable unique id from a normalised URL: `http://gpu1:8080` -> `gpu1-8080`."""
     rest = url.partition("://")[2]

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 
 from ollamactl.core import params, settings
-from ollamactl.core.errors import BusyError, InvalidValue, NoInstanceError, Said, UsageError
+from ollamactl.core.errors import BusyError, NoInstanceError, Said, UsageError
 from ollamactl.core.health import cache as health_cache
 from ollamactl.core.registry.instances import DEFAULT_URL, Instance, Registry
 from ollamactl.core.registry.keys import holds, keys_of, redact
@@ -73,17 +74,19 @@ class Decision(Record):
     health: dict[str, dict]  # the cache entries used
     spare: tuple[Instance, ...] = ()  # eligible ones with free capacity in the lower tiers, best first
     lookup: health_cache.Lookup | None = None  # the health entries' ages, for the candidates' words
-    notes: dict[str, str] = {}  # what the strategy reckoned per candidate (fastest), for --explain
+    notes: Callable[[], dict[str, str]] | None = None  # what the strategy reckoned per candidate (fastest)
 
     def explained(self) -> dict[str, str]:
         """Why every instance was kept or dropped, by id: the candidates' words (chosen or eligible,
-        and how fresh) are made here, when asked (--explain), not on every pick of a large fleet."""
+        and how fresh, and what `fastest` reckoned) are made here, when asked (--explain), not on every
+        pick of a large fleet."""
         words = dict(self.reasons)
         if self.lookup is not None:
             chosen = {i.id for i in self.picks}
+            notes = self.notes() if self.notes is not None else {}
             for instance in self.candidates:
                 state = "chosen" if instance.id in chosen else "eligible"
-                note = self.notes.get(instance.id)
+                note = notes.get(instance.id)
                 words[instance.id] = f"{state} ({self.lookup.words(instance.id)})" + (f"; {note}" if note else "")
         return words
 
@@ -112,8 +115,8 @@ def checked(request: Request, default_strategy: str) -> str:
         raise UsageError(f"unknown strategy {strategy!r}", f"use one of: {', '.join(selection.STRATEGIES)}")
     settings.checked("count", request.count)
     for param in ("key", "model"):
-        if not isinstance(getattr(request, param), (str, type(None))):
-            raise InvalidValue((param,), f"must be a string, got {params.shown(getattr(request, param))}")
+        if getattr(request, param) is not None:
+            params.text(param, getattr(request, param))
     if request.key is not None and not request.key.strip():
         raise UsageError(Said("empty key: {key} was given an empty value (an unset variable?)"),
                          Said("give a non-empty key, or leave {key} out for no stickiness"))
@@ -178,7 +181,8 @@ def select(request: Request, reg: Registry, store: Store, warn: Warn, default: I
     if remember is not None and not lookup.probed:
         remember(Prepared(reg, data, lookup, tuple(screening.warnings), candidates, now))
     picks = apply_strategy(strategy, candidates, request, health, data, store, inflight)
-    notes = _speed_notes(candidates, request.model, data.get("metrics", {}), inflight) if strategy == "fastest" else {}
+    notes = partial(_speed_notes, candidates, request.model, data.get("metrics", {}), inflight) \
+        if strategy == "fastest" else None  # made only when --explain asks
     return Decision(picks, reasons, reg.instances, candidates, health, tuple(spare), lookup, notes)
 
 

@@ -18,11 +18,11 @@ import marshal
 import os
 
 from ollamactl.core.state import atomic_files
+from ollamactl.core.state.schema import MAX_POSITION
 
 NAME = "cursors"
 LOCK_NAME = "cursors.lock"
 MAX_BYTES = 1024 * 1024  # far more pools than anyone has; a larger file is not ours
-MAX_POSITION = 2**53  # as the state file's cursors (state.MAX_POSITION)
 
 
 def _decoded(raw: bytes) -> dict[str, int]:

@@ -90,11 +90,11 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return redis.call('ZRANK', KEYS[1], ARGV[1])
 """
 
-# ARGV[1] prefix. Returns the hashes of HASHES (flat) and the health entries (flat id, json).
+# ARGV[1] prefix, ARGV[2...] the hashes (HASHES). Returns each hash (flat), then the health entries (flat id, json).
 _READ = """
 local out = {}
-for i, name in ipairs({'cursors', 'weights', 'breaker', 'latency', 'metrics'}) do
-  out[i] = redis.call('HGETALL', ARGV[1] .. name)
+for i = 2, #ARGV do
+  out[i - 1] = redis.call('HGETALL', ARGV[1] .. ARGV[i])
 end
 local health = {}
 for _, id in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'health-ids')) do
@@ -104,7 +104,7 @@ for _, id in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'health-ids')) do
     health[#health + 1] = value
   end
 end
-out[6] = health
+out[#ARGV] = health
 return out
 """
 
@@ -205,7 +205,7 @@ class RedisStore:
 
     def read(self) -> dict[str, Any]:
         def work(connection: Connection) -> dict[str, Any]:
-            raw = self._script(connection, _READ, [], self.prefix)
+            raw = self._script(connection, _READ, [], self.prefix, *HASHES)
             if not isinstance(raw, list) or len(raw) != len(HASHES) + 1:
                 raise RedisError("unexpected reply to the read script")
             hashes, health = raw[:len(HASHES)], raw[len(HASHES)]
