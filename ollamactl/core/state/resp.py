@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MAX_BULK = 32 * 1024 * 1024  # a health entry, the state's largest value, is far below (state.MAX_BYTES)
 MAX_BYTES = 64 * 1024 * 1024
-MAX_ITEMS = 250_000  # values in one reply: 4 hashes and 2 per health entry
+MAX_ITEMS = 250_000  # values in one reply: the state hashes (redis_store.HASHES) and 2 per health entry
 MAX_DEPTH = 4  # the store's replies nest 3 deep (the read script: a list of lists)
 MAX_LINE = 64 * 1024  # a status, error, number or length line
 CONNECT_TIMEOUT_S = 0.5
